@@ -1,0 +1,211 @@
+"""The pipeline config file (`pipeline.yaml`): its schema, its validation, and one loader.
+
+Every consumer (the sync script, the Dagster factories, the dbt staging generator) reads
+the file through `load_pipeline_config`, so a typo fails the same way everywhere, with
+a message naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline_common.settings import repo_root
+
+ColumnType = Literal["integer", "string", "date", "timestamp", "decimal"]
+Cadence = Literal["daily", "monthly", "reference"]
+
+CONFIG_ENV_VAR = "PIPELINE_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The config file is invalid; the message names file, entry and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Market(_Strict):
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class DatasetType(_Strict):
+    cadence: Cadence
+    asset_name: str = Field(description="Asset key template; {market} is the lower-case market.")
+    group: str
+    columns: dict[str, ColumnType]
+
+    @field_validator("asset_name")
+    @classmethod
+    def _has_market(cls, value: str) -> str:
+        if "{market}" not in value:
+            raise ValueError("must contain '{market}'")
+        return value
+
+
+class Dataset(_Strict):
+    market: str
+    dataset: str
+    days_back: int = Field(default=30, ge=1, le=3660)
+    force: bool = False
+
+
+class Export(_Strict):
+    asset: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+    tables: list[str] = Field(min_length=1)
+    upstream: list[str] | None = None
+
+    @property
+    def upstream_assets(self) -> list[str]:
+        return list(self.upstream) if self.upstream is not None else list(self.tables)
+
+
+class Alerts(_Strict):
+    routes: dict[str, str] = Field(default_factory=dict)
+    ui_base_url: str = "http://127.0.0.1:3000"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineConfig(_Strict):
+    timezone: str = "Europe/London"
+    markets: dict[str, Market]
+    dataset_types: dict[str, DatasetType]
+    datasets: list[Dataset]
+    exports: list[Export] = Field(default_factory=list)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> PipelineConfig:
+        seen: set[tuple[str, str]] = set()
+        for index, entry in enumerate(self.datasets):
+            where = f"datasets[{index}] ({entry.market}/{entry.dataset})"
+            if entry.market not in self.markets:
+                raise _EntryError(
+                    where, "market", f"unknown market {entry.market!r}; known: {sorted(self.markets)}"
+                )
+            if entry.dataset not in self.dataset_types:
+                raise _EntryError(
+                    where,
+                    "dataset",
+                    f"unknown dataset {entry.dataset!r}; known: {sorted(self.dataset_types)}",
+                )
+            key = (entry.market, entry.dataset)
+            if key in seen:
+                raise _EntryError(where, "dataset", "duplicate (market, dataset) entry")
+            seen.add(key)
+        names = [e.name for e in self.exports]
+        for index, export in enumerate(self.exports):
+            if names.count(export.name) > 1:
+                raise _EntryError(f"exports[{index}] ({export.name})", "name", "duplicate export name")
+        return self
+
+    # --- lookups used across the project -------------------------------------------------
+
+    def dataset(self, market: str, dataset: str) -> Dataset:
+        for entry in self.datasets:
+            if entry.market == market and entry.dataset == dataset:
+                return entry
+        configured = sorted(f"{d.market}/{d.dataset}" for d in self.datasets)
+        raise ConfigError(f"{market}/{dataset} is not configured in {config_path()}; configured: {configured}")
+
+    def dataset_type(self, dataset: str) -> DatasetType:
+        return self.dataset_types[dataset]
+
+    def asset_name(self, market: str, dataset: str) -> str:
+        return self.dataset_types[dataset].asset_name.format(market=market.lower())
+
+
+class _EntryError(ValueError):
+    def __init__(self, entry: str, field: str, message: str):
+        super().__init__(f"{entry}, field '{field}': {message}")
+
+
+def config_path() -> Path:
+    import os
+
+    override = os.environ.get(CONFIG_ENV_VAR)
+    return Path(override) if override else repo_root() / "pipeline.yaml"
+
+
+def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationError) -> str:
+    lines = [f"{path}: invalid pipeline config"]
+    for item in error.errors():
+        loc = list(item["loc"])
+        parts: list[str] = []
+        node: Any = raw
+        for step in loc:
+            if isinstance(step, int):
+                label = f"[{step}]"
+                if isinstance(node, list) and step < len(node) and isinstance(node[step], dict):
+                    entry = node[step]
+                    hint = "/".join(str(entry[k]) for k in ("market", "dataset", "name") if k in entry)
+                    label += f" ({hint})" if hint else ""
+                parts.append(label)
+            else:
+                parts.append(("." if parts else "") + str(step))
+            node = node[step] if isinstance(node, (dict, list)) and _has(node, step) else None
+        where = "".join(parts) or "<top level>"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'"
+            where = "".join(parts[:-1]) or "<top level>"
+            lines.append(f"  {where}, field '{loc[-1]}': {message}")
+            continue
+        if item["type"] == "value_error" and message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+            if "field '" in message:  # already names entry and field (cross-reference check)
+                lines.append(f"  {message}")
+                continue
+        field = loc[-1] if loc else "?"
+        lines.append(f"  {where}, field '{field}': {message}")
+    return "\n".join(lines)
+
+
+def _has(node: Any, step: Any) -> bool:
+    if isinstance(node, dict):
+        return step in node
+    return isinstance(step, int) and 0 <= step < len(node)
+
+
+def parse_pipeline_config(path: Path) -> PipelineConfig:
+    """Read and validate one config file; raise ConfigError naming file, entry and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, raw, exc)) from None
+
+
+@lru_cache(maxsize=4)
+def _cached(path: Path, mtime_ns: int) -> PipelineConfig:
+    return parse_pipeline_config(path)
+
+
+def load_pipeline_config(path: Path | None = None) -> PipelineConfig:
+    """The validated config (cached per file version)."""
+    path = (path or config_path()).resolve()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    return _cached(path, mtime)
+
+
+def today_in(timezone: str) -> dt.date:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(timezone)).date()

@@ -1,0 +1,147 @@
+"""What every legacy script shares: exit codes, logging, the JSON summary line, and Pipes.
+
+A script runs the same by hand and under Dagster. When Dagster launched it through Pipes
+(`DAGSTER_PIPES_CONTEXT` is set) its log lines and metadata also travel to the run; by hand
+they only go to stderr/stdout. The exit code tells the orchestrator whether a retry can help.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+# sysexits-style codes, shared with orchestration/pipes.py which maps them to retry or not.
+EXIT_OK = 0
+EXIT_BAD_DATA = 65  # EX_DATAERR: the input is wrong; retrying cannot help
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: network, throttling, a lock; a retry may succeed
+EXIT_CONFIG = 78  # EX_CONFIG: configuration or arguments are wrong
+
+# When set (by the Dagster wrapper), a failing script writes its error text here so the
+# run's failure message can quote it.
+ERROR_FILE_ENV_VAR = "PIPELINE_ERROR_FILE"
+
+PIPES_ENV_VAR = "DAGSTER_PIPES_CONTEXT"
+
+
+class ScriptError(Exception):
+    """A failure with a message meant for a person and an exit code meant for a machine."""
+
+    exit_code = EXIT_BAD_DATA
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class BadDataError(ScriptError):
+    exit_code = EXIT_BAD_DATA
+
+
+class TransientError(ScriptError):
+    exit_code = EXIT_TRANSIENT
+
+
+class ConfigurationError(ScriptError):
+    exit_code = EXIT_CONFIG
+
+
+class _PipesLogHandler(logging.Handler):
+    def __init__(self, pipes: Any):
+        super().__init__()
+        self._pipes = pipes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            method = getattr(self._pipes.log, "warning" if level == "warn" else level, self._pipes.log.info)
+            method(self.format(record))
+        except Exception:  # logging must never take the script down
+            pass
+
+
+class ScriptRun:
+    """The running script's link to the outside world (Pipes when present)."""
+
+    def __init__(self, logger: logging.Logger, pipes: Any | None):
+        self.log = logger
+        self.pipes = pipes
+
+    @property
+    def under_dagster(self) -> bool:
+        return self.pipes is not None
+
+    def report_materialization(self, metadata: Mapping[str, Any], asset_key: str | None = None) -> None:
+        if self.pipes is None:
+            return
+        self.pipes.report_asset_materialization(metadata=dict(metadata), asset_key=asset_key)
+
+    def report_check(
+        self, check_name: str, passed: bool, metadata: Mapping[str, Any] | None = None,
+        severity: str = "ERROR", asset_key: str | None = None,
+    ) -> None:
+        if self.pipes is None:
+            return
+        self.pipes.report_asset_check(
+            check_name=check_name, passed=passed, severity=severity,
+            metadata=dict(metadata or {}), asset_key=asset_key,
+        )
+
+
+def _make_logger(name: str) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    return logger
+
+
+def write_error_file(message: str) -> None:
+    target = os.environ.get(ERROR_FILE_ENV_VAR)
+    if not target:
+        return
+    with contextlib.suppress(OSError):
+        Path(target).write_text(message, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def script_run(name: str) -> Iterator[ScriptRun]:
+    """Open Pipes when launched by Dagster, else run plain; turn ScriptError into an exit code."""
+    logger = _make_logger(name)
+    pipes_cm: contextlib.AbstractContextManager[Any]
+    if os.environ.get(PIPES_ENV_VAR):
+        from dagster_pipes import open_dagster_pipes
+
+        pipes_cm = open_dagster_pipes()
+    else:
+        pipes_cm = contextlib.nullcontext(None)
+    with pipes_cm as pipes:
+        handler = None
+        if pipes is not None:
+            handler = _PipesLogHandler(pipes)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+        try:
+            yield ScriptRun(logger, pipes)
+        except ScriptError as exc:
+            logger.error(str(exc))
+            write_error_file(str(exc))
+            raise SystemExit(exc.exit_code) from None
+        finally:
+            if handler is not None:
+                logger.removeHandler(handler)
+
+
+def print_summary(summary: Mapping[str, Any]) -> None:
+    """The contract's last stdout line: one JSON object."""
+    sys.stdout.write(json.dumps(dict(summary), default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,40 @@
+"""Test session set-up: every test runs against a private DATA_DIR, never the developer's data/."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS_PYTHON_DIR = REPO_ROOT / "bat_file_data_refresh" / "python"
+if str(SCRIPTS_PYTHON_DIR) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS_PYTHON_DIR))
+
+pytest_plugins = [
+    "tests.plugins.azurite",
+    "tests.plugins.sample_data",
+    "tests.plugins.warehouse",
+    "tests.plugins.tableau_server",
+    "tests.plugins.slack_server",
+]
+
+# Variables of contract section 1 that must not leak from a developer's shell or .env into tests.
+PIPELINE_ENV_VARS = [
+    "DATA_DIR", "LANDING_DIR", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CONTAINER", "DUCKDB_PATH",
+    "SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER",
+    "TABLEAU_SERVER_URL", "TABLEAU_SITE_ID", "TABLEAU_PAT_NAME", "TABLEAU_PAT_SECRET", "TABLEAU_PROJECT",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point DATA_DIR at a fresh folder and clear every pipeline variable (and Slack webhooks)."""
+    for name in PIPELINE_ENV_VARS + [k for k in os.environ if k.startswith("SLACK_WEBHOOK_")]:
+        monkeypatch.setenv(name, "")  # empty counts as unset, and masks .env values
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    return data_dir

@@ -1,0 +1,1 @@
+"""Pytest fixtures shared across test modules, one plugin module per domain."""

@@ -1,0 +1,1 @@
+"""Fixtures: azurite (filled in by the domain that owns it)."""

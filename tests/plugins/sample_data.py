@@ -1,0 +1,1 @@
+"""Fixtures: sample_data (filled in by the domain that owns it)."""

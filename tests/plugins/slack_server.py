@@ -1,0 +1,1 @@
+"""Fixtures: slack_server (filled in by the domain that owns it)."""

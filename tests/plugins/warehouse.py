@@ -1,0 +1,1 @@
+"""Fixtures: warehouse (filled in by the domain that owns it)."""
