@@ -1,0 +1,26 @@
+"""Resources shared by every domain, built in one place."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipeline_common.settings import repo_root
+
+RETRY_POLICY = dg.RetryPolicy(
+    max_retries=5,
+    delay=60,
+    backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
+)
+"""Transient failures (network, throttling, locks) retry 60 s, 120 s, 240 s ... with jitter."""
+
+DUCKDB_POOL = "duckdb"
+"""Concurrency pool of every asset that opens the DuckDB file (limit 1 in dagster.yaml)."""
+
+
+def pipes_subprocess_client() -> dg.PipesSubprocessClient:
+    return dg.PipesSubprocessClient(cwd=str(repo_root()))
+
+
+def shared_resources() -> dict[str, object]:
+    return {"pipes_subprocess_client": pipes_subprocess_client()}
