@@ -1,0 +1,106 @@
+"""Asset checks on the synced Parquet: the schema matches the contract, and the newest day has rows.
+
+They read Parquet footers only (no data pages), so they cost milliseconds even over a month of files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline_common.config import Dataset, PipelineConfig
+from pipeline_common.settings import raw_dir
+
+LINEAGE_COLUMNS = {"_source_blob": "string", "_file_date": "date"}
+
+_TYPE_TESTS: dict[str, Callable[[pa.DataType], bool]] = {
+    "integer": pa.types.is_integer,
+    "string": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+    "date": pa.types.is_date,
+    "timestamp": lambda t: pa.types.is_timestamp(t) and t.tz is None,
+    "decimal": lambda t: pa.types.is_decimal(t) and t.scale == 2,
+}
+_FILE_DATE_RE = re.compile(r"_(\d{8})\.parquet$")
+
+
+def dataset_dir(entry: Dataset) -> Path:
+    return raw_dir() / entry.market / entry.dataset
+
+
+def parquet_files(entry: Dataset) -> list[Path]:
+    return sorted(dataset_dir(entry).rglob("*.parquet"))
+
+
+def schema_problems(schema: pa.Schema, columns: dict[str, str]) -> list[str]:
+    """Differences between a Parquet schema and the contract's columns (plus lineage columns)."""
+    expected = {**columns, **LINEAGE_COLUMNS}
+    problems = []
+    for name, kind in expected.items():
+        if name not in schema.names:
+            problems.append(f"missing column '{name}'")
+        elif not _TYPE_TESTS[kind](schema.field(name).type):
+            problems.append(f"column '{name}' is {schema.field(name).type}, expected {kind}")
+    extra = [name for name in schema.names if name not in expected]
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    return problems
+
+
+def newest_file(files: list[Path]) -> tuple[str, Path] | None:
+    dated = [(m.group(1), f) for f in files if (m := _FILE_DATE_RE.search(f.name))]
+    return max(dated) if dated else None
+
+
+def build_checks(config: PipelineConfig, entry: Dataset) -> list[dg.AssetChecksDefinition]:
+    asset_key = dg.AssetKey(config.asset_name(entry.market, entry.dataset))
+    dataset_type = config.dataset_type(entry.dataset)
+    columns = dict(dataset_type.columns)
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="parquet_schema_matches_contract",
+        blocking=True,
+        description="Every synced Parquet file has the contract's columns and types plus _source_blob and _file_date.",
+    )
+    def _schema_check() -> dg.AssetCheckResult:
+        files = parquet_files(entry)
+        if not files:
+            return dg.AssetCheckResult(
+                passed=False, metadata={"files": 0, "problem": f"no Parquet under {dataset_dir(entry)}"}
+            )
+        bad = {}
+        for path in files:
+            problems = schema_problems(pq.read_schema(path), columns)
+            if problems:
+                bad[str(path.relative_to(raw_dir()))] = "; ".join(problems)
+        return dg.AssetCheckResult(
+            passed=not bad,
+            metadata={"files": len(files), "files_with_problems": len(bad), "problems": dg.MetadataValue.json(bad)},
+        )
+
+    checks = [_schema_check]
+    if dataset_type.cadence == "daily":
+
+        @dg.asset_check(
+            asset=asset_key,
+            name="newest_day_has_rows",
+            description="The newest synced file date holds at least one row.",
+        )
+        def _newest_day_check() -> dg.AssetCheckResult:
+            newest = newest_file(parquet_files(entry))
+            if newest is None:
+                return dg.AssetCheckResult(passed=False, metadata={"problem": "no dated Parquet files"})
+            stamp, path = newest
+            rows = pq.read_metadata(path).num_rows
+            newest_date = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}"
+            return dg.AssetCheckResult(
+                passed=rows > 0, metadata={"newest_file_date": newest_date, "rows": rows, "file": path.name}
+            )
+
+        checks.append(_newest_day_check)
+    return checks
