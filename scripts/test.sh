@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Command 2: set up (venv, packages, dbt manifest, Azurite, Chromium) and run the tests.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k sync
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+echo "==> Azurite (Azure Storage emulator, from npm)"
+.venv/bin/python scripts/ensure_azurite.py
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Debian's chromium for the UI screenshot test"
+    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))
+  else
+    echo "WARNING: chromium is not installed; the UI screenshot test will fail" >&2
+  fi
+fi
+echo "==> running the tests"
+exec .venv/bin/python -m pytest "$@"
