@@ -73,6 +73,39 @@ class Alerts(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class JobSelection(_Strict):
+    """Which assets a scheduled job materializes, in config terms (resolved in orchestration/ops)."""
+
+    cadences: list[Cadence] = Field(default_factory=list, description="ingestion assets of these cadences")
+    markets: list[str] | None = Field(default=None, description="limit `cadences` to these markets")
+    groups: list[str] = Field(default_factory=list)
+    exports: bool = Field(default=False, description="every export and everything upstream of it")
+    downstream: bool = Field(default=False, description="add everything downstream of the above")
+    backup: bool = Field(default=False, description="finish with the warehouse backup")
+
+
+class ScheduledJob(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    cron: str
+    selection: JobSelection
+    warehouse: bool = Field(default=False, description="writes DuckDB: one such run at a time")
+    max_lateness_minutes: int = Field(ge=0, description="skip a tick evaluated later than this")
+    superseded_by: str | None = Field(default=None, description="skip when this job ticked since")
+    run_retries: int = Field(default=0, ge=0, le=5, description="whole-run retries after a crash")
+
+
+class Housekeeping(_Strict):
+    cron: str = "0 6 * * 0"
+    keep_days: int = Field(default=30, ge=1)
+
+
+class Jobs(_Strict):
+    scheduled: list[ScheduledJob] = Field(default_factory=list)
+    housekeeping: Housekeeping = Field(default_factory=Housekeeping)
+    backups_kept: int = Field(default=7, ge=1)
+
+
 class PipelineConfig(_Strict):
     timezone: str = "Europe/London"
     markets: dict[str, Market]
@@ -80,6 +113,7 @@ class PipelineConfig(_Strict):
     datasets: list[Dataset]
     exports: list[Export] = Field(default_factory=list)
     alerts: Alerts = Field(default_factory=Alerts)
+    jobs: Jobs = Field(default_factory=Jobs)
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
@@ -138,34 +172,34 @@ def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationE
     lines = [f"{path}: invalid pipeline config"]
     for item in error.errors():
         loc = list(item["loc"])
-        parts: list[str] = []
-        node: Any = raw
-        for step in loc:
-            if isinstance(step, int):
-                label = f"[{step}]"
-                if isinstance(node, list) and step < len(node) and isinstance(node[step], dict):
-                    entry = node[step]
-                    hint = "/".join(str(entry[k]) for k in ("market", "dataset", "name") if k in entry)
-                    label += f" ({hint})" if hint else ""
-                parts.append(label)
-            else:
-                parts.append(("." if parts else "") + str(step))
-            node = node[step] if isinstance(node, (dict, list)) and _has(node, step) else None
-        where = "".join(parts) or "<top level>"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "value_error" and "field '" in message:
+            lines.append(f"  {message}")  # a cross-reference check already names entry and field
+            continue
         if item["type"] == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'"
-            where = "".join(parts[:-1]) or "<top level>"
-            lines.append(f"  {where}, field '{loc[-1]}': {message}")
-            continue
-        if item["type"] == "value_error" and message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
-            if "field '" in message:  # already names entry and field (cross-reference check)
-                lines.append(f"  {message}")
-                continue
+        where = _describe_location(raw, loc[:-1]) or "<top level>"
         field = loc[-1] if loc else "?"
         lines.append(f"  {where}, field '{field}': {message}")
     return "\n".join(lines)
+
+
+def _describe_location(raw: Any, loc: list[Any]) -> str:
+    """`datasets[2] (IT/ingest_orders)`: list entries carry their market/dataset/name as a hint."""
+    parts: list[str] = []
+    node: Any = raw
+    for step in loc:
+        if isinstance(step, int):
+            label = f"[{step}]"
+            entry = node[step] if isinstance(node, list) and _has(node, step) else None
+            if isinstance(entry, dict):
+                hint = "/".join(str(entry[k]) for k in ("market", "dataset", "name") if k in entry)
+                label += f" ({hint})" if hint else ""
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(step))
+        node = node[step] if isinstance(node, (dict, list)) and _has(node, step) else None
+    return "".join(parts)
 
 
 def _has(node: Any, step: Any) -> bool:
