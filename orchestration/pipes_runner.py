@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.errors import DagsterPipesExecutionError  # not re-exported by dagster
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 
 from pipeline_common.script_support import (
@@ -68,7 +69,7 @@ def run_legacy_script(
         return pipes_client.run(
             context=context, command=command, env=env, cwd=str(repo_root()), extras=dict(extras or {})
         )
-    except dg.DagsterPipesExecutionError as exc:
+    except DagsterPipesExecutionError as exc:
         code = _exit_code(exc)
         detail = Path(error_file).read_text(encoding="utf-8", errors="replace").strip()
         detail = detail[:_ERROR_EXCERPT_CHARS] or str(exc)

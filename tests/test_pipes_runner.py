@@ -1,0 +1,75 @@
+"""Legacy scripts under Pipes: metadata travels; bad data fails once; transient errors are retried."""
+
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.pipes_runner import run_legacy_script
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pipeline_common.script_support import BadDataError, TransientError, script_run, print_summary
+
+    mode, counter = sys.argv[1], Path(sys.argv[2])
+    counter.write_text(str(int(counter.read_text() or 0) + 1) if counter.exists() else "1")
+    with script_run("fake") as run:
+        run.log.info("working on it")
+        if mode == "bad":
+            raise BadDataError("orders.csv line 7, column 'quantity': expected an integer, got 'x'")
+        if mode == "transient":
+            raise TransientError("Azure answered 503 Server Busy")
+        run.report_materialization({"rows_loaded": 3, "newest_file_date": "2026-11-20"})
+        print_summary({"rows_loaded": 3})
+    """
+)
+
+
+def _materialize(tmp_path: Path, mode: str) -> tuple[dg.ExecuteInProcessResult, int]:
+    script = tmp_path / "fake_script.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    counter = tmp_path / "attempts.txt"
+
+    @dg.asset(retry_policy=dg.RetryPolicy(max_retries=2, delay=0))
+    def fake(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
+        return run_legacy_script(
+            context, pipes_subprocess_client, script, [mode, str(counter)]
+        ).get_materialize_result()
+
+    result = dg.materialize(
+        [fake], resources={"pipes_subprocess_client": dg.PipesSubprocessClient()}, raise_on_error=False
+    )
+    return result, int(counter.read_text())
+
+
+def test_success_carries_metadata(tmp_path):
+    result, attempts = _materialize(tmp_path, "ok")
+    assert result.success and attempts == 1
+    [materialization] = result.asset_materializations_for_node("fake")
+    assert materialization.metadata["rows_loaded"].value == 3
+    assert materialization.metadata["newest_file_date"].value == "2026-11-20"
+
+
+def test_bad_data_fails_at_once_with_the_scripts_message(tmp_path):
+    result, attempts = _materialize(tmp_path, "bad")
+    assert not result.success
+    assert attempts == 1, "bad data must not be retried"
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.message
+    assert "rejected bad input (exit 65)" in message
+    assert "orders.csv line 7, column 'quantity'" in message
+
+
+@pytest.mark.timeout(120)
+def test_transient_error_is_retried(tmp_path):
+    result, attempts = _materialize(tmp_path, "transient")
+    assert not result.success
+    assert attempts == 3, "one try plus two retries"
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 2
+    first_error = retries[0].event_specific_data.error
+    assert first_error.cls_name == "TransientScriptError"
+    assert "hit a transient error (exit 75): Azure answered 503 Server Busy" in first_error.message
