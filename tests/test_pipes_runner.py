@@ -71,5 +71,5 @@ def test_transient_error_is_retried(tmp_path):
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retries) == 2
     first_error = retries[0].event_specific_data.error
-    assert first_error.cls_name == "TransientScriptError"
-    assert "hit a transient error (exit 75): Azure answered 503 Server Busy" in first_error.message
+    assert first_error.cause.cls_name == "TransientScriptError"
+    assert "hit a transient error (exit 75): Azure answered 503 Server Busy" in first_error.cause.message
