@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import ingestion
+from orchestration import ingestion, ops
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
 
 DOMAINS = [
     ingestion,
+    ops,
 ]
 
 
