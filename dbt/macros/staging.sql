@@ -1,0 +1,76 @@
+{#- Shared by the generated per-market staging models: type, label and deduplicate one dataset. -#}
+
+{#- The key that identifies one row of a dataset; the latest file wins per key. -#}
+{% macro dataset_grain(dataset) -%}
+  {%- set grains = {
+      'ingest_orders': ['order_line_id'],
+      'ingest_products_sku': ['product_sku'],
+      'ingest_new_names': ['customer_id'],
+      'ingest_scv': ['customer_id'],
+  } -%}
+  {%- if dataset not in grains -%}
+    {{ exceptions.raise_compiler_error("dataset_grain: no grain known for dataset '" ~ dataset ~ "'; add it in macros/staging.sql") }}
+  {%- endif -%}
+  {{ return(grains[dataset]) }}
+{%- endmacro %}
+
+{#- pipeline.yaml column type -> DuckDB type. -#}
+{% macro sql_type(column_type) -%}
+  {%- set types = {
+      'integer': 'bigint',
+      'string': 'varchar',
+      'date': 'date',
+      'timestamp': 'timestamp',
+      'decimal': 'decimal(18, 2)',
+  } -%}
+  {{ return(types[column_type]) }}
+{%- endmacro %}
+
+{#- One market's dataset: contract columns typed, `market` added, one row per grain key
+    where the latest _file_date wins (ties: the later blob name, then every column, so
+    reruns pick the same row). -#}
+{% macro stage_dataset(market, dataset) -%}
+{%- set columns = pipeline_dataset_types()[dataset]['columns'] -%}
+{%- set grain = dataset_grain(dataset) -%}
+with typed as (
+    select
+    {%- for column, column_type in columns.items() %}
+        cast({{ column }} as {{ sql_type(column_type) }}) as {{ column }},
+    {%- endfor %}
+        '{{ market }}' as market,
+        cast(_file_date as date) as _file_date,
+        cast(_source_blob as varchar) as _source_blob
+    from {{ source(market, dataset) }}
+)
+
+select *
+from typed
+qualify row_number() over (
+    partition by {{ grain | join(', ') }}
+    order by _file_date desc, _source_blob desc
+    {%- for column in columns if column not in grain %}, {{ column }}{% endfor %}
+) = 1
+{%- endmacro %}
+
+{#- Order line statuses that count as sales (contract section 5). -#}
+{% macro net_sale_statuses() -%}
+  {{ return(['COMPLETED', 'SHIPPED']) }}
+{%- endmacro %}
+
+{% macro is_net_sale(status_column) -%}
+  {{ status_column }} in ({% for s in net_sale_statuses() %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
+{%- endmacro %}
+
+{#- Markets whose orders are staged, from the generated config. -#}
+{% macro markets_with_dataset(dataset) -%}
+  {%- set found = [] -%}
+  {%- for entry in pipeline_datasets() if entry['dataset'] == dataset -%}
+    {%- do found.append(entry['market']) -%}
+  {%- endfor -%}
+  {{ return(found) }}
+{%- endmacro %}
+
+{#- The staging model of one market's dataset (scripts/generate_dbt_staging.py names them alike). -#}
+{% macro model_name_for(market, dataset) -%}
+  {{ return('stg_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
+{%- endmacro %}
