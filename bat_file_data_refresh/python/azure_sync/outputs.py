@@ -1,0 +1,87 @@
+"""The sync's outputs, each written whole or not at all: the Parquet files and the per-dataset state file.
+
+Every write goes to a temporary name in the target folder, is fsynced, then `os.replace`d over the
+target, so a reader (dbt, DuckDB) or a crash never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline_common.script_support import TransientError
+
+STATE_VERSION = 1
+REPLACE_ATTEMPTS = 5  # Windows: a reader holding the target open blocks os.replace for a moment
+REPLACE_PAUSE_S = 0.5
+
+
+def parquet_path(raw_dir: Path, market: str, dataset: str, file_date: Any | None) -> Path:
+    """`raw/{MARKET}/{dataset}/{YYYY}/{dataset}_{YYYYMMDD}.parquet`, or `.../{dataset}.parquet` for reference data."""
+    folder = raw_dir / market / dataset
+    if file_date is None:
+        return folder / f"{dataset}.parquet"
+    return folder / f"{file_date:%Y}" / f"{dataset}_{file_date:%Y%m%d}.parquet"
+
+
+def state_path(raw_dir: Path, market: str, dataset: str) -> Path:
+    return raw_dir / "_state" / market / f"{dataset}.json"
+
+
+@contextlib.contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield tmp
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        _replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _replace(source: Path, target: Path) -> None:
+    for attempt in range(REPLACE_ATTEMPTS):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if attempt == REPLACE_ATTEMPTS - 1:
+                raise TransientError(f"{target} is locked by another program; close it and retry") from None
+            time.sleep(REPLACE_PAUSE_S)
+
+
+def write_parquet(table: pa.Table, target: Path) -> None:
+    with atomic_target(target) as tmp:
+        pq.write_table(table, tmp)
+
+
+def load_state(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The blobs recorded by the last sync, and a warning when the state file was unreadable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as exc:
+        return {}, f"state file {path} is unreadable ({exc}); every file in scope is synced again"
+    blobs = raw.get("blobs") if isinstance(raw, dict) else None
+    if not isinstance(blobs, dict) or raw.get("version") != STATE_VERSION:
+        return {}, f"state file {path} has an unknown layout; every file in scope is synced again"
+    return blobs, None
+
+
+def save_state(path: Path, market: str, dataset: str, blobs: dict[str, dict[str, Any]]) -> None:
+    document = {"version": STATE_VERSION, "market": market, "dataset": dataset, "blobs": blobs}
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")

@@ -1,0 +1,189 @@
+"""Where the sync reads CSVs from: the Azure container (or Azurite) or the local landing folder laid out like it.
+
+Both sources list blobs with a version tag (Azure: the ETag; local: size and mtime_ns) and hand each
+blob to the parser as a local file: the landing folder is read in place, Azure blobs are streamed to a
+temporary file first so a large blob never sits whole in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pipeline_common.script_support import ConfigurationError, TransientError
+
+# Contract section 2: every dataset lives under this prefix in its market's tree.
+DATASET_PREFIX = "{market}/raw_data/DWH/Oracle/{dataset}/"
+
+# HTTP statuses where waiting and retrying can help (after the SDK's own retries gave up).
+TRANSIENT_HTTP_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One source file: its container path, version tag and modification time."""
+
+    name: str
+    etag: str
+    last_modified: dt.datetime  # timezone-aware
+    size: int
+
+
+def dataset_prefix(market: str, dataset: str) -> str:
+    return DATASET_PREFIX.format(market=market, dataset=dataset)
+
+
+def reference_blob_name(market: str, dataset: str) -> str:
+    return f"{dataset_prefix(market, dataset)}{dataset}.csv"
+
+
+def dated_blob_pattern(market: str, dataset: str) -> re.Pattern[str]:
+    """`{prefix}{YYYY}/{dataset}_{YYYYMMDD}.csv`, capturing the file date."""
+    return re.compile(
+        re.escape(dataset_prefix(market, dataset)) + r"\d{4}/" + re.escape(dataset) + r"_(\d{8})\.csv"
+    )
+
+
+def file_date_of(name: str, pattern: re.Pattern[str]) -> dt.date | None:
+    match = pattern.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:  # e.g. _20261340.csv: not a date, so not one of ours
+        return None
+
+
+def local_date(moment: dt.datetime, timezone: str) -> dt.date:
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
+class LandingSource:
+    """The local landing folder (`LANDING_DIR`), laid out exactly like the container."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def describe(self) -> str:
+        return f"local landing folder {self.root}"
+
+    def path_of(self, name: str) -> Path:
+        return self.root.joinpath(*name.split("/"))
+
+    def list(self, prefixes: Iterable[str]) -> list[Blob]:
+        blobs: list[Blob] = []
+        for prefix in prefixes:
+            folder, _, stem = prefix.rpartition("/")
+            directory = self.path_of(folder) if folder else self.root
+            if not directory.is_dir():
+                continue
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name.startswith(stem) and entry.is_file():
+                        blobs.append(self._blob(f"{folder}/{entry.name}" if folder else entry.name, entry.stat()))
+        return blobs
+
+    @staticmethod
+    def _blob(name: str, stat: os.stat_result) -> Blob:
+        modified = dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=dt.timezone.utc)
+        return Blob(name=name, etag=f"{stat.st_size}-{stat.st_mtime_ns}", last_modified=modified, size=stat.st_size)
+
+    @contextlib.contextmanager
+    def open_local(self, blob: Blob) -> Iterator[Path]:
+        yield self.path_of(blob.name)
+
+    def close(self) -> None:
+        return None
+
+
+class AzureSource:
+    """An Azure Blob container (Azurite works through its connection string)."""
+
+    def __init__(self, connection_string: str, container: str):
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+        self.container_name = container
+        # Bounded retries: a few quick attempts, then exit 75 and let the orchestrator retry later.
+        retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
+        try:
+            service = BlobServiceClient.from_connection_string(
+                connection_string, retry_policy=retry, connection_timeout=20, read_timeout=120
+            )
+        except ValueError:
+            # The SDK's message may quote the connection string; it is a secret, so say it in our words.
+            raise ConfigurationError(
+                "AZURE_STORAGE_CONNECTION_STRING is not a valid Azure Storage connection string"
+            ) from None
+        self.container = service.get_container_client(container)
+        self._service = service
+
+    def describe(self) -> str:
+        return f"Azure container '{self.container_name}'"
+
+    def list(self, prefixes: Iterable[str]) -> list[Blob]:
+        blobs: list[Blob] = []
+        with azure_errors(f"listing {self.describe()}"):
+            for prefix in prefixes:
+                for props in self.container.list_blobs(name_starts_with=prefix):
+                    blobs.append(
+                        Blob(name=props.name, etag=props.etag, last_modified=props.last_modified, size=props.size)
+                    )
+        return blobs
+
+    @contextlib.contextmanager
+    def open_local(self, blob: Blob) -> Iterator[Path]:
+        """Stream the blob (the exact version listed) to a temporary file; remove it afterwards."""
+        from azure.core import MatchConditions
+
+        fd, tmp_name = tempfile.mkstemp(prefix="azure_sync_", suffix=".csv")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle, azure_errors(f"downloading {blob.name}"):
+                downloader = self.container.download_blob(
+                    blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified, max_concurrency=2
+                )
+                downloader.readinto(handle)
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._service.close()
+
+
+@contextlib.contextmanager
+def azure_errors(action: str) -> Iterator[None]:
+    """Turn Azure SDK errors into the script's exit-code classes (75 retryable, 78 fix the config)."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceModifiedError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    try:
+        yield
+    except ClientAuthenticationError:
+        raise ConfigurationError(f"{action}: the storage account refused the credentials (check the key)") from None
+    except ResourceModifiedError:
+        raise TransientError(f"{action}: the blob changed while it was being read; a retry picks up the new version") from None
+    except ResourceNotFoundError as exc:
+        if getattr(exc, "error_code", None) == "ContainerNotFound":
+            raise ConfigurationError(f"{action}: the container does not exist (check AZURE_CONTAINER)") from None
+        raise TransientError(f"{action}: the blob disappeared while it was being read") from None
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise TransientError(f"{action}: network error after retries: {type(exc).__name__}") from None
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        if status in TRANSIENT_HTTP_STATUSES or status >= 500:
+            raise TransientError(f"{action}: Azure answered HTTP {status} after retries") from None
+        raise ConfigurationError(f"{action}: Azure answered HTTP {status} ({getattr(exc, 'error_code', '')})") from None

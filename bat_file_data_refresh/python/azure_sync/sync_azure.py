@@ -1,0 +1,316 @@
+"""Sync one market's dataset from the Azure container (or the local landing folder) to typed Parquet files.
+
+Contract section 3: only new or changed files in the window are converted, each file is checked against
+the contract's columns and types, and each Parquet file appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+import pyarrow as pa  # noqa: E402
+
+from azure_sync.csv_reader import BadFileError, read_strict_csv  # noqa: E402
+from azure_sync.outputs import load_state, parquet_path, save_state, state_path, write_parquet  # noqa: E402
+from azure_sync.sources import (  # noqa: E402
+    AzureSource,
+    Blob,
+    LandingSource,
+    dataset_prefix,
+    dated_blob_pattern,
+    file_date_of,
+    local_date,
+    reference_blob_name,
+)
+from pipeline_common import settings  # noqa: E402
+from pipeline_common.config import ConfigError, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.script_support import (  # noqa: E402
+    EXIT_CONFIG,
+    BadDataError,
+    ConfigurationError,
+    ScriptRun,
+    TransientError,
+    print_summary,
+    script_run,
+)
+
+SCRIPT_NAME = "sync_azure"
+MAX_WORKERS = 8  # downloads are I/O bound; Arrow parses on its own CPU pool
+SOURCE_BLOB_COLUMN = "_source_blob"
+FILE_DATE_COLUMN = "_file_date"
+
+EXAMPLES = """\
+examples:
+  # the configured window (pipeline.yaml days_back) ending today (Europe/London)
+  python bat_file_data_refresh/python/azure_sync/sync_azure.py --market UK --dataset ingest_orders
+  # a 7-day window ending on a given day, re-converting every file in it
+  python bat_file_data_refresh/python/azure_sync/sync_azure.py --market DE --dataset ingest_orders --days-back 7 --as-of 2026-11-20 --force
+  # a reference dataset (one file)
+  python bat_file_data_refresh/python/azure_sync/sync_azure.py --market UK --dataset ingest_products_sku
+
+source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set (container AZURE_CONTAINER, default 'raw'),
+otherwise LANDING_DIR. Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok, 65 a file was rejected
+(the others still synced), 75 network/throttling (retry later), 78 configuration or arguments.
+"""
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    market: str
+    dataset: str
+    columns: dict[str, str]
+    cadence: str
+    timezone: str
+    days_back: int
+    as_of: dt.date
+    force: bool
+
+
+@dataclass(frozen=True)
+class Target:
+    """A blob in scope and the Parquet file it becomes."""
+
+    blob: Blob
+    file_date: dt.date
+    output: Path
+
+
+@dataclass
+class Outcome:
+    target: Target
+    rows: int = 0
+    error: str | None = None
+    transient: bool = False
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # wrong arguments are a configuration error (78), not 2
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _ArgumentParser(
+        prog="sync_azure.py",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--market", required=True, help="market code from pipeline.yaml, e.g. UK")
+    parser.add_argument("--dataset", required=True, help="dataset from pipeline.yaml, e.g. ingest_orders")
+    parser.add_argument("--days-back", type=int, help="window length in days, ending at --as-of (default: pipeline.yaml)")
+    parser.add_argument("--as-of", type=_iso_date, help="last day of the window, YYYY-MM-DD (default: today, Europe/London)")
+    parser.add_argument("--force", action="store_true", help="re-sync every file in scope, changed or not")
+    args = parser.parse_args(argv)
+    if args.days_back is not None and args.days_back < 1:
+        parser.error("--days-back must be at least 1")
+    return args
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:
+    try:
+        entry = config.dataset(args.market, args.dataset)
+    except ConfigError as exc:
+        raise ConfigurationError(str(exc)) from None
+    kind = config.dataset_type(args.dataset)
+    return SyncJob(
+        market=args.market,
+        dataset=args.dataset,
+        columns=dict(kind.columns),
+        cadence=kind.cadence,
+        timezone=config.timezone,
+        days_back=args.days_back or entry.days_back,
+        as_of=args.as_of or today_in(config.timezone),
+        force=args.force or entry.force,
+    )
+
+
+def open_source() -> AzureSource | LandingSource:
+    connection_string = settings.azure_connection_string()
+    if connection_string:
+        return AzureSource(connection_string, settings.azure_container())
+    return LandingSource(settings.landing_dir())
+
+
+def targets_in_scope(source: AzureSource | LandingSource, job: SyncJob, raw_dir: Path) -> list[Target]:
+    if job.cadence == "reference":
+        name = reference_blob_name(job.market, job.dataset)
+        return [
+            Target(blob, local_date(blob.last_modified, job.timezone), parquet_path(raw_dir, job.market, job.dataset, None))
+            for blob in source.list([name])
+            if blob.name == name
+        ]
+    first_day = job.as_of - dt.timedelta(days=job.days_back - 1)
+    prefix = dataset_prefix(job.market, job.dataset)
+    # Listing only the years the window touches keeps the listing short however long the history is.
+    prefixes = [f"{prefix}{year:04d}/" for year in range(first_day.year, job.as_of.year + 1)]
+    pattern = dated_blob_pattern(job.market, job.dataset)
+    targets = []
+    for blob in source.list(prefixes):
+        file_date = file_date_of(blob.name, pattern)
+        if file_date is not None and first_day <= file_date <= job.as_of:
+            targets.append(Target(blob, file_date, parquet_path(raw_dir, job.market, job.dataset, file_date)))
+    return sorted(targets, key=lambda target: target.blob.name)
+
+
+def needs_sync(target: Target, state: dict[str, dict[str, Any]], force: bool) -> bool:
+    recorded = state.get(target.blob.name, {})
+    return force or recorded.get("etag") != target.blob.etag or not target.output.is_file()
+
+
+def sync_one(source: AzureSource | LandingSource, target: Target, job: SyncJob, run: ScriptRun) -> Outcome:
+    """Download (if remote), parse strictly, write atomically; a bad or unreachable file becomes an Outcome."""
+    try:
+        with source.open_local(target.blob) as path:
+            parsed = read_strict_csv(path, target.blob.name, job.columns)
+    except BadFileError as exc:
+        return Outcome(target, error=str(exc))
+    except TransientError as exc:
+        return Outcome(target, error=str(exc), transient=True)
+    if parsed.dropped_columns:
+        run.log.warning(
+            f"{target.blob.name}: unknown column(s) {', '.join(map(repr, parsed.dropped_columns))} dropped"
+        )
+    table = with_lineage(parsed.table, target)
+    write_parquet(table, target.output)
+    return Outcome(target, rows=table.num_rows)
+
+
+def with_lineage(table: pa.Table, target: Target) -> pa.Table:
+    rows = table.num_rows
+    table = table.append_column(SOURCE_BLOB_COLUMN, pa.repeat(pa.scalar(target.blob.name, pa.string()), rows))
+    return table.append_column(FILE_DATE_COLUMN, pa.repeat(pa.scalar(target.file_date, pa.date32()), rows))
+
+
+def run_sync(job: SyncJob, run: ScriptRun) -> tuple[dict[str, Any], list[Target], list[Outcome]]:
+    started = time.perf_counter()
+    raw_dir = settings.raw_dir()
+    source = open_source()
+    try:
+        run.log.info(f"{job.market}/{job.dataset}: reading {source.describe()}" + _window_text(job))
+        targets = targets_in_scope(source, job, raw_dir)
+        state_file = state_path(raw_dir, job.market, job.dataset)
+        state, warning = load_state(state_file)
+        if warning:
+            run.log.warning(warning)
+        todo = [target for target in targets if needs_sync(target, state, job.force)]
+        outcomes = _sync_all(source, todo, job, run)
+    finally:
+        source.close()
+    for outcome in outcomes:
+        if outcome.error is None:
+            state[outcome.target.blob.name] = {
+                "etag": outcome.target.blob.etag,
+                "output": outcome.target.output.relative_to(raw_dir).as_posix(),
+                "rows": outcome.rows,
+                "file_date": outcome.target.file_date.isoformat(),
+            }
+    if any(outcome.error is None for outcome in outcomes):
+        save_state(state_file, job.market, job.dataset, state)
+    summary = summarise(job, targets, outcomes)
+    run.log.info(
+        f"{job.market}/{job.dataset}: {summary['files_synced']} synced, {summary['files_skipped']} skipped, "
+        f"{summary['files_failed']} failed, {summary['rows_loaded']} rows in {time.perf_counter() - started:.3f} s"
+    )
+    return summary, targets, outcomes
+
+
+def _window_text(job: SyncJob) -> str:
+    if job.cadence == "reference":
+        return ""
+    first_day = job.as_of - dt.timedelta(days=job.days_back - 1)
+    return f", file dates {first_day} .. {job.as_of}" + (" (forced)" if job.force else "")
+
+
+def _sync_all(
+    source: AzureSource | LandingSource, todo: list[Target], job: SyncJob, run: ScriptRun
+) -> list[Outcome]:
+    if not todo:
+        return []
+    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(todo)), thread_name_prefix="sync") as pool:
+        futures = [pool.submit(sync_one, source, target, job, run) for target in todo]
+        return [future.result() for future in futures]
+
+
+def summarise(job: SyncJob, targets: list[Target], outcomes: list[Outcome]) -> dict[str, Any]:
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    return {
+        "market": job.market,
+        "dataset": job.dataset,
+        "files_listed": len(targets),
+        "files_synced": len(outcomes) - len(failed),
+        "files_skipped": len(targets) - len(outcomes),
+        "files_failed": len(failed),
+        "rows_loaded": sum(outcome.rows for outcome in outcomes),
+    }
+
+
+def newest_file_date(targets: list[Target]) -> str | None:
+    """Newest file date in scope that has a Parquet file now (synced or kept from an earlier run)."""
+    dates = [target.file_date for target in targets if target.output.is_file()]
+    return max(dates).isoformat() if dates else None
+
+
+def report(run: ScriptRun, job: SyncJob, summary: dict[str, Any], targets: list[Target], raw_dir: Path) -> None:
+    metadata: dict[str, Any] = {
+        key: summary[key]
+        for key in ("files_listed", "files_synced", "files_skipped", "files_failed", "rows_loaded")
+    }
+    newest = newest_file_date(targets)
+    if newest is not None:
+        metadata["newest_file_date"] = newest
+    metadata["output_dir"] = str(raw_dir / job.market / job.dataset)
+    run.report_materialization(metadata)
+
+
+def fail_if_needed(job: SyncJob, outcomes: list[Outcome], summary: dict[str, Any]) -> None:
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    if job.cadence == "reference" and summary["files_listed"] == 0:
+        raise BadDataError(f"{reference_blob_name(job.market, job.dataset)} was not found in the source")
+    if not failed:
+        return
+    transient = [outcome for outcome in failed if outcome.transient]
+    # A retry can fix the transient ones (and will then stop at the bad ones with 65), so 75 wins.
+    error_class = TransientError if transient else BadDataError
+    lines = [outcome.error or "" for outcome in failed]
+    raise error_class(f"{len(failed)} of {summary['files_listed']} file(s) not synced:\n  " + "\n  ".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with script_run(SCRIPT_NAME) as run:
+        try:
+            config = load_pipeline_config()
+        except ConfigError as exc:
+            raise ConfigurationError(str(exc)) from None
+        job = build_job(args, config)
+        summary, targets, outcomes = run_sync(job, run)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                run.log.error(f"rejected: {outcome.error}")
+        if summary["files_listed"] == 0 and job.cadence != "reference":
+            run.log.warning(f"{job.market}/{job.dataset}: no files in the window" + _window_text(job))
+        report(run, job, summary, targets, settings.raw_dir())
+        print_summary(summary)
+        fail_if_needed(job, outcomes, summary)
+
+
+if __name__ == "__main__":
+    main()
