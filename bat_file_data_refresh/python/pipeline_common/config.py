@@ -8,6 +8,7 @@ a message naming the file, the entry and the field.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -67,10 +68,89 @@ class Export(_Strict):
         return list(self.upstream) if self.upstream is not None else list(self.tables)
 
 
+Severity = Literal["ERROR", "WARN"]
+
+
+class Sentinel(_Strict):
+    """A control query over the warehouse: its SQL returns the offending rows (none = pass)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    asset: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="The dbt model the check attaches to.")
+    sql: str = Field(min_length=1)
+    threshold: float | None = Field(default=None, description="Bound to $threshold in the SQL.")
+    severity: Severity = "ERROR"
+    route: str = "time_series"
+
+    @model_validator(mode="after")
+    def _threshold_matches_sql(self) -> Sentinel:
+        uses = "$threshold" in self.sql
+        if uses and self.threshold is None:
+            raise _EntryError(f"alerts.sentinels ({self.name})", "threshold", "the SQL uses $threshold; set it")
+        if not uses and self.threshold is not None:
+            raise _EntryError(
+                f"alerts.sentinels ({self.name})", "threshold", "set, but the SQL never uses $threshold"
+            )
+        return self
+
+
+class ArrivalSensors(_Strict):
+    running_by_default: bool = True
+    minimum_interval_seconds: int = Field(default=60, ge=10, le=3600)
+
+
+DEFAULT_ALERT_ROUTES = {
+    route: f"SLACK_WEBHOOK_{route.upper()}" for route in ("technical", "data_quality", "time_series", "logistics")
+}
+
+
 class Alerts(_Strict):
-    routes: dict[str, str] = Field(default_factory=dict)
+    """Slack routes (route -> env var of its webhook), what goes where, sentinels and sensors."""
+
+    routes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ALERT_ROUTES))
     ui_base_url: str = "http://127.0.0.1:3000"
-    options: dict[str, Any] = Field(default_factory=dict)
+    run_failure_route: str = "technical"
+    check_route: str = "data_quality"
+    freshness_route: str = "logistics"
+    freshness_deadline: str = Field(default="07:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    warn_routes: list[str] = Field(
+        default_factory=list, description="Routes that also get WARN-severity check failures."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    max_attempts: int = Field(default=4, ge=1, le=10)
+    backoff_seconds: float = Field(default=2.0, ge=0, le=300)
+    sentinels: list[Sentinel] = Field(default_factory=list)
+    arrival_sensors: ArrivalSensors = Field(default_factory=ArrivalSensors)
+
+    @field_validator("routes")
+    @classmethod
+    def _env_var_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for route, var in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", route):
+                raise ValueError(f"route {route!r}: use lower_snake_case")
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", var):
+                # A pasted webhook URL here would be committed: only the variable's name belongs here.
+                raise ValueError(f"route {route!r}: expected an environment variable name like SLACK_WEBHOOK_X")
+        return value
+
+    @model_validator(mode="after")
+    def _routes_exist(self) -> Alerts:
+        known = sorted(self.routes)
+        named = [
+            ("alerts", "run_failure_route", self.run_failure_route),
+            ("alerts", "check_route", self.check_route),
+            ("alerts", "freshness_route", self.freshness_route),
+        ]
+        named += [("alerts", "warn_routes", route) for route in self.warn_routes]
+        named += [(f"alerts.sentinels ({s.name})", "route", s.route) for s in self.sentinels]
+        for entry, field, route in named:
+            if route not in self.routes:
+                raise _EntryError(entry, field, f"unknown route {route!r}; known: {known}")
+        names = [s.name for s in self.sentinels]
+        for name in names:
+            if names.count(name) > 1:
+                raise _EntryError(f"alerts.sentinels ({name})", "name", "duplicate sentinel name")
+        return self
 
 
 class JobSelection(_Strict):

@@ -1,0 +1,155 @@
+"""Run-failure and recovery alerts for every job in the code location (route: technical by default).
+
+One alert per failed run that will not be retried: step retries never fail a run, and when run
+retries are on (tag `dagster/max_retries`) only the final failed attempt is alerted. A later
+success of the same job (and market, for sensor-launched runs) after an alerted failure sends
+a short "recovered" message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
+
+from orchestration.alerts import blocks
+from orchestration.alerts.slack import SlackAlerts
+from pipeline_common.config import Alerts
+
+LONDON = ZoneInfo("Europe/London")
+UI_BASE_URL_ENV_VAR = "DAGSTER_UI_BASE_URL"
+ERROR_LINES = 8
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+IDENTITY_TAG = "market"  # sensor-launched runs of one asset job differ by market
+
+
+def ui_base_url(alerts: Alerts) -> str:
+    return (os.environ.get(UI_BASE_URL_ENV_VAR, "").strip() or alerts.ui_base_url).rstrip("/")
+
+
+def attempt_number(run: dg.DagsterRun) -> int:
+    return int(run.tags.get(RETRY_NUMBER_TAG, "0")) + 1
+
+
+def will_be_retried(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether Dagster's run-retry daemon will re-execute this failed run."""
+    tag = run.tags.get(WILL_RETRY_TAG)
+    if tag is not None:
+        return tag.lower() == "true"
+    # Older storages do not write the tag at failure time; ask the same rule the daemon uses.
+    from dagster._core.execution.retries import auto_reexecution_should_retry_run
+
+    return bool(auto_reexecution_should_retry_run(instance, run, None))
+
+
+def first_lines(text: str, count: int = ERROR_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[:count])
+
+
+def london_time(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "not started"
+    return dt.datetime.fromtimestamp(timestamp, LONDON).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _failure_details(context: dg.RunFailureSensorContext) -> tuple[list[str], str]:
+    steps: list[str] = []
+    errors: list[str] = []
+    for event in context.get_step_failure_events():
+        steps.append(event.step_key or "?")
+        error = getattr(event.event_specific_data, "error", None)
+        errors.append(f"{event.step_key}: {first_lines(error.message if error else event.message or '')}")
+    if not errors:  # the run failed outside any step (launch, resources, a cancelled dependency)
+        errors.append(first_lines(context.failure_event.message or "no error message"))
+    return steps, "\n".join(errors)
+
+
+def failure_message(context: dg.RunFailureSensorContext, base_url: str) -> tuple[str, dict]:
+    run = context.dagster_run
+    record = context.instance.get_run_record_by_id(run.run_id)
+    steps, errors = _failure_details(context)
+    market = run.tags.get(IDENTITY_TAG)
+    title = f"Run failed: {run.job_name}" + (f" ({market})" if market else "")
+    fields = {
+        "Job": blocks.escape(run.job_name),
+        "Failed step(s)": blocks.escape(", ".join(steps) or "none (run-level failure)"),
+        "Started (Europe/London)": london_time(record.start_time if record else None),
+        "Attempt": str(attempt_number(run)),
+    }
+    payload = blocks.message(
+        title,
+        "ERROR",
+        summary=blocks.link(f"{base_url}/runs/{run.run_id}", f"Open run {run.run_id[:8]} in Dagster"),
+        fields=fields,
+        details=errors,
+        context=[f"run `{run.run_id}`"],
+    )
+    return title, payload
+
+
+def _same_job_filter(run: dg.DagsterRun) -> dg.RunsFilter:
+    tags = {IDENTITY_TAG: run.tags[IDENTITY_TAG]} if IDENTITY_TAG in run.tags else {}
+    return dg.RunsFilter(job_name=run.job_name, statuses=FINISHED, tags=tags)
+
+
+def previous_finished_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dg.DagsterRun | None:
+    """The newest finished run of the same job (and market) created before `run`."""
+    this = instance.get_run_record_by_id(run.run_id)
+    for record in instance.get_run_records(filters=_same_job_filter(run), limit=20):
+        if record.dagster_run.run_id == run.run_id:
+            continue
+        if this is None or record.create_timestamp <= this.create_timestamp:
+            return record.dagster_run
+    return None
+
+
+def recovery_message(run: dg.DagsterRun, failed: dg.DagsterRun, base_url: str) -> tuple[str, dict]:
+    market = run.tags.get(IDENTITY_TAG)
+    title = f"Recovered: {run.job_name}" + (f" ({market})" if market else "")
+    summary = (
+        f"{blocks.link(f'{base_url}/runs/{run.run_id}', 'This run')} succeeded after "
+        f"{blocks.link(f'{base_url}/runs/{failed.run_id}', 'the failed run')}."
+    )
+    return title, blocks.message(title, "OK", summary=summary)
+
+
+def build_run_alert_sensors(alerts: Alerts, default_status: dg.DefaultSensorStatus) -> Sequence[dg.SensorDefinition]:
+    route = alerts.run_failure_route
+
+    @dg.run_failure_sensor(
+        name="run_failure_alert_sensor",
+        default_status=default_status,
+        minimum_interval_seconds=30,
+        description=f"Slack alert (route {route}) for each failed run that will not be retried.",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext, slack_alerts: SlackAlerts):
+        run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+        if will_be_retried(context.instance, run):
+            context.log.info(f"run {run.run_id} (attempt {attempt_number(run)}) will be retried: no alert yet")
+            return
+        title, payload = failure_message(context, ui_base_url(alerts))
+        slack_alerts.send(route, "ERROR", title, payload, context.log)
+
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        name="run_recovery_alert_sensor",
+        default_status=default_status,
+        minimum_interval_seconds=30,
+        description=f"Slack note (route {route}) when a job succeeds after an alerted failure.",
+    )
+    def run_recovery_alert_sensor(context: dg.RunStatusSensorContext, slack_alerts: SlackAlerts):
+        run = context.dagster_run
+        previous = previous_finished_run(context.instance, run)
+        # A failure that was retried was never alerted, so its retry's success is no news.
+        if previous is None or previous.status != dg.DagsterRunStatus.FAILURE:
+            return
+        if will_be_retried(context.instance, previous):
+            return
+        title, payload = recovery_message(run, previous, ui_base_url(alerts))
+        slack_alerts.send(route, "OK", title, payload, context.log)
+
+    return [run_failure_alert_sensor, run_recovery_alert_sensor]

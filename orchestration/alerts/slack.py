@@ -1,0 +1,136 @@
+"""Deliver alerts to Slack incoming webhooks, one per route; what cannot be delivered is filed.
+
+The webhook URL is a secret: it is read from the environment at send time (the resource's
+config holds only the variable's *name*), and no log line, exception text or file gets it.
+An alert with no webhook, or one Slack refused or never answered, goes to the log and to
+`$DATA_DIR/alerts/alerts_YYYYMMDD.jsonl`, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import requests
+
+from pipeline_common.settings import alerts_dir, env
+
+LONDON = ZoneInfo("Europe/London")
+MAX_RETRY_AFTER_SECONDS = 120.0
+_BODY_EXCERPT_CHARS = 200
+
+Outcome = Literal["sent", "filed"]
+
+_fallback_logger = logging.getLogger("orchestration.alerts")
+
+
+class _DropUrllib3Debug(logging.Filter):
+    """urllib3 logs every request line (with the webhook's secret path) at DEBUG: drop those."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_URLLIB3_LOGGER = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _DropUrllib3Debug) for f in _URLLIB3_LOGGER.filters):
+    _URLLIB3_LOGGER.addFilter(_DropUrllib3Debug())
+
+
+class SlackAlerts(dg.ConfigurableResource):
+    """Routes alerts to Slack. `routes` maps a route to the NAME of the env var holding its webhook."""
+
+    routes: dict[str, str]
+    timeout_seconds: float = 10.0
+    max_attempts: int = 4
+    backoff_seconds: float = 2.0
+
+    def send(
+        self,
+        route: str,
+        severity: str,
+        title: str,
+        payload: dict[str, Any],
+        log: logging.Logger | dg.DagsterLogManager | None = None,
+    ) -> Outcome:
+        """Post `payload` (Block Kit) to the route's webhook; file it when that is not possible."""
+        log = log or _fallback_logger
+        var = self.routes.get(route)
+        if var is None:
+            return self._file(route, severity, title, payload, log, f"unknown route {route!r}")
+        url = env(var)
+        if not url:
+            return self._file(route, severity, title, payload, log, f"{var} is not set")
+        problem = self._post(url, payload, log)
+        if problem is None:
+            log.info(f"alert sent to route {route}: {title}")
+            return "sent"
+        return self._file(route, severity, title, payload, log, f"Slack delivery failed: {problem}")
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    def _post(self, url: str, payload: dict[str, Any], log: Any) -> str | None:
+        """None when Slack accepted the message, else why not (never containing the URL)."""
+        problem = "no attempt made"
+        for attempt in range(1, self.max_attempts + 1):
+            delay = self._backoff(attempt)
+            try:
+                response = requests.post(url, json=payload, timeout=self.timeout_seconds)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                # The exception's text quotes the URL; its class name says enough.
+                problem, retryable = type(exc).__name__, True
+            except requests.RequestException as exc:
+                problem, retryable = type(exc).__name__, False
+            else:
+                if response.status_code == 200:
+                    return None
+                body = response.text[:_BODY_EXCERPT_CHARS].replace(url, "<webhook>")
+                problem = f"HTTP {response.status_code} {body!r}"
+                retryable = response.status_code == 429 or response.status_code >= 500
+                delay = _retry_after(response) if response.status_code == 429 else delay
+            if not retryable or attempt == self.max_attempts:
+                break
+            log.warning(f"Slack attempt {attempt}/{self.max_attempts} failed ({problem}); retry in {delay:.1f}s")
+            time.sleep(delay)
+        return f"{problem} after {attempt} attempt(s)"
+
+    def _backoff(self, attempt: int) -> float:
+        # Exponential with jitter so several sensors hitting a Slack outage do not retry in step.
+        return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+    # --- the fallback -----------------------------------------------------------------------
+
+    def _file(self, route: str, severity: str, title: str, payload: dict[str, Any], log: Any, why: str) -> Outcome:
+        now = dt.datetime.now(LONDON)
+        record = {"ts": now.isoformat(), "route": route, "severity": severity, "title": title, "payload": payload}
+        folder = alerts_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"alerts_{now:%Y%m%d}.jsonl"
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        # One write call per record keeps concurrent appenders from interleaving inside a line.
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+        log.warning(f"alert [{route}/{severity}] {title} ({why}); written to {path.name}: {payload.get('text', '')}")
+        return "filed"
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        seconds = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def slack_alerts_from_config(alerts_config: Any) -> SlackAlerts:
+    return SlackAlerts(
+        routes=dict(alerts_config.routes),
+        timeout_seconds=alerts_config.timeout_seconds,
+        max_attempts=alerts_config.max_attempts,
+        backoff_seconds=alerts_config.backoff_seconds,
+    )
