@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import ingestion, ops
+from orchestration import ingestion, ops, warehouse
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
 
 DOMAINS = [
     ingestion,
     ops,
+    warehouse,
 ]
 
 

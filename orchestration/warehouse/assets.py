@@ -1,0 +1,65 @@
+"""The dbt models as Dagster assets (one `dbt build`, streamed), and the warehouse domain's Definitions.
+
+Retries: a failing dbt test or SQL error is permanent (the data or the model must change), so
+the step fails at once; only a held DuckDB file lock (another process has the warehouse open)
+is retried, a few times with a pause, via RetryRequested.
+"""
+
+import re
+
+import dagster as dg
+from dagster_dbt import DbtCliInvocation, dbt_assets
+
+from orchestration.resources import DUCKDB_POOL
+from orchestration.warehouse.project import dbt_project, manifest_path
+from orchestration.warehouse.resource import WarehouseDbtCliResource, warehouse_dbt_resource
+from orchestration.warehouse.translator import WarehouseTranslator
+from pipeline_common.config import PipelineConfig
+
+DBT_RESOURCE_KEY = "dbt"
+DBT_OP_TAGS = {"dbt_duckdb": "true"}
+LOCK_RETRIES = 3
+LOCK_RETRY_SECONDS = 30
+# DuckDB's messages when another process holds the file (exporter, a desktop SQL client).
+_TRANSIENT_ERROR_RE = re.compile(r"Could not set lock on file|Conflicting lock is held|database is locked", re.I)
+
+
+def is_transient_dbt_error(message: str) -> bool:
+    return bool(_TRANSIENT_ERROR_RE.search(message))
+
+
+def raise_for_failure(invocation: DbtCliInvocation) -> None:
+    """Turn a failed dbt run into a retry (lock held) or a permanent failure (anything else)."""
+    if invocation.is_successful():
+        return
+    message = str(invocation.get_error())
+    if is_transient_dbt_error(message):
+        raise dg.RetryRequested(max_retries=LOCK_RETRIES, seconds_to_wait=LOCK_RETRY_SECONDS)
+    raise dg.Failure(
+        description=f"dbt build failed (failed tests or model errors; fix the data or the model): {message}",
+        allow_retries=False,
+    )
+
+
+def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=manifest_path(),
+        project=dbt_project,
+        dagster_dbt_translator=WarehouseTranslator(config),
+        name="warehouse_dbt_models",
+        op_tags=DBT_OP_TAGS,
+        pool=DUCKDB_POOL,
+    )
+    def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
+        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+        yield from invocation.stream()
+        raise_for_failure(invocation)
+
+    return warehouse_dbt_models
+
+
+def build_defs(config: PipelineConfig) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[build_dbt_assets(config)],
+        resources={DBT_RESOURCE_KEY: warehouse_dbt_resource()},
+    )

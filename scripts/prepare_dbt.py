@@ -1,0 +1,46 @@
+"""Prepare the dbt project at install time: check the generated staging, then `dbt parse` the manifest.
+
+Run by the set-up scripts (scripts/setup.sh, setup.bat) and by hand after changing dbt/ or
+pipeline.yaml: `python scripts/prepare_dbt.py`. Dagster then loads the manifest without parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+EXIT_CONFIG = 78
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+
+    import generate_dbt_staging
+    from pipeline_common.config import load_pipeline_config
+
+    problems = generate_dbt_staging.out_of_sync(load_pipeline_config())
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(
+            "dbt staging does not match pipeline.yaml: run `python scripts/generate_dbt_staging.py`, "
+            "review and commit the files, then run this again",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+
+    from orchestration.warehouse.project import dbt_project, prepare_manifest
+
+    path = prepare_manifest(dbt_project)
+    print(f"dbt manifest ready: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
