@@ -40,7 +40,9 @@ def will_be_retried(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
     tag = run.tags.get(WILL_RETRY_TAG)
     if tag is not None:
         return tag.lower() == "true"
-    # Older storages do not write the tag at failure time; ask the same rule the daemon uses.
+    if not instance.run_retries_enabled:
+        return False
+    # The tag is written when the failure is stored; if it is missing, ask the daemon's own rule.
     from dagster._core.execution.retries import auto_reexecution_should_retry_run
 
     return bool(auto_reexecution_should_retry_run(instance, run, None))

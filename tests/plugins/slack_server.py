@@ -97,13 +97,19 @@ class FakeSlack:
     def misbehave(self, status: int = 500, times: int | None = None, delay: float = 0.0, retry_after: str | None = None):
         self.status, self.failures_left, self.delay_seconds, self.retry_after = status, times, delay, retry_after
 
-    def _answer(self, path: str, raw: bytes) -> tuple[int, str, dict[str, str]]:
+    def _record(self, path: str, raw: bytes) -> Any:
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            return 400, "invalid_payload", {}
+            body = None
         with self.lock:
             self.requests.append(SlackRequest(path, body, time.monotonic()))
+        return body
+
+    def _answer(self, path: str, body: Any) -> tuple[int, str, dict[str, str]]:
+        if body is None:
+            return 400, "invalid_payload", {}
+        with self.lock:
             failing = self.status != 200 and (self.failures_left is None or self.failures_left > 0)
             if failing and self.failures_left is not None:
                 self.failures_left -= 1
@@ -121,9 +127,10 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server naming
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = fake._record(self.path, raw)
             if fake.delay_seconds:
                 time.sleep(fake.delay_seconds)
-            status, text, headers = fake._answer(self.path, raw)
+            status, text, headers = fake._answer(self.path, body)
             data = text.encode("utf-8")
             try:
                 self.send_response(status)
