@@ -1,0 +1,1 @@
+"""SharePoint budget workbook -> long CSV files (contract section 4)."""

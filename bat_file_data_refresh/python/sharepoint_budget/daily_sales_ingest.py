@@ -1,0 +1,138 @@
+"""Ingest the daily sales budget workbook (SharePoint or the landing folder) into two long CSV files.
+
+`python daily_sales_ingest.py [--year YYYY] [--source PATH]` writes
+`$DATA_DIR/raw/budget/daily_sales_budget_{YYYY}.csv` and `exchange_rates_{YYYY}.csv`, both or neither
+(contract section 4). Exit codes: 65 bad or missing workbook, 75 transient SharePoint trouble,
+78 configuration (e.g. rejected credentials).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.csv as pacsv  # noqa: E402
+
+from pipeline_common.config import ConfigError, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.script_support import (  # noqa: E402
+    ConfigurationError,
+    ScriptRun,
+    print_summary,
+    script_run,
+)
+from pipeline_common.settings import raw_dir, sharepoint_budget_dir  # noqa: E402
+from sharepoint_budget.sharepoint import MissingWorkbookError, download_workbook, sharepoint_settings  # noqa: E402
+from sharepoint_budget.workbook import ParsedWorkbook, parse_workbook  # noqa: E402
+
+SCRIPT_NAME = "daily_sales_ingest"
+WORKBOOK_NAME = "Daily Sales Budget {year}.xlsx"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--year", type=int, default=None, help="budget year (default: this year, Europe/London)")
+    parser.add_argument(
+        "--source", type=Path, default=None,
+        help="a workbook file or a folder holding 'Daily Sales Budget {YYYY}.xlsx' "
+        "(default: SharePoint when SHAREPOINT_* are all set, else $LANDING_DIR/sharepoint/)",
+    )
+    parser.add_argument(
+        "--skip-missing", action="store_true",
+        help="a missing workbook is not an error: report 0 rows and leave earlier outputs as they are",
+    )
+    return parser.parse_args(argv)
+
+
+def output_paths(year: int) -> tuple[Path, Path]:
+    folder = raw_dir() / "budget"
+    return folder / f"daily_sales_budget_{year}.csv", folder / f"exchange_rates_{year}.csv"
+
+
+@contextlib.contextmanager
+def workbook_file(year: int, source: Path | None, run: ScriptRun) -> Iterator[tuple[Path, str]]:
+    """The workbook as a local file (downloaded to a temporary file from SharePoint) and a source label."""
+    name = WORKBOOK_NAME.format(year=year)
+    settings = None if source is not None else sharepoint_settings()
+    if settings is None:
+        path = source if source is not None and source.is_file() else (source or sharepoint_budget_dir()) / name
+        if not path.is_file():
+            raise MissingWorkbookError(f"workbook '{name}' not found in {path.parent}")
+        run.log.info(f"reading {path}")
+        yield path, str(path)
+        return
+    run.log.info(f"downloading '{settings.file_path(name)}' from SharePoint {settings.site_url}")
+    temp = download_workbook(settings, name)
+    try:
+        yield temp, f"sharepoint:{settings.file_path(name)}"
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
+    """Both files to temporary names first, then renamed: a failure leaves the earlier pair untouched."""
+    budget_path, exchange_path = output_paths(year)
+    budget_path.parent.mkdir(parents=True, exist_ok=True)
+    pending = [
+        (budget_path, _csv_bytes(parsed.budget)),
+        (exchange_path, _csv_bytes(parsed.exchange)),
+    ]
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for target, payload in pending:
+            temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            temp.write_bytes(payload)
+            temps.append((temp, target))
+        for temp, target in temps:
+            os.replace(temp, target)
+    finally:
+        for temp, _ in temps:
+            temp.unlink(missing_ok=True)
+
+
+def ingest(year: int | None, source: Path | None, skip_missing: bool, run: ScriptRun) -> dict:
+    try:
+        config = load_pipeline_config()
+    except ConfigError as exc:
+        raise ConfigurationError(str(exc)) from None
+    year = year or today_in(config.timezone).year
+    markets = list(config.markets)
+    currencies = {m.currency for m in config.markets.values()}
+    try:
+        with workbook_file(year, source, run) as (path, label):
+            parsed = parse_workbook(path, year, markets, currencies)
+    except MissingWorkbookError as exc:
+        if not skip_missing:
+            raise
+        run.log.warning(f"{exc}; skipped (--skip-missing), earlier outputs unchanged")
+        return {"budget_year": year, "total_rows": 0, "exchange_rows": 0, "skipped": True}
+    write_outputs(parsed, year)
+    summary = {"budget_year": year, "total_rows": parsed.budget.num_rows, "exchange_rows": parsed.exchange.num_rows}
+    run.log.info(f"budget {year}: {summary['total_rows']} budget rows, {summary['exchange_rows']} exchange rows")
+    run.report_materialization({**summary, "source": label})
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with script_run(SCRIPT_NAME) as run:
+        print_summary(ingest(args.year, args.source, args.skip_missing, run))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
