@@ -58,13 +58,24 @@ def london_time(timestamp: float | None) -> str:
     return dt.datetime.fromtimestamp(timestamp, LONDON).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def error_text(error) -> str:
+    """The error's first lines, then its root cause's (a retried step's own error is the cause)."""
+    text = first_lines(error.message)
+    root = error
+    while root.cause is not None:
+        root = root.cause
+    if root is not error:
+        text += "\ncaused by: " + first_lines(root.message)
+    return text
+
+
 def _failure_details(context: dg.RunFailureSensorContext) -> tuple[list[str], str]:
     steps: list[str] = []
     errors: list[str] = []
     for event in context.get_step_failure_events():
         steps.append(event.step_key or "?")
         error = getattr(event.event_specific_data, "error", None)
-        errors.append(f"{event.step_key}: {first_lines(error.message if error else event.message or '')}")
+        errors.append(f"{event.step_key}: {error_text(error) if error else first_lines(event.message or '')}")
     if not errors:  # the run failed outside any step (launch, resources, a cancelled dependency)
         errors.append(first_lines(context.failure_event.message or "no error message"))
     return steps, "\n".join(errors)
