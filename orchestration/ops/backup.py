@@ -30,7 +30,8 @@ def backup_warehouse(source: Path, target_dir: Path, keep: int, now: dt.datetime
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d_%H%M%S")
     final = target_dir / f"{source.stem}_{stamp}.duckdb"
     partial = target_dir / f".{final.name}.partial"
-    partial.unlink(missing_ok=True)
+    for leftover in target_dir.glob(".*.partial*"):  # a killed earlier backup; never a visible backup
+        leftover.unlink()
     try:
         _copy_database(source, partial)
         os.replace(partial, final)

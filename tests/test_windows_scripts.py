@@ -1,0 +1,64 @@
+"""start_dagster.bat and the Task Scheduler scripts: CRLF, and everything they name exists."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = [REPO / "start_dagster.bat", REPO / "scripts" / "register_task.ps1", REPO / "scripts" / "unregister_task.ps1"]
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_crlf_line_endings_only(path):
+    data = path.read_bytes()
+    assert data.endswith(b"\r\n")
+    assert data.count(b"\n") == data.count(b"\r\n"), f"{path.name} has bare LF line endings"
+
+
+def test_start_bat_runs_the_supervisor_from_the_repo_venv():
+    text = (REPO / "start_dagster.bat").read_text()
+    assert 'cd /d "%~dp0"' in text  # paths below are relative to the repo folder
+    activate = re.search(r'call "([^"]+)"', text).group(1)
+    assert activate == r".venv\Scripts\activate.bat"
+    script = re.search(r"python (scripts\\\S+\.py)", text).group(1)
+    assert (REPO / Path(*script.split("\\"))).is_file()
+
+
+def test_supervisor_it_calls_accepts_the_documented_arguments():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "supervisor.py"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    for flag in ("--port", "--host", "--dagster-home", "--max-restarts", "--log-dir"):
+        assert flag in result.stdout
+
+
+def test_register_task_points_at_the_start_script_with_the_required_settings():
+    text = (REPO / "scripts" / "register_task.ps1").read_text()
+    start = re.search(r'Join-Path \$RepoRoot "([^"]+)"', text).group(1)
+    assert (REPO / start).is_file()
+    assert "New-ScheduledTaskTrigger -AtStartup" in text and "New-ScheduledTaskTrigger -AtLogOn" in text
+    assert "-ExecutionTimeLimit ([TimeSpan]::Zero)" in text  # no execution time limit
+    assert "-RestartCount" in text and "-RestartInterval" in text  # restart on failure
+    assert "-WorkingDirectory $RepoRoot" in text
+
+
+def test_unregister_removes_the_same_task_name():
+    register = (REPO / "scripts" / "register_task.ps1").read_text()
+    unregister = (REPO / "scripts" / "unregister_task.ps1").read_text()
+    name = re.search(r'\$TaskName = "([^"]+)"', register).group(1)
+    assert f'$TaskName = "{name}"' in unregister
+    assert "Unregister-ScheduledTask -TaskName $TaskName" in unregister
+
+
+def test_python_modules_the_supervisor_starts_exist():
+    import importlib.util
+
+    text = (REPO / "scripts" / "supervisor.py").read_text()
+    for module in re.findall(r'"-m", "([a-z_.]+)"', text) + re.findall(r'CODE_LOCATION_MODULE = "([a-z_.]+)"', text):
+        assert importlib.util.find_spec(module) is not None, module
