@@ -130,7 +130,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     workspace = tmp_path_factory.mktemp("azurite")
     port = _free_port()
     command = [
-        node, str(main_js), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workspace),
+        node, str(main_js), "--blobHost", "127.0.0.1", "--blobPort", str(port),
         "--disableTelemetry", "--skipApiVersionCheck", "--silent", "--inMemoryPersistence",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workspace)

@@ -1,0 +1,159 @@
+"""sync_azure.py against a real Azurite blob service: listing, streaming download, ETag-based skips, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.plugins.azurite import (
+    ACCOUNT_KEY,
+    ORDERS_HEADER,
+    Azurite,
+    LandingTree,
+    csv_text,
+    orders_blob_name,
+    orders_rows,
+    run_sync_script,
+)
+
+pytestmark = pytest.mark.azurite
+
+AS_OF = dt.date(2026, 11, 20)
+DAYS = [AS_OF - dt.timedelta(days=n) for n in range(4)]  # 4 days; the window below covers the newest 3
+ARGS = ("--market", "JP", "--dataset", "ingest_orders", "--days-back", "3", "--as-of", AS_OF.isoformat())
+
+
+@pytest.fixture
+def container(azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh container; the scripts run with it as their Azure source and a private temp folder."""
+    name = azurite.new_container("sync")
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    monkeypatch.setenv("AZURE_CONTAINER", name)
+    temp = tmp_path / "script_temp"
+    temp.mkdir()
+    for variable in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.setenv(variable, str(temp))
+    return name
+
+
+def _upload(azurite: Azurite, container: str, tmp_path: Path, files: dict[str, str | bytes]) -> None:
+    staging = LandingTree(tmp_path / "staging")
+    for name, content in files.items():
+        staging.write(name, content)
+    azurite.upload_tree(container, staging.root)
+    for path in staging.root.rglob("*"):
+        if path.is_file():
+            path.unlink()
+
+
+def _orders(day: dt.date, rows: int, first_id: int = 1) -> str:
+    return csv_text(ORDERS_HEADER, orders_rows(day, rows, first_id))
+
+
+def _out(data_dir: Path, day: dt.date) -> Path:
+    return data_dir / "raw" / "JP" / "ingest_orders" / f"{day:%Y}" / f"ingest_orders_{day:%Y%m%d}.parquet"
+
+
+def test_sync_from_azurite_and_incremental_by_etag(
+    azurite: Azurite, container: str, tmp_path: Path, isolated_env: Path
+) -> None:
+    _upload(azurite, container, tmp_path, {orders_blob_name("JP", day): _orders(day, 11 + i) for i, day in enumerate(DAYS)})
+
+    cold = run_sync_script(*ARGS)
+
+    assert cold.returncode == 0, cold.stderr
+    assert cold.summary == {"market": "JP", "dataset": "ingest_orders", "files_listed": 3, "files_synced": 3,
+                            "files_skipped": 0, "files_failed": 0, "rows_loaded": 11 + 12 + 13}
+    assert not _out(isolated_env, DAYS[3]).exists()  # the day before the window
+    table = pq.read_table(_out(isolated_env, DAYS[1]))
+    assert table.num_rows == 12
+    assert table.schema.field("unit_price").type == pa.decimal128(18, 2)
+    assert table.schema.field("order_ts").type == pa.timestamp("us")
+    assert set(table.column("_source_blob").to_pylist()) == {orders_blob_name("JP", DAYS[1])}
+    assert set(table.column("_file_date").to_pylist()) == {DAYS[1]}
+    assert list((tmp_path / "script_temp").iterdir()) == []  # downloads were streamed to temp files, then removed
+
+    warm = run_sync_script(*ARGS)
+    assert (warm.summary["files_synced"], warm.summary["files_skipped"]) == (0, 3)
+
+    # same name, new content: Azure gives it a new ETag, so exactly that file is converted again
+    _upload(azurite, container, tmp_path, {orders_blob_name("JP", DAYS[0]): _orders(DAYS[0], 4, first_id=900)})
+    changed = run_sync_script(*ARGS)
+    assert changed.returncode == 0, changed.stderr
+    assert (changed.summary["files_synced"], changed.summary["files_skipped"], changed.summary["rows_loaded"]) == (1, 2, 4)
+    assert pq.read_table(_out(isolated_env, DAYS[0])).column("order_id").to_pylist() == [900, 901, 902, 903]
+
+    forced = run_sync_script(*ARGS, "--force")
+    assert (forced.summary["files_synced"], forced.summary["rows_loaded"]) == (3, 4 + 12 + 13)
+    for result in (cold, warm, changed, forced):
+        assert ACCOUNT_KEY not in result.stdout + result.stderr
+
+
+def test_bad_blob_is_rejected_others_sync(azurite: Azurite, container: str, tmp_path: Path, isolated_env: Path) -> None:
+    rows = orders_rows(DAYS[1], 30)
+    rows[12][ORDERS_HEADER.index("quantity")] = "x"  # editor line 14
+    _upload(azurite, container, tmp_path, {
+        orders_blob_name("JP", DAYS[0]): _orders(DAYS[0], 5),
+        orders_blob_name("JP", DAYS[1]): csv_text(ORDERS_HEADER, rows),
+    })
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 65
+    assert (f"{orders_blob_name('JP', DAYS[1])} line 14, column 'quantity': expected an integer, got 'x'"
+            in result.stderr)
+    assert _out(isolated_env, DAYS[0]).is_file() and not _out(isolated_env, DAYS[1]).exists()
+    assert (result.summary["files_synced"], result.summary["files_failed"]) == (1, 1)
+    assert list((tmp_path / "script_temp").iterdir()) == []
+
+
+def test_reference_blob_file_date_is_its_last_modified_date(
+    azurite: Azurite, container: str, tmp_path: Path, isolated_env: Path
+) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    blob = "UK/raw_data/DWH/Oracle/ingest_new_names/ingest_new_names.csv"
+    _upload(azurite, container, tmp_path, {blob: "\ufeffcustomer_id,first_order_date\n7,2026-11-01\n8,2026-11-02\n"})
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        modified = service.get_blob_client(container, blob).get_blob_properties().last_modified
+
+    result = run_sync_script("--market", "UK", "--dataset", "ingest_new_names")
+
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(isolated_env / "raw" / "UK" / "ingest_new_names" / "ingest_new_names.parquet")
+    assert table.column("first_order_date").to_pylist() == [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
+    assert set(table.column("_file_date").to_pylist()) == {modified.astimezone(ZoneInfo("Europe/London")).date()}
+
+
+def test_missing_container_is_a_configuration_error(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    monkeypatch.setenv("AZURE_CONTAINER", "no-such-container")
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 78
+    assert "the container does not exist (check AZURE_CONTAINER)" in result.stderr
+    assert ACCOUNT_KEY not in result.stdout + result.stderr
+
+
+def test_unreachable_storage_exits_75(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+    )
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 75, result.stderr
+    assert "network error after retries" in result.stderr
+    assert ACCOUNT_KEY not in result.stdout + result.stderr
