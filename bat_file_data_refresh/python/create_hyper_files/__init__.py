@@ -1,0 +1,1 @@
+"""DuckDB -> Parquet -> Hyper -> Tableau Server export: the CLI script and its helper modules."""

@@ -1,0 +1,76 @@
+"""A cross-process, cross-platform exclusive lock file: one Tableau publish at a time per PAT.
+
+The lock file is created with O_EXCL and holds the owner's PID and process start time, so a
+lock left behind by a crashed process is recognised (PID gone, or reused by another process)
+and taken over instead of blocking every later export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from pipeline_common.script_support import TransientError
+
+
+def _process_start(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def _owner_alive(lock_path: Path) -> bool:
+    try:
+        pid_text, _, started_text = lock_path.read_text(encoding="ascii").strip().partition(" ")
+        pid, started = int(pid_text), float(started_text)
+    except (OSError, ValueError):
+        # Unreadable: the owner may be between create and write; treat as alive this round.
+        return True
+    actual = _process_start(pid)
+    return actual is not None and abs(actual - started) < 1.0
+
+
+def _try_create(lock_path: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(f"{os.getpid()} {_process_start(os.getpid()) or 0.0}")
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path, timeout_seconds: float, log: logging.Logger) -> Iterator[None]:
+    """Hold lock_path for the duration of the block; wait (with backoff) while a live process holds it."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_seconds
+    delay = 0.25
+    while not _try_create(lock_path):
+        if not _owner_alive(lock_path):
+            log.warning(f"removing stale publish lock {lock_path} (its process is gone)")
+            with contextlib.suppress(FileNotFoundError):
+                lock_path.unlink()
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TransientError(
+                f"another export is publishing to Tableau (lock {lock_path} held for over "
+                f"{timeout_seconds:.0f} s); a retry later may succeed"
+            )
+        log.info("another export is publishing to Tableau; waiting for its lock")
+        time.sleep(min(remaining, random.uniform(delay / 2, delay)))
+        delay = min(delay * 2, 10.0)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock_path.unlink()
