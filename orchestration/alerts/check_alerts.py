@@ -1,8 +1,10 @@
 """Alerts for failed asset checks (dbt tests, sentinels, ingestion checks), read from the event log.
 
-A sensor walks ASSET_CHECK_EVALUATION records after its cursor (a storage id). A failed check
-of severity ERROR goes to its route (a sentinel's own route, else `alerts.check_route`); WARN
-goes to the log, and to Slack only for routes listed in `alerts.warn_routes`.
+A sensor follows finished runs through the event log's run-status records (cursor: their
+storage ids, which are global even on the default run-sharded SQLite storage) and reads each
+run's ASSET_CHECK_EVALUATION events. A failed check of severity ERROR goes to its route (a
+sentinel's own route, else `alerts.check_route`); WARN goes to the log, and to Slack only for
+routes listed in `alerts.warn_routes`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import json
 from typing import Any
 
 import dagster as dg
-from dagster._core.event_api import EventRecordsFilter
 from dagster._core.events import DagsterEventType
 
 from orchestration.alerts import blocks
@@ -19,25 +20,37 @@ from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
 from pipeline_common.config import Alerts
 
-BATCH = 50
+BATCH = 25
 FIELD_VALUE_CHARS = 300
+FINISHED_EVENTS = [DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED]
 
 
-def _latest_check_storage_id(instance: dg.DagsterInstance) -> int:
-    records = instance.event_log_storage.get_event_records(
-        EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION), limit=1, ascending=False
-    )
-    return records[0].storage_id if records else 0
+def _status_records(instance: dg.DagsterInstance, event_type: DagsterEventType, after: int | None, limit: int):
+    records_filter = dg.RunStatusChangeRecordsFilter(event_type=event_type, after_storage_id=after)
+    return instance.fetch_run_status_changes(records_filter, limit=limit, ascending=after is not None).records
 
 
-def new_check_records(instance: dg.DagsterInstance, after: int, limit: int = BATCH) -> list[Any]:
-    return list(
-        instance.event_log_storage.get_event_records(
-            EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
-            limit=limit,
-            ascending=True,
-        )
-    )
+def initial_cursor(instance: dg.DagsterInstance) -> dict[str, int]:
+    cursor = {}
+    for event_type in FINISHED_EVENTS:
+        newest = _status_records(instance, event_type, None, 1)
+        cursor[event_type.value] = newest[0].storage_id if newest else 0
+    return cursor
+
+
+def finished_runs_since(instance: dg.DagsterInstance, cursor: dict[str, int]) -> list[tuple[str, int, str]]:
+    """(event type, storage id, run id) of runs finished after the cursor, oldest first."""
+    found = []
+    for event_type in FINISHED_EVENTS:
+        for record in _status_records(instance, event_type, cursor.get(event_type.value, 0), BATCH):
+            found.append((event_type.value, record.storage_id, record.event_log_entry.run_id))
+    return sorted(found, key=lambda item: item[1])
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[Any]:
+    entries = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    evaluations = [entry.dagster_event.asset_check_evaluation_data for entry in entries]
+    return [e for e in evaluations if not e.passed]
 
 
 def metadata_text(value: Any) -> str:
@@ -80,18 +93,17 @@ def build_check_alert_sensor(alerts: Alerts, default_status: dg.DefaultSensorSta
     def asset_check_alert_sensor(context: dg.SensorEvaluationContext, slack_alerts: SlackAlerts):
         if context.cursor is None:
             # A fresh install should not replay every check that ever failed.
-            context.update_cursor(str(_latest_check_storage_id(context.instance)))
-            return dg.SkipReason("cursor initialised at the newest check evaluation")
-        records = new_check_records(context.instance, int(context.cursor))
+            context.update_cursor(json.dumps(initial_cursor(context.instance)))
+            return dg.SkipReason("cursor initialised at the newest finished run")
+        cursor = json.loads(context.cursor)
+        finished = finished_runs_since(context.instance, cursor)
         sent = 0
-        for record in records:
-            evaluation = record.event_log_entry.dagster_event.asset_check_evaluation_data
-            if not evaluation.passed:
-                sent += _alert(context, slack_alerts, alerts, evaluation, record.run_id)
-            context.update_cursor(str(record.storage_id))
-        if not records:
-            return dg.SkipReason("no new check evaluations")
-        return dg.SkipReason(f"{len(records)} check evaluation(s) read, {sent} alert(s) sent")
+        for event_type, storage_id, run_id in finished:
+            for evaluation in failed_checks(context.instance, run_id):
+                sent += _alert(context, slack_alerts, alerts, evaluation, run_id)
+            cursor[event_type] = storage_id
+            context.update_cursor(json.dumps(cursor))
+        return dg.SkipReason(f"{len(finished)} finished run(s) read, {sent} check alert(s) sent")
 
     return asset_check_alert_sensor
 
