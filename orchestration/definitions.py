@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import ingestion, ops, warehouse
+from orchestration import alerts, ingestion, ops, sensors, warehouse
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
 
@@ -16,6 +16,8 @@ DOMAINS = [
     ingestion,
     ops,
     warehouse,
+    alerts,
+    sensors,
 ]
 
 
