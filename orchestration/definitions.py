@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import alerts, ingestion, ops, sensors, warehouse
+from orchestration import alerts, exports, ingestion, ops, sensors, warehouse
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
 
@@ -16,6 +16,7 @@ DOMAINS = [
     ingestion,
     ops,
     warehouse,
+    exports,
     alerts,
     sensors,
 ]

@@ -1,1 +1,258 @@
-"""Fixtures: tableau_server (filled in by the domain that owns it)."""
+"""Fixture `tableau_server`: a local Tableau Server REST API double on 127.0.0.1 for the real TSC client.
+
+It speaks the calls tableauserverclient 0.42 makes to publish a data source: serverInfo
+(version negotiation), PAT sign-in/sign-out (XML), project query with a name filter,
+single-request multipart publish, and chunked publish (fileUploads initiate, append, then
+publish with uploadSessionId). Faults (401 session expiry, 5xx) can be queued per call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+from xml.etree import ElementTree as ET
+
+import pytest
+
+NS = "http://tableau.com/api"
+REST_API_VERSION = "3.24"
+SITE_CONTENT_URL = "commercial"
+PAT_NAME = "pipeline-pat"
+PAT_SECRET = "s3cr3t-PAT-value-0123456789abcdef"
+PROJECTS = {"Commercial": "proj-commercial-0001", "Finance": "proj-finance-0002"}
+
+_API_RE = re.compile(r"^/api/(?P<version>[\d.]+)/(?P<rest>.*)$")
+
+
+@dataclass
+class Published:
+    name: str
+    project_id: str
+    query: dict[str, list[str]]
+    content: bytes
+    chunked: bool
+    chunks: int
+
+
+@dataclass
+class TableauServerDouble:
+    url: str = ""
+    site_id: str = "site-0001-luid"
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    sign_ins: list[dict[str, str]] = field(default_factory=list)
+    published: list[Published] = field(default_factory=list)
+    faults: dict[str, list[int]] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
+    uploads: dict[str, list[bytes]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, call: str, *statuses: int) -> None:
+        """Answer the next calls of kind `call` (signin, projects, publish, append) with these statuses."""
+        self.faults.setdefault(call, []).extend(statuses)
+
+    def env(self, project: str = "Commercial", secret: str = PAT_SECRET) -> dict[str, str]:
+        return {
+            "TABLEAU_SERVER_URL": self.url, "TABLEAU_SITE_ID": SITE_CONTENT_URL, "TABLEAU_PAT_NAME": PAT_NAME,
+            "TABLEAU_PAT_SECRET": secret, "TABLEAU_PROJECT": project,
+        }
+
+    def calls(self, kind: str) -> int:
+        return sum(1 for k, _ in self.requests if k == kind)
+
+
+def _xml(body: str) -> bytes:
+    return f'<?xml version="1.0" encoding="UTF-8"?><tsResponse xmlns="{NS}">{body}</tsResponse>'.encode()
+
+
+def _error(code: str, summary: str, detail: str) -> bytes:
+    return _xml(f'<error code="{code}"><summary>{summary}</summary><detail>{detail}</detail></error>')
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, bytes]:
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    parts: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        disposition = part.get("Content-Disposition", "")
+        name = re.search(r'name="([^"]*)"', disposition)
+        parts[name.group(1) if name else ""] = part.get_payload(decode=True) or b""
+    return parts
+
+
+def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
+            pass
+
+        def _send(self, status: int, body: bytes = b"", content_type: str = "application/xml") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _route(self, method: str) -> None:
+            parsed = urlparse(self.path)
+            body = self._body()
+            match = _API_RE.match(parsed.path)
+            if not match:
+                self._send(404, _error("404000", "Not found", parsed.path))
+                return
+            rest, query = match.group("rest"), parse_qs(parsed.query)
+            kind = _kind(method, rest)
+            with state.lock:
+                state.requests.append((kind, self.path))
+                queued = state.faults.get(kind)
+                fault = queued.pop(0) if queued else None
+            if fault == 401:
+                with state.lock:  # the session is gone, as when a PAT signs in elsewhere
+                    state.tokens.discard(self.headers.get("X-Tableau-Auth", ""))
+                self._send(401, _error("401002", "Unauthorized Access", "Invalid authentication credentials"))
+                return
+            if fault:
+                self._send(fault, b"<html><body>Service Unavailable</body></html>", "text/html")
+                return
+            if kind not in ("serverinfo", "signin") and self.headers.get("X-Tableau-Auth") not in state.tokens:
+                self._send(401, _error("401002", "Unauthorized Access", "Invalid authentication credentials"))
+                return
+            getattr(self, f"_{kind}", self._unknown)(rest, query, body)
+
+        def _unknown(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            self._send(404, _error("404000", "Resource Not Found", rest))
+
+        def _serverinfo(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            self._send(200, _xml(
+                f'<serverInfo><productVersion build="20241.24.0312.0830">2024.1.0</productVersion>'
+                f"<restApiVersion>{REST_API_VERSION}</restApiVersion></serverInfo>"
+            ))
+
+        def _signin(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            credentials = ET.fromstring(body).find("credentials")
+            assert credentials is not None
+            site = credentials.find("site")
+            attempt = {
+                "name": credentials.get("personalAccessTokenName", ""),
+                "secret": credentials.get("personalAccessTokenSecret", ""),
+                "site": site.get("contentUrl", "") if site is not None else "",
+            }
+            state.sign_ins.append(attempt)
+            if (attempt["name"], attempt["secret"], attempt["site"]) != (PAT_NAME, PAT_SECRET, SITE_CONTENT_URL):
+                self._send(401, _error("401001", "Signin Error", "Error signing in to Tableau Server"))
+                return
+            token = uuid.uuid4().hex
+            state.tokens.add(token)
+            self._send(200, _xml(
+                f'<credentials token="{token}" estimatedTimeToExpiration="365:00:00">'
+                f'<site id="{state.site_id}" contentUrl="{SITE_CONTENT_URL}"/><user id="user-0001"/></credentials>'
+            ))
+
+        def _signout(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            state.tokens.discard(self.headers.get("X-Tableau-Auth", ""))
+            self._send(204)
+
+        def _projects(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            wanted = None
+            for clause in (query.get("filter") or [""])[0].split(","):
+                field_, _, rest_ = clause.partition(":")
+                if field_ == "name":
+                    operator, _, value = rest_.partition(":")
+                    assert operator == "eq", clause
+                    wanted = value
+            items = [(n, i) for n, i in PROJECTS.items() if wanted is None or n == wanted]
+            projects = "".join(f'<project id="{i}" name="{n}" contentPermissions="ManagedByOwner"/>' for n, i in items)
+            self._send(200, _xml(
+                f'<pagination pageNumber="1" pageSize="100" totalAvailable="{len(items)}"/>'
+                f"<projects>{projects}</projects>"
+            ))
+
+        def _initiate(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            upload_id = uuid.uuid4().hex
+            state.uploads[upload_id] = []
+            self._send(201, _xml(f'<fileUpload uploadSessionId="{upload_id}" fileSize="0"/>'))
+
+        def _append(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            upload_id = rest.rsplit("/", 1)[-1]
+            if upload_id not in state.uploads:
+                self._send(404, _error("404004", "Upload session not found", upload_id))
+                return
+            state.uploads[upload_id].append(_multipart(self.headers["Content-Type"], body)["tableau_file"])
+            size_mb = sum(len(c) for c in state.uploads[upload_id]) // (1024 * 1024)
+            self._send(200, _xml(f'<fileUpload uploadSessionId="{upload_id}" fileSize="{size_mb}"/>'))
+
+        def _publish(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            parts = _multipart(self.headers["Content-Type"], body)
+            datasource = ET.fromstring(parts["request_payload"]).find("datasource")
+            assert datasource is not None
+            project = datasource.find("project")
+            project_id = project.get("id", "") if project is not None else ""
+            if project_id not in PROJECTS.values():
+                self._send(404, _error("404005", "Project not found", project_id))
+                return
+            upload_id = (query.get("uploadSessionId") or [None])[0]
+            if upload_id is not None:
+                chunks = state.uploads.pop(upload_id)
+                content, chunked = b"".join(chunks), True
+            else:
+                content, chunks, chunked = parts["tableau_datasource"], [b""], False
+            name = datasource.get("name", "")
+            state.published.append(Published(name, project_id, query, content, chunked, len(chunks)))
+            self._send(201, _xml(
+                f'<datasource id="ds-{uuid.uuid4().hex[:8]}" name="{name}" contentUrl="{name.replace("_", "")}" '
+                f'type="hyper"><project id="{project_id}"/></datasource>'
+            ))
+
+        def do_GET(self) -> None:
+            self._route("GET")
+
+        def do_POST(self) -> None:
+            self._route("POST")
+
+        def do_PUT(self) -> None:
+            self._route("PUT")
+
+    return Handler
+
+
+def _kind(method: str, rest: str) -> str:
+    if rest == "serverInfo":
+        return "serverinfo"
+    if rest == "auth/signin":
+        return "signin"
+    if rest == "auth/signout":
+        return "signout"
+    if re.fullmatch(r"sites/[^/]+/projects", rest):
+        return "projects"
+    if re.fullmatch(r"sites/[^/]+/fileUploads", rest) and method == "POST":
+        return "initiate"
+    if re.fullmatch(r"sites/[^/]+/fileUploads/[^/]+", rest) and method == "PUT":
+        return "append"
+    if re.fullmatch(r"sites/[^/]+/datasources", rest) and method == "POST":
+        return "publish"
+    return "unknown"
+
+
+@pytest.fixture
+def tableau_server() -> Iterator[TableauServerDouble]:
+    """A Tableau REST API double listening on 127.0.0.1 (a free port) for the test's duration."""
+    state = TableauServerDouble()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, name="tableau-server-double", daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

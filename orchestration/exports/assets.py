@@ -1,0 +1,44 @@
+"""Asset factory: each configured export runs duckdb_to_tableau_server.py through Dagster Pipes."""
+
+import dagster as dg
+
+from orchestration.exports.freshness import export_freshness_policy
+from orchestration.pipes_runner import materialization_metadata, run_legacy_script, script_path
+from orchestration.resources import DUCKDB_POOL, RETRY_POLICY
+from pipeline_common.config import Export, PipelineConfig
+
+EXPORT_GROUP = "export"
+EXPORT_SCRIPT = "create_hyper_files/duckdb_to_tableau_server.py"
+
+
+def export_script_args(export: Export) -> list[str]:
+    return ["--tables", *export.tables, "--name", export.name]
+
+
+def build_export_asset(export: Export, timezone: str) -> dg.AssetsDefinition:
+    """One asset per extract; it waits for its upstream assets (dbt models are keyed by model name)."""
+
+    @dg.asset(
+        name=export.asset,
+        group_name=EXPORT_GROUP,
+        deps=[dg.AssetKey(upstream) for upstream in export.upstream_assets],
+        pool=DUCKDB_POOL,
+        retry_policy=RETRY_POLICY,
+        freshness_policy=export_freshness_policy(timezone),
+        kinds={"tableau", "hyper"},
+        description=f"Tableau extract `{export.name}.hyper` of {', '.join(export.tables)}, published (Overwrite).",
+        metadata={"export_name": export.name, "tables": ", ".join(export.tables)},
+    )
+    def _export(
+        context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient
+    ) -> dg.MaterializeResult:
+        invocation = run_legacy_script(
+            context, pipes_subprocess_client, script_path(EXPORT_SCRIPT), export_script_args(export)
+        )
+        return dg.MaterializeResult(metadata=materialization_metadata(invocation))
+
+    return _export
+
+
+def build_defs(config: PipelineConfig) -> dg.Definitions:
+    return dg.Definitions(assets=[build_export_asset(export, config.timezone) for export in config.exports])
