@@ -1,0 +1,144 @@
+"""Arrival sensors against the landing folder and a real Azurite container: a new file for today
+starts one run of its market's ingestion and everything downstream, a seen file does not, a
+changed file does again; a run already in flight for the market makes the sensor wait."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+import pytest
+
+from orchestration.sensors import arrival
+from pipeline_common.config import load_pipeline_config
+
+CONFIG = load_pipeline_config()
+
+
+@dg.asset(name="uk_orders_azure")
+def uk_orders_azure() -> None:
+    """Stands in for the ingestion asset."""
+
+
+@dg.asset(name="stg_uk_orders", deps=[uk_orders_azure])
+def stg_uk_orders() -> None:
+    """Stands in for a downstream dbt model."""
+
+
+@dg.asset(name="de_orders_azure")
+def de_orders_azure() -> None:
+    """Another market: must stay out of a UK run."""
+
+
+@pytest.fixture
+def sensor_harness(tmp_path):
+    sensor = arrival.build_orders_arrival_sensor(CONFIG, "UK", dg.DefaultSensorStatus.RUNNING)
+    defs = dg.Definitions(assets=[uk_orders_azure, stg_uk_orders, de_orders_azure], sensors=[sensor])
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        state = {"cursor": None}
+
+        def tick() -> list[dg.RunRequest]:
+            context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], definitions=defs)
+            data = sensor.evaluate_tick(context)
+            state["cursor"] = data.cursor if data.cursor is not None else state["cursor"]
+            return list(data.run_requests or [])
+
+        yield instance, defs, tick
+
+
+def _today_blob(market: str = "UK") -> str:
+    return arrival.daily_blob_name(market, "ingest_orders", arrival.london_today())
+
+
+def _assert_uk_request(defs, request: dg.RunRequest) -> None:
+    assert request.tags["market"] == "UK"
+    repository = defs.get_repository_def()
+    job = repository.get_job(repository.get_sensor_def("uk_orders_arrival_sensor").job_name)
+    selected = set(job.asset_layer.selected_asset_keys)
+    assert selected == {dg.AssetKey("uk_orders_azure"), dg.AssetKey("stg_uk_orders")}
+
+
+def test_landing_folder_new_same_and_changed_file(sensor_harness, isolated_env):
+    instance, defs, tick = sensor_harness
+    assert tick() == []  # nothing landed yet
+    path = isolated_env / "landing" / _today_blob()
+    path.parent.mkdir(parents=True)
+    path.write_text("order_id\n1\n", encoding="utf-8")
+    (path.parent / "ingest_orders_20000101.csv").write_text("old day\n", encoding="utf-8")
+
+    [request] = tick()
+    _assert_uk_request(defs, request)
+    assert request.tags["trigger_file"] == _today_blob()
+    assert tick() == []  # the same file does not trigger twice
+
+    path.write_text("order_id\n1\n2\n", encoding="utf-8")  # re-delivered with more lines
+    [again] = tick()
+    assert again.run_key != request.run_key
+
+
+def test_waits_while_a_run_for_the_market_is_in_flight(sensor_harness, isolated_env):
+    instance, defs, tick = sensor_harness
+    busy = instance.create_run_for_job(
+        dg.define_asset_job("busy_job", selection=["uk_orders_azure"]).resolve(asset_graph=defs.resolve_asset_graph()),
+        tags={"market": "UK"},
+    )
+    instance.handle_run_event(busy.run_id, dg.DagsterEvent(event_type_value="PIPELINE_START", job_name="busy_job"))
+    path = isolated_env / "landing" / _today_blob()
+    path.parent.mkdir(parents=True)
+    path.write_text("order_id\n1\n", encoding="utf-8")
+    assert tick() == []
+    instance.report_run_failed(instance.get_run_by_id(busy.run_id))
+    [request] = tick()  # the file still triggers once the market is free
+    _assert_uk_request(defs, request)
+
+
+@pytest.mark.azurite
+def test_azure_blob_new_same_and_changed(sensor_harness, azurite, monkeypatch):
+    from azure.storage.blob import BlobServiceClient
+
+    instance, defs, tick = sensor_harness
+    container = azurite.new_container()
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        client = service.get_container_client(container)
+        client.upload_blob(_today_blob("DE"), b"order_id\n1\n")  # other market: not ours
+        assert tick() == []
+        client.upload_blob(_today_blob(), b"order_id\n1\n")
+        [request] = tick()
+        _assert_uk_request(defs, request)
+        assert tick() == []
+        client.upload_blob(_today_blob(), b"order_id\n1\n2\n", overwrite=True)  # new ETag
+        [again] = tick()
+        assert again.run_key != request.run_key
+
+
+def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
+    @dg.asset(name="daily_sales_budget_exchange_ingest")
+    def budget() -> None:
+        """Stands in for the budget asset."""
+
+    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    defs = dg.Definitions(assets=[budget], sensors=[sensor])
+    cursor = None
+
+    def tick():
+        nonlocal cursor
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        with dg.DagsterInstance.local_temp(str(home)) as instance:
+            data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+        cursor = data.cursor if data.cursor is not None else cursor
+        return list(data.run_requests or [])
+
+    assert tick() == []
+    workbook = arrival.budget_workbook_path(arrival.london_today().year)
+    workbook.parent.mkdir(parents=True)
+    workbook.write_bytes(b"v1")
+    assert len(tick()) == 1
+    assert tick() == []
+    workbook.write_bytes(b"version 2")
+    os.utime(workbook, ns=(workbook.stat().st_atime_ns, workbook.stat().st_mtime_ns + 10**9))
+    assert len(tick()) == 1
