@@ -256,3 +256,57 @@ def tableau_server() -> Iterator[TableauServerDouble]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# --- the export script's warehouse and runner ------------------------------------------------
+
+EXPORT_SCRIPT = (
+    __import__("pathlib").Path(__file__).resolve().parents[2]
+    / "bat_file_data_refresh" / "python" / "create_hyper_files" / "duckdb_to_tableau_server.py"
+)
+
+SALES_SQL = """
+CREATE TABLE qi_executive_daily_sales (
+    order_date DATE, market VARCHAR, net_sales_gbp DECIMAL(38,2), budget_gbp DECIMAL(18,2),
+    variance_pct DOUBLE, orders BIGINT, units HUGEINT, new_customers INTEGER, store VARCHAR
+);
+INSERT INTO qi_executive_daily_sales VALUES
+    ('2026-03-01', 'UK', 12345.67, 12000.00, 0.0288, 120, 340, 7, 'Zürich'),
+    ('2026-03-01', 'JP', 987654321.99, 0.00, NULL, 45, 91, NULL, '東京'),
+    ('2026-03-02', 'DE', -15.50, 100.25, -1.1546, 3, 3, NULL, NULL),
+    ('2024-02-29', 'IT', 0.01, NULL, NULL, 1, 1, NULL, 'Forlì ''quoted''');
+CREATE TABLE int_orders_summary_daily AS
+    SELECT DATE '2026-03-01' + (i % 30)::INTEGER AS order_date, ['UK','DE','IT','JP'][i % 4 + 1] AS market,
+           ['TV','WEB','APP','PHONE'][i % 4 + 1] AS channel, i AS orders,
+           (i * 1.25)::DECIMAL(18,2) AS net_sales_local
+    FROM range(1000) r(i);
+"""
+
+
+@pytest.fixture
+def export_warehouse(isolated_env, monkeypatch: pytest.MonkeyPatch):
+    """A real DuckDB warehouse with two mart-like tables; DUCKDB_PATH points at it."""
+    import duckdb
+
+    path = isolated_env / "warehouse" / "analytics.duckdb"
+    path.parent.mkdir(parents=True)
+    with duckdb.connect(str(path)) as con:
+        con.execute(SALES_SQL)
+    monkeypatch.setenv("DUCKDB_PATH", str(path))
+    return path
+
+
+@pytest.fixture
+def run_export():
+    """Run the export script as a separate process (as Dagster and analysts do)."""
+    import os
+    import subprocess
+    import sys
+
+    def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
+        return subprocess.run(
+            [sys.executable, str(EXPORT_SCRIPT), *args], capture_output=True, text=True, encoding="utf-8",
+            env={**os.environ, **(env or {})}, timeout=timeout,
+        )
+
+    return _run

@@ -1,0 +1,234 @@
+"""The export script builds real .hyper files whose tables, types and values match the DuckDB warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from tableauhyperapi import Connection, HyperProcess, Telemetry
+
+from create_hyper_files.backups import BACKUPS_KEPT
+
+
+def read_hyper(path: Path, work_dir: Path) -> dict[str, dict]:
+    """Every table of a .hyper: its column names and types, and its rows."""
+    work_dir.mkdir(exist_ok=True)
+    tables: dict[str, dict] = {}
+    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU, parameters={"log_dir": str(work_dir)}) as hyper:
+        with Connection(hyper.endpoint, str(path)) as connection:
+            for schema in connection.catalog.get_schema_names():
+                for table in connection.catalog.get_table_names(schema):
+                    definition = connection.catalog.get_table_definition(table)
+                    key = f"{schema.name.unescaped}.{table.name.unescaped}"
+                    tables[key] = {
+                        "columns": {c.name.unescaped: str(c.type) for c in definition.columns},
+                        "rows": connection.execute_list_query(f"SELECT * FROM {table}"),
+                    }
+    return tables
+
+
+def summary(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def duckdb_rows(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _plain(value):
+    """Hyper's Date/Timestamp values as Python's, so rows compare with DuckDB's."""
+    if hasattr(value, "to_datetime"):
+        return value.to_datetime()
+    if hasattr(value, "to_date"):
+        return value.to_date()
+    return value
+
+
+def test_one_table_becomes_extract_extract_with_tableau_types_and_equal_values(
+    export_warehouse, run_export, isolated_env, tmp_path
+):
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--no-publish")
+    assert result.returncode == 0, result.stderr
+
+    hyper_path = isolated_env / "exports" / "executive_daily_sales.hyper"
+    assert summary(result.stdout) == {
+        "name": "executive_daily_sales", "tables": {"qi_executive_daily_sales": 4},
+        "hyper_path": str(hyper_path), "published": False,
+    }
+    tables = read_hyper(hyper_path, tmp_path / "hyper")
+    assert list(tables) == ["Extract.Extract"]
+    extract = tables["Extract.Extract"]
+    assert extract["columns"] == {
+        "order_date": "DATE", "market": "TEXT", "net_sales_gbp": "NUMERIC(18, 2)", "budget_gbp": "NUMERIC(18, 2)",
+        "variance_pct": "DOUBLE", "orders": "BIG_INT", "units": "BIG_INT", "new_customers": "INT", "store": "TEXT",
+    }
+    expected = duckdb_rows(export_warehouse, "SELECT * FROM qi_executive_daily_sales ORDER BY order_date, market")
+    actual = sorted(([_plain(v) for v in row] for row in extract["rows"]), key=lambda r: (r[0], r[1]))
+    assert actual == [list(row) for row in expected]
+    by_market = {row[1]: row for row in actual}
+    assert by_market["JP"][8] == "東京" and by_market["UK"][8] == "Zürich"
+    assert by_market["JP"][2] == Decimal("987654321.99") and by_market["IT"][0] == dt.date(2024, 2, 29)
+    assert by_market["DE"][8] is None and by_market["IT"][3] is None
+
+
+def test_several_tables_keep_their_names_and_row_counts(export_warehouse, run_export, isolated_env, tmp_path):
+    result = run_export(
+        "--tables", "qi_executive_daily_sales", "int_orders_summary_daily", "--name", "sales_pack", "--no-publish"
+    )
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stdout)["tables"] == {"qi_executive_daily_sales": 4, "int_orders_summary_daily": 1000}
+    tables = read_hyper(isolated_env / "exports" / "sales_pack.hyper", tmp_path / "hyper")
+    assert sorted(tables) == ["Extract.int_orders_summary_daily", "Extract.qi_executive_daily_sales"]
+    summary_rows = tables["Extract.int_orders_summary_daily"]["rows"]
+    assert len(summary_rows) == 1000
+    total = duckdb_rows(export_warehouse, "SELECT sum(net_sales_local), count(DISTINCT order_date) FROM int_orders_summary_daily")
+    assert sum(row[4] for row in summary_rows) == total[0][0]
+    assert len({row[0] for row in summary_rows}) == total[0][1]
+
+
+def test_types_hyper_cannot_read_are_cast_to_what_tableau_users_expect(
+    isolated_env, run_export, monkeypatch, tmp_path
+):
+    warehouse = isolated_env / "odd.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(
+            """
+            CREATE TABLE "odd ""types"" table" AS SELECT
+                123456789012.34::DECIMAL(38,2) AS "wide money",
+                1e25::DECIMAL(38,2) AS too_wide,
+                170141183460469231731687303715884105727::HUGEINT AS huge,
+                42::HUGEINT AS summed_units,
+                TIMESTAMPTZ '2026-07-01 12:00:00+00' AS ts_tz,
+                '3c0d1a5e-6b1e-4a4b-9c59-0f6c1c8d2a10'::UUID AS id,
+                '{"a": [1, 2]}'::JSON AS payload,
+                3::TINYINT AS tiny,
+                [1, 2]::INTEGER[] AS list_col
+            """
+        )
+    monkeypatch.setenv("DUCKDB_PATH", str(warehouse))
+    result = run_export("--tables", 'odd "types" table', "--name", "odd", "--no-publish")
+    assert result.returncode == 0, result.stderr
+    extract = read_hyper(isolated_env / "exports" / "odd.hyper", tmp_path / "hyper")["Extract.Extract"]
+    assert extract["columns"] == {
+        "wide money": "NUMERIC(18, 2)", "too_wide": "DOUBLE", "huge": "DOUBLE", "summed_units": "BIG_INT",
+        "ts_tz": "TIMESTAMP", "id": "TEXT", "payload": "TEXT", "tiny": "SMALL_INT", "list_col": "TEXT",
+    }
+    row = [_plain(v) for v in extract["rows"][0]]
+    assert row[0] == Decimal("123456789012.34") and row[1] == pytest.approx(1e25) and row[3] == 42
+    # TIMESTAMPTZ becomes the wall-clock time in the business time zone (BST in July).
+    assert row[4] == dt.datetime(2026, 7, 1, 13, 0, 0)
+    assert row[5] == "3c0d1a5e-6b1e-4a4b-9c59-0f6c1c8d2a10" and json.loads(row[6]) == {"a": [1, 2]}
+
+
+def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, run_export, isolated_env):
+    good = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--no-publish")
+    assert good.returncode == 0, good.stderr
+    extract = isolated_env / "exports" / "executive_daily_sales.hyper"
+    before = extract.read_bytes()
+    backups_before = sorted(p.name for p in (isolated_env / "exports" / "backup").iterdir())
+
+    bad = run_export(
+        "--tables", "qi_executive_daily_sale", "--name", "executive_daily_sales", "--no-publish"
+    )
+    assert bad.returncode == 65
+    assert "unknown table 'qi_executive_daily_sale'" in bad.stderr
+    assert "did you mean: qi_executive_daily_sales" in bad.stderr
+    assert extract.read_bytes() == before
+    assert sorted(p.name for p in (isolated_env / "exports" / "backup").iterdir()) == backups_before
+    assert sorted(p.name for p in (isolated_env / "exports").iterdir()) == ["backup", "executive_daily_sales.hyper"]
+
+
+def test_sql_in_a_table_name_is_only_ever_a_name(export_warehouse, run_export, isolated_env):
+    result = run_export("--tables", "qi_executive_daily_sales; DROP TABLE int_orders_summary_daily", "--name", "x",
+                        "--no-publish")
+    assert result.returncode == 65
+    assert duckdb_rows(export_warehouse, "SELECT count(*) FROM int_orders_summary_daily") == [(1000,)]
+    assert not (isolated_env / "exports" / "x.hyper").exists()
+
+
+def _hold_write_lock(warehouse: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); "
+         "time.sleep(float(sys.argv[2]))", str(warehouse), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_export_waits_while_another_process_holds_the_warehouse_lock(export_warehouse, run_export, isolated_env):
+    holder = _hold_write_lock(export_warehouse, 4)
+    try:
+        started = time.monotonic()
+        result = run_export("--tables", "qi_executive_daily_sales", "--name", "waited", "--no-publish",
+                            env={"EXPORT_LOCK_TIMEOUT_SECONDS": "60"})
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 0, result.stderr
+    assert "locked by another process; retrying" in result.stderr
+    assert elapsed >= 2
+    assert summary(result.stdout)["tables"] == {"qi_executive_daily_sales": 4}
+
+
+def test_export_gives_up_with_exit_75_when_the_lock_outlasts_the_limit(export_warehouse, run_export, isolated_env):
+    holder = _hold_write_lock(export_warehouse, 120)
+    try:
+        result = run_export("--tables", "qi_executive_daily_sales", "--name", "blocked", "--no-publish",
+                            "--lock-timeout", "2")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 75
+    assert "stayed locked by another process for 2 s" in result.stderr
+    exports = isolated_env / "exports"
+    assert not exports.exists() or [p.name for p in exports.iterdir()] == []
+
+
+def test_backups_keep_exactly_the_newest_fourteen_per_name(export_warehouse, run_export, isolated_env):
+    backup_dir = isolated_env / "exports" / "backup"
+    backup_dir.mkdir(parents=True)
+    old = [backup_dir / f"executive_daily_sales_202601{day:02d}_073000.hyper" for day in range(1, 17)]
+    other = backup_dir / "executive_daily_sales_uk_20250101_000000.hyper"
+    for path in [*old, other]:
+        path.write_bytes(b"old")
+
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--no-publish")
+    assert result.returncode == 0, result.stderr
+
+    kept = sorted(p.name for p in backup_dir.glob("executive_daily_sales_2*.hyper"))
+    assert len(kept) == BACKUPS_KEPT == 14
+    newest = kept[-1]
+    assert (backup_dir / newest).read_bytes() == (isolated_env / "exports" / "executive_daily_sales.hyper").read_bytes()
+    # the 13 newest old ones survive, the 3 oldest are gone
+    assert kept[:-1] == [p.name for p in old[3:]]
+    assert other.exists()
+
+
+def test_publishing_skipped_is_said_once_and_work_files_are_cleaned_up(export_warehouse, run_export, isolated_env):
+    result = run_export("--tables", "int_orders_summary_daily", "--name", "daily_sales_summary")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("Tableau publishing skipped") == 1
+    assert summary(result.stdout)["published"] is False
+    leftovers = [p.name for p in (isolated_env / "exports").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    assert not list(Path.cwd().glob("hyperd*.log"))
+
+
+def test_help_shows_examples_without_touching_the_warehouse(run_export):
+    result = run_export("--help")
+    assert result.returncode == 0
+    assert "--no-publish" in result.stdout and "examples:" in result.stdout
+    assert not os.environ.get("DUCKDB_PATH")
