@@ -199,8 +199,9 @@ def with_lineage(table: pa.Table, target: Target) -> pa.Table:
     return table.append_column(FILE_DATE_COLUMN, pa.repeat(pa.scalar(target.file_date, pa.date32()), rows))
 
 
-def run_sync(job: SyncJob, run: ScriptRun) -> tuple[dict[str, Any], list[Target], list[Outcome]]:
-    started = time.perf_counter()
+def run_sync(
+    job: SyncJob, run: ScriptRun, started: float
+) -> tuple[dict[str, Any], list[Target], list[Outcome]]:
     raw_dir = settings.raw_dir()
     source = open_source()
     try:
@@ -294,6 +295,7 @@ def fail_if_needed(job: SyncJob, outcomes: list[Outcome], summary: dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> None:
+    started = time.perf_counter()  # the "internal time" the benchmark reports starts here
     args = parse_args(argv)
     with script_run(SCRIPT_NAME) as run:
         try:
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as exc:
             raise ConfigurationError(str(exc)) from None
         job = build_job(args, config)
-        summary, targets, outcomes = run_sync(job, run)
+        summary, targets, outcomes = run_sync(job, run, started)
         for outcome in outcomes:
             if outcome.error is not None:
                 run.log.error(f"rejected: {outcome.error}")

@@ -1,0 +1,58 @@
+"""Run one of the project's benchmarks: `python scripts/bench.py <name> [args]` runs scripts/bench_<name>.py's main(argv).
+
+Benchmarks are found by file name, so adding `scripts/bench_foo.py` with a `main(argv) -> int` makes
+`python scripts/bench.py foo` work. `python scripts/bench.py --list` shows what is there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+SCRIPTS_DIR = Path(__file__).resolve().parent
+PREFIX = "bench_"
+
+
+def available() -> dict[str, Path]:
+    return {path.stem.removeprefix(PREFIX): path for path in sorted(SCRIPTS_DIR.glob(f"{PREFIX}*.py"))}
+
+
+def load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def usage(benchmarks: dict[str, Path]) -> str:
+    names = "\n".join(f"  {name:<12} scripts/{path.name}" for name, path in benchmarks.items()) or "  (none found)"
+    return (
+        "usage: python scripts/bench.py <name> [args...]   (python scripts/bench.py <name> --help for its options)\n"
+        f"benchmarks:\n{names}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    benchmarks = available()
+    if not argv or argv[0] in ("-h", "--help", "--list"):
+        print(usage(benchmarks))
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in benchmarks:
+        print(f"unknown benchmark {name!r}\n{usage(benchmarks)}", file=sys.stderr)
+        return 2
+    module = load(benchmarks[name])
+    if not callable(getattr(module, "main", None)):
+        print(f"scripts/{benchmarks[name].name} has no main(argv)", file=sys.stderr)
+        return 2
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Benchmark the Azure -> Parquet ingest (sync_azure.py on the local landing) against baselines measured in the same run.
+
+Generates markets x days x rows-per-day of orders with scripts/generate_sample_data.py in a temp folder,
+then times: the project's cold sync (one sync_azure.py subprocess per market), the warm sync (nothing
+changed; wall time and the script's own internal time), a pure-Arrow conversion of the same files
+(read_csv + write_table: the machine's limit) and a pandas read_csv + to_parquet baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS_PYTHON = REPO_ROOT / "bat_file_data_refresh" / "python"
+sys.path.insert(0, str(SCRIPTS_PYTHON))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+SYNC_SCRIPT = SCRIPTS_PYTHON / "azure_sync" / "sync_azure.py"
+DATASET = "ingest_orders"
+INTERNAL_TIME_RE = re.compile(r"rows in ([0-9.]+) s")
+TARGET_COLD_OVER_ARROW = 1.3
+TARGET_WARM_INTERNAL_S = 1.0
+
+
+@dataclass
+class Timing:
+    name: str
+    seconds: float
+    rows: int
+    megabytes: float
+    note: str = ""
+
+    def line(self) -> str:
+        rate = f"{self.rows / self.seconds:>12,.0f} rows/s  {self.megabytes / self.seconds:>8.1f} MB/s" if self.rows else " " * 36
+        return f"  {self.name:<34} {self.seconds:>8.2f} s  {rate}  {self.note}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench.py ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python scripts/bench.py ingest                       # full size, ~630 MB of CSV\n"
+               "  python scripts/bench.py ingest --rows-per-day 2000   # quick check",
+    )
+    parser.add_argument("--rows-per-day", type=int, default=50_000, help="order lines per market and day (default 50000)")
+    parser.add_argument("--days", type=int, default=30, help="days per market (default 30)")
+    parser.add_argument("--markets", nargs="+", default=["UK", "DE", "IT", "JP"], help="markets (default: UK DE IT JP)")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20), help="last day generated")
+    parser.add_argument("--skip-pandas", action="store_true", help="leave out the (slow) pandas baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder and print its path")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    return parser.parse_args(argv)
+
+
+def generate_landing(landing: Path, args: argparse.Namespace) -> list[Path]:
+    from generate_sample_data import generate
+
+    generate(landing, args.as_of, args.days, args.rows_per_day, seed=11, markets=args.markets)
+    return sorted(p for m in args.markets for p in (landing / m / "raw_data" / "DWH" / "Oracle" / DATASET).rglob("*.csv"))
+
+
+def sync_env(landing: Path, data_dir: Path) -> dict[str, str]:
+    env = {**os.environ, "DATA_DIR": str(data_dir), "LANDING_DIR": str(landing)}
+    env["AZURE_STORAGE_CONNECTION_STRING"] = ""  # always the local landing, whatever .env says
+    env.pop("DAGSTER_PIPES_CONTEXT", None)
+    return env
+
+
+def run_sync(args: argparse.Namespace, env: dict[str, str]) -> tuple[float, float, list[dict]]:
+    """All markets, one subprocess each as Dagster runs them: (wall s, internal s, summaries)."""
+    internal, summaries = 0.0, []
+    started = time.perf_counter()
+    for market in args.markets:
+        result = subprocess.run(
+            [sys.executable, str(SYNC_SCRIPT), "--market", market, "--dataset", DATASET,
+             "--days-back", str(args.days), "--as-of", args.as_of.isoformat()],
+            capture_output=True, text=True, env=env, check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"sync_azure.py --market {market} exited {result.returncode}:\n{result.stderr}")
+        summaries.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        match = INTERNAL_TIME_RE.search(result.stderr)
+        internal += float(match.group(1)) if match else float("nan")
+    return time.perf_counter() - started, internal, summaries
+
+
+def pure_arrow(files: list[Path], out: Path) -> float:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from azure_sync.csv_reader import ARROW_TYPES
+    from pipeline_common.config import load_pipeline_config
+
+    columns = load_pipeline_config().dataset_type(DATASET).columns
+    types = {name: ARROW_TYPES[kind] for name, kind in columns.items()}
+    out.mkdir(parents=True)
+    started = time.perf_counter()
+    for index, path in enumerate(files):
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+        pq.write_table(table, out / f"{index}.parquet")
+    return time.perf_counter() - started
+
+
+def pandas_baseline(files: list[Path], out: Path) -> float:
+    import pandas as pd
+
+    out.mkdir(parents=True)
+    started = time.perf_counter()
+    for index, path in enumerate(files):
+        frame = pd.read_csv(path, parse_dates=["order_ts"])
+        frame.to_parquet(out / f"{index}.parquet", index=False)
+    return time.perf_counter() - started
+
+
+def warm_page_cache(files: list[Path]) -> None:
+    """Read every file once so each contender starts with the same (cached) disk state."""
+    for path in files:
+        with path.open("rb") as handle:
+            while handle.read(1 << 24):
+                pass
+
+
+def timed(label: str, action: Callable[[], float]) -> float:
+    print(f"... {label}", file=sys.stderr, flush=True)
+    return action()
+
+
+def report(timings: list[Timing], args: argparse.Namespace, files: int, rows: int, megabytes: float,
+           warm_internal: float) -> dict:
+    by_name = {t.name: t for t in timings}
+    cold, arrow = by_name["cold sync (sync_azure.py x markets)"], by_name["pure Arrow read_csv + write_table"]
+    pandas = by_name.get("pandas read_csv + to_parquet")
+    cold_over_arrow = cold.seconds / arrow.seconds
+    figures = {
+        "date": dt.date.today().isoformat(), "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(), "files": files, "rows": rows, "csv_mb": round(megabytes, 1),
+        "seconds": {t.name: round(t.seconds, 3) for t in timings}, "warm_internal_s": round(warm_internal, 3),
+        "cold_over_arrow": round(cold_over_arrow, 3),
+        "pandas_over_cold": round(pandas.seconds / cold.seconds, 3) if pandas else None,
+    }
+    print(f"\ningest benchmark {figures['date']}  ({figures['machine']}, Python {figures['python']})")
+    print(f"  {len(args.markets)} markets x {args.days} days x {args.rows_per_day:,} rows/day: "
+          f"{files} files, {rows:,} rows, {megabytes:,.1f} MB of CSV\n")
+    for timing in timings:
+        print(timing.line())
+    print(f"\n  cold / arrow  = {cold_over_arrow:.2f}x   (target <= {TARGET_COLD_OVER_ARROW}x: "
+          f"{'met' if cold_over_arrow <= TARGET_COLD_OVER_ARROW else 'MISSED'})")
+    if pandas:
+        print(f"  pandas / cold = {pandas.seconds / cold.seconds:.2f}x")
+    print(f"  warm internal = {warm_internal:.3f} s for {files} files   (target < {TARGET_WARM_INTERNAL_S} s: "
+          f"{'met' if warm_internal < TARGET_WARM_INTERNAL_S else 'MISSED'})")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bench_ingest_"))
+    try:
+        landing = workdir / "landing"
+        print(f"... generating {len(args.markets)} x {args.days} x {args.rows_per_day:,} rows in {workdir}", file=sys.stderr)
+        files = generate_landing(landing, args)
+        megabytes = sum(p.stat().st_size for p in files) / 1e6
+        warm_page_cache(files)
+        env = sync_env(landing, workdir / "data")
+
+        cold_s, cold_internal, summaries = timed("cold sync", lambda: run_sync(args, env))
+        rows = sum(s["rows_loaded"] for s in summaries)
+        synced = sum(s["files_synced"] for s in summaries)
+        if synced != len(files):
+            raise RuntimeError(f"cold sync converted {synced} files, expected {len(files)}: {summaries}")
+        warm_s, warm_internal, warm_summaries = timed("warm sync", lambda: run_sync(args, env))
+        if any(s["files_synced"] for s in warm_summaries):
+            raise RuntimeError(f"warm sync converted files although nothing changed: {warm_summaries}")
+        arrow_s = timed("pure Arrow", lambda: pure_arrow(files, workdir / "arrow"))
+
+        timings = [
+            Timing("cold sync (sync_azure.py x markets)", cold_s, rows, megabytes, f"(internal {cold_internal:.2f} s)"),
+            Timing("warm sync (nothing changed)", warm_s, 0, 0, f"(internal {warm_internal:.3f} s)"),
+            Timing("pure Arrow read_csv + write_table", arrow_s, rows, megabytes),
+        ]
+        if not args.skip_pandas:
+            pandas_s = timed("pandas", lambda: pandas_baseline(files, workdir / "pandas"))
+            timings.append(Timing("pandas read_csv + to_parquet", pandas_s, rows, megabytes))
+        figures = report(timings, args, len(files), rows, megabytes, warm_internal)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
