@@ -1,0 +1,228 @@
+"""End to end: a real supervised `dagster dev` on a free loopback port, driven through GraphQL.
+
+Runs the whole daily flow on generated sample data, sees a second DuckDB run wait in the queue,
+kills the daemon and sees the supervisor bring the stack back, screenshots the asset graph with
+headless Chromium, and checks that stopping the supervisor leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+RUN_TIMEOUT_S = 150
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+LAUNCH = """
+mutation Launch($selector: JobOrPipelineSelector!) {
+  launchRun(executionParams: {selector: $selector}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+RUN = 'query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
+REPOS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    """The supervisor under test plus every process it ever had below it."""
+
+    def __init__(self, tmp: Path, data_dir: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = tmp / "dagster_home"
+        self.logs = tmp / "logs"
+        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        env.pop("DAGSTER_HOME", None)
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "scripts" / "supervisor.py"), "--port", str(self.port),
+             "--dagster-home", str(self.home), "--log-dir", str(self.logs), "--backoff-initial", "1"],
+            cwd=REPO, env=env, creationflags=flags,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.seen: dict[int, psutil.Process] = {}
+
+    def snapshot(self) -> list[psutil.Process]:
+        try:
+            family = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        for member in family:
+            self.seen.setdefault(member.pid, member)
+        return family
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    def wait_until_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"supervisor exited: {self.log_tail()}"
+            self.snapshot()
+            try:
+                nodes = self.graphql(REPOS)["repositoriesOrError"]["nodes"]
+                if nodes:
+                    return
+            except (requests.RequestException, KeyError, TypeError):
+                pass
+            time.sleep(1)
+        raise AssertionError(f"webserver not up after {timeout}s: {self.log_tail()}")
+
+    def selector(self, job: str) -> dict:
+        (node,) = self.graphql(REPOS)["repositoriesOrError"]["nodes"]
+        return {"repositoryName": node["name"], "repositoryLocationName": node["location"]["name"], "jobName": job}
+
+    def launch(self, job: str) -> str:
+        result = self.graphql(LAUNCH, {"selector": self.selector(job)})["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def status(self, run_id: str) -> str:
+        return self.graphql(RUN, {"id": run_id})["runOrError"]["status"]
+
+    def log_tail(self) -> str:
+        parts = []
+        for name in ("supervisor.log", "dagster.log"):
+            path = self.logs / name
+            if path.exists():
+                parts.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+        return "\n".join(parts)
+
+    def stop(self) -> int:
+        self.snapshot()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGTERM)
+        return self.process.wait(timeout=90)
+
+
+def _wait_for(stack: Stack, run_id: str, wanted: set[str], timeout: float = RUN_TIMEOUT_S) -> str:
+    deadline = time.monotonic() + timeout
+    status = "?"
+    while time.monotonic() < deadline:
+        stack.snapshot()
+        status = stack.status(run_id)
+        if status in wanted or status in {"FAILURE", "CANCELED"}:
+            return status
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} still {status} after {timeout}s\n{stack.log_tail()}")
+
+
+def _daemon(stack: Stack) -> psutil.Process | None:
+    for process in stack.snapshot():
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if "dagster._daemon" in command or "dagster-daemon" in command:
+            return process
+    return None
+
+
+def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it (`apt-get install -y chromium`, scripts/test.sh does this as root)")
+    profile = tmp / "chromium-profile"
+    command = [
+        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1600,1000", "--virtual-time-budget=25000", *extra, url,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def sample_landing(isolated_env: Path) -> Path:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "generate_sample_data.py"), "--days", "5", "--rows-per-day", "200",
+         "--out", str(isolated_env / "landing")],
+        cwd=REPO, capture_output=True, text=True, timeout=180, env={**os.environ, "DATA_DIR": str(isolated_env)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return isolated_env / "landing"
+
+
+def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_dead_daemon(
+    tmp_path, isolated_env, sample_landing
+):
+    stack = Stack(tmp_path, isolated_env)
+    try:
+        stack.wait_until_up()
+
+        # 1. The whole flow, launched like the UI does, plus a second DuckDB job right behind it.
+        flow = stack.launch("daily_sales_flow_job")
+        morning = stack.launch("uk_morning_refresh_with_backup")
+        assert _wait_for(stack, flow, {"STARTED", "SUCCESS"}) in {"STARTED", "SUCCESS"}
+        seen_second = set()  # the morning run's states while the flow is in progress
+        while (flow_status := stack.status(flow)) in {"QUEUED", "STARTING", "STARTED"}:
+            if flow_status == "STARTED":
+                seen_second.add(stack.status(morning))
+            stack.snapshot()
+            time.sleep(1)
+        assert stack.status(flow) == "SUCCESS", stack.log_tail()
+        assert "QUEUED" in seen_second and not seen_second & {"STARTED", "FAILURE"}, seen_second
+        assert _wait_for(stack, morning, {"SUCCESS"}) == "SUCCESS", stack.log_tail()
+        exports = isolated_env / "exports"
+        assert (exports / "executive_daily_sales.hyper").is_file()
+        assert (exports / "daily_sales_summary.hyper").is_file()
+        assert len(list((isolated_env / "warehouse" / "backup").glob("analytics_*.duckdb"))) == 1
+
+        # 2. The asset graph in a real browser.
+        graph_url = f"{stack.url}/asset-groups"
+        dom = _chromium(graph_url, tmp_path, "--dump-dom")
+        for name in ("uk_orders_azure", "qi_executive_daily_sales", "tableau_executive_daily_sales"):
+            assert name in dom.stdout, f"{name} not on the asset graph page"
+        screenshot = tmp_path / "asset_graph.png"
+        _chromium(graph_url, tmp_path, f"--screenshot={screenshot}")
+        assert screenshot.stat().st_size > 20_000
+
+        # 3. Kill the daemon: dagster dev exits, the supervisor starts it again.
+        daemon = _daemon(stack)
+        assert daemon is not None, "no dagster daemon among the supervisor's processes"
+        first_dev = psutil.Process(stack.process.pid).children()[0].pid
+        daemon.kill()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            children = [p.pid for p in stack.snapshot() if p.ppid() == stack.process.pid]
+            new_daemon = _daemon(stack)
+            if children and first_dev not in children and new_daemon and new_daemon.pid != daemon.pid:
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"stack not restarted\n{stack.log_tail()}")
+        stack.wait_until_up()
+        assert "exited with code" in (stack.logs / "supervisor.log").read_text()
+    finally:
+        code = stack.stop()
+
+    # 4. Nothing left behind.
+    assert code == 0
+    time.sleep(1)
+    leftovers = [p for p in stack.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not leftovers, [(p.pid, p.cmdline()) for p in leftovers]
