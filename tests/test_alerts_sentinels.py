@@ -124,3 +124,19 @@ def test_failed_sentinels_reach_the_time_series_route_and_warn_stays_in_the_log(
     assert "DE" in texts and "1500.0" in texts
     assert slack_server.for_route("data_quality") == []  # sentinels are not data_quality's business
 
+
+
+def test_sentinels_run_on_the_real_dbt_warehouse(built_warehouse):
+    """The shipped SQL against the models dbt really builds: every sentinel runs, read-only, and
+    whatever it reports names a configured market."""
+    from orchestration.alerts.sentinels import connect_read_only, run_sentinel
+
+    config = load_pipeline_config()
+    con = connect_read_only(built_warehouse.duckdb_path)
+    try:
+        results = {s.name: run_sentinel(con, s) for s in config.alerts.sentinels}
+    finally:
+        con.close()
+    assert set(results) == {s.name for s in config.alerts.sentinels}
+    for name, rows in results.items():
+        assert all(row["market"] in config.markets for row in rows), name
