@@ -140,16 +140,16 @@ def _leftovers(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_file_is_rejected_and_loses_nothing(case: str, landing: LandingTree, isolated_env: Path) -> None:
+def test_bad_file_is_rejected_and_loses_nothing(case: str, sync_landing: LandingTree, isolated_env: Path) -> None:
     make_content, message = CASES[case]
-    landing.write_orders("UK", DAY_1, rows=20)
+    sync_landing.write_orders("UK", DAY_1, rows=20)
     first = run_sync_script(*ARGS)
     assert first.returncode == 0, first.stderr
     day_1_parquet = isolated_env / "raw" / "UK" / "ingest_orders" / "2026" / "ingest_orders_20261119.parquet"
     good_bytes = day_1_parquet.read_bytes()
 
-    landing.write(BLOB_1, make_content())
-    landing.write_orders("UK", DAY_2, rows=7)
+    sync_landing.write(BLOB_1, make_content())
+    sync_landing.write_orders("UK", DAY_2, rows=7)
     result = run_sync_script(*ARGS)
 
     assert result.returncode == 65, result.stderr
@@ -166,9 +166,9 @@ def test_bad_file_is_rejected_and_loses_nothing(case: str, landing: LandingTree,
     assert (again.summary["files_failed"], again.summary["files_skipped"]) == (1, 1)
 
 
-def test_extra_column_is_dropped_with_a_warning(landing: LandingTree, isolated_env: Path) -> None:
+def test_extra_column_is_dropped_with_a_warning(sync_landing: LandingTree, isolated_env: Path) -> None:
     rows = [[*row, "x", "y"] for row in orders_rows(DAY_2, 6)]
-    landing.write(orders_blob_name("UK", DAY_2), csv_text([*ORDERS_HEADER, "loyalty_tier", "note"], rows))
+    sync_landing.write(orders_blob_name("UK", DAY_2), csv_text([*ORDERS_HEADER, "loyalty_tier", "note"], rows))
 
     result = run_sync_script(*ARGS)
 
@@ -179,10 +179,10 @@ def test_extra_column_is_dropped_with_a_warning(landing: LandingTree, isolated_e
     assert table.num_rows == 6
 
 
-def test_columns_in_another_order_are_accepted(landing: LandingTree, isolated_env: Path) -> None:
+def test_columns_in_another_order_are_accepted(sync_landing: LandingTree, isolated_env: Path) -> None:
     order = list(reversed(ORDERS_HEADER))
     rows = [[row[ORDERS_HEADER.index(name)] for name in order] for row in orders_rows(DAY_2, 4)]
-    landing.write(orders_blob_name("UK", DAY_2), csv_text(order, rows))
+    sync_landing.write(orders_blob_name("UK", DAY_2), csv_text(order, rows))
 
     result = run_sync_script(*ARGS)
 

@@ -33,10 +33,10 @@ def synced_days(data_dir: Path, market: str = "UK") -> set[dt.date]:
     return {dt.datetime.strptime(p.stem[-8:], "%Y%m%d").date() for p in folder.rglob("*.parquet")}
 
 
-def test_window_includes_first_and_last_day_only(landing: LandingTree, isolated_env: Path) -> None:
+def test_window_includes_first_and_last_day_only(sync_landing: LandingTree, isolated_env: Path) -> None:
     days = [AS_OF - dt.timedelta(days=n) for n in range(-1, 4)]  # as_of+1 .. as_of-3
     for index, day in enumerate(days):
-        landing.write_orders("UK", day, rows=3 + index)
+        sync_landing.write_orders("UK", day, rows=3 + index)
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "3",
                              "--as-of", AS_OF.isoformat())
@@ -51,9 +51,9 @@ def test_window_includes_first_and_last_day_only(landing: LandingTree, isolated_
                                     "files_failed", "rows_loaded"]
 
 
-def test_parquet_has_contract_types_values_and_lineage(landing: LandingTree, isolated_env: Path) -> None:
+def test_parquet_has_contract_types_values_and_lineage(sync_landing: LandingTree, isolated_env: Path) -> None:
     rows = orders_rows(AS_OF, 40)
-    landing.write("UK/raw_data/DWH/Oracle/ingest_orders/2026/ingest_orders_20261120.csv",
+    sync_landing.write("UK/raw_data/DWH/Oracle/ingest_orders/2026/ingest_orders_20261120.csv",
                   "\ufeff" + csv_text(ORDERS_HEADER, rows, newline="\r\n"))  # BOM and CRLF as Excel writes them
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
@@ -75,10 +75,10 @@ def test_parquet_has_contract_types_values_and_lineage(landing: LandingTree, iso
         assert row["_file_date"] == AS_OF
 
 
-def test_days_back_defaults_to_pipeline_yaml(landing: LandingTree, isolated_env: Path) -> None:
+def test_days_back_defaults_to_pipeline_yaml(sync_landing: LandingTree, isolated_env: Path) -> None:
     # pipeline.yaml: UK ingest_orders days_back 30 -> as_of-29 is in, as_of-30 is out
     for offset in (0, 29, 30):
-        landing.write_orders("UK", AS_OF - dt.timedelta(days=offset))
+        sync_landing.write_orders("UK", AS_OF - dt.timedelta(days=offset))
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--as-of", AS_OF.isoformat())
 
@@ -86,10 +86,10 @@ def test_days_back_defaults_to_pipeline_yaml(landing: LandingTree, isolated_env:
     assert synced_days(isolated_env) == {AS_OF, AS_OF - dt.timedelta(days=29)}
 
 
-def test_as_of_defaults_to_today_in_london(landing: LandingTree, isolated_env: Path) -> None:
+def test_as_of_defaults_to_today_in_london(sync_landing: LandingTree, isolated_env: Path) -> None:
     today = dt.datetime.now(ZoneInfo("Europe/London")).date()
-    landing.write_orders("UK", today)
-    landing.write_orders("UK", today + dt.timedelta(days=1))
+    sync_landing.write_orders("UK", today)
+    sync_landing.write_orders("UK", today + dt.timedelta(days=1))
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "2")
 
@@ -97,10 +97,10 @@ def test_as_of_defaults_to_today_in_london(landing: LandingTree, isolated_env: P
     assert synced_days(isolated_env) == {today}
 
 
-def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(landing: LandingTree, isolated_env: Path) -> None:
+def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(sync_landing: LandingTree, isolated_env: Path) -> None:
     days = [AS_OF - dt.timedelta(days=n) for n in range(4)]
     for day in days:
-        landing.write_orders("UK", day, rows=10)
+        sync_landing.write_orders("UK", day, rows=10)
     args = ("--market", "UK", "--dataset", "ingest_orders", "--days-back", "4", "--as-of", AS_OF.isoformat())
     assert run_sync_script(*args).returncode == 0
     stamps = {day: output(isolated_env, "UK", day).stat().st_mtime_ns for day in days}
@@ -111,7 +111,7 @@ def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(landing: La
     assert {day: output(isolated_env, "UK", day).stat().st_mtime_ns for day in days} == stamps
 
     changed = days[2]
-    landing.write_orders("UK", changed, rows=25, first_id=500)
+    sync_landing.write_orders("UK", changed, rows=25, first_id=500)
     after_change = run_sync_script(*args)
     assert after_change.returncode == 0, after_change.stderr
     assert (after_change.summary["files_synced"], after_change.summary["files_skipped"]) == (1, 3)
@@ -130,9 +130,9 @@ def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(landing: La
     assert forced.summary["rows_loaded"] == 10 * 3 + 25
 
 
-def test_reference_dataset_uses_file_modification_date(landing: LandingTree, isolated_env: Path) -> None:
+def test_reference_dataset_uses_file_modification_date(sync_landing: LandingTree, isolated_env: Path) -> None:
     blob = "DE/raw_data/DWH/Oracle/ingest_products_sku/ingest_products_sku.csv"
-    path = landing.write(blob, "product_sku,product_name,category,brand\nSKU-1,Kettle,Kitchen,Acme\n"
+    path = sync_landing.write(blob, "product_sku,product_name,category,brand\nSKU-1,Kettle,Kitchen,Acme\n"
                                'SKU-2,"Toaster, 4 slot",Kitchen,\n')
     # 23:30 UTC on 31 July is 00:30 on 1 August in London (BST): the date is London's
     modified = dt.datetime(2026, 7, 31, 23, 30, tzinfo=dt.timezone.utc)
@@ -149,14 +149,14 @@ def test_reference_dataset_uses_file_modification_date(landing: LandingTree, iso
     assert run_sync_script("--market", "DE", "--dataset", "ingest_products_sku").summary["files_skipped"] == 1
 
 
-def test_missing_reference_file_is_an_error(landing: LandingTree) -> None:
+def test_missing_reference_file_is_an_error(sync_landing: LandingTree) -> None:
     result = run_sync_script("--market", "UK", "--dataset", "ingest_new_names")
     assert result.returncode == 65
     assert "UK/raw_data/DWH/Oracle/ingest_new_names/ingest_new_names.csv was not found" in result.stderr
 
 
-def test_header_only_file_gives_zero_rows(landing: LandingTree, isolated_env: Path) -> None:
-    landing.write(orders_blob_name("UK", AS_OF), ",".join(ORDERS_HEADER) + "\n")
+def test_header_only_file_gives_zero_rows(sync_landing: LandingTree, isolated_env: Path) -> None:
+    sync_landing.write(orders_blob_name("UK", AS_OF), ",".join(ORDERS_HEADER) + "\n")
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
                              "--as-of", AS_OF.isoformat())
@@ -167,10 +167,10 @@ def test_header_only_file_gives_zero_rows(landing: LandingTree, isolated_env: Pa
     assert table.num_rows == 0 and table.schema.remove_metadata() == EXPECTED_ORDERS_SCHEMA
 
 
-def test_monthly_dataset_window(landing: LandingTree, isolated_env: Path) -> None:
+def test_monthly_dataset_window(sync_landing: LandingTree, isolated_env: Path) -> None:
     header = "customer_id,segment,lifetime_orders,lifetime_value_gbp\n"
     for month in (dt.date(2026, 8, 1), dt.date(2026, 9, 1), dt.date(2026, 11, 1)):
-        landing.write(orders_blob_name("UK", month, dataset="ingest_scv"), header + "1,VIP,12,1234.50\n")
+        sync_landing.write(orders_blob_name("UK", month, dataset="ingest_scv"), header + "1,VIP,12,1234.50\n")
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_scv", "--days-back", "70",
                              "--as-of", AS_OF.isoformat())  # window 2026-09-12 .. 2026-11-20
@@ -191,7 +191,7 @@ def test_monthly_dataset_window(landing: LandingTree, isolated_env: Path) -> Non
         (["--market", "UK", "--dataset", "ingest_orders", "--days-back", "0"], "--days-back must be at least 1"),
     ],
 )
-def test_bad_arguments_exit_78(landing: LandingTree, args: list[str], message: str) -> None:
+def test_bad_arguments_exit_78(sync_landing: LandingTree, args: list[str], message: str) -> None:
     result = run_sync_script(*args)
     assert result.returncode == 78
     assert message in result.stderr

@@ -211,7 +211,7 @@ def run_sync_script(*args: str, env: dict[str, str] | None = None, timeout: floa
 
 
 @pytest.fixture
-def landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LandingTree:
+def sync_landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LandingTree:
     """An empty landing folder, set as LANDING_DIR for the scripts the test runs."""
     root = tmp_path / "landing"
     root.mkdir()
