@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import threading
 import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -157,3 +159,43 @@ def test_unreachable_storage_exits_75(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.returncode == 75, result.stderr
     assert "network error after retries" in result.stderr
     assert ACCOUNT_KEY not in result.stdout + result.stderr
+
+
+class _BusyStorage(http.server.BaseHTTPRequestHandler):
+    """Answers every request like a throttled storage account: 503 ServerBusy with the service's XML body."""
+
+    requests = 0
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        type(self).requests += 1
+        body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
+                b"<Message>The server is busy.</Message></Error>")
+        self.send_response(503)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-ms-error-code", "ServerBusy")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_throttled_storage_exits_75_after_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BusyStorage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{server.server_address[1]}/devstoreaccount1;",
+        )
+        result = run_sync_script(*ARGS)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert result.returncode == 75, result.stderr
+    assert "Azure answered HTTP 503 after retries" in result.stderr
+    assert _BusyStorage.requests > 1  # the SDK retried before the script gave up
