@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
-from tableauhyperapi import Connection, HyperProcess, Telemetry
+from tableauhyperapi import Connection, HyperProcess, TableName, Telemetry
 
 from orchestration.exports import build_defs
 from orchestration.exports.freshness import EXPORT_DEADLINE, deadline_cron
@@ -137,7 +137,7 @@ def test_export_of_the_real_dbt_mart_matches_the_warehouse(built_warehouse, isol
                 'SELECT order_date, market, net_sales_gbp, budget_gbp, orders FROM "Extract"."Extract"'
             )
             types = {c.name.unescaped: str(c.type) for c in
-                     connection.catalog.get_table_definition('"Extract"."Extract"').columns}
+                     connection.catalog.get_table_definition(TableName("Extract", "Extract")).columns}
     assert types["order_date"] == "DATE" and types["net_sales_gbp"].startswith("NUMERIC(")
     assert types["market"] == "TEXT"
     actual = sorted(
