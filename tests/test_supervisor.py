@@ -1,0 +1,88 @@
+"""The supervisor's parts on real processes: backoff, DAGSTER_HOME set-up, stopping a whole tree."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("supervisor", REPO / "scripts" / "supervisor.py")
+supervisor = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(supervisor)
+
+
+def test_backoff_doubles_and_is_capped():
+    delays = [supervisor.restart_delay(n, 5, 300) for n in range(8)]
+    assert delays == [5, 10, 20, 40, 80, 160, 300, 300]
+
+
+def test_prepare_home_copies_and_refreshes_dagster_yaml(tmp_path):
+    home = supervisor.prepare_home(tmp_path / "home")
+    copied = home / "dagster.yaml"
+    assert copied.read_bytes() == (REPO / "dagster.yaml").read_bytes()
+    copied.write_text("stale: true\n")
+    supervisor.prepare_home(home)
+    assert copied.read_bytes() == (REPO / "dagster.yaml").read_bytes()
+
+
+def test_defaults_bind_loopback_and_a_persistent_home_in_the_project():
+    args = supervisor.parse_args([])
+    assert args.host == "127.0.0.1"
+    assert args.dagster_home == REPO / "dagster_home"
+    command = supervisor.dagster_command(args.host, 3123)
+    assert command[1:] == ["-m", "dagster", "dev", "-m", "orchestration.definitions", "-h", "127.0.0.1", "-p", "3123"]
+
+
+# A parent that starts a grandchild which ignores SIGINT/SIGTERM: the worst case for a clean stop.
+TREE_SCRIPT = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    stubborn = "import signal, time\\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\\n" \\
+               "signal.signal(signal.SIGTERM, signal.SIG_IGN)\\ntime.sleep(600)"
+    subprocess.Popen([sys.executable, "-c", stubborn])
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIG_IGN for SIGTERM is POSIX-only")
+def test_stop_tree_ends_every_descendant_even_a_stubborn_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(supervisor, "KILL_WAIT_S", 3.0)
+    child = subprocess.Popen([sys.executable, "-c", TREE_SCRIPT], start_new_session=True)
+    tree = supervisor.ProcessTree(child)
+    deadline = time.monotonic() + 20
+    while len(tree.known) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        tree.refresh()
+    family = list(tree.known.values())
+    assert len(family) == 3
+    supervisor.stop_tree(tree, graceful_s=1)
+    assert child.poll() is not None
+    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_second_supervisor_on_the_same_home_refuses_to_start(tmp_path):
+    home = supervisor.prepare_home(tmp_path / "home")
+    # A live process whose command line names supervisor.py stands in for the first supervisor.
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "supervisor.py"])
+    try:
+        (home / "supervisor.pid").write_text(str(first.pid))
+        second = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "supervisor.py"), "--dagster-home", str(home),
+             "--log-dir", str(tmp_path / "logs"), "--port", "2"],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode != 0
+        assert f"another supervisor (pid {first.pid})" in second.stderr
+        assert (home / "supervisor.pid").read_text() == str(first.pid)
+    finally:
+        first.kill()
+        first.wait(timeout=30)
