@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=30, help="days per market (default 30)")
     parser.add_argument("--markets", nargs="+", default=["UK", "DE", "IT", "JP"], help="markets (default: UK DE IT JP)")
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20), help="last day generated")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds; each contender's best round is reported (shared machines are noisy; default 3)")
     parser.add_argument("--skip-pandas", action="store_true", help="leave out the (slow) pandas baseline")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and print its path")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -150,6 +152,7 @@ def report(timings: list[Timing], args: argparse.Namespace, files: int, rows: in
         "pandas_over_cold": round(pandas.seconds / cold.seconds, 3) if pandas else None,
     }
     print(f"\ningest benchmark {figures['date']}  ({figures['machine']}, Python {figures['python']})")
+    print(f"  best of {max(1, args.repeat)} interleaved rounds per contender")
     print(f"  {len(args.markets)} markets x {args.days} days x {args.rows_per_day:,} rows/day: "
           f"{files} files, {rows:,} rows, {megabytes:,.1f} MB of CSV\n")
     for timing in timings:
@@ -172,26 +175,44 @@ def main(argv: list[str] | None = None) -> int:
         files = generate_landing(landing, args)
         megabytes = sum(p.stat().st_size for p in files) / 1e6
         warm_page_cache(files)
-        env = sync_env(landing, workdir / "data")
-
-        cold_s, cold_internal, summaries = timed("cold sync", lambda: run_sync(args, env))
-        rows = sum(s["rows_loaded"] for s in summaries)
-        synced = sum(s["files_synced"] for s in summaries)
-        if synced != len(files):
-            raise RuntimeError(f"cold sync converted {synced} files, expected {len(files)}: {summaries}")
-        warm_s, warm_internal, warm_summaries = timed("warm sync", lambda: run_sync(args, env))
-        if any(s["files_synced"] for s in warm_summaries):
-            raise RuntimeError(f"warm sync converted files although nothing changed: {warm_summaries}")
-        arrow_s = timed("pure Arrow", lambda: pure_arrow(files, workdir / "arrow"))
-
+        best: dict[str, float] = {}
+        internal: dict[str, float] = {}
+        rows = 0
+        for round_number in range(1, max(1, args.repeat) + 1):
+            # Interleaved rounds: a burst of load from other processes hits one round, not one contender.
+            env = sync_env(landing, workdir / f"data_{round_number}")
+            cold_s, cold_internal, summaries = timed(f"round {round_number}: cold sync", lambda: run_sync(args, env))
+            rows = sum(s["rows_loaded"] for s in summaries)
+            synced = sum(s["files_synced"] for s in summaries)
+            if synced != len(files):
+                raise RuntimeError(f"cold sync converted {synced} files, expected {len(files)}: {summaries}")
+            warm_s, warm_internal, warm_summaries = timed(f"round {round_number}: warm sync", lambda: run_sync(args, env))
+            if any(s["files_synced"] for s in warm_summaries):
+                raise RuntimeError(f"warm sync converted files although nothing changed: {warm_summaries}")
+            arrow_s = timed(f"round {round_number}: pure Arrow",
+                            lambda: pure_arrow(files, workdir / f"arrow_{round_number}"))
+            results = {"cold": cold_s, "warm": warm_s, "arrow": arrow_s}
+            if not args.skip_pandas:
+                results["pandas"] = timed(f"round {round_number}: pandas",
+                                          lambda: pandas_baseline(files, workdir / f"pandas_{round_number}"))
+            print(f"    round {round_number}: " + ", ".join(f"{k} {v:.2f} s" for k, v in results.items()), file=sys.stderr)
+            for key, seconds in results.items():
+                if seconds < best.get(key, float("inf")):
+                    best[key] = seconds
+                    if key in ("cold", "warm"):
+                        internal[key] = cold_internal if key == "cold" else warm_internal
+            for folder in (workdir / f"data_{round_number}", workdir / f"arrow_{round_number}",
+                           workdir / f"pandas_{round_number}"):
+                shutil.rmtree(folder, ignore_errors=True)
+        warm_internal = internal["warm"]
         timings = [
-            Timing("cold sync (sync_azure.py x markets)", cold_s, rows, megabytes, f"(internal {cold_internal:.2f} s)"),
-            Timing("warm sync (nothing changed)", warm_s, 0, 0, f"(internal {warm_internal:.3f} s)"),
-            Timing("pure Arrow read_csv + write_table", arrow_s, rows, megabytes),
+            Timing("cold sync (sync_azure.py x markets)", best["cold"], rows, megabytes,
+                   f"(internal {internal['cold']:.2f} s)"),
+            Timing("warm sync (nothing changed)", best["warm"], 0, 0, f"(internal {warm_internal:.3f} s)"),
+            Timing("pure Arrow read_csv + write_table", best["arrow"], rows, megabytes),
         ]
-        if not args.skip_pandas:
-            pandas_s = timed("pandas", lambda: pandas_baseline(files, workdir / "pandas"))
-            timings.append(Timing("pandas read_csv + to_parquet", pandas_s, rows, megabytes))
+        if "pandas" in best:
+            timings.append(Timing("pandas read_csv + to_parquet", best["pandas"], rows, megabytes))
         figures = report(timings, args, len(files), rows, megabytes, warm_internal)
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
