@@ -84,7 +84,8 @@ def render_sources(market: str, datasets: list[str]) -> str:
     ]
     for dataset in datasets:
         location = (
-            f"read_parquet('{_data_dir_jinja()}/raw/{market}/{dataset}/**/*.parquet', union_by_name=true)"
+            f"read_parquet('{_data_dir_jinja()}/raw/{market}/{dataset}/**/*.parquet', "
+            "union_by_name=true, file_row_number=true)"
         )
         lines += [
             f"      - name: {dataset}",

@@ -27,8 +27,8 @@
 {%- endmacro %}
 
 {#- One market's dataset: contract columns typed, `market` added, one row per grain key
-    where the latest _file_date wins (ties: the later blob name, then every column, so
-    reruns pick the same row). -#}
+    where the latest _file_date wins (ties: the later blob name, then the later row in the
+    file, so reruns pick the same row; an integer tie-break keeps the sort cheap). -#}
 {% macro stage_dataset(market, dataset) -%}
 {%- set columns = pipeline_dataset_types()[dataset]['columns'] -%}
 {%- set grain = dataset_grain(dataset) -%}
@@ -39,16 +39,16 @@ with typed as (
     {%- endfor %}
         '{{ market }}' as market,
         cast(_file_date as date) as _file_date,
-        cast(_source_blob as varchar) as _source_blob
+        cast(_source_blob as varchar) as _source_blob,
+        file_row_number as _file_row
     from {{ source(market, dataset) }}
 )
 
-select *
+select * exclude (_file_row)
 from typed
 qualify row_number() over (
     partition by {{ grain | join(', ') }}
-    order by _file_date desc, _source_blob desc
-    {%- for column in columns if column not in grain %}, {{ column }}{% endfor %}
+    order by _file_date desc, _source_blob desc, _file_row desc
 ) = 1
 {%- endmacro %}
 
