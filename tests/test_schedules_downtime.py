@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time
-from dagster._core.workspace.load_target import ModuleTarget
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._scheduler.scheduler import launch_scheduled_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,9 +33,9 @@ def scheduler(tmp_path, monkeypatch):
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")  # queued coordinator: runs are created, not executed
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    target = ModuleTarget(
-        module_name="orchestration.definitions", attribute=None, working_directory=str(REPO), location_name="test"
-    )
+    # In process, so the schedule functions see the frozen clock too.
+    origin = LoadableTargetOrigin(module_name="orchestration.definitions", working_directory=str(REPO))
+    target = InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin, location_name="test"))
     with dg.DagsterInstance.get() as instance:
         with create_test_daemon_workspace_context(target, instance) as context:
             iteration_times: dict = {}
@@ -49,7 +51,7 @@ def scheduler(tmp_path, monkeypatch):
 def _runs(instance: dg.DagsterInstance) -> list[tuple[str, str]]:
     """(job, scheduled tick) of each run the scheduler created, oldest first."""
     runs = [r for r in instance.get_runs() if r.job_name in SCHEDULED_JOBS]
-    return sorted((r.job_name, r.tags.get("dagster/scheduled_execution_time", "")[:16]) for r in runs)
+    return sorted((r.job_name, r.tags.get(".dagster/scheduled_execution_time", "")[:16]) for r in runs)
 
 
 def test_restart_after_an_evening_outage_runs_the_missed_flow_once(scheduler):
