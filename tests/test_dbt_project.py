@@ -1,0 +1,65 @@
+"""The dbt project's set-up: the manifest is parsed once (not on every load), and a new market flows through."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+from dagster_dbt import DbtProject
+
+from orchestration.warehouse.project import dbt_executable, manifest_path
+from pipeline_common.config import parse_pipeline_config
+from tests.test_dbt_generated_staging import load_generator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_dbt_project(target: Path) -> Path:
+    shutil.copytree(REPO_ROOT / "dbt", target, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
+    return target
+
+
+def test_missing_manifest_is_parsed_once_with_a_log_line_then_reused(tmp_path, caplog):
+    project = DbtProject(project_dir=copy_dbt_project(tmp_path / "dbt"), profiles_dir=tmp_path / "dbt")
+    assert not project.manifest_path.exists()
+    with caplog.at_level(logging.WARNING, logger="orchestration.warehouse.project"):
+        path = manifest_path(project)
+    assert path.is_file()
+    assert any("dbt manifest missing" in r.getMessage() for r in caplog.records)
+    parsed_at = path.stat().st_mtime_ns
+    caplog.clear()
+    assert manifest_path(project) == path
+    assert path.stat().st_mtime_ns == parsed_at  # a second load does not parse again
+    assert not caplog.records
+
+
+def test_a_market_added_in_config_reaches_the_cross_market_models(tmp_path):
+    raw = yaml.safe_load((REPO_ROOT / "pipeline.yaml").read_text(encoding="utf-8"))
+    raw["markets"]["FR"] = {"currency": "EUR"}
+    raw["datasets"] += [{"market": "FR", "dataset": "ingest_orders"}, {"market": "FR", "dataset": "ingest_new_names"}]
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    dbt_dir = copy_dbt_project(tmp_path / "dbt")
+    load_generator().write(parse_pipeline_config(config_file), dbt_dir)
+
+    done = subprocess.run(
+        [dbt_executable(), "ls", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir),
+         "--resource-type", "model", "--select", "+qi_executive_daily_sales", "--output", "name"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    models = set(done.stdout.split())
+    assert {"stg_fr_orders", "stg_fr_new_names", "stg_uk_orders", "int_orders"} <= models
+    compiled = subprocess.run(
+        [dbt_executable(), "compile", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir),
+         "--select", "qi_executive_daily_sales", "--output", "text", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "DUCKDB_PATH": str(tmp_path / "w.duckdb")},
+    )
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    assert "when sales_gbp.market in ('FR', 'UK')" in compiled.stdout or \
+        "when sales_gbp.market in ('UK', 'FR')" in compiled.stdout
