@@ -157,3 +157,24 @@ def test_a_held_warehouse_lock_is_retried_and_bad_data_is_not(built_warehouse, i
         raise_for_failure(bad)
     assert failure.value.allow_retries is False
     assert "stg_budget_exchange_rates" in failure.value.description
+
+
+def test_old_per_run_dbt_target_dirs_are_pruned(tmp_path):
+    import os
+    import time
+
+    from orchestration.warehouse.assets import prune_run_targets
+
+    tmp_path = tmp_path / "target"
+    tmp_path.mkdir()
+    for index in range(5):
+        run_dir = tmp_path / f"warehouse_dbt_models-run{index}"
+        run_dir.mkdir()
+        (run_dir / "run_results.json").write_text("{}", encoding="utf-8")
+        stamp = time.time() - 100 + index
+        os.utime(run_dir, (stamp, stamp))
+    (tmp_path / "manifest.json").write_text("{}", encoding="utf-8")
+    dropped = prune_run_targets(tmp_path, "warehouse_dbt_models", keep=2)
+    assert sorted(p.name for p in dropped) == [f"warehouse_dbt_models-run{i}" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "manifest.json", "warehouse_dbt_models-run3", "warehouse_dbt_models-run4"]

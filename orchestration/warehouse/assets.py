@@ -6,6 +6,8 @@ is retried, a few times with a pause, via RetryRequested.
 """
 
 import re
+import shutil
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliInvocation, dbt_assets
@@ -18,6 +20,7 @@ from pipeline_common.config import PipelineConfig
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_OP_TAGS = {"dbt_duckdb": "true"}
+KEEP_RUN_TARGETS = 10
 LOCK_RETRIES = 3
 LOCK_RETRY_SECONDS = 30
 # DuckDB's messages when another process holds the file (exporter, a desktop SQL client).
@@ -41,6 +44,15 @@ def raise_for_failure(invocation: DbtCliInvocation) -> None:
     )
 
 
+def prune_run_targets(target_root: Path, op_name: str, keep: int = KEEP_RUN_TARGETS) -> list[Path]:
+    """dagster-dbt writes a target dir per run; keep the newest few (for debugging), drop the rest."""
+    runs = sorted((p for p in target_root.glob(f"{op_name}-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    dropped = runs[:-keep] if keep > 0 else runs
+    for path in dropped:
+        shutil.rmtree(path, ignore_errors=True)
+    return dropped
+
+
 def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=manifest_path(),
@@ -53,6 +65,7 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
         invocation = dbt.cli(["build"], context=context, raise_on_error=False)
         yield from invocation.stream()
+        prune_run_targets(invocation.target_path.parent, context.op_execution_context.op.name)
         raise_for_failure(invocation)
 
     return warehouse_dbt_models
