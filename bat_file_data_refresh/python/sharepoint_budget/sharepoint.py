@@ -28,6 +28,8 @@ TOKEN_URL_VAR = "SHAREPOINT_ACS_TOKEN_URL"
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 AUTH_STATUS = {400, 401, 403}
 CHUNK_BYTES = 1024 * 1024
+# (connect, read) seconds: a stalled server must fail (and be retried), not hang the run.
+HTTP_TIMEOUT = (15, 120)
 
 
 class MissingWorkbookError(BadDataError):
@@ -130,8 +132,10 @@ def download_workbook(settings: SharePointSettings, file_name: str) -> Path:
     """Stream `{folder}/{file_name}` to a temporary file and return its path (the caller deletes it)."""
     file_path = settings.file_path(file_name)
     provider = _AcsTokenProvider(settings)
-    context = ClientContext(settings.site_url).with_access_token(
-        lambda: _get_token(provider, settings, file_path)
+    context = (
+        ClientContext(settings.site_url)
+        .with_access_token(lambda: _get_token(provider, settings, file_path))
+        .with_transport(timeout=HTTP_TIMEOUT)
     )
     fd, temp_name = tempfile.mkstemp(prefix="budget-", suffix=".xlsx")
     temp = Path(temp_name)
