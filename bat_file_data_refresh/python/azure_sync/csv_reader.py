@@ -51,7 +51,7 @@ def arrow_schema(columns: dict[str, str]) -> pa.Schema:
     return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns.items()])
 
 
-def read_strict_csv(path: Path, blob: str, columns: dict[str, str]) -> ParsedFile:
+def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads: bool = True) -> ParsedFile:
     """Parse `path` (the content of `blob`) against `columns` {name: contract type}; raise BadFileError."""
     header = _read_header(path, blob)
     _check_header(header, blob, columns)
@@ -59,6 +59,7 @@ def read_strict_csv(path: Path, blob: str, columns: dict[str, str]) -> ParsedFil
     try:
         table = pacsv.read_csv(
             path,
+            read_options=pacsv.ReadOptions(use_threads=use_threads),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=_convert_options(columns, {n: ARROW_TYPES[k] for n, k in columns.items()}),
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import datetime as dt  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
@@ -45,7 +46,8 @@ from pipeline_common.script_support import (  # noqa: E402
 )
 
 SCRIPT_NAME = "sync_azure"
-MAX_WORKERS = 8  # downloads are I/O bound; Arrow parses on its own CPU pool
+AZURE_WORKERS = 8  # downloads are I/O bound: overlap them
+LOCAL_WORKERS = max(1, os.cpu_count() or 1)  # in-place reads are CPU bound: one file per core
 SOURCE_BLOB_COLUMN = "_source_blob"
 FILE_DATE_COLUMN = "_file_date"
 
@@ -175,21 +177,23 @@ def needs_sync(target: Target, state: dict[str, dict[str, Any]], force: bool) ->
     return force or recorded.get("etag") != target.blob.etag or not target.output.is_file()
 
 
-def sync_one(source: AzureSource | LandingSource, target: Target, job: SyncJob, run: ScriptRun) -> Outcome:
+def sync_one(
+    source: AzureSource | LandingSource, target: Target, job: SyncJob, run: ScriptRun, threaded_parse: bool
+) -> Outcome:
     """Download (if remote), parse strictly, write atomically; a bad or unreachable file becomes an Outcome."""
     try:
         with source.open_local(target.blob) as path:
-            parsed = read_strict_csv(path, target.blob.name, job.columns)
+            parsed = read_strict_csv(path, target.blob.name, job.columns, use_threads=threaded_parse)
+        if parsed.dropped_columns:
+            run.log.warning(
+                f"{target.blob.name}: unknown column(s) {', '.join(map(repr, parsed.dropped_columns))} dropped"
+            )
+        table = with_lineage(parsed.table, target)
+        write_parquet(table, target.output)
     except BadFileError as exc:
         return Outcome(target, error=str(exc))
-    except TransientError as exc:
+    except TransientError as exc:  # network trouble or a locked target file: a retry can fix it
         return Outcome(target, error=str(exc), transient=True)
-    if parsed.dropped_columns:
-        run.log.warning(
-            f"{target.blob.name}: unknown column(s) {', '.join(map(repr, parsed.dropped_columns))} dropped"
-        )
-    table = with_lineage(parsed.table, target)
-    write_parquet(table, target.output)
     return Outcome(target, rows=table.num_rows)
 
 
@@ -245,8 +249,12 @@ def _sync_all(
 ) -> list[Outcome]:
     if not todo:
         return []
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(todo)), thread_name_prefix="sync") as pool:
-        futures = [pool.submit(sync_one, source, target, job, run) for target in todo]
+    workers = min(AZURE_WORKERS if isinstance(source, AzureSource) else LOCAL_WORKERS, len(todo))
+    # Many files: one file per thread, each parsed single-threaded (no oversubscription, writes overlap
+    # reads). Fewer files than cores: let Arrow split each file across its own CPU pool instead.
+    threaded_parse = len(todo) < LOCAL_WORKERS
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
+        futures = [pool.submit(sync_one, source, target, job, run, threaded_parse) for target in todo]
         return [future.result() for future in futures]
 
 
