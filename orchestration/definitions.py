@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import alerts, exports, ingestion, ops, sensors, warehouse
+from orchestration import alerts, budget, exports, ingestion, ops, sensors, warehouse
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
 
 DOMAINS = [
     ingestion,
+    budget,
     ops,
     warehouse,
     exports,
