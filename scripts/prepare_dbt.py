@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
 
     from orchestration.warehouse.project import dbt_project, prepare_manifest
+    from pipeline_common.settings import duckdb_path
 
+    # DuckDB does not create missing folders, and a bare `dbt build` from the README needs this one.
+    duckdb_path().parent.mkdir(parents=True, exist_ok=True)
     path = prepare_manifest(dbt_project)
     print(f"dbt manifest ready: {path}")
     return 0

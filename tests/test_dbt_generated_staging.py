@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,17 @@ def test_adding_a_market_in_config_generates_its_staging_and_removes_stale_files
     assert not list((dbt_dir / "models/staging/jp").glob("*.sql"))
     assert (dbt_dir / "models/staging/budget/stg_budget_daily_sales.sql").is_file()  # hand-written: kept
     assert '"FR": {"currency": "EUR"}' in (dbt_dir / "macros/generated/pipeline_config.sql").read_text()
+
+
+def test_prepare_dbt_refuses_a_project_out_of_sync_with_the_config(tmp_path, monkeypatch):
+    raw = yaml.safe_load((REPO_ROOT / "pipeline.yaml").read_text(encoding="utf-8"))
+    raw["markets"]["FR"] = {"currency": "EUR"}
+    raw["datasets"].append({"market": "FR", "dataset": "ingest_orders"})
+    config_file = tmp_path / "pipeline.yaml"
+    config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setenv("PIPELINE_CONFIG", str(config_file))
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "prepare_dbt.py")], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert done.returncode == 78
+    assert "missing: models/staging/fr/stg_fr_orders.sql" in done.stderr
+    assert "generate_dbt_staging.py" in done.stderr
