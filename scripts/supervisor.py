@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
+    parser.add_argument("--module", default=CODE_LOCATION_MODULE, help=f"code location module (default {CODE_LOCATION_MODULE})")
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help=f"default {DEFAULT_LOG_DIR}")
     parser.add_argument(
         "--max-restarts", type=int, default=-1, help="give up after this many restarts (default: never)"
@@ -140,10 +141,10 @@ def child_env(home: Path) -> dict[str, str]:
     return env
 
 
-def dagster_command(host: str, port: int) -> list[str]:
+def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) -> list[str]:
     return [
         sys.executable, "-m", "dagster", "dev",
-        "-m", CODE_LOCATION_MODULE, "-h", host, "-p", str(port),
+        "-m", module, "-h", host, "-p", str(port),
     ]
 
 
@@ -269,7 +270,7 @@ class Supervisor:
 
     def run(self) -> int:
         out = dagster_output_logger(self.args.log_dir.resolve())
-        command = dagster_command(self.args.host, self.args.port)
+        command = dagster_command(self.args.host, self.args.port, self.args.module)
         restarts = 0
         attempt = 0
         while not self.stop_requested.is_set():

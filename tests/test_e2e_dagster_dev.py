@@ -104,6 +104,13 @@ class Stack:
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
 
+    def group_lineage_url(self, asset: str) -> str:
+        query = 'query A($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode { groupName } } }'
+        group = self.graphql(query, {"key": {"path": [asset]}})["assetNodeOrError"]["groupName"]
+        selector = self.selector("x")
+        location = f"{selector['repositoryName']}@{selector['repositoryLocationName']}"
+        return f"{self.url}/locations/{location}/asset-groups/{group}/lineage"
+
     def status(self, run_id: str) -> str:
         return self.graphql(RUN, {"id": run_id})["runOrError"]["status"]
 
@@ -193,14 +200,14 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
         assert (exports / "daily_sales_summary.hyper").is_file()
         assert len(list((isolated_env / "warehouse" / "backup").glob("analytics_*.duckdb"))) == 1
 
-        # 2. The asset graph in a real browser.
-        graph_url = f"{stack.url}/asset-groups"
-        dom = _chromium(graph_url, tmp_path, "--dump-dom")
-        for name in ("uk_orders_azure", "qi_executive_daily_sales", "tableau_executive_daily_sales"):
-            assert name in dom.stdout, f"{name} not on the asset graph page"
+        # 2. The asset graph in a real browser: the global lineage (screenshot), then each
+        #    group's lineage page, where the assets are drawn by name.
         screenshot = tmp_path / "asset_graph.png"
-        _chromium(graph_url, tmp_path, f"--screenshot={screenshot}")
+        _chromium(f"{stack.url}/asset-groups", tmp_path, f"--screenshot={screenshot}")
         assert screenshot.stat().st_size > 20_000
+        for name in ("uk_orders_azure", "qi_executive_daily_sales", "tableau_executive_daily_sales"):
+            dom = _chromium(stack.group_lineage_url(name), tmp_path, "--dump-dom").stdout
+            assert f">{name}<" in dom or name in dom, f"{name} not drawn on {stack.group_lineage_url(name)}"
 
         # 3. Kill the daemon: dagster dev exits, the supervisor starts it again.
         daemon = _daemon(stack)
