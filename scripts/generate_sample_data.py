@@ -253,21 +253,35 @@ def reissued_lines(seed: int, state: MarketState, day: dt.date, own_lines: int) 
     if not state.recent:
         return None
     rng = _rng(seed, state.market, "reissue", day.isoformat())
-    history = {k: np.concatenate([d[k] for d in state.recent]) for k in state.recent[0]}
-    eligible = np.flatnonzero((history["status"] == SHIPPED) | (history["status"] == COMPLETED))
+    statuses = np.concatenate([d["status"] for d in state.recent])
+    eligible = np.flatnonzero((statuses == SHIPPED) | (statuses == COMPLETED))
     count = min(len(eligible), max(1, int(own_lines * REISSUE_SHARE)))
     if count == 0:
         return None
     # Shipped lines mostly complete; a few completed lines come back as returns.
-    weights = np.where(history["status"][eligible] == SHIPPED, 4.0, 1.0)
+    weights = np.where(statuses[eligible] == SHIPPED, 4.0, 1.0)
     chosen = np.sort(rng.choice(eligible, size=count, replace=False, p=weights / weights.sum()))
-    old = history["status"][chosen]
+    old = statuses[chosen]
     new = np.where(old == SHIPPED, np.where(rng.random(count) < 0.9, COMPLETED, RETURNED), RETURNED)
     new = new.astype(np.int8)
+    out = _gather_recent(state, chosen)
     _update_recent_status(state, chosen, new)
-    out = {k: v[chosen] for k, v in history.items()}
     out["status"] = new
     return out
+
+
+def _gather_recent(state: MarketState, positions: np.ndarray) -> dict[str, np.ndarray]:
+    """Rows at `positions` of the recent days taken as one sequence, without concatenating whole days."""
+    pieces: list[dict[str, np.ndarray]] = []
+    offset = 0
+    for day_columns in state.recent:
+        size = len(day_columns["status"])
+        mask = (positions >= offset) & (positions < offset + size)
+        if mask.any():
+            local = positions[mask] - offset
+            pieces.append({k: v[local] for k, v in day_columns.items()})
+        offset += size
+    return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
 
 
 def _update_recent_status(state: MarketState, positions: np.ndarray, statuses: np.ndarray) -> None:
@@ -319,10 +333,11 @@ def _write_bytes(path: Path, payload: bytes) -> None:
 
 
 def write_csv(out: Path, blob_path: str, table: pa.Table) -> Path:
-    sink = io.BytesIO()
-    pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed"))
     target = out / blob_path
-    _write_bytes(target, sink.getvalue())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(target.name + ".tmp")
+    pacsv.write_csv(table, str(temp), pacsv.WriteOptions(quoting_style="needed"))
+    os.replace(temp, target)
     return target
 
 
