@@ -8,7 +8,6 @@ Run `python scripts/generate_sample_data.py --help`.
 from __future__ import annotations
 
 import argparse
-import calendar
 import datetime as dt
 import io
 import json
