@@ -40,7 +40,7 @@ def _print_exports(result) -> None:
 
     export_assets = {export.asset for export in load_pipeline_config().exports}
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.event_specific_data.materialization
         key = materialization.asset_key.to_user_string()
         if key not in export_assets:
             continue
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", default=DEFAULT_JOB, help=f"job to run (default {DEFAULT_JOB})")
     parser.add_argument("--rows", type=int, default=8, help="executive rows to print")
+    parser.add_argument("--log-level", default="INFO", help="console log level of the run (default INFO)")
     args = parser.parse_args(argv)
 
     from orchestration.definitions import defs
@@ -76,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     job = defs.resolve_job_def(args.job)
     started = time.monotonic()
     with _instance() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        quiet = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
         elapsed = time.monotonic() - started
         print(f"\n{args.job}: {'SUCCESS' if result.success else 'FAILURE'} in {elapsed:.1f} s (run {result.run_id})")
         for event in result.all_events:
