@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline_common.script_support import BadDataError
 from tableauhyperapi import (
     Connection,
     CreateMode,
+    HyperException,
     HyperProcess,
     Telemetry,
     escape_name,
@@ -44,7 +46,11 @@ def load_parquet(hyper: HyperProcess, hyper_path: Path, parquet_by_table: Mappin
         for table, parquet in parquet_by_table.items():
             target = f"{escape_name(EXTRACT_SCHEMA)}.{escape_name(names[table])}"
             source = f"external({escape_string_literal(str(parquet))}, FORMAT => 'parquet')"
-            connection.execute_command(f"CREATE TABLE {target} AS (SELECT * FROM {source})")
+            try:
+                connection.execute_command(f"CREATE TABLE {target} AS (SELECT * FROM {source})")
+            except HyperException as exc:
+                # Deterministic for a given table (a type or value Hyper rejects): retrying cannot help.
+                raise BadDataError(f"Hyper could not load table {table!r}: {exc.main_message}") from None
             counts[table] = int(connection.execute_scalar_query(f"SELECT COUNT(*) FROM {target}"))
     return counts
 
