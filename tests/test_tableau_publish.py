@@ -122,6 +122,18 @@ def test_unknown_project_fails_clearly_as_configuration(export_warehouse, run_ex
     assert_secret_never_shown(result, isolated_env)
 
 
+def test_permission_refused_on_publish_fails_as_configuration_without_retry(
+    export_warehouse, run_export, tableau_server, isolated_env
+):
+    tableau_server.fail_next("publish", 403)
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
+                        env={**tableau_server.env(), **FAST_RETRIES})
+    assert result.returncode == 78
+    assert "Tableau refused publishing 'executive_daily_sales' to project 'Commercial': 403004" in result.stderr
+    assert tableau_server.calls("publish") == 1 and tableau_server.calls("signout") == 1
+    assert_secret_never_shown(result, isolated_env)
+
+
 def test_refused_token_fails_as_configuration_without_showing_it(
     export_warehouse, run_export, tableau_server, isolated_env
 ):

@@ -120,8 +120,11 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
                     state.tokens.discard(self.headers.get("X-Tableau-Auth", ""))
                 self._send(401, _error("401002", "Unauthorized Access", "Invalid authentication credentials"))
                 return
-            if fault:
+            if fault and fault >= 500:  # as a load balancer answers: HTML, not XML
                 self._send(fault, b"<html><body>Service Unavailable</body></html>", "text/html")
+                return
+            if fault:
+                self._send(fault, _error(f"{fault}004", "Forbidden", "The user does not have permission"))
                 return
             if kind not in ("serverinfo", "signin") and self.headers.get("X-Tableau-Auth") not in state.tokens:
                 self._send(401, _error("401002", "Unauthorized Access", "Invalid authentication credentials"))

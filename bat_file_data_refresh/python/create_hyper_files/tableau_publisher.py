@@ -20,7 +20,7 @@ import tableauserverclient as TSC
 from tableauserverclient.server.endpoint.exceptions import (
     FailedSignInError,
     InternalServerError,
-    NonXMLResponseError,
+    ServerResponseError,
 )
 
 from pipeline_common.script_support import ConfigurationError, TransientError
@@ -35,7 +35,8 @@ RETRIES_ENV_VAR = "TABLEAU_PUBLISH_RETRIES"
 RETRY_DELAY_ENV_VAR = "TABLEAU_PUBLISH_RETRY_SECONDS"
 REQUEST_TIMEOUT_SECONDS = 900
 
-_TRANSIENT_ERRORS = (InternalServerError, NonXMLResponseError, requests.ConnectionError, requests.Timeout)
+# 5xx (InternalServerError) and network trouble; 4xx answers need a person, not a retry.
+_TRANSIENT_ERRORS = (InternalServerError, requests.ConnectionError, requests.Timeout)
 T = TypeVar("T")
 
 
@@ -202,6 +203,12 @@ def publish_extract(
     try:
         project_id = session.project_id()
         datasource = session.publish(hyper_path, name, project_id)
+    except (ServerResponseError, FailedSignInError) as exc:
+        # 4xx answers (permissions, a locked data source, a bad name) need a person, not a retry.
+        raise ConfigurationError(
+            f"Tableau refused publishing {name!r} to project {settings.project!r}: "
+            f"{exc.code} {exc.summary}: {exc.detail}"
+        ) from None
     finally:
         session.sign_out()
     return PublishResult(
