@@ -32,8 +32,8 @@ from create_hyper_files.tableau_publisher import (  # noqa: E402
 from create_hyper_files.warehouse_reader import (  # noqa: E402
     connect_read_only,
     export_parquet,
+    prepare_session,
     resolve_tables,
-    set_session_timezone,
 )
 from pipeline_common.config import ConfigError, load_pipeline_config  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
@@ -134,7 +134,7 @@ def build_extract(
         con = connect_read_only(warehouse, lock_timeout, log)
         try:
             refs = resolve_tables(con, tables)
-            set_session_timezone(con, timezone)
+            prepare_session(con, timezone)
             exported = [export_parquet(con, ref, work_dir / f"{i}.parquet") for i, ref in enumerate(refs)]
         finally:
             con.close()  # release the warehouse before the (slower) Hyper load

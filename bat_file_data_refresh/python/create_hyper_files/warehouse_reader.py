@@ -227,6 +227,11 @@ def export_parquet(con: duckdb.DuckDBPyConnection, table: TableRef, target: Path
     return ExportedTable(table=table, parquet_path=target, rows=rows, casts=casts)
 
 
-def set_session_timezone(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
-    """TIMESTAMPTZ columns become wall-clock timestamps in this zone (the business time zone)."""
+def prepare_session(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
+    """Session settings for the export.
+
+    TIMESTAMPTZ columns become wall-clock timestamps in `timezone` (the business time zone). Row
+    order means nothing in an extract, so DuckDB may write the Parquet in parallel, unordered.
+    """
     con.execute(f"SET TimeZone = {quote_literal(timezone)}")
+    con.execute("SET preserve_insertion_order = false")
