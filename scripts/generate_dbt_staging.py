@@ -98,8 +98,6 @@ def render_sources(market: str, datasets: list[str]) -> str:
 
 def _column_tests(market: str, dataset: str, currency: str, datasets: list[str]) -> dict[str, list]:
     tests: dict[str, list] = {}
-    for column in GRAINS[dataset] + NOT_NULL_EXTRA.get(dataset, []):
-        tests.setdefault(column, []).append("not_null")
     values = dict(ACCEPTED_VALUES.get(dataset, {}))
     if dataset == "ingest_orders":
         values["currency"] = [currency]
@@ -127,9 +125,15 @@ def render_models(market: str, currency: str, datasets: list[str]) -> str:
             "    data_tests:",
             "      - unique_combination_of_columns:",
             f"          arguments: {{combination_of_columns: {_yaml(grain)}}}",
-            "    columns:",
         ]
-        for column, tests in _column_tests(market, dataset, currency, datasets).items():
+        lines += [
+            "      - not_null_columns:",
+            f"          arguments: {{columns: {_yaml(grain + NOT_NULL_EXTRA.get(dataset, []))}}}",
+        ]
+        column_tests = _column_tests(market, dataset, currency, datasets)
+        if column_tests:
+            lines += ["    columns:"]
+        for column, tests in column_tests.items():
             lines += [f"      - name: {column}", "        data_tests:"]
             lines += [f"          - {_yaml(test)}" for test in tests]
     return "\n".join(lines) + "\n"

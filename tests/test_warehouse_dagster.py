@@ -92,28 +92,29 @@ def _copy_raw(built: BuiltWarehouse, data_dir: Path) -> None:
     shutil.copytree(built.data_dir / "raw", data_dir / "raw")
 
 
-def _inject_unknown_status(data_dir: Path) -> int:
-    """A later file re-issues one UK line with a status the contract does not know."""
-    folder = data_dir / "raw" / "UK" / "ingest_orders"
+def _inject_later_row(data_dir: Path, market: str, column: str, value: object) -> int:
+    """A later file re-issues one line of the market with `column` set to `value`."""
+    folder = data_dir / "raw" / market / "ingest_orders"
     newest = sorted(folder.glob("*/*.parquet"))[-1]
     table = pq.read_table(newest)
     row = table.slice(0, 1)
     later = max(pc.max(table["_file_date"]).as_py(), dt.date(2026, 1, 1)) + dt.timedelta(days=1)
-    row = row.set_column(row.schema.get_field_index("status"), "status", pa.array(["LOST"], row["status"].type))
+    row = row.set_column(row.schema.get_field_index(column), column, pa.array([value], row[column].type))
     row = row.set_column(row.schema.get_field_index("_file_date"), "_file_date",
                          pa.array([later], row["_file_date"].type))
     row = row.set_column(row.schema.get_field_index("_source_blob"), "_source_blob",
-                         pa.array([f"UK/injected/ingest_orders_{later:%Y%m%d}.csv"], row["_source_blob"].type))
+                         pa.array([f"{market}/injected/ingest_orders_{later:%Y%m%d}.csv"], row["_source_blob"].type))
     target = folder / f"{later:%Y}" / f"ingest_orders_{later:%Y%m%d}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(row, target)
     return row["order_line_id"][0].as_py()
 
 
-def test_an_unknown_status_fails_the_dbt_test_and_its_asset_check(built_warehouse, dbt_assets_def, isolated_env):
+def test_bad_rows_fail_their_dbt_tests_and_asset_checks(built_warehouse, dbt_assets_def, isolated_env):
     data_dir = isolated_env  # DATA_DIR of this test (tests/conftest.py)
     _copy_raw(built_warehouse, data_dir)
-    _inject_unknown_status(data_dir)
+    _inject_later_row(data_dir, "UK", "status", "LOST")
+    _inject_later_row(data_dir, "DE", "customer_id", None)
 
     result = dg.materialize(
         [dbt_assets_def], resources={DBT_RESOURCE_KEY: warehouse_dbt_resource()}, raise_on_error=False
@@ -125,13 +126,16 @@ def test_an_unknown_status_fails_the_dbt_test_and_its_asset_check(built_warehous
     status_checks = [k for k in failed if k[0] == "stg_uk_orders" and k[1].startswith("accepted_values")]
     assert len(status_checks) == 1 and "status" in status_checks[0][1], failed
     assert evaluations[status_checks[0]].metadata["dagster_dbt/failed_row_count"].value == 1
-    # The other markets' checks ran and passed: the failure points at one model only.
-    assert all(e.passed for (asset, _), e in evaluations.items() if asset == "stg_de_orders")
+    de_failed = [name for asset, name in failed if asset == "stg_de_orders"]
+    assert len(de_failed) == 1 and de_failed[0].startswith("not_null_columns"), failed
+    # The other markets' checks ran and passed: each failure points at its own model.
+    assert all(e.passed for (asset, _), e in evaluations.items() if asset in ("stg_it_orders", "stg_jp_orders"))
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "stg_uk_orders" in materialized and "stg_de_orders" in materialized
+    assert "stg_uk_orders" in materialized and "stg_it_orders" in materialized
     assert "qi_executive_daily_sales" not in materialized  # dbt build skips what depends on a failed test
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "stg_uk_orders" in failure.step_failure_data.error.message
+    assert "stg_de_orders" in failure.step_failure_data.error.message
 
 
 def test_a_held_warehouse_lock_is_retried_and_bad_data_is_not(built_warehouse, isolated_env):
