@@ -26,7 +26,11 @@ PIPELINE_ENV_VARS = [
     "DATA_DIR", "LANDING_DIR", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CONTAINER", "DUCKDB_PATH",
     "SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER", "SHAREPOINT_ACS_TOKEN_URL",
     "TABLEAU_SERVER_URL", "TABLEAU_SITE_ID", "TABLEAU_PAT_NAME", "TABLEAU_PAT_SECRET", "TABLEAU_PROJECT",
+    "EXPORT_LOCK_TIMEOUT_SECONDS", "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS", "TABLEAU_PUBLISH_RETRIES",
+    "TABLEAU_PUBLISH_RETRY_SECONDS",
 ]
+# Read with int() by tableauserverclient, so they are removed rather than blanked.
+REMOVED_ENV_VARS = ["TSC_FILESIZE_LIMIT_MB", "TSC_CHUNK_SIZE_MB"]
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +38,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point DATA_DIR at a fresh folder and clear every pipeline variable (and Slack webhooks)."""
     for name in PIPELINE_ENV_VARS + [k for k in os.environ if k.startswith("SLACK_WEBHOOK_")]:
         monkeypatch.setenv(name, "")  # empty counts as unset, and masks .env values
+    for name in REMOVED_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     monkeypatch.setenv("DATA_DIR", str(data_dir))
