@@ -36,7 +36,11 @@ REMOVED_ENV_VARS = ["TSC_FILESIZE_LIMIT_MB", "TSC_CHUNK_SIZE_MB"]
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point DATA_DIR at a fresh folder and clear every pipeline variable (and Slack webhooks)."""
-    for name in PIPELINE_ENV_VARS + [k for k in os.environ if k.startswith("SLACK_WEBHOOK_")]:
+    from pipeline_common.config import load_pipeline_config
+
+    webhooks = set(load_pipeline_config().alerts.routes.values())
+    webhooks |= {k for k in os.environ if k.startswith("SLACK_WEBHOOK_")}
+    for name in PIPELINE_ENV_VARS + sorted(webhooks) + ["DAGSTER_UI_BASE_URL"]:
         monkeypatch.setenv(name, "")  # empty counts as unset, and masks .env values
     for name in REMOVED_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
