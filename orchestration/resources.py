@@ -17,6 +17,9 @@ RETRY_POLICY = dg.RetryPolicy(
 DUCKDB_POOL = "duckdb"
 """Concurrency pool of every asset that opens the DuckDB file (limit 1 in dagster.yaml)."""
 
+DUCKDB_RUN_TAG = "dbt_duckdb"
+"""Run tag of every run that writes DuckDB; dagster.yaml lets one such run in progress at a time."""
+
 
 def pipes_subprocess_client() -> dg.PipesSubprocessClient:
     return dg.PipesSubprocessClient(cwd=str(repo_root()))

@@ -54,6 +54,7 @@ def _today_blob(market: str = "UK") -> str:
 
 def _assert_uk_request(defs, request: dg.RunRequest) -> None:
     assert request.tags["market"] == "UK"
+    assert request.tags["dbt_duckdb"] == "true", "arrival runs build dbt, so they queue behind other DuckDB runs"
     repository = defs.get_repository_def()
     job = repository.get_job(repository.get_sensor_def("uk_orders_arrival_sensor").job_name)
     selected = set(job.asset_layer.selected_asset_keys)

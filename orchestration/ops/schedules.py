@@ -6,10 +6,8 @@ from dagster._time import get_current_datetime
 
 from orchestration.ops.lateness import late_tick_reason
 from orchestration.ops.selection import asset_selection
+from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.config import PipelineConfig, ScheduledJob
-
-DUCKDB_RUN_TAG = "dbt_duckdb"
-"""Run tag of every job that writes DuckDB; dagster.yaml lets one such run in progress at a time."""
 
 MAX_RETRIES_TAG = "dagster/max_retries"
 RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.config import PipelineConfig
 from pipeline_common.settings import (
     azure_connection_string,
@@ -98,7 +99,9 @@ def build_orders_arrival_sensor(
             # The cursor is left alone, so the file triggers once that run has finished.
             return dg.SkipReason(f"{market}: run {busy.run_id} is {busy.status.value}; waiting")
         requests = [
-            dg.RunRequest(run_key=f"{name}@{sig}", tags={"market": market, "trigger_file": name})
+            dg.RunRequest(
+                run_key=f"{name}@{sig}", tags={"market": market, "trigger_file": name, DUCKDB_RUN_TAG: "true"}
+            )
             for name, sig in changed.items()
         ]
         seen.update(changed)
@@ -133,7 +136,11 @@ def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.Defa
         if signature == context.cursor:
             return dg.SkipReason(f"{path.name} unchanged")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"{path.name}@{signature}", tags={"trigger_file": path.name})],
+            run_requests=[
+                dg.RunRequest(
+                    run_key=f"{path.name}@{signature}", tags={"trigger_file": path.name, DUCKDB_RUN_TAG: "true"}
+                )
+            ],
             cursor=signature,
         )
 
