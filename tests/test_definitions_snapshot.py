@@ -1,0 +1,77 @@
+"""The whole code location loads, and its shape (assets, groups, checks, jobs, schedules, sensors) is
+snapshot-tested: a change to the graph shows up as a reviewed diff of tests/snapshots/definitions.json.
+
+Refresh after an intended change: UPDATE_SNAPSHOTS=1 scripts/test.sh tests/test_definitions_snapshot.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+
+
+def _shape() -> dict:
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        checks = sorted(c.name for c in graph.asset_check_keys if c.asset_key == key)
+        assets[key.to_user_string()] = {"group": node.group_name, "checks": checks}
+    schedules = {
+        s.name: {"job": s.job_name, "cron": s.cron_schedule, "timezone": s.execution_timezone,
+                 "default_status": s.default_status.value}
+        for s in defs.schedules
+    }
+    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    sensors = sorted(s.name for s in defs.sensors)
+    return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
+
+
+def test_definitions_match_snapshot():
+    shape = _shape()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    assert SNAPSHOT.exists(), "no snapshot yet: run with UPDATE_SNAPSHOTS=1 and review the file"
+    assert shape == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+def test_contract_names_are_present():
+    shape = _shape()
+    for name in ["uk_orders_azure", "de_orders_azure", "it_orders_azure", "jp_orders_azure", "uk_products_sku",
+                 "uk_new_names", "uk_scv", "daily_sales_budget_exchange_ingest", "stg_uk_orders",
+                 "int_orders_summary_daily", "qi_executive_daily_sales", "tableau_executive_daily_sales",
+                 "daily_sales_tableau_export"]:
+        assert name in shape["assets"], name
+    assert shape["assets"]["uk_orders_azure"]["group"] == "azure_ingestion_orders"
+    assert shape["assets"]["uk_products_sku"]["group"] == "azure_ingestion_reference"
+    assert shape["assets"]["daily_sales_budget_exchange_ingest"]["group"] == "budget_ingestion"
+    assert shape["assets"]["tableau_executive_daily_sales"]["group"] == "export"
+    crons = {s["job"]: s["cron"] for s in shape["schedules"].values()}
+    assert crons["ingest_azure_qi_job"] == "15 15 * * *"
+    assert crons["daily_sales_flow_job"] == "45 15 * * *"
+    assert crons["uk_morning_refresh_with_backup"] == "15 7 * * *"
+    assert crons["ingest_scv_job"] == "0 16 1-3 * *"
+    assert {s["timezone"] for s in shape["schedules"].values()} == {"Europe/London"}
+
+
+def test_lineage_from_orders_to_the_executive_extract_is_unbroken():
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    upstream = graph.get(dg.AssetKey("tableau_executive_daily_sales")).parent_keys
+    seen, frontier = set(), set(upstream)
+    while frontier:
+        key = frontier.pop()
+        seen.add(key)
+        frontier |= set(graph.get(key).parent_keys) - seen
+    for market in ["uk", "de", "it", "jp"]:
+        assert dg.AssetKey(f"{market}_orders_azure") in seen
+        assert dg.AssetKey(f"stg_{market}_orders") in seen
+    assert dg.AssetKey("daily_sales_budget_exchange_ingest") in seen
