@@ -47,7 +47,7 @@ from pipeline_common.script_support import (  # noqa: E402
 
 SCRIPT_NAME = "sync_azure"
 AZURE_WORKERS = 8  # downloads are I/O bound: overlap them
-LOCAL_WORKERS = max(1, os.cpu_count() or 1)  # in-place reads are CPU bound: one file per core
+LOCAL_WORKERS = int(os.environ.get("SYNC_LOCAL_WORKERS") or max(1, os.cpu_count() or 1))  # CPU bound: one file per core
 SOURCE_BLOB_COLUMN = "_source_blob"
 FILE_DATE_COLUMN = "_file_date"
 
