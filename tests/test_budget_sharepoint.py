@@ -12,16 +12,16 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tests.plugins.loopback_http import serve_on_loopback
 from tests.plugins.sample_data import SAMPLE_AS_OF
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -141,21 +141,13 @@ def _handler(state: FakeSharePoint) -> type[BaseHTTPRequestHandler]:
 def sharepoint(sample_landing: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSharePoint]:
     state = FakeSharePoint()
     state.files[f"{FOLDER}/{WORKBOOK}"] = (sample_landing / "sharepoint" / WORKBOOK).read_bytes()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setenv("SHAREPOINT_SITE_URL", base + SITE_PATH)
-    monkeypatch.setenv("SHAREPOINT_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("SHAREPOINT_BUDGET_FOLDER", FOLDER)
-    monkeypatch.setenv("SHAREPOINT_ACS_TOKEN_URL", base + "/{realm}/tokens/OAuth/2")
-    try:
+    with serve_on_loopback(_handler(state), "fake-sharepoint") as base:
+        monkeypatch.setenv("SHAREPOINT_SITE_URL", base + SITE_PATH)
+        monkeypatch.setenv("SHAREPOINT_CLIENT_ID", CLIENT_ID)
+        monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", CLIENT_SECRET)
+        monkeypatch.setenv("SHAREPOINT_BUDGET_FOLDER", FOLDER)
+        monkeypatch.setenv("SHAREPOINT_ACS_TOKEN_URL", base + "/{realm}/tokens/OAuth/2")
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def run_ingest(*args: str) -> subprocess.CompletedProcess[str]:

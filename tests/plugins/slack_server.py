@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.plugins.loopback_http import serve_on_loopback
 
 HEADER_MAX, SECTION_TEXT_MAX, FIELD_MAX, MAX_FIELDS, MAX_CONTEXT, MAX_BLOCKS = 150, 3000, 2000, 10, 10, 50
 TEXT_TYPES = {"plain_text", "mrkdwn"}
@@ -152,14 +154,6 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def slack_server() -> Iterator[FakeSlack]:
     fake = FakeSlack()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="fake-slack", daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(_handler(fake), "fake-slack") as url:
+        fake.port = int(url.rsplit(":", 1)[1])
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 from xml.etree import ElementTree as ET
 
 import pytest
+
+from tests.plugins.loopback_http import serve_on_loopback
 
 NS = "http://tableau.com/api"
 REST_API_VERSION = "3.24"
@@ -249,16 +251,9 @@ def _kind(method: str, rest: str) -> str:
 def tableau_server() -> Iterator[TableauServerDouble]:
     """A Tableau REST API double listening on 127.0.0.1 (a free port) for the test's duration."""
     state = TableauServerDouble()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="tableau-server-double", daemon=True)
-    thread.start()
-    try:
+    with serve_on_loopback(_handler(state), "tableau-server-double") as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 # --- the export script's warehouse and runner ------------------------------------------------
