@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 import sys
@@ -78,7 +77,7 @@ def test_prepare_dbt_refuses_a_project_out_of_sync_with_the_config(tmp_path, mon
     config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     monkeypatch.setenv("PIPELINE_CONFIG", str(config_file))
     done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "prepare_dbt.py")], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120, env={**os.environ})
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 78
     assert "missing: models/staging/fr/stg_fr_orders.sql" in done.stderr
     assert "generate_dbt_staging.py" in done.stderr

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 
@@ -34,16 +35,19 @@ def _shape() -> dict:
     return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 
 
-def test_definitions_match_snapshot():
-    shape = _shape()
+@pytest.fixture(scope="module")
+def shape() -> dict:
+    return _shape()
+
+
+def test_definitions_match_snapshot(shape):
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     assert SNAPSHOT.exists(), "no snapshot yet: run with UPDATE_SNAPSHOTS=1 and review the file"
     assert shape == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
 
 
-def test_contract_names_are_present():
-    shape = _shape()
+def test_contract_names_are_present(shape):
     for name in ["uk_orders_azure", "de_orders_azure", "it_orders_azure", "jp_orders_azure", "uk_products_sku",
                  "uk_new_names", "uk_scv", "daily_sales_budget_exchange_ingest", "stg_uk_orders",
                  "int_orders_summary_daily", "qi_executive_daily_sales", "tableau_executive_daily_sales",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ EXPORTS = ["tableau_executive_daily_sales", "daily_sales_tableau_export"]
 def _status(home: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(STATUS), "--dagster-home", str(home)],
-        cwd=repo_root(), env=os.environ.copy(), capture_output=True, text=True, timeout=180,
+        cwd=repo_root(), capture_output=True, text=True, timeout=180,
     )
 
 
@@ -32,8 +31,7 @@ def test_status_reports_stale_then_fresh_exports(tmp_path):
         assert any(line.split()[:2] == [export, "STALE"] for line in stale.stdout.splitlines()), stale.stdout
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for export in EXPORTS[:1]:
-            instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=export))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=EXPORTS[0]))
     half = _status(home)
     assert half.returncode == 1
     lines = {line.split()[0]: line.split()[1] for line in half.stdout.splitlines()[-2:]}

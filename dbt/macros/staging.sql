@@ -58,7 +58,12 @@ qualify row_number() over (
 {%- endmacro %}
 
 {% macro is_net_sale(status_column) -%}
-  {{ status_column }} in ({% for s in net_sale_statuses() %}'{{ s }}'{% if not loop.last %}, {% endif %}{% endfor %})
+  {{ status_column }} in ({{ sql_string_list(net_sale_statuses()) }})
+{%- endmacro %}
+
+{#- Values as a SQL list body for `in (...)`: 'A', 'B'; `null` when empty (matches nothing). -#}
+{% macro sql_string_list(values) -%}
+  {%- if values -%}'{{ values | join("', '") }}'{%- else -%}null{%- endif -%}
 {%- endmacro %}
 
 {#- Markets whose orders are staged, from the generated config. -#}

@@ -26,11 +26,6 @@ class BuiltWarehouse:
     landing: Path
 
 
-def dbt_executable() -> str:
-    beside = Path(sys.executable).parent / ("dbt.exe" if os.name == "nt" else "dbt")
-    return str(beside) if beside.is_file() else "dbt"
-
-
 def pipeline_env(data_dir: Path, landing: Path, duckdb_path: Path) -> dict[str, str]:
     """The scripts' and dbt's environment: only the paths under test; no Azure/SharePoint."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "SHAREPOINT_", "DBT_"))}
@@ -63,6 +58,8 @@ def ingest(landing: Path, data_dir: Path, as_of: str) -> None:
 def dbt_build(data_dir: Path, duckdb_path: Path, landing: Path | None = None,
               extra_args: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     """`dbt build --project-dir dbt --profiles-dir dbt` from the repo root, as the README runs it."""
+    from orchestration.warehouse.project import dbt_executable  # imports dagster-dbt: only when building
+
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     env = pipeline_env(data_dir, landing or data_dir / "landing", duckdb_path)
     # A private target dir: the session build must not race the developer's dbt/target.

@@ -55,7 +55,7 @@ rounded as (
         sales_gbp.units,
         -- Markets without a new-names feed have no answer (null), not zero new customers.
         case
-            when sales_gbp.market in ({% for m in new_name_markets %}'{{ m }}'{% if not loop.last %}, {% endif %}{% else %}null{% endfor %})
+            when sales_gbp.market in ({{ sql_string_list(new_name_markets) }})
                 then coalesce(new_customers.new_customers, 0)
         end as new_customers
     from sales_gbp
