@@ -66,7 +66,7 @@ def _run_checks(instance) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def test_cut_day_fails_net_sales_drop_with_market_and_numbers(warehouse, tmp_path):
+def test_cut_day_fails_net_sales_drop_with_market_and_numbers(warehouse):
     _build_warehouse(warehouse)
     with dg.DagsterInstance.ephemeral() as instance:
         evaluations = _run_checks(instance)
@@ -123,7 +123,6 @@ def test_failed_sentinels_reach_the_time_series_route_and_warn_stays_in_the_log(
     texts = str(alert["blocks"])
     assert "DE" in texts and "1500.0" in texts
     assert slack_server.for_route("data_quality") == []  # sentinels are not data_quality's business
-
 
 
 def test_sentinels_run_on_the_real_dbt_warehouse(built_warehouse):

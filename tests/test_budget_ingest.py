@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ EXIT_BAD_DATA = 65
 
 def run_ingest(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=dict(os.environ), timeout=300
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
     )
 
 

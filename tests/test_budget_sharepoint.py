@@ -8,7 +8,6 @@ metadata by server-relative path and its `$value` stream, including 401, 403, 40
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from tests.plugins.loopback_http import serve_on_loopback
+from tests.plugins.loopback_http import free_port, serve_on_loopback
 from tests.plugins.sample_data import SAMPLE_AS_OF
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -153,7 +152,7 @@ def sharepoint(sample_landing: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 def run_ingest(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--year", str(YEAR), *args],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
+        capture_output=True, text=True, timeout=120,
     )
     assert CLIENT_SECRET not in result.stdout + result.stderr
     return result
@@ -189,10 +188,7 @@ def test_rejected_secret_is_a_configuration_error(
     sharepoint: FakeSharePoint, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", CLIENT_SECRET + "-old")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--year", str(YEAR)],
-        capture_output=True, text=True, env=dict(os.environ), timeout=120,
-    )
+    result = run_ingest()
     assert result.returncode == 78
     assert "app credentials were rejected at the token endpoint (HTTP 401)" in result.stderr
     assert "SHAREPOINT_CLIENT_SECRET" in result.stderr
@@ -234,12 +230,7 @@ def test_service_unavailable_is_transient(sharepoint: FakeSharePoint) -> None:
 
 
 def test_unreachable_site_is_transient(sharepoint: FakeSharePoint, monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("SHAREPOINT_SITE_URL", f"http://127.0.0.1:{port}{SITE_PATH}")
+    monkeypatch.setenv("SHAREPOINT_SITE_URL", f"http://127.0.0.1:{free_port()}{SITE_PATH}")  # nobody listens
     result = run_ingest()
     assert result.returncode == 75
     assert "network error" in result.stderr

@@ -16,6 +16,7 @@ import pytest
 from tableauhyperapi import Connection, HyperProcess, Telemetry
 
 from create_hyper_files.backups import BACKUPS_KEPT
+from tests.plugins.tableau_server import summary
 
 
 def read_hyper(path: Path, work_dir: Path) -> dict[str, dict]:
@@ -33,10 +34,6 @@ def read_hyper(path: Path, work_dir: Path) -> dict[str, dict]:
                         "rows": connection.execute_list_query(f"SELECT * FROM {table}"),
                     }
     return tables
-
-
-def summary(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def duckdb_rows(path: Path, sql: str) -> list[tuple]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
-import threading
-import socket
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,10 +17,13 @@ from tests.plugins.azurite import (
     Azurite,
     LandingTree,
     csv_text,
+    dev_connection_string,
     orders_blob_name,
+    orders_csv,
     orders_rows,
     run_sync_script,
 )
+from tests.plugins.loopback_http import free_port, serve_on_loopback
 
 pytestmark = pytest.mark.azurite
 
@@ -54,10 +55,6 @@ def _upload(azurite: Azurite, container: str, tmp_path: Path, files: dict[str, s
             path.unlink()
 
 
-def _orders(day: dt.date, rows: int, first_id: int = 1) -> str:
-    return csv_text(ORDERS_HEADER, orders_rows(day, rows, first_id))
-
-
 def _out(data_dir: Path, day: dt.date) -> Path:
     return data_dir / "raw" / "JP" / "ingest_orders" / f"{day:%Y}" / f"ingest_orders_{day:%Y%m%d}.parquet"
 
@@ -65,7 +62,7 @@ def _out(data_dir: Path, day: dt.date) -> Path:
 def test_sync_from_azurite_and_incremental_by_etag(
     azurite: Azurite, container: str, tmp_path: Path, isolated_env: Path
 ) -> None:
-    _upload(azurite, container, tmp_path, {orders_blob_name("JP", day): _orders(day, 11 + i) for i, day in enumerate(DAYS)})
+    _upload(azurite, container, tmp_path, {orders_blob_name("JP", day): orders_csv(day, 11 + i) for i, day in enumerate(DAYS)})
 
     cold = run_sync_script(*ARGS)
 
@@ -85,7 +82,7 @@ def test_sync_from_azurite_and_incremental_by_etag(
     assert (warm.summary["files_synced"], warm.summary["files_skipped"]) == (0, 3)
 
     # same name, new content: Azure gives it a new ETag, so exactly that file is converted again
-    _upload(azurite, container, tmp_path, {orders_blob_name("JP", DAYS[0]): _orders(DAYS[0], 4, first_id=900)})
+    _upload(azurite, container, tmp_path, {orders_blob_name("JP", DAYS[0]): orders_csv(DAYS[0], 4, first_id=900)})
     changed = run_sync_script(*ARGS)
     assert changed.returncode == 0, changed.stderr
     assert (changed.summary["files_synced"], changed.summary["files_skipped"], changed.summary["rows_loaded"]) == (1, 2, 4)
@@ -101,7 +98,7 @@ def test_bad_blob_is_rejected_others_sync(azurite: Azurite, container: str, tmp_
     rows = orders_rows(DAYS[1], 30)
     rows[12][ORDERS_HEADER.index("quantity")] = "x"  # editor line 14
     _upload(azurite, container, tmp_path, {
-        orders_blob_name("JP", DAYS[0]): _orders(DAYS[0], 5),
+        orders_blob_name("JP", DAYS[0]): orders_csv(DAYS[0], 5),
         orders_blob_name("JP", DAYS[1]): csv_text(ORDERS_HEADER, rows),
     })
 
@@ -145,14 +142,8 @@ def test_missing_container_is_a_configuration_error(azurite: Azurite, monkeypatc
 
 
 def test_unreachable_storage_exits_75(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    monkeypatch.setenv(
-        "AZURE_STORAGE_CONNECTION_STRING",
-        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
-    )
+    unreachable = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", dev_connection_string(unreachable))
 
     result = run_sync_script(*ARGS)
 
@@ -182,19 +173,9 @@ class _BusyStorage(http.server.BaseHTTPRequestHandler):
 
 
 def test_throttled_storage_exits_75_after_sdk_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BusyStorage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv(
-            "AZURE_STORAGE_CONNECTION_STRING",
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{server.server_address[1]}/devstoreaccount1;",
-        )
+    with serve_on_loopback(_BusyStorage, "busy-storage") as url:
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", dev_connection_string(url))
         result = run_sync_script(*ARGS)
-    finally:
-        server.shutdown()
-        server.server_close()
 
     assert result.returncode == 75, result.stderr
     assert "Azure answered HTTP 503 after retries" in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -12,13 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.plugins.tableau_server import PAT_SECRET, PROJECTS
+from tests.plugins.tableau_server import PAT_SECRET, PROJECTS, summary
 
 FAST_RETRIES = {"TABLEAU_PUBLISH_RETRIES": "3", "TABLEAU_PUBLISH_RETRY_SECONDS": "0.05"}
-
-
-def summary(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
+SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales")
 
 
 def assert_secret_never_shown(result: subprocess.CompletedProcess, *paths: Path) -> None:
@@ -33,8 +29,7 @@ def assert_secret_never_shown(result: subprocess.CompletedProcess, *paths: Path)
 def test_publish_overwrites_the_datasource_in_the_named_project(
     export_warehouse, run_export, tableau_server, isolated_env
 ):
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST_RETRIES})
     assert result.returncode == 0, result.stderr
     hyper = isolated_env / "exports" / "executive_daily_sales.hyper"
     assert summary(result.stdout)["published"] is True
@@ -79,8 +74,7 @@ def test_expired_session_signs_in_again_once_and_publishes(
     export_warehouse, run_export, tableau_server, isolated_env
 ):
     tableau_server.fail_next("publish", 401)
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST_RETRIES})
     assert result.returncode == 0, result.stderr
     assert len(tableau_server.sign_ins) == 2
     assert tableau_server.calls("publish") == 2 and len(tableau_server.published) == 1
@@ -91,8 +85,7 @@ def test_expired_session_signs_in_again_once_and_publishes(
 def test_server_errors_are_retried_with_backoff(export_warehouse, run_export, tableau_server, isolated_env):
     tableau_server.fail_next("publish", 503, 500)
     tableau_server.fail_next("projects", 502)
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST_RETRIES})
     assert result.returncode == 0, result.stderr
     assert tableau_server.calls("publish") == 3 and len(tableau_server.published) == 1
     assert tableau_server.calls("projects") == 2
@@ -103,8 +96,7 @@ def test_server_down_for_good_is_transient_and_keeps_the_built_extract(
     export_warehouse, run_export, tableau_server, isolated_env
 ):
     tableau_server.fail_next("publish", 503, 503, 503)
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST_RETRIES})
     assert result.returncode == 75
     assert "Tableau publish failed 3 times" in result.stderr
     assert (isolated_env / "exports" / "executive_daily_sales.hyper").is_file()
@@ -114,8 +106,7 @@ def test_server_down_for_good_is_transient_and_keeps_the_built_extract(
 
 
 def test_unknown_project_fails_clearly_as_configuration(export_warehouse, run_export, tableau_server, isolated_env):
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(project="Comercial"), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(project="Comercial"), **FAST_RETRIES})
     assert result.returncode == 78
     assert "Tableau project 'Comercial' not found on site 'commercial'" in result.stderr
     assert tableau_server.calls("publish") == 0
@@ -126,8 +117,7 @@ def test_permission_refused_on_publish_fails_as_configuration_without_retry(
     export_warehouse, run_export, tableau_server, isolated_env
 ):
     tableau_server.fail_next("publish", 403)
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST_RETRIES})
     assert result.returncode == 78
     assert "Tableau refused publishing 'executive_daily_sales' to project 'Commercial': 403004" in result.stderr
     assert tableau_server.calls("publish") == 1 and tableau_server.calls("signout") == 1
@@ -138,8 +128,7 @@ def test_refused_token_fails_as_configuration_without_showing_it(
     export_warehouse, run_export, tableau_server, isolated_env
 ):
     wrong = "not-the-right-secret-value-987"
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                        env={**tableau_server.env(secret=wrong), **FAST_RETRIES})
+    result = run_export(*SALES_EXPORT, env={**tableau_server.env(secret=wrong), **FAST_RETRIES})
     assert result.returncode == 78
     assert "Tableau sign-in refused" in result.stderr and "TABLEAU_PAT_SECRET" in result.stderr
     assert wrong not in result.stderr and wrong not in result.stdout
@@ -147,7 +136,7 @@ def test_refused_token_fails_as_configuration_without_showing_it(
 
 def test_half_configured_tableau_names_the_missing_variables(export_warehouse, run_export, tableau_server):
     env = {**tableau_server.env(), "TABLEAU_PROJECT": ""}
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", env=env)
+    result = run_export(*SALES_EXPORT, env=env)
     assert result.returncode == 78
     assert "set TABLEAU_PROJECT" in result.stderr
     assert PAT_SECRET not in result.stderr
@@ -164,7 +153,7 @@ def test_publish_waits_for_a_live_lock_and_takes_over_a_stale_one(
     me = psutil.Process(os.getpid())
     lock.write_text(f"{me.pid} {me.create_time()}", encoding="ascii")
     env = {**tableau_server.env(), **FAST_RETRIES, "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS": "1.5"}
-    blocked = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", env=env)
+    blocked = run_export(*SALES_EXPORT, env=env)
     assert blocked.returncode == 75
     assert "another export is publishing to Tableau" in blocked.stderr
     assert tableau_server.published == [] and lock.exists()
@@ -173,7 +162,7 @@ def test_publish_waits_for_a_live_lock_and_takes_over_a_stale_one(
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     lock.write_text(f"{gone.pid} 1.0", encoding="ascii")
-    freed = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", env=env)
+    freed = run_export(*SALES_EXPORT, env=env)
     assert freed.returncode == 0, freed.stderr
     assert "removing stale publish lock" in freed.stderr
     assert len(tableau_server.published) == 1 and not lock.exists()
@@ -181,8 +170,7 @@ def test_publish_waits_for_a_live_lock_and_takes_over_a_stale_one(
 
 @pytest.mark.parametrize("flag", ["--no-publish"])
 def test_no_publish_flag_never_contacts_the_server(export_warehouse, run_export, tableau_server, flag):
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", flag,
-                        env=tableau_server.env())
+    result = run_export(*SALES_EXPORT, flag, env=tableau_server.env())
     assert result.returncode == 0, result.stderr
     assert tableau_server.requests == []
     assert "Tableau publishing skipped: --no-publish" in result.stderr

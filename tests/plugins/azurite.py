@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.loopback_http import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 60
 ACCOUNT = "devstoreaccount1"
@@ -29,23 +31,23 @@ ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
+def dev_connection_string(base_url: str) -> str:
+    """The development account's connection string for a blob service at `base_url` (http://host:port)."""
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint={base_url}/{ACCOUNT};"
+    )
+
+
 @dataclass(frozen=True)
 class Azurite:
     """A running Azurite blob endpoint."""
 
     port: int
-    pid: int
-
-    @property
-    def blob_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};"
-        )
+        return dev_connection_string(f"http://127.0.0.1:{self.port}")
 
     def new_container(self, prefix: str = "test") -> str:
         """Create a container with a unique name (tests share one Azurite) and return its name."""
@@ -69,12 +71,6 @@ class Azurite:
                     client.upload_blob(name, handle, overwrite=True)
                 names.append(name)
         return names
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _azurite_main_js() -> Path:
@@ -128,7 +124,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         pytest.fail("Node.js ('node') is not on PATH; it is needed to run Azurite for the Azure tests", pytrace=False)
     main_js = _azurite_main_js()
     workspace = tmp_path_factory.mktemp("azurite")
-    port = _free_port()
+    port = free_port()
     command = [
         node, str(main_js), "--blobHost", "127.0.0.1", "--blobPort", str(port),
         "--disableTelemetry", "--skipApiVersionCheck", "--silent", "--inMemoryPersistence",
@@ -136,7 +132,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=workspace)
     try:
         _wait_until_listening(process, port)
-        yield Azurite(port=port, pid=process.pid)
+        yield Azurite(port=port)
     finally:
         _stop(process)
 
@@ -165,6 +161,11 @@ def orders_rows(day: dt.date, count: int, first_id: int = 1) -> list[list[str]]:
 
 def csv_text(header: list[str], rows: list[list[str]], newline: str = "\n") -> str:
     return newline.join([",".join(header), *(",".join(row) for row in rows)]) + newline
+
+
+def orders_csv(day: dt.date, rows: int, first_id: int = 1) -> str:
+    """A valid orders file for `day` with `rows` lines."""
+    return csv_text(ORDERS_HEADER, orders_rows(day, rows, first_id))
 
 
 def orders_blob_name(market: str, day: dt.date, dataset: str = "ingest_orders") -> str:
@@ -198,7 +199,7 @@ class LandingTree:
         return path
 
     def write_orders(self, market: str, day: dt.date, rows: int = 5, first_id: int = 1) -> Path:
-        return self.write(orders_blob_name(market, day), csv_text(ORDERS_HEADER, orders_rows(day, rows, first_id)))
+        return self.write(orders_blob_name(market, day), orders_csv(day, rows, first_id))
 
 
 def run_sync_script(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> SyncRun:

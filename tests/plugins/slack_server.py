@@ -78,8 +78,7 @@ class SlackRequest:
 class FakeSlack:
     """The running server: hooks it knows, what it received, how it should misbehave."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
+    url: str = ""  # http://127.0.0.1:port, set when the server starts
     requests: list[SlackRequest] = field(default_factory=list)
     status: int = 200
     failures_left: int | None = None  # answer `status` this many times, then 200 (None: always)
@@ -91,7 +90,7 @@ class FakeSlack:
     def webhook_url(self, route: str) -> str:
         path = f"/services/T0PIPELINE/B0{route.upper()}/s3cr3t{route}Xq9"
         self.hooks.add(path)
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.url}{path}"
 
     def for_route(self, route: str) -> list[Any]:
         return [r.body for r in self.requests if f"/B0{route.upper()}/" in r.path]
@@ -155,5 +154,5 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
 def slack_server() -> Iterator[FakeSlack]:
     fake = FakeSlack()
     with serve_on_loopback(_handler(fake), "fake-slack") as url:
-        fake.port = int(url.rsplit(":", 1)[1])
+        fake.url = url
         yield fake

@@ -8,7 +8,11 @@ publish with uploadSessionId). Faults (401 session expiry, 5xx) can be queued pe
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 from xml.etree import ElementTree as ET
 
@@ -259,8 +264,8 @@ def tableau_server() -> Iterator[TableauServerDouble]:
 # --- the export script's warehouse and runner ------------------------------------------------
 
 EXPORT_SCRIPT = (
-    __import__("pathlib").Path(__file__).resolve().parents[2]
-    / "bat_file_data_refresh" / "python" / "create_hyper_files" / "duckdb_to_tableau_server.py"
+    Path(__file__).resolve().parents[2] / "bat_file_data_refresh" / "python" / "create_hyper_files"
+    / "duckdb_to_tableau_server.py"
 )
 
 SALES_SQL = """
@@ -297,9 +302,6 @@ def export_warehouse(isolated_env, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def run_export():
     """Run the export script as a separate process (as Dagster and analysts do)."""
-    import os
-    import subprocess
-    import sys
 
     def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
         return subprocess.run(
@@ -308,3 +310,8 @@ def run_export():
         )
 
     return _run
+
+
+def summary(stdout: str) -> dict:
+    """The export script's summary: the JSON object on the last stdout line."""
+    return json.loads(stdout.strip().splitlines()[-1])
