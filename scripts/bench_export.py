@@ -84,6 +84,12 @@ def project_path(warehouse: Path, out_dir: Path, log: logging.Logger) -> Path:
     return build_extract(warehouse, [TABLE], "bench_project", out_dir, 30.0, log).hyper_path
 
 
+def copy_to_parquet(warehouse: Path, parquet: Path) -> None:
+    """A bare DuckDB COPY of the table, with the export's Parquet options."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute(f"COPY {TABLE} TO {quote_literal(parquet.as_posix())} ({PARQUET_OPTIONS})")
+
+
 def bare_parquet_load(parquet: Path, out_dir: Path, name: str = "bench_bare") -> Path:
     """Only Hyper: CREATE TABLE AS SELECT * FROM external(<the same Parquet>)."""
     target = out_dir / f"{name}.hyper"
@@ -104,8 +110,7 @@ def minimal_parquet_path(warehouse: Path, out_dir: Path) -> Path:
     top of the unavoidable Parquet write.
     """
     parquet = out_dir / "bench_minimal.parquet"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        con.execute(f"COPY {TABLE} TO {quote_literal(parquet.as_posix())} ({PARQUET_OPTIONS})")
+    copy_to_parquet(warehouse, parquet)
     try:
         return bare_parquet_load(parquet, out_dir, "bench_minimal")
     finally:
@@ -160,8 +165,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     print(f"generating {args.rows:,} rows ...", flush=True)
     generate(warehouse, args.rows)
     parquet = work / "same.parquet"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        con.execute(f"COPY {TABLE} TO {quote_literal(parquet.as_posix())} ({PARQUET_OPTIONS})")
+    copy_to_parquet(warehouse, parquet)
 
     project_times: list[float] = []
     bare_times: list[float] = []

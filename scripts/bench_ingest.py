@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS_PYTHON = REPO_ROOT / "bat_file_data_refresh" / "python"
@@ -31,6 +32,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 SYNC_SCRIPT = SCRIPTS_PYTHON / "azure_sync" / "sync_azure.py"
 DATASET = "ingest_orders"
 INTERNAL_TIME_RE = re.compile(r"rows in ([0-9.]+) s")
+T = TypeVar("T")
 TARGET_COLD_OVER_ARROW = 1.3
 TARGET_WARM_INTERNAL_S = 1.0
 
@@ -133,7 +135,7 @@ def warm_page_cache(files: list[Path]) -> None:
                 pass
 
 
-def timed(label: str, action: Callable[[], float]) -> float:
+def timed(label: str, action: Callable[[], T]) -> T:
     print(f"... {label}", file=sys.stderr, flush=True)
     return action()
 

@@ -26,6 +26,7 @@ SCRIPTS = REPO_ROOT / "bat_file_data_refresh" / "python"
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
+from orchestration.warehouse.project import dbt_executable  # noqa: E402
 from pipeline_common.config import load_pipeline_config  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 20)
@@ -57,11 +58,6 @@ def prepare_data(data_dir: Path, days: int, rows_per_day: int) -> None:
               "--dataset", entry.dataset, "--as-of", AS_OF.isoformat(), "--days-back", str(max(days, 100))], env)
     for year in summary["budget_years"]:
         _run([sys.executable, str(SCRIPTS / "sharepoint_budget" / "daily_sales_ingest.py"), "--year", str(year)], env)
-
-
-def dbt_executable() -> str:
-    beside = Path(sys.executable).parent / ("dbt.exe" if os.name == "nt" else "dbt")
-    return str(beside) if beside.is_file() else "dbt"
 
 
 def _dbt_env(data_dir: Path, duckdb_path: Path) -> dict[str, str]:

@@ -355,8 +355,7 @@ class Window:
     @property
     def month_starts(self) -> list[dt.date]:
         """First day of every month the window touches (the monthly files' dates)."""
-        months = sorted({d.replace(day=1) for d in self.days})
-        return months
+        return sorted({d.replace(day=1) for d in self.days})
 
     @property
     def years(self) -> list[int]:
@@ -379,11 +378,17 @@ def generate_orders(
     return written
 
 
-def new_names_table(state: MarketState) -> pa.Table:
+def _new_customers(state: MarketState) -> tuple[np.ndarray, np.ndarray]:
+    """Every new customer so far and the epoch day of their first order."""
     ids = np.concatenate(state.new_customer_ids) if state.new_customer_ids else np.empty(0, np.int64)
     first = (
         np.concatenate(state.new_customer_first_day) if state.new_customer_first_day else np.empty(0, np.int32)
     )
+    return ids, first
+
+
+def new_names_table(state: MarketState) -> pa.Table:
+    ids, first = _new_customers(state)
     return pa.table({"customer_id": pa.array(ids), "first_order_date": pa.array(first).cast(pa.date32())})
 
 
@@ -402,10 +407,7 @@ def scv_table(seed: int, state: MarketState, catalog: Catalog, file_date: dt.dat
     """Every customer known on `file_date` with a segment and lifetime figures."""
     rng = _rng(seed, state.market, "scv", file_date.isoformat())
     existing = np.arange(100_001, 100_001 + state.existing_customers, dtype=np.int64)
-    new_ids = np.concatenate(state.new_customer_ids) if state.new_customer_ids else np.empty(0, np.int64)
-    first = (
-        np.concatenate(state.new_customer_first_day) if state.new_customer_first_day else np.empty(0, np.int32)
-    )
+    new_ids, first = _new_customers(state)
     ids = np.concatenate([existing, new_ids[first < _epoch_days(file_date)]])
     orders = np.where(ids < 9_000_001, rng.geometric(0.18, len(ids)), rng.integers(1, 3, len(ids)))
     per_order_gbp = catalog.expected_line_value_gbp() * float(np.dot(np.arange(1, 5), LINES_PER_ORDER_SHARE))

@@ -47,10 +47,6 @@ class ParsedFile:
     dropped_columns: list[str] = field(default_factory=list)
 
 
-def arrow_schema(columns: dict[str, str]) -> pa.Schema:
-    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in columns.items()])
-
-
 def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads: bool = True) -> ParsedFile:
     """Parse `path` (the content of `blob`) against `columns` {name: contract type}; raise BadFileError."""
     header = _read_header(path, blob)
@@ -110,7 +106,7 @@ def _check_header(header: list[str], blob: str, columns: dict[str, str]) -> None
 
 
 def _locate_error(path: Path, blob: str, columns: dict[str, str], arrow_message: str) -> str:
-    bad_row = _first_malformed_row(path, _read_header(path, blob)[0])
+    bad_row = _first_malformed_row(path, next(iter(columns)))  # the header check found every column
     if bad_row is not None:
         row_number, expected, actual = bad_row
         line = _physical_line(path, row_number)

@@ -33,7 +33,6 @@ class Blob:
     name: str
     etag: str
     last_modified: dt.datetime  # timezone-aware
-    size: int
 
 
 def dataset_prefix(market: str, dataset: str) -> str:
@@ -93,7 +92,7 @@ class LandingSource:
     @staticmethod
     def _blob(name: str, stat: os.stat_result) -> Blob:
         modified = dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, tz=dt.timezone.utc)
-        return Blob(name=name, etag=f"{stat.st_size}-{stat.st_mtime_ns}", last_modified=modified, size=stat.st_size)
+        return Blob(name=name, etag=f"{stat.st_size}-{stat.st_mtime_ns}", last_modified=modified)
 
     @contextlib.contextmanager
     def open_local(self, blob: Blob) -> Iterator[Path]:
@@ -132,9 +131,7 @@ class AzureSource:
         with azure_errors(f"listing {self.describe()}"):
             for prefix in prefixes:
                 for props in self.container.list_blobs(name_starts_with=prefix):
-                    blobs.append(
-                        Blob(name=props.name, etag=props.etag, last_modified=props.last_modified, size=props.size)
-                    )
+                    blobs.append(Blob(name=props.name, etag=props.etag, last_modified=props.last_modified))
         return blobs
 
     @contextlib.contextmanager

@@ -77,6 +77,10 @@ class SyncJob:
     as_of: dt.date
     force: bool
 
+    @property
+    def first_day(self) -> dt.date:
+        return self.as_of - dt.timedelta(days=self.days_back - 1)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -159,15 +163,14 @@ def targets_in_scope(source: AzureSource | LandingSource, job: SyncJob, raw_dir:
             for blob in source.list([name])
             if blob.name == name
         ]
-    first_day = job.as_of - dt.timedelta(days=job.days_back - 1)
     prefix = dataset_prefix(job.market, job.dataset)
     # Listing only the years the window touches keeps the listing short however long the history is.
-    prefixes = [f"{prefix}{year:04d}/" for year in range(first_day.year, job.as_of.year + 1)]
+    prefixes = [f"{prefix}{year:04d}/" for year in range(job.first_day.year, job.as_of.year + 1)]
     pattern = dated_blob_pattern(job.market, job.dataset)
     targets = []
     for blob in source.list(prefixes):
         file_date = file_date_of(blob.name, pattern)
-        if file_date is not None and first_day <= file_date <= job.as_of:
+        if file_date is not None and job.first_day <= file_date <= job.as_of:
             targets.append(Target(blob, file_date, parquet_path(raw_dir, job.market, job.dataset, file_date)))
     return sorted(targets, key=lambda target: target.blob.name)
 
@@ -240,8 +243,7 @@ def run_sync(
 def _window_text(job: SyncJob) -> str:
     if job.cadence == "reference":
         return ""
-    first_day = job.as_of - dt.timedelta(days=job.days_back - 1)
-    return f", file dates {first_day} .. {job.as_of}" + (" (forced)" if job.force else "")
+    return f", file dates {job.first_day} .. {job.as_of}" + (" (forced)" if job.force else "")
 
 
 def _sync_all(

@@ -39,7 +39,6 @@ from pipeline_common.config import ConfigError, load_pipeline_config  # noqa: E4
 from pipeline_common.script_support import (  # noqa: E402
     BadDataError,
     ConfigurationError,
-    ScriptError,
     TransientError,
     print_summary,
     script_run,
@@ -105,7 +104,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-publish", action="store_true", help="build and back up only")
     parser.add_argument(
         "--lock-timeout", type=float, metavar="SECONDS",
-        default=float(env(LOCK_TIMEOUT_ENV_VAR, str(DEFAULT_LOCK_TIMEOUT_SECONDS)) or DEFAULT_LOCK_TIMEOUT_SECONDS),
+        default=float(env(LOCK_TIMEOUT_ENV_VAR) or DEFAULT_LOCK_TIMEOUT_SECONDS),
         help=f"how long to wait while another process locks the warehouse "
              f"(env {LOCK_TIMEOUT_ENV_VAR}; default {DEFAULT_LOCK_TIMEOUT_SECONDS:.0f})",
     )
@@ -166,8 +165,7 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
                  "TABLEAU_PAT_SECRET and TABLEAU_PROJECT are not set")
         return None
     guard_client_logs(settings.pat_secret, *handlers)
-    lock_timeout = float(env(PUBLISH_LOCK_TIMEOUT_ENV_VAR, str(DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS))
-                         or DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS)
+    lock_timeout = float(env(PUBLISH_LOCK_TIMEOUT_ENV_VAR) or DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS)
     # A PAT allows one session at a time: publishes from parallel runs queue on this lock.
     with exclusive_lock(result.hyper_path.parent / PUBLISH_LOCK_NAME, lock_timeout, log):
         published = publish_extract(result.hyper_path, name, settings, log)
@@ -206,8 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with script_run(SCRIPT_NAME) as run_ctx:
         try:
             summary = run(argv, run_ctx)
-        except ScriptError:
-            raise
         except (ConfigError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
         print_summary(summary)

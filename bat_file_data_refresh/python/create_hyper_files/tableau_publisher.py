@@ -89,8 +89,8 @@ def tableau_settings() -> TableauSettings | None:
         pat_name=str(values["TABLEAU_PAT_NAME"]),
         pat_secret=str(values["TABLEAU_PAT_SECRET"]),
         project=str(values["TABLEAU_PROJECT"]),
-        retries=max(1, int(env(RETRIES_ENV_VAR, "4") or 4)),
-        retry_delay_seconds=float(env(RETRY_DELAY_ENV_VAR, "5") or 5),
+        retries=max(1, int(env(RETRIES_ENV_VAR) or 4)),
+        retry_delay_seconds=float(env(RETRY_DELAY_ENV_VAR) or 5),
     )
 
 

@@ -143,9 +143,6 @@ def download_workbook(settings: SharePointSettings, file_name: str) -> Path:
         with os.fdopen(fd, "wb") as handle:
             remote = context.web.get_file_by_server_relative_path(file_path)
             remote.download_session(handle, chunk_size=CHUNK_BYTES).execute_query()
-    except (ConfigurationError, TransientError, BadDataError):
-        temp.unlink(missing_ok=True)
-        raise
     except (ClientRequestException, requests.RequestException) as exc:
         temp.unlink(missing_ok=True)
         raise _classify(exc, settings, file_path, "download") from None
