@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,6 @@ def run_legacy_script(
     pipes_client: dg.PipesSubprocessClient,
     script: Path,
     args: Sequence[str],
-    extra_env: Mapping[str, str] | None = None,
-    extras: Mapping[str, Any] | None = None,
 ) -> PipesClientCompletedInvocation:
     """Run `python <script> <args>` through Pipes; map its exit code to retry-or-fail."""
     command = [sys.executable, str(script), *args]
@@ -64,10 +62,9 @@ def run_legacy_script(
     context.log.info(f"running {script.name} {' '.join(args)}")
     fd, error_file = tempfile.mkstemp(prefix="pipeline-error-", suffix=".txt")
     os.close(fd)
-    env = {**(extra_env or {}), ERROR_FILE_ENV_VAR: error_file}
     try:
         return pipes_client.run(
-            context=context, command=command, env=env, cwd=str(repo_root()), extras=dict(extras or {})
+            context=context, command=command, env={ERROR_FILE_ENV_VAR: error_file}, cwd=str(repo_root())
         )
     except DagsterPipesExecutionError as exc:
         code = _exit_code(exc)

@@ -15,8 +15,6 @@ sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-EXIT_CONFIG = 78
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import generate_dbt_staging
     from pipeline_common.config import load_pipeline_config
+    from pipeline_common.script_support import EXIT_CONFIG
 
     problems = generate_dbt_staging.out_of_sync(load_pipeline_config())
     if problems:

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_pipeline_config()
     zone = ZoneInfo(config.timezone)
-    deadline = getattr(config.alerts, "freshness_deadline", "07:30")
+    deadline = config.alerts.freshness_deadline
     with dg.DagsterInstance.get() as instance:
         groups = asset_rows(instance, defs.get_repository_def(), zone)
     for group in sorted(groups):

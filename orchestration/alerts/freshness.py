@@ -19,20 +19,11 @@ import dagster as dg
 from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
-from pipeline_common.config import Alerts, PipelineConfig
+from orchestration.exports.freshness import EXPORT_DEADLINE
+from orchestration.ops.selection import export_asset_names
+from pipeline_common.config import PipelineConfig
 
 LONDON = ZoneInfo("Europe/London")
-
-
-def export_deadline(alerts: Alerts) -> dt.time:
-    """The exports' own EXPORT_DEADLINE when that module exists, else `alerts.freshness_deadline`."""
-    try:
-        from orchestration.exports.freshness import EXPORT_DEADLINE  # type: ignore[import-not-found]
-    except ImportError:
-        EXPORT_DEADLINE = alerts.freshness_deadline
-    if isinstance(EXPORT_DEADLINE, dt.time):
-        return EXPORT_DEADLINE
-    return dt.time.fromisoformat(str(EXPORT_DEADLINE))
 
 
 def london_now() -> dt.datetime:
@@ -82,18 +73,14 @@ def freshness_message(asset: str, verdict: str, last: dt.datetime | None, deadli
     return title, blocks.message(title, "OK", summary=f"`{asset}` refreshed at {seen}. {link}"), "OK"
 
 
-def export_assets(config: PipelineConfig) -> list[str]:
-    return [export.asset for export in config.exports]
-
-
 def build_freshness_sensor(
     config: PipelineConfig, default_status: dg.DefaultSensorStatus
 ) -> Sequence[dg.SensorDefinition]:
-    assets = export_assets(config)
+    assets = export_asset_names(config)
     if not assets:
         return []
     alerts = config.alerts
-    deadline = export_deadline(alerts)
+    deadline = dt.time.fromisoformat(EXPORT_DEADLINE)
 
     @dg.sensor(
         name="export_freshness_alert_sensor",

@@ -43,6 +43,8 @@ def _plain(value: Any) -> Any:
 
 
 def build_budget_asset(config: PipelineConfig) -> dg.AssetsDefinition:
+    timezone = config.timezone
+
     @dg.asset(
         name=ASSET_NAME,
         group_name=GROUP,
@@ -72,7 +74,6 @@ def build_budget_asset(config: PipelineConfig) -> dg.AssetsDefinition:
                 skipped.append(year)
         return dg.MaterializeResult(metadata=_summary(ingested, skipped))
 
-    timezone = config.timezone
     return daily_sales_budget_exchange_ingest
 
 

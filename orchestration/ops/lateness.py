@@ -9,6 +9,7 @@ so (docs/operations.md, "Missed ticks").
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from dagster._utils.schedules import cron_string_iterator
 
@@ -32,13 +33,13 @@ def late_tick_reason(
     superseded_by: (job name, cron) of the job whose later tick makes this one pointless.
     """
     late = now - scheduled
-    local = scheduled.astimezone(dt.timezone.utc).astimezone(_zone(timezone))
+    local = scheduled.astimezone(ZoneInfo(timezone))
     when = local.strftime("%Y-%m-%d %H:%M %Z")
     if superseded_by is not None:
         other_name, other_cron = superseded_by
         other_tick = next_tick_after(other_cron, scheduled, timezone)
         if other_tick <= now:
-            other_when = other_tick.astimezone(_zone(timezone)).strftime("%Y-%m-%d %H:%M %Z")
+            other_when = other_tick.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")
             return (
                 f"skipped {job_name} tick of {when}: evaluated {_minutes(late)} min late, and "
                 f"{other_name} was due at {other_when} since, so that run replaces it "
@@ -55,9 +56,3 @@ def late_tick_reason(
 
 def _minutes(delta: dt.timedelta) -> int:
     return int(delta.total_seconds() // 60)
-
-
-def _zone(timezone: str) -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(timezone)

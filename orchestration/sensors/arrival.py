@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from orchestration.budget.assets import ASSET_NAME as BUDGET_ASSET
 from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.config import PipelineConfig
 from pipeline_common.settings import (
@@ -28,7 +29,6 @@ from pipeline_common.settings import (
 
 LONDON = ZoneInfo("Europe/London")
 ORDERS_DATASET = "ingest_orders"
-BUDGET_ASSET = "daily_sales_budget_exchange_ingest"
 SHAREPOINT_VARS = ("SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,

@@ -12,14 +12,14 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliInvocation, dbt_assets
 
-from orchestration.resources import DUCKDB_POOL
+from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
 from orchestration.warehouse.project import dbt_project, manifest_path
 from orchestration.warehouse.resource import WarehouseDbtCliResource, warehouse_dbt_resource
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
 
 DBT_RESOURCE_KEY = "dbt"
-DBT_OP_TAGS = {"dbt_duckdb": "true"}
+DBT_OP_TAGS = {DUCKDB_RUN_TAG: "true"}
 KEEP_RUN_TARGETS = 10
 LOCK_RETRIES = 3
 LOCK_RETRY_SECONDS = 30
