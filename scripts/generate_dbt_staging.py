@@ -38,7 +38,7 @@ NOT_NULL_EXTRA = {
     "ingest_new_names": ["first_order_date"],
     "ingest_scv": ["segment"],
 }
-GRAINS = {  # mirrors dataset_grain() in dbt/macros/staging.sql
+GRAINS = {  # one row per these columns; written into the generated macro as pipeline_dataset_grains()
     "ingest_orders": ["order_line_id"],
     "ingest_products_sku": ["product_sku"],
     "ingest_new_names": ["customer_id"],
@@ -70,6 +70,7 @@ def render_config_macro(config: PipelineConfig) -> str:
         f"{{% macro pipeline_markets() %}}{{{{ return({json.dumps(markets)}) }}}}{{% endmacro %}}\n"
         f"{{% macro pipeline_dataset_types() %}}{{{{ return({json.dumps(types)}) }}}}{{% endmacro %}}\n"
         f"{{% macro pipeline_datasets() %}}{{{{ return({json.dumps(datasets)}) }}}}{{% endmacro %}}\n"
+        f"{{% macro pipeline_dataset_grains() %}}{{{{ return({json.dumps(GRAINS)}) }}}}{{% endmacro %}}\n"
     )
 
 
@@ -147,8 +148,7 @@ def render(config: PipelineConfig) -> dict[Path, str]:
     """Every generated file, relative to dbt/, with its content."""
     missing = sorted({d.dataset for d in config.datasets} - GRAINS.keys())
     if missing:
-        raise SystemExit(f"generate_dbt_staging: no grain for dataset(s) {missing}; add them to GRAINS "
-                         "here and to dataset_grain() in dbt/macros/staging.sql")
+        raise SystemExit(f"generate_dbt_staging: no grain for dataset(s) {missing}; add them to GRAINS here")
     files = {CONFIG_MACRO: render_config_macro(config)}
     for market, spec in config.markets.items():
         datasets = [d.dataset for d in config.datasets if d.market == market]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,9 @@ def _instance():
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         return dg.DagsterInstance.ephemeral()
-    home_path = Path(home)
-    home_path.mkdir(parents=True, exist_ok=True)
-    if not (home_path / "dagster.yaml").exists() and (REPO_ROOT / "dagster.yaml").exists():
-        shutil.copyfile(REPO_ROOT / "dagster.yaml", home_path / "dagster.yaml")
+    from supervisor import prepare_home  # scripts/ is on sys.path when run as a script
+
+    prepare_home(Path(home))
     return dg.DagsterInstance.get()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ import psutil
 import pytest
 import requests
 import yaml
+
+from tests.plugins.loopback_http import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,12 +42,6 @@ RUN = 'query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
 REPOS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _config_without_arrival_sensors(tmp: Path) -> Path:
     """pipeline.yaml as is, but the landing-folder arrival sensors off: they would start their own
     runs on the sample files and make the run counts below depend on sensor timing."""
@@ -61,7 +56,7 @@ class Stack:
     """The supervisor under test plus every process it ever had below it."""
 
     def __init__(self, tmp: Path, data_dir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = tmp / "dagster_home"
         self.logs = tmp / "logs"

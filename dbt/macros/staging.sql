@@ -2,14 +2,10 @@
 
 {#- The key that identifies one row of a dataset; the latest file wins per key. -#}
 {% macro dataset_grain(dataset) -%}
-  {%- set grains = {
-      'ingest_orders': ['order_line_id'],
-      'ingest_products_sku': ['product_sku'],
-      'ingest_new_names': ['customer_id'],
-      'ingest_scv': ['customer_id'],
-  } -%}
+  {#- The grains are generated from scripts/generate_dbt_staging.py's GRAINS. -#}
+  {%- set grains = pipeline_dataset_grains() -%}
   {%- if dataset not in grains -%}
-    {{ exceptions.raise_compiler_error("dataset_grain: no grain known for dataset '" ~ dataset ~ "'; add it in macros/staging.sql") }}
+    {{ exceptions.raise_compiler_error("dataset_grain: no grain known for dataset '" ~ dataset ~ "'; add it to GRAINS in scripts/generate_dbt_staging.py") }}
   {%- endif -%}
   {{ return(grains[dataset]) }}
 {%- endmacro %}

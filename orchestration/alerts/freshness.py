@@ -19,7 +19,6 @@ import dagster as dg
 from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.exports.freshness import EXPORT_DEADLINE
 from orchestration.ops.selection import export_asset_names
 from pipeline_common.config import PipelineConfig
 
@@ -80,7 +79,7 @@ def build_freshness_sensor(
     if not assets:
         return []
     alerts = config.alerts
-    deadline = dt.time.fromisoformat(EXPORT_DEADLINE)
+    deadline = dt.time.fromisoformat(alerts.freshness_deadline)
 
     @dg.sensor(
         name="export_freshness_alert_sensor",

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.exports.freshness import export_freshness_policy
+from orchestration.exports.freshness import EXPORT_DEADLINE, export_freshness_policy
 from orchestration.pipes_runner import materialization_metadata, run_legacy_script, script_path
 from orchestration.resources import DUCKDB_POOL, RETRY_POLICY
 from pipeline_common.config import Export, PipelineConfig
@@ -15,7 +15,9 @@ def export_script_args(export: Export) -> list[str]:
     return ["--tables", *export.tables, "--name", export.name]
 
 
-def build_export_asset(export: Export, timezone: str) -> dg.AssetsDefinition:
+def build_export_asset(
+    export: Export, timezone: str, deadline: str = EXPORT_DEADLINE
+) -> dg.AssetsDefinition:
     """One asset per extract; it waits for its upstream assets (dbt models are keyed by model name)."""
 
     @dg.asset(
@@ -24,7 +26,7 @@ def build_export_asset(export: Export, timezone: str) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(upstream) for upstream in export.upstream_assets],
         pool=DUCKDB_POOL,
         retry_policy=RETRY_POLICY,
-        freshness_policy=export_freshness_policy(timezone),
+        freshness_policy=export_freshness_policy(deadline, timezone),
         kinds={"tableau", "hyper"},
         description=f"Tableau extract `{export.name}.hyper` of {', '.join(export.tables)}, published (Overwrite).",
         metadata={"export_name": export.name, "tables": ", ".join(export.tables)},
@@ -41,4 +43,5 @@ def build_export_asset(export: Export, timezone: str) -> dg.AssetsDefinition:
 
 
 def build_defs(config: PipelineConfig) -> dg.Definitions:
-    return dg.Definitions(assets=[build_export_asset(export, config.timezone) for export in config.exports])
+    deadline = config.alerts.freshness_deadline
+    return dg.Definitions(assets=[build_export_asset(export, config.timezone, deadline) for export in config.exports])

@@ -6,8 +6,11 @@ import datetime as dt
 
 import dagster as dg
 
-EXPORT_DEADLINE = "07:30"
-"""Local time (EXPORT_TIMEZONE) by which every extract must have been rebuilt; reused by alerting."""
+from pipeline_common.config import DEFAULT_FRESHNESS_DEADLINE
+
+EXPORT_DEADLINE = DEFAULT_FRESHNESS_DEADLINE
+"""The default deadline; pipeline.yaml `alerts.freshness_deadline` is what the policy, the alert
+sensor and scripts/status.py all use."""
 
 EXPORT_TIMEZONE = "Europe/London"
 
@@ -21,7 +24,9 @@ def deadline_cron(deadline: str = EXPORT_DEADLINE) -> str:
     return f"{minutes} {hours} * * *"
 
 
-def export_freshness_policy(timezone: str = EXPORT_TIMEZONE) -> dg.FreshnessPolicy:
+def export_freshness_policy(
+    deadline: str = EXPORT_DEADLINE, timezone: str = EXPORT_TIMEZONE
+) -> dg.FreshnessPolicy:
     return dg.FreshnessPolicy.cron(
-        deadline_cron=deadline_cron(), lower_bound_delta=EXPORT_LOOKBACK, timezone=timezone
+        deadline_cron=deadline_cron(deadline), lower_bound_delta=EXPORT_LOOKBACK, timezone=timezone
     )

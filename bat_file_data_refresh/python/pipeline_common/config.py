@@ -23,6 +23,9 @@ Cadence = Literal["daily", "monthly", "reference"]
 
 CONFIG_ENV_VAR = "PIPELINE_CONFIG"
 
+DEFAULT_FRESHNESS_DEADLINE = "07:30"
+"""London time by which the Tableau extracts must be rebuilt: the dashboards open at 07:30."""
+
 
 class ConfigError(ValueError):
     """The config file is invalid; the message names file, entry and field."""
@@ -112,7 +115,7 @@ class Alerts(_Strict):
     run_failure_route: str = "technical"
     check_route: str = "data_quality"
     freshness_route: str = "logistics"
-    freshness_deadline: str = Field(default="07:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    freshness_deadline: str = Field(default=DEFAULT_FRESHNESS_DEADLINE, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     warn_routes: list[str] = Field(
         default_factory=list, description="Routes that also get WARN-severity check failures."
     )
