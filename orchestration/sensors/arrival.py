@@ -1,9 +1,12 @@
-"""Arrival sensors: start a market's ingestion (and everything downstream) when today's orders
-file lands, and the budget ingest when the current year's workbook changes.
+"""Arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau exports)
+when a recent orders file lands, and the budget ingest when the current year's workbook changes.
 
 Listing only, never downloads: Azure Blob `list_blobs` when AZURE_STORAGE_CONNECTION_STRING is
 set, else the local landing folder. The cursor (JSON: file -> ETag, or size+mtime locally)
-makes each file version trigger exactly once; a changed file triggers again.
+makes each file version trigger exactly once; a changed file triggers again; a file the sync
+already holds in that version (same ETag in its state file) triggers nothing. Sensor runs do the
+least work: their own jobs never include the warehouse backup, run in process like the scheduled
+jobs, and say in their tags which market and file started them.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from orchestration.budget.assets import ASSET_NAME as BUDGET_ASSET
+from orchestration.budget.assets import GROUP as BUDGET_GROUP
+from orchestration.ops.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
-from pipeline_common.config import PipelineConfig
+from pipeline_common.config import JobSelection, PipelineConfig
 from pipeline_common.settings import (
     azure_connection_string,
     azure_container,
@@ -29,6 +33,9 @@ from pipeline_common.settings import (
 
 LONDON = ZoneInfo("Europe/London")
 ORDERS_DATASET = "ingest_orders"
+WATCHED_DAYS = 3
+"""File dates watched: today, yesterday (the one due this morning) and the day before (a late re-delivery)."""
+TRIGGER_TAG = "pipeline/trigger"
 SHAREPOINT_VARS = ("SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -68,6 +75,57 @@ def list_signatures(blob_name: str) -> dict[str, str]:
     return {blob_name: signature} if signature else {}
 
 
+def synced_etag(market: str, dataset: str, blob_name: str) -> str | None:
+    """The ETag (local: size-mtime) the sync recorded for `blob_name`, when its Parquet file still exists."""
+    from pipeline_common.settings import raw_dir
+
+    raw = raw_dir()
+    try:
+        state = json.loads((raw / "_state" / market / f"{dataset}.json").read_text(encoding="utf-8"))
+        entry = state["blobs"][blob_name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    output = entry.get("output")
+    if not output or not (raw / Path(*str(output).split("/"))).is_file():
+        return None
+    return str(entry.get("etag"))
+
+
+def same_version(signature: str, etag: str | None) -> bool:
+    """Does a listing signature (`etag=X`, or local `size=S;mtime_ns=M`) name the version the sync holds?"""
+    if etag is None:
+        return False
+    if signature.startswith("etag="):
+        return signature.removeprefix("etag=") == etag
+    parts = dict(part.split("=", 1) for part in signature.split(";") if "=" in part)
+    return f"{parts.get('size')}-{parts.get('mtime_ns')}" == etag
+
+
+def arrival_job_name(market: str) -> str:
+    return f"{market.lower()}_orders_arrival_job"
+
+
+def build_orders_arrival_job(config: PipelineConfig, market: str):
+    """The market's daily ingestion and everything downstream up to the exports, never the backup."""
+    return dg.define_asset_job(
+        name=arrival_job_name(market),
+        selection=asset_selection(config, JobSelection(cadences=["daily"], markets=[market], downstream=True)),
+        description=f"Started by {market.lower()}_orders_arrival_sensor: {market} orders, the models and exports built on them.",
+        tags={DUCKDB_RUN_TAG: "true", "market": market},
+        executor_def=dg.in_process_executor,
+    )
+
+
+def build_budget_arrival_job(config: PipelineConfig):
+    return dg.define_asset_job(
+        name="budget_workbook_arrival_job",
+        selection=asset_selection(config, JobSelection(groups=[BUDGET_GROUP], downstream=True)),
+        description="Started by budget_workbook_sensor: the budget ingest, the models and exports built on it.",
+        tags={DUCKDB_RUN_TAG: "true"},
+        executor_def=dg.in_process_executor,
+    )
+
+
 def run_in_flight(instance: dg.DagsterInstance, market: str) -> dg.DagsterRun | None:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"market": market}, statuses=IN_FLIGHT), limit=1)
     return runs[0] if runs else None
@@ -77,35 +135,49 @@ def build_orders_arrival_sensor(
     config: PipelineConfig, market: str, default_status: dg.DefaultSensorStatus
 ) -> dg.SensorDefinition:
     asset = config.asset_name(market, ORDERS_DATASET)
+    job = build_orders_arrival_job(config, market)
 
     @dg.sensor(
         name=f"{market.lower()}_orders_arrival_sensor",
-        target=dg.AssetSelection.assets(asset).downstream(),
+        job=job,
         default_status=default_status,
         minimum_interval_seconds=config.alerts.arrival_sensors.minimum_interval_seconds,
-        description=f"Runs {asset} and everything downstream when today's {market} orders file arrives or changes.",
+        description=(
+            f"Runs {asset} and what depends on it (no warehouse backup) when a {market} orders file of the "
+            f"last {WATCHED_DAYS} days arrives or changes and the sync does not hold that version yet."
+        ),
     )
     def orders_arrival_sensor(context: dg.SensorEvaluationContext):
         today = london_today()
+        days = [today - dt.timedelta(days=n) for n in range(WATCHED_DAYS)]
+        blobs = {daily_blob_name(market, ORDERS_DATASET, day): day for day in days}
         state = json.loads(context.cursor) if context.cursor else {}
-        # Only today's files matter, so yesterday's entries are dropped and the cursor stays small.
-        seen = state.get("seen", {}) if state.get("day") == today.isoformat() else {}
-        blob = daily_blob_name(market, ORDERS_DATASET, today)
-        changed = {name: sig for name, sig in list_signatures(blob).items() if seen.get(name) != sig}
-        if not changed:
-            return dg.SkipReason(f"no new or changed {market} orders file for {today}")
+        # Only the watched days matter, so older entries are dropped and the cursor stays small.
+        seen = {name: sig for name, sig in state.get("seen", {}).items() if name in blobs}
+        listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
+        changed = {name: sig for name, sig in listed.items() if seen.get(name) != sig}
+        held = {name: sig for name, sig in changed.items() if same_version(sig, synced_etag(market, ORDERS_DATASET, name))}
+        seen.update(held)  # already synced (e.g. by the demo or a scheduled run): nothing to do
+        todo = {name: sig for name, sig in changed.items() if name not in held}
+        cursor = json.dumps({"day": today.isoformat(), "seen": seen})
+        if not todo:
+            note = f" ({len(held)} already synced)" if held else ""
+            return dg.SensorResult(skip_reason=f"no new or changed {market} orders file{note}", cursor=cursor)
         busy = run_in_flight(context.instance, market)
         if busy is not None:
-            # The cursor is left alone, so the file triggers once that run has finished.
-            return dg.SkipReason(f"{market}: run {busy.run_id} is {busy.status.value}; waiting")
-        requests = [
-            dg.RunRequest(
-                run_key=f"{name}@{sig}", tags={"market": market, "trigger_file": name, DUCKDB_RUN_TAG: "true"}
-            )
-            for name, sig in changed.items()
-        ]
-        seen.update(changed)
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"day": today.isoformat(), "seen": seen}))
+            # Those files stay out of the cursor, so they trigger once that run has finished.
+            return dg.SensorResult(skip_reason=f"{market}: run {busy.run_id} is {busy.status.value}; waiting", cursor=cursor)
+        newest = max(todo, key=lambda name: blobs[name])  # one run syncs the whole window
+        day = blobs[newest]
+        seen.update(todo)
+        request = dg.RunRequest(
+            run_key=f"{newest}@{todo[newest]}",
+            tags={
+                "market": market, "trigger_file": newest, DUCKDB_RUN_TAG: "true",
+                TRIGGER_TAG: f"{market} orders file for {day} " + ("changed" if newest in state.get("seen", {}) else "arrived"),
+            },
+        )
+        return dg.SensorResult(run_requests=[request], cursor=json.dumps({"day": today.isoformat(), "seen": seen}))
 
     return orders_arrival_sensor
 
@@ -121,7 +193,7 @@ def budget_workbook_path(year: int) -> Path:
 def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
     @dg.sensor(
         name="budget_workbook_sensor",
-        target=dg.AssetSelection.assets(BUDGET_ASSET).downstream(),
+        job=build_budget_arrival_job(config),
         default_status=default_status,
         minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
         description="Runs the budget ingest and everything downstream when this year's local budget workbook changes.",
@@ -138,7 +210,8 @@ def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.Defa
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=f"{path.name}@{signature}", tags={"trigger_file": path.name, DUCKDB_RUN_TAG: "true"}
+                    run_key=f"{path.name}@{signature}",
+                    tags={"trigger_file": path.name, DUCKDB_RUN_TAG: "true", TRIGGER_TAG: f"budget workbook {path.name} changed"},
                 )
             ],
             cursor=signature,
