@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from orchestration.budget.assets import GROUP as BUDGET_GROUP
+from orchestration.clock import london_now
 from orchestration.ops.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.config import JobSelection, PipelineConfig
@@ -36,6 +37,9 @@ ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3
 """File dates watched: today, yesterday (the one due this morning) and the day before (a late re-delivery)."""
 TRIGGER_TAG = "pipeline/trigger"
+VERSION_TAG = "pipeline/file_version"
+MAX_ATTEMPTS = 3
+"""Runs per file version: a run that died (worker killed, PC restarted) is requested again, up to this."""
 SHAREPOINT_VARS = ("SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -46,7 +50,7 @@ IN_FLIGHT = [
 
 
 def london_today() -> dt.date:
-    return dt.datetime.now(LONDON).date()
+    return london_now().date()
 
 
 def daily_blob_name(market: str, dataset: str, day: dt.date) -> str:
@@ -126,6 +130,29 @@ def build_budget_arrival_job(config: PipelineConfig):
     )
 
 
+def rejected_version(market: str, dataset: str, blob_name: str, signature: str) -> bool:
+    """Did the last sync reject exactly this version of the file (bad data: re-running cannot help)?"""
+    from pipeline_common.settings import raw_dir
+
+    try:
+        outcome = json.loads((raw_dir() / "_state" / market / f"{dataset}.last_sync.json").read_text(encoding="utf-8"))
+        problem = outcome["files"][blob_name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return problem.get("problem") == "rejected" and same_version(signature, problem.get("etag"))
+
+
+def worth_another_run(instance: dg.DagsterInstance, market: str, name: str, signature: str, attempts: int) -> bool:
+    """A file already requested is requested again only when its run ended without syncing it and not
+    because the file is bad: the worker died, the PC restarted, the run was canceled."""
+    if attempts >= MAX_ATTEMPTS:
+        return False
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"trigger_file": name, VERSION_TAG: signature}), limit=1)
+    if not runs or runs[0].status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return False
+    return not rejected_version(market, ORDERS_DATASET, name, signature)
+
+
 def run_in_flight(instance: dg.DagsterInstance, market: str) -> dg.DagsterRun | None:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"market": market}, statuses=IN_FLIGHT), limit=1)
     return runs[0] if runs else None
@@ -153,33 +180,54 @@ def build_orders_arrival_sensor(
         blobs = {daily_blob_name(market, ORDERS_DATASET, day): day for day in days}
         state = json.loads(context.cursor) if context.cursor else {}
         # Only the watched days matter, so older entries are dropped and the cursor stays small.
-        seen = {name: sig for name, sig in state.get("seen", {}).items() if name in blobs}
+        # seen: file -> {"sig": version, "attempts": runs requested for that version}
+        seen = {name: _entry(value) for name, value in state.get("seen", {}).items() if name in blobs}
         listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
-        changed = {name: sig for name, sig in listed.items() if seen.get(name) != sig}
-        held = {name: sig for name, sig in changed.items() if same_version(sig, synced_etag(market, ORDERS_DATASET, name))}
-        seen.update(held)  # already synced (e.g. by the demo or a scheduled run): nothing to do
-        todo = {name: sig for name, sig in changed.items() if name not in held}
+        todo: dict[str, str] = {}
+        held = 0
+        for name, sig in listed.items():
+            entry = seen.get(name)
+            if same_version(sig, synced_etag(market, ORDERS_DATASET, name)):
+                seen[name] = {"sig": sig, "attempts": entry["attempts"] if entry and entry["sig"] == sig else 0}
+                held += 1  # already synced (e.g. by the demo or a scheduled run): nothing to do
+            elif entry is None or entry["sig"] != sig:
+                todo[name] = sig
+            elif worth_another_run(context.instance, market, name, sig, entry["attempts"]):
+                todo[name] = sig
         cursor = json.dumps({"day": today.isoformat(), "seen": seen})
         if not todo:
-            note = f" ({len(held)} already synced)" if held else ""
+            note = f" ({held} already synced)" if held else ""
             return dg.SensorResult(skip_reason=f"no new or changed {market} orders file{note}", cursor=cursor)
         busy = run_in_flight(context.instance, market)
         if busy is not None:
-            # Those files stay out of the cursor, so they trigger once that run has finished.
+            # Those files stay as they were in the cursor, so they trigger once that run has finished.
             return dg.SensorResult(skip_reason=f"{market}: run {busy.run_id} is {busy.status.value}; waiting", cursor=cursor)
         newest = max(todo, key=lambda name: blobs[name])  # one run syncs the whole window
-        day = blobs[newest]
-        seen.update(todo)
+        day, sig = blobs[newest], todo[newest]
+        previous = seen.get(newest)
+        attempt = previous["attempts"] + 1 if previous and previous["sig"] == sig else 1
+        for name, version in todo.items():
+            before = seen.get(name)
+            seen[name] = {"sig": version, "attempts": (before["attempts"] if before and before["sig"] == version else 0)}
+        seen[newest] = {"sig": sig, "attempts": attempt}
+        what = "arrived" if previous is None else ("changed" if previous["sig"] != sig else f"retried (attempt {attempt})")
         request = dg.RunRequest(
-            run_key=f"{newest}@{todo[newest]}",
+            run_key=f"{newest}@{sig}" + (f"#{attempt}" if attempt > 1 else ""),
             tags={
-                "market": market, "trigger_file": newest, DUCKDB_RUN_TAG: "true",
-                TRIGGER_TAG: f"{market} orders file for {day} " + ("changed" if newest in state.get("seen", {}) else "arrived"),
+                "market": market, "trigger_file": newest, DUCKDB_RUN_TAG: "true", VERSION_TAG: sig,
+                TRIGGER_TAG: f"{market} orders file for {day} {what}",
             },
         )
         return dg.SensorResult(run_requests=[request], cursor=json.dumps({"day": today.isoformat(), "seen": seen}))
 
     return orders_arrival_sensor
+
+
+def _entry(value: object) -> dict:
+    """A cursor entry; older cursors held the bare signature."""
+    if isinstance(value, dict):
+        return {"sig": str(value.get("sig")), "attempts": int(value.get("attempts", 1))}
+    return {"sig": str(value), "attempts": 1}
 
 
 def sharepoint_configured() -> bool:
