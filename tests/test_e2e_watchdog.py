@@ -4,6 +4,7 @@ within 5 minutes by the run watchdog, the DuckDB run queued behind it starts, an
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -17,19 +18,24 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 WATCHDOG_LIMIT_S = 300
 
 
+EVENTS = """
+query Events($id: ID!) {
+  runOrError(runId: $id) { ... on Run { eventConnection { events { __typename ... on MessageEvent { message } } } } }
+}
+"""
+
+
 def _worker(stack: Stack, run_id: str, timeout: float = 120) -> psutil.Process:
-    """The run's worker: the `dagster api execute_run` process whose arguments carry the run id."""
+    """The run's worker process, as its launcher announced it in the run's log ("pid: N")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process in stack.snapshot():
-            try:
-                command = " ".join(process.cmdline())
-            except psutil.Error:
-                continue
-            if "execute_run" in command and run_id in command:
-                return process
+        events = stack.graphql(EVENTS, {"id": run_id})["runOrError"]["eventConnection"]["events"]
+        for event in events:
+            match = re.search(r"Started process for run \(pid: (\d+)\)", event.get("message") or "")
+            if match:
+                return psutil.Process(int(match.group(1)))
         time.sleep(0.5)
-    raise AssertionError(f"no worker process for run {run_id}\n{stack.log_tail()}")
+    raise AssertionError(f"no worker process announced for run {run_id}\n{stack.log_tail()}")
 
 
 def _alerts_for(data_dir: Path, run_id: str) -> list[dict]:

@@ -146,7 +146,9 @@ class Week:
 
 
 def _times(day: dt.date) -> list[dt.datetime]:
-    minutes = sorted({*range(5 * 60, 10 * 60 + 31, 10), 7 * 60 + 15, 7 * 60 + 30, 7 * 60 + 34})
+    # Every 15 minutes, plus the moments that matter: the 07:15 schedule, the 07:30 deadline and
+    # 07:34 (an alert must be out before 07:35), the late DE file (09:10) and the IT fix (09:00).
+    minutes = sorted({*range(5 * 60, 10 * 60 + 1, 15), 6 * 60 + 20, 7 * 60 + 34, 9 * 60 + 10})
     return [dt.datetime.combine(day, dt.time(m // 60, m % 60), tzinfo=LONDON) for m in minutes]
 
 
