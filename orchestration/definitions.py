@@ -1,7 +1,8 @@
 """The code location's one entry point: every domain's definitions, merged.
 
-`dagster dev -m orchestration.definitions` serves `defs`. Each domain package exposes
-`build_defs(config) -> dg.Definitions`; add a domain by adding it to DOMAINS.
+`dagster dev -w workspace.yaml` (what scripts/supervisor.py runs) and `dg dev` serve `defs` as the
+code location `retail_sales`. Each domain package exposes `build_defs(config) -> dg.Definitions`;
+add a domain by adding it to DOMAINS.
 """
 
 from __future__ import annotations

@@ -29,6 +29,9 @@ DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
 DEFAULT_LOG_DIR = REPO_ROOT / "logs"
 CODE_LOCATION_MODULE = "orchestration.definitions"
+# Names the code location (retail_sales) as dg dev and scripts/run_flow.py do, so runs, schedule
+# state and the UI's links agree however Dagster was started.
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 IS_WINDOWS = os.name == "nt"
 
 LOG_BYTES = 5_000_000
@@ -142,10 +145,8 @@ def child_env(home: Path) -> dict[str, str]:
 
 
 def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) -> list[str]:
-    return [
-        sys.executable, "-m", "dagster", "dev",
-        "-m", module, "-h", host, "-p", str(port),
-    ]
+    target = ["-w", str(WORKSPACE_FILE)] if module == CODE_LOCATION_MODULE else ["-m", module]
+    return [sys.executable, "-m", "dagster", "dev", *target, "-h", host, "-p", str(port)]
 
 
 def recover_interrupted_runs(home: Path) -> None:
