@@ -17,12 +17,14 @@ from collections import defaultdict
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXIT_STALE = 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME, else dagster_home/")
     return parser.parse_args(argv)
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
@@ -45,7 +47,7 @@ log = logging.getLogger("supervisor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
