@@ -1,7 +1,8 @@
 """The sync's outputs, each written whole or not at all: the Parquet files and the per-dataset state file.
 
 Every write goes to a temporary name in the target folder, is fsynced, then `os.replace`d over the
-target, so a reader (dbt, DuckDB) or a crash never sees half a file.
+target, so a reader (dbt, DuckDB) or a crash never sees half a file. A failed write removes its
+temporary file; a killed one's is removed by the next sync of the dataset (pipeline_common.leftovers).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import contextlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline_common.leftovers import temp_path
 from pipeline_common.script_support import TransientError
 
 STATE_VERSION = 1
@@ -41,7 +42,7 @@ def state_path(raw_dir: Path, market: str, dataset: str) -> Path:
 def atomic_target(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temp_path(target)  # names this process: the next run removes it if this one is killed
     try:
         yield tmp
         with tmp.open("rb+") as handle:
