@@ -7,6 +7,7 @@ they only go to stderr/stdout. The exit code tells the orchestrator whether a re
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -17,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 # sysexits-style codes, shared with orchestration/pipes.py which maps them to retry or not.
 EXIT_OK = 0
@@ -86,6 +87,14 @@ def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> 
         errno.EROFS: "the disk is read-only; point DATA_DIR at a writable disk",
     }.get(exc.errno or 0, "check the disk and the folder's permissions, then re-run")
     return PipelineIOError(f"{action} {path}: {reason} ({free_space_text(path)}); {hint}")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but wrong arguments are a configuration error (exit 78, contract section 8), not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
 class _PipesLogHandler(logging.Handler):
