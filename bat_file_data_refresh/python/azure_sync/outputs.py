@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline_common.script_support import TransientError
+from pipeline_common.files import replace
 
 STATE_VERSION = 1
-REPLACE_ATTEMPTS = 5  # Windows: a reader holding the target open blocks os.replace for a moment
-REPLACE_PAUSE_S = 0.5
 
 
 def parquet_path(raw_dir: Path, market: str, dataset: str, file_date: Any | None) -> Path:
@@ -46,20 +43,9 @@ def atomic_target(target: Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
-        _replace(tmp, target)
+        replace(tmp, target)  # Windows: a reader holding the target open blocks it for a moment
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _replace(source: Path, target: Path) -> None:
-    for attempt in range(REPLACE_ATTEMPTS):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if attempt == REPLACE_ATTEMPTS - 1:
-                raise TransientError(f"{target} is locked by another program; close it and retry") from None
-            time.sleep(REPLACE_PAUSE_S)
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:
