@@ -103,8 +103,13 @@ def test_materialize_publishes_and_keeps_the_token_out_of_the_run(
     assert PAT_SECRET not in logged
 
 
-def test_unknown_table_fails_the_asset_without_retries(export_warehouse, isolated_env):
-    config = config_with_exports([{"asset": "tableau_typo", "name": "typo", "tables": ["qi_exec_daily_sales"]}])
+def test_unknown_table_fails_the_asset_without_retries(export_warehouse, isolated_env, tmp_path, monkeypatch):
+    exports = [{"asset": "tableau_typo", "name": "typo", "tables": ["qi_exec_daily_sales"]}]
+    config = config_with_exports(exports)
+    # The script reads the same config file as the code location (its export names are reserved).
+    raw = yaml.safe_load(config_path().read_text(encoding="utf-8"))
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({**raw, "exports": exports}), encoding="utf-8")
+    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "pipeline.yaml"))
     result = dg.materialize([export_asset(config, "tableau_typo")], resources=RESOURCES, raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

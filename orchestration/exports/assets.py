@@ -12,7 +12,7 @@ EXPORT_SCRIPT = "create_hyper_files/duckdb_to_tableau_server.py"
 
 
 def export_script_args(export: Export) -> list[str]:
-    return ["--tables", *export.tables, "--name", export.name]
+    return ["--tables", *export.tables, "--name", export.name, "--pipeline-export"]
 
 
 def build_export_asset(
