@@ -185,7 +185,7 @@ def test_a_budget_run_killed_mid_swap_is_repaired_by_the_next_run(budget_landing
 # --- the extract, its backups and the publish lock ---------------------------------------------
 
 
-SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales")
+SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "sales_adhoc")
 
 
 def test_a_backup_open_in_tableau_desktop_does_not_stop_publishing(
@@ -193,7 +193,7 @@ def test_a_backup_open_in_tableau_desktop_does_not_stop_publishing(
 ):
     backups = isolated_env / "exports" / "backup"
     backups.mkdir(parents=True)
-    old = [backups / f"executive_daily_sales_{dt.date(2026, 1, d):%Y%m%d}_060000.hyper" for d in range(1, 16)]
+    old = [backups / f"sales_adhoc_{dt.date(2026, 1, d):%Y%m%d}_060000.hyper" for d in range(1, 16)]
     for path in old:
         path.write_bytes(b"old extract")
     desktop = HeldFiles()
@@ -211,7 +211,7 @@ def test_an_extract_open_in_tableau_desktop_is_exit_75_and_the_old_one_stays(
     export_warehouse, run_export, isolated_env
 ):
     assert run_export(*SALES_EXPORT, "--no-publish").returncode == 0
-    extract = isolated_env / "exports" / "executive_daily_sales.hyper"
+    extract = isolated_env / "exports" / "sales_adhoc.hyper"
     before = extract.read_bytes()
     desktop = HeldFiles()
     desktop.hold(str(extract))
