@@ -1,8 +1,7 @@
 """The sync's outputs, each written whole or not at all: the Parquet files and the per-dataset state file.
 
 Every write goes to a temporary name in the target folder, is fsynced, then `os.replace`d over the
-target, so a reader (dbt, DuckDB) or a crash never sees half a file. A failed write removes its
-temporary file; a killed one's is removed by the next sync of the dataset (pipeline_common.leftovers).
+target, so a reader (dbt, DuckDB) or a crash never sees half a file.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline_common.leftovers import temp_path
-from pipeline_common.script_support import TransientError
+from pipeline_common.files import replace, temp_path
 
 STATE_VERSION = 1
-REPLACE_ATTEMPTS = 5  # Windows: a reader holding the target open blocks os.replace for a moment
-REPLACE_PAUSE_S = 0.5
 
 
 def parquet_path(raw_dir: Path, market: str, dataset: str, file_date: Any | None) -> Path:
@@ -47,25 +42,14 @@ def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
 def atomic_target(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)  # names this process: the next run removes it if this one is killed
+    tmp = temp_path(target)  # names this process: the next sync removes it if this one is killed
     try:
         yield tmp
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
-        _replace(tmp, target)
+        replace(tmp, target)  # Windows: a reader holding the target open blocks it for a moment
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _replace(source: Path, target: Path) -> None:
-    for attempt in range(REPLACE_ATTEMPTS):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if attempt == REPLACE_ATTEMPTS - 1:
-                raise TransientError(f"{target} is locked by another program; close it and retry") from None
-            time.sleep(REPLACE_PAUSE_S)
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:

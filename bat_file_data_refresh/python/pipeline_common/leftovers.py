@@ -82,6 +82,8 @@ def remove_stale(folder: Path, prefixes: Iterable[str]) -> list[Path]:
     for entry in entries:
         if not entry.name.startswith(prefixes) or _OWNER_RE.search(entry.name) is None:
             continue
+        if entry.name.endswith(".old"):
+            continue  # an original moved aside by files.replace_together: files.recover_set puts it back
         if owner_alive(entry.name):
             continue
         path = Path(entry.path)
