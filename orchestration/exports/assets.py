@@ -1,7 +1,12 @@
-"""Asset factory: each configured export runs duckdb_to_tableau_server.py through Dagster Pipes."""
+"""Asset factory: each configured export runs duckdb_to_tableau_server.py through Dagster Pipes.
+
+Assets made (one per `exports[]` entry of pipeline.yaml, named by its `asset`):
+`tableau_executive_daily_sales`, `daily_sales_tableau_export`.
+"""
 
 import dagster as dg
 
+from orchestration.code_references import legacy_script_reference
 from orchestration.exports.freshness import EXPORT_DEADLINE, export_freshness_policy
 from orchestration.pipes_runner import materialization_metadata, run_legacy_script, script_path
 from orchestration.resources import DUCKDB_POOL, RETRY_POLICY
@@ -29,7 +34,11 @@ def build_export_asset(
         freshness_policy=export_freshness_policy(deadline, timezone),
         kinds={"tableau", "hyper"},
         description=f"Tableau extract `{export.name}.hyper` of {', '.join(export.tables)}, published (Overwrite).",
-        metadata={"export_name": export.name, "tables": ", ".join(export.tables)},
+        metadata={
+            "export_name": export.name,
+            "tables": ", ".join(export.tables),
+            **legacy_script_reference(script_path(EXPORT_SCRIPT)),
+        },
     )
     def _export(
         context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient
