@@ -9,7 +9,6 @@ the step fails at once; only a held DuckDB file lock (another process has the wa
 is retried, a few times with a pause, via RetryRequested.
 """
 
-import re
 import shutil
 from pathlib import Path
 
@@ -21,18 +20,18 @@ from orchestration.warehouse.project import dbt_project, manifest_path
 from orchestration.warehouse.resource import WarehouseDbtCliResource, warehouse_dbt_resource
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
+from pipeline_common.warehouse_lock import is_lock_message
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_OP_TAGS = {DUCKDB_RUN_TAG: "true"}
 KEEP_RUN_TARGETS = 10
 LOCK_RETRIES = 3
 LOCK_RETRY_SECONDS = 30
-# DuckDB's messages when another process holds the file (exporter, a desktop SQL client).
-_TRANSIENT_ERROR_RE = re.compile(r"Could not set lock on file|Conflicting lock is held|database is locked", re.I)
 
 
 def is_transient_dbt_error(message: str) -> bool:
-    return bool(_TRANSIENT_ERROR_RE.search(message))
+    """dbt quotes DuckDB's error: another process (exporter, a desktop SQL client) holds the file."""
+    return is_lock_message(message)
 
 
 def raise_for_failure(invocation: DbtCliInvocation) -> None:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 # sysexits-style codes, shared with orchestration/pipes.py which maps them to retry or not.
 EXIT_OK = 0
 EXIT_BAD_DATA = 65  # EX_DATAERR: the input is wrong; retrying cannot help
+EXIT_IO = 74  # EX_IOERR: disk full, permission denied on the pipeline's own files
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: network, throttling, a lock; a retry may succeed
 EXIT_CONFIG = 78  # EX_CONFIG: configuration or arguments are wrong
 
