@@ -22,7 +22,7 @@ import pytest
 from openpyxl import load_workbook
 
 from pipeline_common import files
-from pipeline_common.files import FileAccessError, FileHeldError, PatientRotatingFileHandler, append_line, replace
+from pipeline_common.files import FileAccessError, FileHeldError, PatientRotatingFileHandler, replace
 from pipeline_common.script_support import EXIT_IO, EXIT_TRANSIENT
 from tests.plugins.held_files import HeldFiles, held_env
 from tests.plugins.sample_data import SAMPLE_AS_OF
