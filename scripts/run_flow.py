@@ -11,7 +11,9 @@ executive rows, and the next three commands.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime as dt
 import os
 import sys
 import threading
@@ -54,6 +56,26 @@ def _instance():
 
     prepare_home(Path(home))
     return dg.DagsterInstance.get()
+
+
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _sync_ops_config(job, as_of: str) -> dict:
+    """Run config giving every sync step of the job the same as_of (a missed day, a benchmark's fixed date)."""
+    from pipeline_common.config import load_pipeline_config
+
+    config = load_pipeline_config()
+    sync_assets = {config.asset_name(entry.market, entry.dataset) for entry in config.datasets}
+    ops: dict = {}
+    for node in job.graph.node_dict.values():
+        if node.name in sync_assets:
+            ops[node.name] = {"config": {"as_of": as_of}}
+    return ops
 
 
 def _quiet_preview_warnings() -> None:
@@ -245,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-file", type=Path, default=DEFAULT_LOG_FILE,
                         help=f"where the run's full log goes (default {DEFAULT_LOG_FILE.relative_to(REPO_ROOT)})")
     parser.add_argument("--verbose", action="store_true", help="print the run's full log here instead")
+    parser.add_argument("--as-of", type=_iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today, London)")
     args = parser.parse_args(argv)
 
     _quiet_preview_warnings()
@@ -253,11 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     from orchestration.definitions import defs
 
     try:
-        defs.resolve_job_def(args.job)
-    except dg.DagsterInvariantViolationError:
-        parser.error(f"--job {args.job!r}: no such job; known: {', '.join(sorted(j.name for j in defs.resolve_all_job_defs()))}")
+        job = defs.resolve_job_def(args.job)
+    except Exception:  # noqa: BLE001  (Dagster's error type for an unknown job varies by version)
+        known = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+        parser.error(f"--job {args.job!r}: no such job; known: {', '.join(known)}")
     log_file = None if args.verbose else args.log_file.resolve()
-    run_config = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if args.as_of:
+        run_config["ops"] = _sync_ops_config(job, args.as_of.isoformat())
     started = time.monotonic()
     with _instance() as instance:
         with output_to(log_file) as out:
