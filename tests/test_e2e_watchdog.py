@@ -59,6 +59,7 @@ def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_e
         worker = _worker(stack, first)
         orphans = worker.children(recursive=True)
         assert stack.status(second) == "QUEUED"
+        assert stack.status(first) == "STARTED"
 
         worker.kill()  # SIGKILL: no clean-up, no run event; dagster dev stays up
         killed_at = time.monotonic()
@@ -73,7 +74,8 @@ def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_e
             time.sleep(2)
         alerts = _alerts_for(isolated_env, first)
         assert len(alerts) == 1, alerts
-        assert alerts[0]["route"] == "technical" and "worker process" in json.dumps(alerts[0]["payload"])
+        assert alerts[0]["route"] == "technical", alerts
+        assert f"worker process (pid {worker.pid}) is gone" in json.dumps(alerts[0]["payload"]), alerts
         time.sleep(35)  # another run-alert sensor interval: still one alert
         assert len(_alerts_for(isolated_env, first)) == 1
         assert _wait_for(stack, second, {"SUCCESS"}, timeout=300) == "SUCCESS", stack.log_tail()

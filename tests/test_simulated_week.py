@@ -31,7 +31,7 @@ from dagster._core.test_utils import freeze_time
 from orchestration import clock
 from orchestration.alerts.freshness import build_freshness_sensor
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.currency import currency_report
+from orchestration.instance_currency import currency_report
 from orchestration.exports.checks import build_export_check
 from orchestration.ingestion.assets import build_sync_asset
 from orchestration.ingestion.checks import build_checks
