@@ -9,8 +9,11 @@ import sys
 import dagster as dg
 from dagster._core.events import EngineEventData
 
+from orchestration.alerts.run_alerts import build_run_alert_sensors
+from orchestration.alerts.slack import SlackAlerts
 from orchestration.ops.watchdog import fail_dead_runs
 from orchestration.resources import DUCKDB_POOL
+from pipeline_common.config import Alerts
 
 
 @dg.asset(pool=DUCKDB_POOL)
@@ -28,8 +31,13 @@ def _started_run(instance: dg.DagsterInstance, pid: int) -> dg.DagsterRun:
     return instance.get_run_by_id(run.run_id)
 
 
-def test_dead_worker_fails_its_run_and_frees_the_slot(tmp_path):
+def test_dead_worker_fails_its_run_and_frees_the_slot(tmp_path, slack_server, monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_TECHNICAL", slack_server.webhook_url("technical"))
+    slack = SlackAlerts(routes={"technical": "SLACK_WEBHOOK_TECHNICAL"}, max_attempts=1)
+    [failure_sensor] = [s for s in build_run_alert_sensors(Alerts(), dg.DefaultSensorStatus.RUNNING) if "failure" in s.name]
     with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        first = dg.build_sensor_context(instance=instance, resources={"slack_alerts": slack})
+        failure_sensor.evaluate_tick(first)  # the alert sensor starts from now
         instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
         worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         alive_worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -49,6 +57,12 @@ def test_dead_worker_fails_its_run_and_frees_the_slot(tmp_path):
             info = instance.event_log_storage.get_concurrency_info(DUCKDB_POOL)
             assert info.active_slot_count == 0, "the dead run's DuckDB slot is free again"
             assert fail_dead_runs(instance) == [], "failed once"
+
+            again = dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"slack_alerts": slack})
+            failure_sensor.evaluate_tick(again)
+            [alert] = slack_server.for_route("technical")  # one alert, saying why
+            assert alert["text"] == "[ERROR] Run failed: watched_job"
+            assert f"worker process (pid {worker.pid}) is gone" in str(alert["blocks"])
         finally:
             for process in (worker, alive_worker):
                 process.kill()
