@@ -206,7 +206,7 @@ def test_export_killed_at_seeded_points_recovers_on_the_next_run(tmp_path: Path,
     expected_rows = json.loads(clean.stdout.strip().splitlines()[-1])["tables"]
 
     hit = _kill_at(EXPORT, args, env, when=lambda: any(out.glob(".build-*")))
-    assert hit and list(out.glob(".build-*")), "the kill should have left a build folder"
+    assert hit and list(out.glob(".build-*")), f"the kill should have left a build folder ({hit}, {list(out.iterdir()) if out.exists() else None})"
     for seed in SEEDS[:2]:
         _kill_at(EXPORT, args, env, delay=random.Random(seed).uniform(0.5, 4.0))
     with _live_owner() as (pid, start):

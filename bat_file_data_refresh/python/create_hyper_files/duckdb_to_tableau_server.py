@@ -259,7 +259,7 @@ def _make_work_dir(out_dir: Path, name: str) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         # The work dir sits beside the target so the final os.replace never crosses file systems; its
         # name carries this process's identity, so a killed run's folder is removed by the next run.
-        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX}{name}", "")
+        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
         work_dir.mkdir()
         return work_dir
     except OSError as exc:
