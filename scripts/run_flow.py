@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO", help="console log level of the run (default INFO)")
     parser.add_argument("--as-of", type=_iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today, London)")
     args = parser.parse_args(argv)
+    # Redirected on Windows, stdout is cp1252: DuckDB's box-drawing table and 東京 must not crash us.
+    from pipeline_common.script_support import tolerate_console_encoding
+
+    tolerate_console_encoding()
 
     from orchestration.definitions import defs
 

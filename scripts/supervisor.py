@@ -37,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.files import PatientRotatingFileHandler, replace  # noqa: E402
+from pipeline_common.script_support import UTF8_CHILD_ENV, tolerate_console_encoding  # noqa: E402
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
 DEFAULT_LOG_DIR = REPO_ROOT / "logs"
@@ -153,8 +154,7 @@ def child_env(home: Path) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     # UTF-8 mode for every Python below (dagster, run workers, dbt, the legacy scripts): on Windows
     # they would otherwise print in the ANSI code page (cp1252), which pump_output reads as UTF-8.
-    env["PYTHONUTF8"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(UTF8_CHILD_ENV)
     return env
 
 
@@ -501,6 +501,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerate_console_encoding()
     args = parse_args(argv)
     home = prepare_home(args.dagster_home.resolve())
     setup_logging(args.log_dir.resolve())
