@@ -1,4 +1,5 @@
-"""A consistent, timestamped copy of the DuckDB warehouse, made under the duckdb pool.
+"""The `warehouse_backup` asset: a consistent, timestamped copy of the DuckDB warehouse, made under
+the duckdb pool.
 
 DuckDB copies the database itself (`COPY FROM DATABASE` into a fresh file) rather than the file
 being copied byte by byte, so the backup is a checkpointed, openable database even if the WAL

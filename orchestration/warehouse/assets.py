@@ -1,5 +1,9 @@
 """The dbt models as Dagster assets (one `dbt build`, streamed), and the warehouse domain's Definitions.
 
+Assets made: one per dbt model, named after it (`stg_uk_orders`, `int_orders_summary_daily`,
+`qi_executive_daily_sales`, ...), all from the multi-asset `warehouse_dbt_models`; each links
+to its .sql under dbt/models/ (code references).
+
 Retries: a failing dbt test or SQL error is permanent (the data or the model must change), so
 the step fails at once; only a held DuckDB file lock (another process has the warehouse open)
 is retried, a few times with a pause, via RetryRequested.
@@ -56,7 +60,7 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=manifest_path(),
         project=dbt_project,
-        dagster_dbt_translator=WarehouseTranslator(config),
+        dagster_dbt_translator=WarehouseTranslator(config, code_references=True),
         name="warehouse_dbt_models",
         op_tags=DBT_OP_TAGS,
         pool=DUCKDB_POOL,

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline_common.files import replace
+from pipeline_common.files import replace, temp_path
 
 STATE_VERSION = 1
 
@@ -44,7 +43,7 @@ def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
 def atomic_target(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temp_path(target)  # names this process: the next sync removes it if this one is killed
     try:
         yield tmp
         with tmp.open("rb+") as handle:

@@ -18,11 +18,11 @@ import logging.handlers
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline_common.leftovers import temp_name
 from pipeline_common.script_support import EXIT_IO, ScriptError, TransientError
 
 T = TypeVar("T")
@@ -276,8 +276,12 @@ def prune(paths: Iterable[Path], logger: logging.Logger | Any | None = None,
 
 
 def temp_path(target: Path, suffix: str = "tmp") -> Path:
-    """A hidden sibling of `target` (same folder, so the final rename never crosses file systems)."""
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.{suffix}")
+    """A hidden sibling of `target` (same folder, so the final rename never crosses file systems).
+
+    The name carries this process's id and start time (pipeline_common.leftovers), so the next
+    run can tell a killed run's temporary file from a live one's and remove only the former.
+    """
+    return target.with_name(temp_name(target.name, f".{suffix}"))
 
 
 def leftovers(target: Path, suffix: str = "tmp") -> list[Path]:
