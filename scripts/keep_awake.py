@@ -9,18 +9,22 @@ two minutes without input; this holds ES_SYSTEM_REQUIRED for `--minutes`, then l
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bat_file_data_refresh" / "python"))
+
+from pipeline_common.script_support import ArgumentParser  # noqa: E402
 
 ES_CONTINUOUS = 0x80000000
 ES_SYSTEM_REQUIRED = 0x00000001
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=90.0, help="how long to keep the PC awake (default 90)")
     args = parser.parse_args(argv)
     if os.name != "nt":

@@ -16,7 +16,6 @@ block, also read by the tests and by scripts/doctor.py). Two tasks:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import subprocess
@@ -28,6 +27,8 @@ from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
+
+from pipeline_common.script_support import ArgumentParser  # noqa: E402
 
 SETTINGS_FILE = REPO_ROOT / "scripts" / "task_settings.json"
 TASK_NS = "http://schemas.microsoft.com/windows/2004/02/mit/task"
@@ -179,7 +180,7 @@ def build(settings: dict[str, Any], repo_root: str, user: str, interactive: bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--user", required=True, help=r"DOMAIN\user the tasks run as")
     parser.add_argument("--task-name", default=None, help="server task name (default from task_settings.json)")
     parser.add_argument("--interactive", action="store_true",

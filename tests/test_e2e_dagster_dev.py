@@ -19,10 +19,10 @@ import pytest
 import requests
 import yaml
 
+from tests.plugins.browser import HOW_TO_GET_ONE, find_chromium
 from tests.plugins.loopback_http import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 RUN_TIMEOUT_S = 300
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -159,11 +159,12 @@ def _daemon(stack: Stack) -> psutil.Process | None:
 
 
 def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it (`apt-get install -y chromium`, scripts/test.sh does this as root)")
+    browser = find_chromium()
+    if browser is None:
+        pytest.fail(HOW_TO_GET_ONE)
     profile = tmp / "chromium-profile"
     command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        str(browser), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}", "--window-size=1600,1000", "--virtual-time-budget=25000", *extra, url,
     ]
