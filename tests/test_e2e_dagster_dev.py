@@ -216,6 +216,17 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
             dom = _chromium(stack.group_lineage_url(name), tmp_path, "--dump-dom").stdout
             assert f">{name}<" in dom or name in dom, f"{name} not drawn on {stack.group_lineage_url(name)}"
 
+        # 2b. The doctor on this healthy set-up: every check OK (or skipped with a reason), exit 0.
+        doctor = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "doctor.py"), "--port", str(stack.port),
+             "--dagster-home", str(stack.home)],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PIPELINE_CONFIG": str(tmp_path / "pipeline.yaml"), "TZ": "Europe/London"},
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "PROBLEM" not in doctor.stdout and "OK       server: Dagster" in doctor.stdout
+        assert "OK       port:" in doctor.stdout and "held by this pipeline's Dagster" in doctor.stdout
+
         # 3. Kill the daemon: dagster dev exits, the supervisor starts it again.
         daemon = _daemon(stack)
         assert daemon is not None, "no dagster daemon among the supervisor's processes"
