@@ -83,7 +83,7 @@ def test_register_script_requires_elevation_and_documents_bypass():
     readme_and_ops = (REPO / "README.md").read_text(encoding="utf-8") + (REPO / "docs" / "operations.md").read_text(
         encoding="utf-8")
     assert "-ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1" in readme_and_ops
-    assert ".\\scripts\\register_task.ps1`" not in readme_and_ops  # the old call that Restricted refuses
+    assert "in PowerShell: `.\\scripts\\register_task.ps1`" not in readme_and_ops  # what Restricted refuses
 
 
 def test_server_task_runs_the_supervisor_directly_with_a_safely_quoted_awkward_path(tmp_path):
