@@ -17,14 +17,15 @@ def test_run_flow_prints_the_executive_table_to_a_cp1252_pipe(export_warehouse, 
     landing = tmp_path / "landing"
     landing.mkdir()
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "run_flow.py"), "--job", "ingest_scv_job", "--log-level", "ERROR"],
+        [sys.executable, str(REPO / "scripts" / "run_flow.py"), "--job", "ingest_scv_job", "--log-level", "ERROR",
+         "--log-file", str(tmp_path / "run_flow.log")],
         cwd=REPO, capture_output=True, timeout=600,
         env={**os.environ, **CP1252, "LANDING_DIR": str(landing), "DAGSTER_HOME": ""},
     )
     out = result.stdout.decode("cp1252")
     err = result.stderr.decode("cp1252", errors="replace")
     assert "UnicodeEncodeError" not in err and "Traceback" not in err, err[-3000:]
-    assert "qi_executive_daily_sales (newest first):" in out
+    assert "qi_executive_daily_sales, newest 8 rows:" in out
     assert "JP" in out and "Zürich" in out  # cp1252 has ü; 東京 becomes ?? instead of a crash
     assert result.returncode in (0, 1), err[-3000:]
 
