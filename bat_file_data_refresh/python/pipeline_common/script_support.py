@@ -88,6 +88,19 @@ def free_space_text(path: Path | str) -> str:
     return f"{free / 1e6:,.1f} MB free on {probe}"
 
 
+DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full")
+
+
+def disk_full_error(path: Path | str, exc: BaseException, action: str = "writing") -> PipelineIOError | None:
+    """A PipelineIOError when a library's error (DuckDB, Hyper) says the disk is full, else None."""
+    text = str(exc)
+    if not any(marker.lower() in text.lower() for marker in DISK_FULL_MARKERS):
+        return None
+    return PipelineIOError(
+        f"{action} {path}: No space left on device ({free_space_text(path)}); free some space on that disk, then re-run"
+    )
+
+
 def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> PipelineIOError:
     """A PipelineIOError naming the path, the reason and the free space on its disk."""
     path = path or exc.filename or "?"
