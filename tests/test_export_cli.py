@@ -181,6 +181,11 @@ def test_an_unknown_table_names_each_nearest_table_once(export_warehouse, run_ex
     assert "--list" in message
     assert not (isolated_env / "exports").exists()
 
+    nothing_close = run_export("--tables", "budget", "--name", "x", "--no-publish")
+    assert nothing_close.returncode == 65
+    assert ("unknown table 'budget'; the warehouse has: main.int_orders_summary_daily, qi_executive_daily_sales, "
+            "staging.int_orders_summary_daily") in nothing_close.stderr
+
 
 @pytest.mark.parametrize("args", [
     ["--name", "x"],                                                   # neither --tables nor --sql
