@@ -290,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print the run's full log here instead")
     parser.add_argument("--as-of", type=_iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today, London)")
     args = parser.parse_args(argv)
+    # Redirected on Windows, stdout is cp1252: DuckDB's box-drawing table and 東京 must not crash us.
+    from pipeline_common.script_support import tolerate_console_encoding
+
+    tolerate_console_encoding()
 
     _quiet_preview_warnings()
     import dagster as dg

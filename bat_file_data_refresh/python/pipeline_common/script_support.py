@@ -33,6 +33,19 @@ ERROR_FILE_ENV_VAR = "PIPELINE_ERROR_FILE"
 
 PIPES_ENV_VAR = "DAGSTER_PIPES_CONTEXT"
 
+# Python's UTF-8 mode for every child process: on Windows a child would otherwise write the ANSI
+# code page (cp1252), which its parent reads back as UTF-8 (and cannot print 東京 at all).
+UTF8_CHILD_ENV = {"PYTHONUTF8": "1", "PYTHONIOENCODING": "utf-8"}
+
+
+def tolerate_console_encoding() -> None:
+    """Never die printing: a character the console's code page lacks becomes '?' (cp1252, a pipe)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+
 
 class ScriptError(Exception):
     """A failure with a message meant for a person and an exit code meant for a machine."""
@@ -164,6 +177,7 @@ def write_error_file(message: str) -> None:
 @contextlib.contextmanager
 def script_run(name: str) -> Iterator[ScriptRun]:
     """Open Pipes when launched by Dagster, else run plain; turn ScriptError into an exit code."""
+    tolerate_console_encoding()
     logger = _make_logger(name)
     pipes_cm: contextlib.AbstractContextManager[Any]
     if os.environ.get(PIPES_ENV_VAR):
