@@ -264,7 +264,7 @@ def print_executive_rows(limit: int) -> None:
 def next_commands(windows: bool = IS_WINDOWS) -> str:
     export = "bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py"
     if windows:
-        python, start, export = r".venv\Scripts\python", "start_dagster.bat", export.replace("/", "\\")
+        python, start, export = r".venv\Scripts\python", r".\start_dagster.bat", export.replace("/", "\\")
         status = r"scripts\status.py"
     else:
         python, start, status = ".venv/bin/python", "scripts/start.sh", "scripts/status.py"
