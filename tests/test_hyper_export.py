@@ -135,7 +135,7 @@ def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, 
     backups_before = sorted(p.name for p in (isolated_env / "exports" / "backup").iterdir())
 
     bad = run_export(
-        "--tables", "qi_executive_daily_sale", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish"
+        "--tables", "qi_executive_daily_sale", "--name", "my_executive", "--no-publish"
     )
     assert bad.returncode == 65
     assert "unknown table 'qi_executive_daily_sale'" in bad.stderr

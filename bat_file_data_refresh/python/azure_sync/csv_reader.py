@@ -316,6 +316,10 @@ def _first_overlong_line(data: bytes, blob: str) -> str | None:
 
 
 def _first_malformed_row(data: bytes, blob: str) -> str | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # pyarrow's row handler cannot show such a row; the next finders name the line
     found: list[tuple[int, int, int]] = []
 
     def handler(row: pacsv.InvalidRow) -> str:
