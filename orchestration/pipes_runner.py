@@ -23,6 +23,7 @@ from pipeline_common.script_support import (
     ERROR_FILE_ENV_VAR,
     EXIT_BAD_DATA,
     EXIT_CONFIG,
+    EXIT_IO,
     EXIT_TRANSIENT,
     UTF8_CHILD_ENV,
 )
@@ -74,13 +75,12 @@ def run_legacy_script(
         detail = detail[:_ERROR_EXCERPT_CHARS] or str(exc)
         if code == EXIT_TRANSIENT:
             raise TransientScriptError(f"{script.name} hit a transient error (exit {code}): {detail}") from None
-        kind = {EXIT_BAD_DATA: "rejected bad input", EXIT_CONFIG: "found a configuration error"}.get(
-            code, "failed"
-        )
+        kind = {EXIT_BAD_DATA: "rejected bad input", EXIT_CONFIG: "found a configuration error",
+                EXIT_IO: "hit an I/O error on the pipeline's files"}.get(code, "failed")
         raise dg.Failure(
             description=f"{script.name} {kind} (exit {code}): {detail}",
             metadata={"script": script.name, "exit_code": code if code is not None else -1},
-            allow_retries=code not in (EXIT_BAD_DATA, EXIT_CONFIG),
+            allow_retries=code not in (EXIT_BAD_DATA, EXIT_CONFIG, EXIT_IO),  # contract section 8
         ) from None
     finally:
         Path(error_file).unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from typing import Any
 from dagster_dbt import DbtCliInvocation, DbtCliResource
 
 from orchestration.warehouse.project import dbt_executable, dbt_project, environment, warehouse_env
+from pipeline_common.script_support import UTF8_CHILD_ENV
 
 
 class WarehouseDbtCliResource(DbtCliResource):
@@ -18,7 +19,8 @@ class WarehouseDbtCliResource(DbtCliResource):
     """
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
-        values = warehouse_env()
+        # UTF-8 mode: dagster-dbt reads dbt's output as UTF-8, a Windows console's dbt writes cp1252.
+        values = {**warehouse_env(), **UTF8_CHILD_ENV}
         Path(values["DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
         with environment(values):
             return super().cli(args, **kwargs)
