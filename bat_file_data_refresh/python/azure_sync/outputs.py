@@ -62,7 +62,13 @@ def _replace(source: Path, target: Path) -> None:
             time.sleep(REPLACE_PAUSE_S)
 
 
+# A fresh id per written file, in the Parquet footer's key-value metadata: the incremental warehouse
+# (dbt/macros/incremental.sql) tells a rewritten file from the one it absorbed by it, whatever the clock.
+WRITE_ID_KEY = b"pipeline.write_id"
+
+
 def write_parquet(table: pa.Table, target: Path) -> None:
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), WRITE_ID_KEY: uuid.uuid4().hex.encode()})
     with atomic_target(target) as tmp:
         pq.write_table(table, tmp)
 
