@@ -24,6 +24,7 @@ from pipeline_common.script_support import (
     EXIT_BAD_DATA,
     EXIT_CONFIG,
     EXIT_TRANSIENT,
+    UTF8_CHILD_ENV,
 )
 from pipeline_common.settings import repo_root
 
@@ -64,7 +65,8 @@ def run_legacy_script(
     os.close(fd)
     try:
         return pipes_client.run(
-            context=context, command=command, env={ERROR_FILE_ENV_VAR: error_file}, cwd=str(repo_root())
+            context=context, command=command, env={ERROR_FILE_ENV_VAR: error_file, **UTF8_CHILD_ENV},
+            cwd=str(repo_root()),
         )
     except DagsterPipesExecutionError as exc:
         code = _exit_code(exc)
