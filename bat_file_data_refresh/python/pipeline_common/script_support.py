@@ -88,6 +88,25 @@ def free_space_text(path: Path | str) -> str:
     return f"{free / 1e6:,.1f} MB free on {probe}"
 
 
+FILE_SYSTEM_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG", "EMFILE")
+    if hasattr(errno, name)
+)
+"""OSErrors that are about the pipeline's own files (exit 74); other OSErrors are not foreseen."""
+
+DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full")
+
+
+def disk_full_error(path: Path | str, exc: BaseException, action: str = "writing") -> PipelineIOError | None:
+    """A PipelineIOError when a library's error (DuckDB, Hyper) says the disk is full, else None."""
+    text = str(exc)
+    if not any(marker.lower() in text.lower() for marker in DISK_FULL_MARKERS):
+        return None
+    return PipelineIOError(
+        f"{action} {path}: No space left on device ({free_space_text(path)}); free some space on that disk, then re-run"
+    )
+
+
 def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> PipelineIOError:
     """A PipelineIOError naming the path, the reason and the free space on its disk."""
     path = path or exc.filename or "?"
@@ -197,16 +216,26 @@ def script_run(name: str) -> Iterator[ScriptRun]:
             yield run
         except ScriptError as exc:
             _fail(run, exc.exit_code, str(exc))
-        except OSError as exc:  # the pipeline's own files: disk full, permission denied (contract: 74)
-            _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+        except (ConnectionError, TimeoutError) as exc:  # a socket-level blip that escaped the script's mapping
+            _fail(run, EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}")
+        except OSError as exc:
+            if exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files: 74
+                _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+            _record_crash(run, exc)
+            raise
         except Exception as exc:  # a crash (a bug): exit 1 with the traceback, for the run log
-            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            write_error_file(f"{text}\n\n{traceback.format_exc()}")
-            _print_failure_summary(run, 1, text)
+            _record_crash(run, exc)
             raise
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
+
+
+def _record_crash(run: ScriptRun, exc: BaseException) -> None:
+    """The error's first line, then the traceback, for pipes_runner (run log and alert) and the JSON line."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    write_error_file(f"{text}\n\n{traceback.format_exc()}")
+    _print_failure_summary(run, 1, text)
 
 
 def _fail(run: ScriptRun, code: int, message: str) -> None:
