@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline_common.secrets import ScrubbingFilter, install_excepthook, scrub, scrub_data
+
 # sysexits-style codes, shared with orchestration/pipes.py which maps them to retry or not.
 EXIT_OK = 0
 EXIT_BAD_DATA = 65  # EX_DATAERR: the input is wrong; retrying cannot help
@@ -80,7 +82,7 @@ class ScriptRun:
     def report_materialization(self, metadata: Mapping[str, Any], asset_key: str | None = None) -> None:
         if self.pipes is None:
             return
-        self.pipes.report_asset_materialization(metadata=dict(metadata), asset_key=asset_key)
+        self.pipes.report_asset_materialization(metadata=scrub_data(dict(metadata)), asset_key=asset_key)
 
     def report_check(
         self, check_name: str, passed: bool, metadata: Mapping[str, Any] | None = None,
@@ -90,7 +92,7 @@ class ScriptRun:
             return
         self.pipes.report_asset_check(
             check_name=check_name, passed=passed, severity=severity,
-            metadata=dict(metadata or {}), asset_key=asset_key,
+            metadata=scrub_data(dict(metadata or {})), asset_key=asset_key,
         )
 
 
@@ -98,11 +100,27 @@ def _make_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if not any(isinstance(f, ScrubbingFilter) for f in logger.filters):
+        logger.addFilter(ScrubbingFilter())  # before any handler, Pipes included, sees the record
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    _guard_library_logs()
     return logger
+
+
+def _guard_library_logs() -> None:
+    """Client libraries (msal, azure, urllib3) log through the root logger: scrub what reaches it."""
+    root = logging.getLogger()
+    if any(isinstance(f, ScrubbingFilter) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ScrubbingFilter())
+    root.addHandler(handler)
+    install_excepthook()
 
 
 def write_error_file(message: str) -> None:
@@ -110,7 +128,7 @@ def write_error_file(message: str) -> None:
     if not target:
         return
     with contextlib.suppress(OSError):
-        Path(target).write_text(message, encoding="utf-8")
+        Path(target).write_text(scrub(message), encoding="utf-8")
 
 
 @contextlib.contextmanager
@@ -133,8 +151,9 @@ def script_run(name: str) -> Iterator[ScriptRun]:
         try:
             yield ScriptRun(logger, pipes)
         except ScriptError as exc:
-            logger.error(str(exc))
-            write_error_file(str(exc))
+            message = scrub(exc)
+            logger.error(message)
+            write_error_file(message)
             raise SystemExit(exc.exit_code) from None
         finally:
             if handler is not None:
@@ -143,5 +162,5 @@ def script_run(name: str) -> Iterator[ScriptRun]:
 
 def print_summary(summary: Mapping[str, Any]) -> None:
     """The contract's last stdout line: one JSON object."""
-    sys.stdout.write(json.dumps(dict(summary), default=str) + "\n")
+    sys.stdout.write(scrub(json.dumps(scrub_data(dict(summary)), default=str)) + "\n")
     sys.stdout.flush()
