@@ -34,6 +34,7 @@ from azure_sync.sources import (  # noqa: E402
     reference_blob_name,
 )
 from pipeline_common import settings  # noqa: E402
+from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.config import ConfigError, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     EXIT_CONFIG,
@@ -60,8 +61,9 @@ examples:
   # a reference dataset (one file)
   python bat_file_data_refresh/python/azure_sync/sync_azure.py --market UK --dataset ingest_products_sku
 
-source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set (container AZURE_CONTAINER, default 'raw'),
-otherwise LANDING_DIR. Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok, 65 a file was rejected
+source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set, or AZURE_STORAGE_ACCOUNT_URL with
+AZURE_STORAGE_SAS_TOKEN or a Microsoft Entra ID identity (container AZURE_CONTAINER, default 'raw'),
+otherwise LANDING_DIR (docs/sources.md). Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok, 65 a file was rejected
 (the others still synced), 75 network/throttling (retry later), 78 configuration or arguments.
 """
 
@@ -149,9 +151,9 @@ def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:
 
 
 def open_source() -> AzureSource | LandingSource:
-    connection_string = settings.azure_connection_string()
-    if connection_string:
-        return AzureSource(connection_string, settings.azure_container())
+    storage = azure_storage_settings()  # a half-set or expired configuration stops here (78)
+    if storage is not None:
+        return AzureSource(storage)
     return LandingSource(settings.landing_dir())
 
 
