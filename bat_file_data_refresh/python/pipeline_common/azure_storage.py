@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,6 +181,11 @@ def credential_for(settings: AzureStorageSettings) -> Any:
     if settings.mode != MODE_ENTRA:
         return None
     from azure.identity import DefaultAzureCredential, EnvironmentCredential
+
+    # azure-identity reads its variables from os.environ itself and takes an empty value (as a copied
+    # .env.example leaves them) for a set one; empty means unset here, as everywhere in the pipeline.
+    for name in [n for n, v in os.environ.items() if n.startswith("AZURE_") and not v.strip()]:
+        del os.environ[name]
 
     if settings.service_principal:
         return EnvironmentCredential()
