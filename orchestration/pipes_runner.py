@@ -25,6 +25,7 @@ from pipeline_common.script_support import (
     EXIT_CONFIG,
     EXIT_TRANSIENT,
 )
+from pipeline_common.secrets import scrub
 from pipeline_common.settings import repo_root
 
 SCRIPTS_DIR = repo_root() / "bat_file_data_refresh" / "python"
@@ -69,7 +70,7 @@ def run_legacy_script(
     except DagsterPipesExecutionError as exc:
         code = _exit_code(exc)
         detail = Path(error_file).read_text(encoding="utf-8", errors="replace").strip()
-        detail = detail[:_ERROR_EXCERPT_CHARS] or str(exc)
+        detail = scrub(detail[:_ERROR_EXCERPT_CHARS] or str(exc))
         if code == EXIT_TRANSIENT:
             raise TransientScriptError(f"{script.name} hit a transient error (exit {code}): {detail}") from None
         kind = {EXIT_BAD_DATA: "rejected bad input", EXIT_CONFIG: "found a configuration error"}.get(

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -148,16 +149,36 @@ def script_run(name: str) -> Iterator[ScriptRun]:
             handler = _PipesLogHandler(pipes)
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
+        exit_code: int | None = None
+        crash: Exception | None = None
         try:
             yield ScriptRun(logger, pipes)
         except ScriptError as exc:
             message = scrub(exc)
             logger.error(message)
             write_error_file(message)
-            raise SystemExit(exc.exit_code) from None
+            exit_code = exc.exit_code
+            _cut_chain(exc)
+        except Exception as exc:  # noqa: BLE001 - a crash: its text (and its causes') may quote a secret
+            crash = RuntimeError(scrub("".join(traceback.format_exception(exc))).strip())
+            _cut_chain(exc)
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
+        # Pipes reports the exception that ends the script with its whole __context__ chain (even
+        # after `from None`), and a library error deep in that chain may quote a secret: the chain is
+        # cut above and what remains is ours and scrubbed.
+        if crash is not None:
+            raise crash
+        if exit_code is not None:
+            raise SystemExit(exit_code)
+
+
+def _cut_chain(exc: BaseException) -> None:
+    """Detach an exception from the library errors behind it and scrub its own text."""
+    exc.__context__ = exc.__cause__ = None
+    exc.__suppress_context__ = True
+    exc.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in exc.args)
 
 
 def print_summary(summary: Mapping[str, Any]) -> None:
