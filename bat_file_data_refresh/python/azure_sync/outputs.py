@@ -37,6 +37,11 @@ def state_path(raw_dir: Path, market: str, dataset: str) -> Path:
     return raw_dir / "_state" / market / f"{dataset}.json"
 
 
+def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
+    """What the last sync of a dataset could not do (rejected or failed files): read by the currency check."""
+    return raw_dir / "_state" / market / f"{dataset}.last_sync.json"
+
+
 @contextlib.contextmanager
 def atomic_target(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
@@ -79,6 +84,19 @@ def load_state(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
     if not isinstance(blobs, dict) or raw.get("version") != STATE_VERSION:
         return {}, f"state file {path} has an unknown layout; every file in scope is synced again"
     return blobs, None
+
+
+def save_outcome(path: Path, problems: dict[str, dict[str, Any]], error: str | None = None) -> None:
+    """Record the last sync's problems: {blob: {file_date, etag, problem: rejected|failed, message}}, and
+    `error` when the whole sync failed before it could look at the files (source unreachable)."""
+    document = {
+        "version": STATE_VERSION,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "error": error,
+        "files": problems,
+    }
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def save_state(path: Path, market: str, dataset: str, blobs: dict[str, dict[str, Any]]) -> None:

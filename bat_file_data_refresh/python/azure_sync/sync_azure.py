@@ -22,7 +22,15 @@ from typing import Any, NoReturn  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from azure_sync.csv_reader import BadFileError, read_strict_csv  # noqa: E402
-from azure_sync.outputs import load_state, parquet_path, save_state, state_path, write_parquet  # noqa: E402
+from azure_sync.outputs import (  # noqa: E402
+    load_state,
+    outcome_path,
+    parquet_path,
+    save_outcome,
+    save_state,
+    state_path,
+    write_parquet,
+)
 from azure_sync.sources import (  # noqa: E402
     AzureSource,
     Blob,
@@ -306,6 +314,23 @@ def fail_if_needed(job: SyncJob, outcomes: list[Outcome], summary: dict[str, Any
     raise error_class(f"{len(failed)} of {summary['files_listed']} file(s) not synced:\n  " + "\n  ".join(lines))
 
 
+def _record_outcome(path: Path, outcomes: list[Outcome], error: str | None) -> None:
+    problems = {
+        outcome.target.blob.name: {
+            "file_date": outcome.target.file_date.isoformat(),
+            "etag": outcome.target.blob.etag,
+            "problem": "failed" if outcome.transient else "rejected",
+            "message": (outcome.error or "")[:500],
+        }
+        for outcome in outcomes
+        if outcome.error is not None
+    }
+    try:
+        save_outcome(path, problems, error)
+    except OSError as exc:  # a status file must never hide the sync's own result
+        print(f"warning: could not record the sync outcome in {path}: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()  # the "internal time" the benchmark reports starts here
     args = parse_args(argv)
@@ -315,7 +340,13 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as exc:
             raise ConfigurationError(str(exc)) from None
         job = build_job(args, config)
-        summary, targets, outcomes = run_sync(job, run, started)
+        record = outcome_path(settings.raw_dir(), job.market, job.dataset)
+        try:
+            summary, targets, outcomes = run_sync(job, run, started)
+        except Exception as exc:  # the currency check says "sync failed" with this message
+            _record_outcome(record, [], f"{type(exc).__name__}: {str(exc).strip()[:500]}")
+            raise
+        _record_outcome(record, outcomes, None)
         for outcome in outcomes:
             if outcome.error is not None:
                 run.log.error(f"rejected: {outcome.error}")

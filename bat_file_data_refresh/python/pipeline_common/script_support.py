@@ -7,6 +7,7 @@ they only go to stderr/stdout. The exit code tells the orchestrator whether a re
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -15,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline_common.secrets import ScrubbingFilter, install_excepthook, scrub, scrub_data
 
@@ -53,6 +54,14 @@ class TransientError(ScriptError):
 
 class ConfigurationError(ScriptError):
     exit_code = EXIT_CONFIG
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but wrong arguments are a configuration error (exit 78, contract section 8), not 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
 class _PipesLogHandler(logging.Handler):
