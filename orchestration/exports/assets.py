@@ -1,7 +1,12 @@
-"""Asset factory: each configured export runs duckdb_to_tableau_server.py through Dagster Pipes."""
+"""Asset factory: each configured export runs duckdb_to_tableau_server.py through Dagster Pipes.
+
+Assets made (one per `exports[]` entry of pipeline.yaml, named by its `asset`):
+`tableau_executive_daily_sales`, `daily_sales_tableau_export`.
+"""
 
 import dagster as dg
 
+from orchestration.code_references import legacy_script_reference
 from orchestration.exports.checks import build_export_check
 from orchestration.exports.freshness import export_freshness_policy
 from orchestration.pipes_runner import materialization_metadata, run_legacy_script, script_path
@@ -28,7 +33,11 @@ def build_export_asset(config: PipelineConfig, export: Export) -> dg.AssetsDefin
         freshness_policy=export_freshness_policy(config),
         kinds={"tableau", "hyper"},
         description=f"Tableau extract `{export.name}.hyper` of {', '.join(export.tables)}, published (Overwrite).",
-        metadata={"export_name": export.name, "tables": ", ".join(export.tables)},
+        metadata={
+            "export_name": export.name,
+            "tables": ", ".join(export.tables),
+            **legacy_script_reference(script_path(EXPORT_SCRIPT)),
+        },
     )
     def _export(
         context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline_common.script_support import TransientError
+from pipeline_common.files import replace, temp_path
 
 STATE_VERSION = 1
-REPLACE_ATTEMPTS = 5  # Windows: a reader holding the target open blocks os.replace for a moment
-REPLACE_PAUSE_S = 0.5
 
 
 def parquet_path(raw_dir: Path, market: str, dataset: str, file_date: Any | None) -> Path:
@@ -46,25 +43,14 @@ def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
 def atomic_target(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temp_path(target)  # names this process: the next sync removes it if this one is killed
     try:
         yield tmp
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
-        _replace(tmp, target)
+        replace(tmp, target)  # Windows: a reader holding the target open blocks it for a moment
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _replace(source: Path, target: Path) -> None:
-    for attempt in range(REPLACE_ATTEMPTS):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if attempt == REPLACE_ATTEMPTS - 1:
-                raise TransientError(f"{target} is locked by another program; close it and retry") from None
-            time.sleep(REPLACE_PAUSE_S)
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:

@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -34,7 +33,6 @@ from create_hyper_files.tableau_publisher import (  # noqa: E402
 from create_hyper_files.warehouse_reader import (  # noqa: E402
     QuerySource,
     TableRef,
-    connect_read_only,
     count_rows,
     describe,
     export_parquet,
@@ -50,11 +48,12 @@ from pipeline_common.script_support import (  # noqa: E402
     BadDataError,
     ConfigurationError,
     ScriptError,
-    TransientError,
     print_summary,
     script_run,
 )
+from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
 from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
+from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
 LOCK_TIMEOUT_ENV_VAR = "EXPORT_LOCK_TIMEOUT_SECONDS"
@@ -154,6 +153,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--name is required with --tables or --sql")
     if not args.name.replace("_", "").replace("-", "").isalnum() or args.name[0] in "-_":
         parser.error(f"--name {args.name!r}: use letters, digits, '_' and '-' (it becomes a file name)")
+    reserved = reserved_name_problem(args.name)
+    if reserved:
+        parser.error(f"--name {args.name!r}: {reserved}")
     return args
 
 
@@ -238,10 +240,7 @@ def build_extract(
                     f"{item.table.name}: Hyper loaded {loaded[item.table.name]} rows, DuckDB exported {item.rows}"
                 )
         target = out_dir / f"{name}.hyper"
-        try:
-            os.replace(staged, target)
-        except PermissionError as exc:  # Windows: the extract is open in Tableau Desktop
-            raise TransientError(f"cannot replace {target} (is it open in another program?): {exc}") from None
+        replace(staged, target)  # Windows: Tableau Desktop may hold the old extract open
         return BuildResult(
             hyper_path=target,
             rows={e.table.name: e.rows for e in exported},
@@ -361,7 +360,7 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     size = result.hyper_path.stat().st_size
     log.info(f"built {result.hyper_path} ({size} bytes): {result.rows}")
     backup = backup_extract(result.hyper_path, out_dir / "backup", args.name)
-    pruned = prune_backups(out_dir / "backup", args.name)
+    pruned = prune_backups(out_dir / "backup", args.name, log=log)
     log.info(f"backup {backup.name} kept; {len(pruned)} older backup(s) deleted")
     content_url = None
     if args.no_publish:

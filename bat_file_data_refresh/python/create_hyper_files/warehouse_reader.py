@@ -1,6 +1,6 @@
 """Read warehouse tables out of DuckDB as Parquet that Hyper can load natively.
 
-Opens the warehouse read-only (waiting while dbt holds its lock), validates table names
+Validates table names
 against the catalog before any SQL is built, and casts the few DuckDB types Hyper or
 Tableau cannot take into the nearest type a Tableau user expects.
 """
@@ -8,17 +8,14 @@ Tableau cannot take into the nearest type a Tableau user expects.
 from __future__ import annotations
 
 import difflib
-import logging
-import random
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from pipeline_common.script_support import BadDataError, ConfigurationError, TransientError
+from pipeline_common.script_support import BadDataError
 
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION uncompressed, DICTIONARY_SIZE_LIMIT 1"
 """Temporary Parquet for Hyper: plain, uncompressed pages cost the least CPU to write (DuckDB) and
@@ -47,8 +44,6 @@ _WIDE_INTEGER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
 _DECIMAL_RE = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 
 _LINE_RE = re.compile(r"LINE (\d+):")
-_LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
-
 
 @dataclass(frozen=True)
 class TableRef:
@@ -76,40 +71,6 @@ def quote_identifier(name: str) -> str:
 
 def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-def is_lock_error(error: Exception) -> bool:
-    return isinstance(error, duckdb.IOException) and any(m in str(error).lower() for m in _LOCK_MARKERS)
-
-
-def connect_read_only(
-    path: Path,
-    timeout_seconds: float,
-    log: logging.Logger,
-    sleep: Callable[[float], None] = time.sleep,
-) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only; while another process holds its lock, back off and retry."""
-    if not path.is_file():
-        raise ConfigurationError(f"warehouse not found at {path} (DUCKDB_PATH); build it with dbt first")
-    deadline = time.monotonic() + timeout_seconds
-    delay = 0.5
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as exc:
-            if not is_lock_error(exc):
-                raise ConfigurationError(f"cannot open warehouse {path}: {exc}") from None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransientError(
-                    f"warehouse {path} stayed locked by another process for {timeout_seconds:.0f} s "
-                    f"(is a dbt build running?); giving up, a retry later may succeed. DuckDB said: {exc}"
-                ) from None
-            # Full jitter keeps several waiting exports from retrying in lock-step.
-            wait = min(remaining, random.uniform(delay / 2, delay))
-            log.info(f"warehouse {path.name} is locked by another process; retrying in {wait:.1f} s")
-            sleep(wait)
-            delay = min(delay * 2, 15.0)
 
 
 def _catalog(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:

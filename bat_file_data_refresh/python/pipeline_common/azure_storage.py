@@ -280,9 +280,9 @@ def azure_errors(action: str, settings: AzureStorageSettings) -> Iterator[None]:
     except HttpResponseError as exc:
         status = exc.status_code or 0
         code = str(getattr(exc, "error_code", "") or "")
-        if status == 403:
+        if status in (401, 403):
             raise ConfigurationError(
-                f"{action}: Azure refused the request (HTTP 403{', ' + code if code else ''}): "
+                f"{action}: Azure refused the request (HTTP {status}{', ' + code if code else ''}): "
                 f"{_cause_of_refusal(settings, code)}"
             ) from None
         if status in TRANSIENT_HTTP_STATUSES or status >= 500:

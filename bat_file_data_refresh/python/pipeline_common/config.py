@@ -23,6 +23,11 @@ Cadence = Literal["daily", "monthly", "reference"]
 
 CONFIG_ENV_VAR = "PIPELINE_CONFIG"
 
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""Markets, datasets and export names become folder, file, table and asset names: plain identifiers only."""
+_IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN)
+_IDENTIFIER_HINT = "must be a plain identifier (letters, digits and '_', not starting with a digit; no '/', '.', '-' or spaces)"
+
 DEFAULT_FRESHNESS_DEADLINE = "07:30"
 """London time by which the Tableau extracts must be rebuilt: the dashboards open at 07:30."""
 
@@ -72,8 +77,8 @@ class DatasetType(_Strict):
 
 
 class Dataset(_Strict):
-    market: str
-    dataset: str
+    market: str = Field(pattern=IDENTIFIER_PATTERN)
+    dataset: str = Field(pattern=IDENTIFIER_PATTERN)
     days_back: int = Field(default=30, ge=1, le=3660)
     force: bool = False
     due: str | None = Field(default=None, pattern=CLOCK_TIME, description="Overrides the dataset type's due time.")
@@ -82,7 +87,7 @@ class Dataset(_Strict):
 
 class Export(_Strict):
     asset: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=100)
     tables: list[str] = Field(min_length=1)
     upstream: list[str] | None = None
     covers: list[str] | None = Field(
@@ -224,6 +229,10 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
+        for section, names in (("markets", self.markets), ("dataset_types", self.dataset_types)):
+            for name in names:
+                if not _IDENTIFIER_RE.match(name):
+                    raise _EntryError(f"{section} ({name})", "name", _IDENTIFIER_HINT)
         seen: set[tuple[str, str]] = set()
         for index, entry in enumerate(self.datasets):
             where = f"datasets[{index}] ({entry.market}/{entry.dataset})"
@@ -316,6 +325,8 @@ def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationE
             continue
         if item["type"] == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'"
+        if item["type"] == "string_pattern_mismatch" and (item.get("ctx") or {}).get("pattern") == IDENTIFIER_PATTERN:
+            message = f"{item.get('input')!r} {_IDENTIFIER_HINT}"
         where = _describe_location(raw, loc[:-1]) or "<top level>"
         field = loc[-1] if loc else "?"
         lines.append(f"  {where}, field '{field}': {message}")

@@ -11,7 +11,9 @@ import argparse
 import contextlib
 import json
 import logging
+import errno
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -23,6 +25,7 @@ from pipeline_common.secrets import ScrubbingFilter, install_excepthook, scrub, 
 # sysexits-style codes, shared with orchestration/pipes.py which maps them to retry or not.
 EXIT_OK = 0
 EXIT_BAD_DATA = 65  # EX_DATAERR: the input is wrong; retrying cannot help
+EXIT_IO = 74  # EX_IOERR: disk full, permission denied on the pipeline's own files; an operator must act
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: network, throttling, a lock; a retry may succeed
 EXIT_CONFIG = 78  # EX_CONFIG: configuration or arguments are wrong
 
@@ -56,6 +59,38 @@ class ConfigurationError(ScriptError):
     exit_code = EXIT_CONFIG
 
 
+class PipelineIOError(ScriptError):
+    """Reading or writing the pipeline's own files failed (disk full, permission denied, ...)."""
+
+    exit_code = EXIT_IO
+
+
+def free_space_text(path: Path | str) -> str:
+    """`12.3 MB free on /data` for the disk holding `path` (its nearest existing folder)."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return "free space unknown"
+    return f"{free / 1e6:,.1f} MB free on {probe}"
+
+
+def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> PipelineIOError:
+    """A PipelineIOError naming the path, the reason and the free space on its disk."""
+    path = path or exc.filename or "?"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = {
+        errno.ENOSPC: "free some space on that disk, then re-run",
+        errno.EDQUOT: "free some space (disk quota), then re-run",
+        errno.EACCES: "give the pipeline's account write access to that folder, then re-run",
+        errno.EPERM: "give the pipeline's account write access to that folder, then re-run",
+        errno.EROFS: "the disk is read-only; point DATA_DIR at a writable disk",
+    }.get(exc.errno or 0, "check the disk and the folder's permissions, then re-run")
+    return PipelineIOError(f"{action} {path}: {reason} ({free_space_text(path)}); {hint}")
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but wrong arguments are a configuration error (exit 78, contract section 8), not 2."""
 
@@ -84,6 +119,9 @@ class ScriptRun:
     def __init__(self, logger: logging.Logger, pipes: Any | None):
         self.log = logger
         self.pipes = pipes
+        self.summary: dict[str, Any] = {}
+        """What is known of the JSON summary so far: printed with an `error` field if the run fails."""
+        self.summary_printed = False
 
     @property
     def under_dagster(self) -> bool:
@@ -158,18 +196,23 @@ def script_run(name: str) -> Iterator[ScriptRun]:
             handler = _PipesLogHandler(pipes)
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
+        run = ScriptRun(logger, pipes)
         exit_code: int | None = None
         crash: Exception | None = None
         try:
-            yield ScriptRun(logger, pipes)
+            yield run
         except ScriptError as exc:
-            message = scrub(exc)
-            logger.error(message)
-            write_error_file(message)
-            exit_code = exc.exit_code
+            exit_code = _fail(run, exc.exit_code, str(exc))
             _cut_chain(exc)
-        except Exception as exc:  # noqa: BLE001 - a crash: its text (and its causes') may quote a secret
-            crash = RuntimeError(scrub("".join(traceback.format_exception(exc))).strip())
+        except OSError as exc:  # the pipeline's own files: disk full, permission denied (contract: 74)
+            exit_code = _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+            _cut_chain(exc)
+        except Exception as exc:  # a crash (a bug): exit 1 with the traceback, for the run log
+            text = scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
+            full = scrub(traceback.format_exc())
+            write_error_file(f"{text}\n\n{full}")
+            _print_failure_summary(run, 1, text)
+            crash = RuntimeError(full.strip())
             _cut_chain(exc)
         finally:
             if handler is not None:
@@ -190,7 +233,23 @@ def _cut_chain(exc: BaseException) -> None:
     exc.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in exc.args)
 
 
+def _fail(run: ScriptRun, code: int, message: str) -> int:
+    """Log, file and summarise a failure (scrubbed); the caller exits with the returned code."""
+    message = scrub(message)
+    run.log.error(message)
+    write_error_file(message)
+    _print_failure_summary(run, code, message)
+    return code
+
+
+def _print_failure_summary(run: ScriptRun, code: int, message: str) -> None:
+    try:
+        print_summary({**run.summary, "error": {"code": code, "message": message}})
+    except (OSError, ValueError):  # stdout closed or broken: the exit code still tells
+        pass
+
+
 def print_summary(summary: Mapping[str, Any]) -> None:
-    """The contract's last stdout line: one JSON object."""
+    """The contract's last stdout line: one JSON object (on failure too, with an `error` field)."""
     sys.stdout.write(scrub(json.dumps(scrub_data(dict(summary)), default=str)) + "\n")
     sys.stdout.flush()

@@ -16,13 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import io  # noqa: E402
-import os  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 
 from pipeline_common.config import ConfigError, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.files import recover_set, replace_together, temp_path  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     ConfigurationError,
     ScriptRun,
@@ -84,7 +84,11 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 
 def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
-    """Both files to temporary names first, then renamed: a failure leaves the earlier pair untouched."""
+    """Both files to temporary names first, then swapped in together: readers see the old pair or the new.
+
+    A CSV open in Excel cannot be replaced on Windows: after a brief retry that is exit 75 naming
+    the file, and the earlier pair stays as it was (never one new file beside one old).
+    """
     budget_path, exchange_path = output_paths(year)
     budget_path.parent.mkdir(parents=True, exist_ok=True)
     pending = [
@@ -94,11 +98,10 @@ def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
     temps: list[tuple[Path, Path]] = []
     try:
         for target, payload in pending:
-            temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            temp.write_bytes(payload)
+            temp = temp_path(target)
             temps.append((temp, target))
-        for temp, target in temps:
-            os.replace(temp, target)
+            temp.write_bytes(payload)
+        replace_together(temps)
     finally:
         for temp, _ in temps:
             temp.unlink(missing_ok=True)
@@ -110,6 +113,7 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
     except ConfigError as exc:
         raise ConfigurationError(str(exc)) from None
     year = year or today_in(config.timezone).year
+    recover_set(output_paths(year))  # put back an earlier pair a run killed mid-swap left aside
     markets = list(config.markets)
     currencies = {m.currency for m in config.markets.values()}
     try:
