@@ -191,7 +191,7 @@ def test_sync_with_a_sas_token_and_no_account_key(
 ) -> None:
     """The way a tenant with shared-key access off hands out access: account URL + a read/list SAS."""
     name = azurite.new_container("sas")
-    _upload(azurite, name, tmp_path, {orders_blob_name("JP", day): orders_csv(day, 5) for day in DAYS})
+    _upload(azurite, name, tmp_path, {orders_blob_name("JP", day): orders_csv(day, 5, currency="JPY") for day in DAYS})
     sas = azurite.container_sas(name)
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "?" + sas)  # as the portal shows it, with the '?'
