@@ -1,6 +1,7 @@
 """The code location's one entry point: every domain's definitions, merged.
 
-`dagster dev -m orchestration.definitions` serves `defs`. Each domain package exposes
+`dagster dev -w workspace.yaml` (what scripts/supervisor.py runs) and `dg dev` serve `defs` as the code
+location `retail_sales`. Each domain package exposes
 `build_defs(config) -> dg.Definitions`; add a domain by adding it to DOMAINS. Every asset gets
 code references (orchestration/code_references.py), so the UI's "open source" finds its code.
 """

@@ -20,7 +20,6 @@ Usage: python scripts/bench.py flow [--scale F] [--days N] [--rows-per-day N] [-
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -43,6 +42,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import duckdb  # noqa: E402
 
 from pipeline_common.config import load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
 SEED = 42
 ORDERS = "ingest_orders"
@@ -344,7 +344,7 @@ def median(values: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply lines per day and days (1: 50,000 x 30; 2 and 4 grow both)")
     parser.add_argument("--days", type=int, help="days of orders in the cold state (default 30 x scale)")

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 sys.path.insert(0, str(REPO_ROOT))
@@ -17,7 +19,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
 
     import generate_dbt_staging

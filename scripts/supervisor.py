@@ -24,11 +24,16 @@ from pathlib import Path
 
 import psutil
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
 DEFAULT_LOG_DIR = REPO_ROOT / "logs"
 CODE_LOCATION_MODULE = "orchestration.definitions"
+# Names the code location (retail_sales) as dg dev and scripts/run_flow.py do, so runs, schedule
+# state and the UI's links agree however Dagster was started.
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 IS_WINDOWS = os.name == "nt"
 
 LOG_BYTES = 5_000_000
@@ -42,7 +47,7 @@ log = logging.getLogger("supervisor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
@@ -142,10 +147,8 @@ def child_env(home: Path) -> dict[str, str]:
 
 
 def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) -> list[str]:
-    return [
-        sys.executable, "-m", "dagster", "dev",
-        "-m", module, "-h", host, "-p", str(port),
-    ]
+    target = ["-w", str(WORKSPACE_FILE)] if module == CODE_LOCATION_MODULE else ["-m", module]
+    return [sys.executable, "-m", "dagster", "dev", *target, "-h", host, "-p", str(port)]
 
 
 def recover_interrupted_runs(home: Path) -> None:

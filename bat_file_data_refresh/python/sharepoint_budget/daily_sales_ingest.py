@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv  # noqa: E402
 from pipeline_common.config import ConfigError, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.files import recover_set, replace_together, temp_path  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
+    ArgumentParser,
     ConfigurationError,
     ScriptRun,
     print_summary,
@@ -38,7 +39,7 @@ WORKBOOK_NAME = "Daily Sales Budget {year}.xlsx"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--year", type=int, default=None, help="budget year (default: this year, Europe/London)")
     parser.add_argument(
         "--source", type=Path, default=None,
