@@ -141,6 +141,23 @@ def test_missing_container_is_a_configuration_error(azurite: Azurite, monkeypatc
     assert ACCOUNT_KEY not in result.stdout + result.stderr
 
 
+def test_a_wrong_account_key_is_a_configuration_error_that_says_so(
+    azurite: Azurite, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    wrong_key = base64.b64encode(b"not the account key, 64 bytes long ............................").decode()
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(ACCOUNT_KEY, wrong_key))
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 78, result.stderr
+    assert "AZURE_STORAGE_*" in result.stderr and "refused" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert wrong_key not in result.stdout + result.stderr
+
+
 def test_unreachable_storage_exits_75(monkeypatch: pytest.MonkeyPatch) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", dev_connection_string(unreachable))

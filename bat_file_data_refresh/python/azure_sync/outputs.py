@@ -53,9 +53,14 @@ def atomic_target(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_parquet(table: pa.Table, target: Path) -> None:
+def write_parquet(table: pa.Table, target: Path, dictionary_columns: list[str] | None = None) -> None:
+    """Write `table` whole or not at all; dictionary-encode only `dictionary_columns` when given.
+
+    Dictionary encoding pays off for repeated values (text, dates, the lineage columns); tried on
+    near-unique ids and timestamps it only costs time before Parquet falls back to plain encoding.
+    """
     with atomic_target(target) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, use_dictionary=dictionary_columns if dictionary_columns is not None else True)
 
 
 def load_state(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:

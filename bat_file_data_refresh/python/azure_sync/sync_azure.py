@@ -236,7 +236,7 @@ def sync_one(
             )
         table = with_lineage(parsed.table, target)
         try:
-            write_parquet(table, target.output)
+            write_parquet(table, target.output, dictionary_columns(job))
         except OSError as exc:
             raise io_error(target.output, exc) from None
     except BadFileError as exc:
@@ -244,6 +244,12 @@ def sync_one(
     except (TransientError, PipelineIOError) as exc:  # network trouble, a locked target, a full disk
         return Outcome(target, error=str(exc), exit_code=exc.exit_code)
     return Outcome(target, rows=table.num_rows)
+
+
+def dictionary_columns(job: SyncJob) -> list[str]:
+    """Columns with repeated values (text, dates, lineage): the ones worth Parquet dictionary encoding."""
+    repeated = [name for name, kind in job.columns.items() if kind in ("string", "date")]
+    return [*repeated, SOURCE_BLOB_COLUMN, FILE_DATE_COLUMN]
 
 
 def with_lineage(table: pa.Table, target: Target) -> pa.Table:

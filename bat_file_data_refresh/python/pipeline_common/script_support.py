@@ -35,6 +35,19 @@ ERROR_FILE_ENV_VAR = "PIPELINE_ERROR_FILE"
 
 PIPES_ENV_VAR = "DAGSTER_PIPES_CONTEXT"
 
+# Python's UTF-8 mode for every child process: on Windows a child would otherwise write the ANSI
+# code page (cp1252), which its parent reads back as UTF-8 (and cannot print 東京 at all).
+UTF8_CHILD_ENV = {"PYTHONUTF8": "1", "PYTHONIOENCODING": "utf-8"}
+
+
+def tolerate_console_encoding() -> None:
+    """Never die printing: a character the console's code page lacks becomes '?' (cp1252, a pipe)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower().replace("-", "") != "utf8":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+
 
 class ScriptError(Exception):
     """A failure with a message meant for a person and an exit code meant for a machine."""
@@ -75,6 +88,25 @@ def free_space_text(path: Path | str) -> str:
     except OSError:
         return "free space unknown"
     return f"{free / 1e6:,.1f} MB free on {probe}"
+
+
+FILE_SYSTEM_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG", "EMFILE")
+    if hasattr(errno, name)
+)
+"""OSErrors that are about the pipeline's own files (exit 74); other OSErrors are not foreseen."""
+
+DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full")
+
+
+def disk_full_error(path: Path | str, exc: BaseException, action: str = "writing") -> PipelineIOError | None:
+    """A PipelineIOError when a library's error (DuckDB, Hyper) says the disk is full, else None."""
+    text = str(exc)
+    if not any(marker.lower() in text.lower() for marker in DISK_FULL_MARKERS):
+        return None
+    return PipelineIOError(
+        f"{action} {path}: No space left on device ({free_space_text(path)}); free some space on that disk, then re-run"
+    )
 
 
 def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> PipelineIOError:
@@ -182,6 +214,7 @@ def write_error_file(message: str) -> None:
 @contextlib.contextmanager
 def script_run(name: str) -> Iterator[ScriptRun]:
     """Open Pipes when launched by Dagster, else run plain; turn ScriptError into an exit code."""
+    tolerate_console_encoding()
     logger = _make_logger(name)
     pipes_cm: contextlib.AbstractContextManager[Any]
     if os.environ.get(PIPES_ENV_VAR):
@@ -204,22 +237,26 @@ def script_run(name: str) -> Iterator[ScriptRun]:
         except ScriptError as exc:
             exit_code = _fail(run, exc.exit_code, str(exc))
             _cut_chain(exc)
-        except OSError as exc:  # the pipeline's own files: disk full, permission denied (contract: 74)
-            exit_code = _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+        except (ConnectionError, TimeoutError) as exc:  # a socket-level blip that escaped the script's mapping
+            exit_code = _fail(run, EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}")
+            _cut_chain(exc)
+        except OSError as exc:
+            if exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files: 74
+                exit_code = _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+            else:
+                _record_crash(run, exc)
+                crash = exc
             _cut_chain(exc)
         except Exception as exc:  # a crash (a bug): exit 1 with the traceback, for the run log
-            text = scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
-            full = scrub(traceback.format_exc())
-            write_error_file(f"{text}\n\n{full}")
-            _print_failure_summary(run, 1, text)
-            crash = RuntimeError(full.strip())
+            _record_crash(run, exc)
+            crash = exc
             _cut_chain(exc)
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
         # Pipes reports the exception that ends the script with its whole __context__ chain (even
         # after `from None`), and a library error deep in that chain may quote a secret: the chain is
-        # cut above and what remains is ours and scrubbed.
+        # cut above and what remains is scrubbed (a crash keeps its type and traceback: exit 1).
         if crash is not None:
             raise crash
         if exit_code is not None:
@@ -231,6 +268,13 @@ def _cut_chain(exc: BaseException) -> None:
     exc.__context__ = exc.__cause__ = None
     exc.__suppress_context__ = True
     exc.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in exc.args)
+
+
+def _record_crash(run: ScriptRun, exc: BaseException) -> None:
+    """The error's first line, then the traceback, for pipes_runner (run log and alert) and the JSON line."""
+    text = scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
+    write_error_file(f"{text}\n\n{scrub(traceback.format_exc())}")
+    _print_failure_summary(run, 1, text)
 
 
 def _fail(run: ScriptRun, code: int, message: str) -> int:

@@ -23,10 +23,12 @@ import pyarrow.csv as pacsv  # noqa: E402
 
 from pipeline_common.config import ConfigError, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.files import recover_set, replace_together, temp_path  # noqa: E402
+from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     ArgumentParser,
     ConfigurationError,
     ScriptRun,
+    io_error,
     print_summary,
     script_run,
 )
@@ -40,7 +42,7 @@ WORKBOOK_NAME = "Daily Sales Budget {year}.xlsx"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--year", type=int, default=None, help="budget year (default: this year, Europe/London)")
+    parser.add_argument("--year", type=_year, default=None, help="budget year (default: this year, Europe/London)")
     parser.add_argument(
         "--source", type=Path, default=None,
         help="a workbook file or a folder holding 'Daily Sales Budget {YYYY}.xlsx' "
@@ -51,6 +53,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a missing workbook is not an error: report 0 rows and leave earlier outputs as they are",
     )
     return parser.parse_args(argv)
+
+
+def _year(text: str) -> int:
+    if not (text.isdigit() and 2000 <= int(text) <= 2100):
+        raise argparse.ArgumentTypeError(f"expected a year YYYY between 2000 and 2100, got {text!r}")
+    return int(text)
 
 
 def output_paths(year: int) -> tuple[Path, Path]:
@@ -101,7 +109,10 @@ def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
         for target, payload in pending:
             temp = temp_path(target)
             temps.append((temp, target))
-            temp.write_bytes(payload)
+            try:
+                temp.write_bytes(payload)
+            except OSError as exc:  # disk full, no permission: exit 74 naming the file and the free space
+                raise io_error(temp, exc) from None
         replace_together(temps)
     finally:
         for temp, _ in temps:
@@ -114,7 +125,12 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
     except ConfigError as exc:
         raise ConfigurationError(str(exc)) from None
     year = year or today_in(config.timezone).year
+    run.summary = {"budget_year": year}
     recover_set(output_paths(year))  # put back an earlier pair a run killed mid-swap left aside
+    removed = remove_stale(output_paths(year)[0].parent, [".daily_sales_budget_", ".exchange_rates_"])
+    if removed:
+        run.log.info(f"removed {len(removed)} temporary file(s) left by an interrupted run: "
+                     + ", ".join(path.name for path in removed))
     markets = list(config.markets)
     currencies = {m.currency for m in config.markets.values()}
     try:
