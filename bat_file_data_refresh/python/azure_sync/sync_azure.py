@@ -24,6 +24,7 @@ import pyarrow as pa  # noqa: E402
 
 from azure_sync.csv_reader import BadFileError, read_strict_csv  # noqa: E402
 from azure_sync.outputs import (  # noqa: E402
+    ParquetLayout,
     load_state,
     outcome_path,
     parquet_path,
@@ -236,7 +237,7 @@ def sync_one(
             )
         table = with_lineage(parsed.table, target)
         try:
-            write_parquet(table, target.output, dictionary_columns(job))
+            write_parquet(table, target.output, parquet_layout(job))
         except OSError as exc:
             raise io_error(target.output, exc) from None
     except BadFileError as exc:
@@ -246,10 +247,14 @@ def sync_one(
     return Outcome(target, rows=table.num_rows)
 
 
-def dictionary_columns(job: SyncJob) -> list[str]:
-    """Columns with repeated values (text, dates, lineage): the ones worth Parquet dictionary encoding."""
-    repeated = [name for name, kind in job.columns.items() if kind in ("string", "date")]
-    return [*repeated, SOURCE_BLOB_COLUMN, FILE_DATE_COLUMN]
+def parquet_layout(job: SyncJob) -> ParquetLayout:
+    """The dataset's Parquet encodings, from its contract column types."""
+    kinds = {**job.columns, SOURCE_BLOB_COLUMN: "string", FILE_DATE_COLUMN: "date"}
+    return ParquetLayout(
+        dictionary=[name for name, kind in kinds.items() if kind in ("string", "date")],
+        delta=[name for name, kind in kinds.items() if kind == "integer"],
+        statistics=[name for name, kind in kinds.items() if kind != "string"],
+    )
 
 
 def with_lineage(table: pa.Table, target: Target) -> pa.Table:
