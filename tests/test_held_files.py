@@ -354,7 +354,7 @@ PIPES_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize(("mode", "attempts", "says"), [
     ("held", 3, "hit a transient error (exit 75)"),
-    ("io", 1, "hit an I/O error on the pipeline's files (exit 74)"),
+    ("io", 1, "hit an I/O error on the pipeline's own files (exit 74)"),
 ])
 def test_under_dagster_a_held_file_is_retried_and_an_io_error_is_not(tmp_path, monkeypatch, mode, attempts, says):
     from orchestration.pipes_runner import run_legacy_script

@@ -85,29 +85,50 @@ def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads:
     except BadFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - by design: any parser fault becomes a named rejection
-        raise BadFileError(diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")) from None
+        raise BadFileError(
+            _quoting_message(data, blob) or diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")
+        ) from None
+
+
+def _quoting_message(data: bytes, blob: str) -> str | None:
+    """The quoting fault of a file the parser choked on (a quoted line break on a block boundary)."""
+    if data.find(b'"') == -1:
+        return None
+    try:
+        problem = first_bad_quoting(data, _read_header(data, blob))
+    except Exception:  # noqa: BLE001 - the diagnosis chain takes over
+        return None
+    return f"{blob} line {problem[0]}{problem[1]}" if problem is not None else None
 
 
 def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) -> ParsedFile:
     header = _read_header(data, blob)
     _check_header(header, blob, columns)
     dropped = [name for name in header if name not in columns]
-    if data.find(b'"') != -1:  # memchr: files without quotes (the usual export) cost nothing here
-        problem = first_bad_quoting(data, header)
-        if problem is not None:
-            line, message = problem
-            raise BadFileError(f"{blob} line {line}{message}")
+    quoted = data.find(b'"') != -1  # memchr first: a file without quotes costs nothing here
+    if quoted and not quoting_is_sound(data):
+        _raise_bad_quoting(data, blob, header)
     table = pacsv.read_csv(
         pa.BufferReader(data),
         read_options=pacsv.ReadOptions(use_threads=use_threads, block_size=BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(newlines_in_values=False),
         convert_options=_convert_options(columns, {n: ARROW_TYPES[k] for n, k in columns.items()}),
     ).select(list(columns))
+    if quoted and not rows_match_lines(data, table.num_rows):  # a quoted value ran over a line break
+        _raise_bad_quoting(data, blob, header)
+        raise BadFileError(diagnose(data, blob, columns, "the rows do not match the lines"))
     if table.num_rows == 0:
         raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
     parsed = ParsedFile(table=table, dropped_columns=dropped, data=data)
     _check_value_sizes(parsed, blob, columns)
     return parsed
+
+
+def _raise_bad_quoting(data: bytes, blob: str, header: list[str]) -> None:
+    problem = first_bad_quoting(data, header)
+    if problem is not None:
+        line, message = problem
+        raise BadFileError(f"{blob} line {line}{message}")
 
 
 def _convert_options(columns: dict[str, str], types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
@@ -189,28 +210,89 @@ def physical_line(data: bytes, row_number: int) -> int:
     return row_number
 
 
+def quoting_is_sound(data: bytes) -> bool:
+    """Fast whole-file test of the quoting rules (see first_bad_quoting); True when every quote is legal.
+
+    Quotes pair up in file order (opening, closing); an opening quote must start a value or follow
+    the first quote of a `""` pair, a closing quote must end a value or precede the second quote of
+    a pair. Only the quotes are looked at; that no pair spans a line break is checked after the
+    parse, by counting rows against lines (rows_match_lines).
+    """
+    array = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(array == ord('"'))
+    if len(quotes) % 2:
+        return False
+    opening, closing = quotes[0::2], quotes[1::2]
+    escape_second = np.zeros(len(opening), dtype=bool)  # an opening quote right after a closing one: `""`
+    escape_second[1:] = opening[1:] == closing[:-1] + 1
+    before = array[np.maximum(opening - 1, 0)]
+    starts_value = (opening == 0) | (before == ord(",")) | (before == ord("\n")) | escape_second
+    if data.startswith(UTF8_BOM):
+        starts_value[0] |= opening[0] == len(UTF8_BOM)
+    if not starts_value.all():
+        return False
+    after = array[np.minimum(closing + 1, len(array) - 1)]
+    escape_first = np.zeros(len(closing), dtype=bool)
+    escape_first[:-1] = closing[:-1] + 1 == opening[1:]
+    ends_value = (closing + 1 == len(array)) | (after == ord(",")) | (after == ord("\n")) | (after == ord("\r")) | escape_first
+    return bool(ends_value.all())
+
+
+def rows_match_lines(data: bytes, rows: int) -> bool:
+    """Whether the parser made one row of every non-empty line after the header (no value spans lines)."""
+    if b"\n\n" in data or b"\n\r\n" in data or data.removeprefix(UTF8_BOM).startswith((b"\n", b"\r\n")):
+        starts, ends = _line_bounds(data)  # blank lines, which the parser skips: count the others
+        return int(np.count_nonzero(ends > starts)) == rows + 1
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return lines == rows + 1
+
+
 def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
-    """(editor line, message tail) of the first line whose quoting breaks the dialect, else None."""
+    """(editor line, message tail) of the first line whose quoting breaks the dialect, else None.
+
+    Vectorised over every `"` in the file (exports often quote every text value): a line must hold
+    an even number of quotes; an opening quote must start a value (after a comma or at the line's
+    start) or be the second of a `""` pair; a closing quote must end a value (before a comma or
+    the line's end) or be the first of a `""` pair. Only the faulty line is then read in Python,
+    to name the column.
+    """
     array = np.frombuffer(data, dtype=np.uint8)
     quotes = np.flatnonzero(array == ord('"'))
     if len(quotes) == 0:
         return None
     starts, ends = _line_bounds(data)
-    lines = np.unique(np.searchsorted(starts, quotes, side="right") - 1)
-    for index in lines:
-        line = bytes(data[starts[index]:ends[index]])
-        if index == 0:
-            line = line.removeprefix(UTF8_BOM)
-        found = _bad_field(line)
-        if found is not None:
-            column, start = found
-            name = f", column {header[column]!r}" if column < len(header) and index > 0 else ""
-            if line.startswith(b'"', start) and _UNCLOSED_RE.fullmatch(line, start):
-                why = "a quoted value is not closed on its line (a line break inside quotes, or the file is cut)"
-            else:
-                why = "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"
-            return int(index) + 1, f"{name}: {why}"
-    return None
+    if data.startswith(UTF8_BOM):
+        starts = starts.copy()
+        starts[0] = len(UTF8_BOM)
+    line_of = np.searchsorted(starts, quotes, side="right") - 1
+    per_line = np.bincount(line_of, minlength=len(starts))
+    odd_lines = np.flatnonzero(per_line % 2)
+    first_odd = int(odd_lines[0]) if len(odd_lines) else len(starts)
+    # Before the first odd line every line is even, so the global parity of a quote is its parity in its line.
+    opening = (np.arange(len(quotes)) % 2) == 0
+    previous = np.where(quotes > 0, array[np.maximum(quotes - 1, 0)], ord(","))
+    at_value_start = (quotes == starts[line_of]) | (previous == ord(","))
+    after_quote = np.zeros(len(quotes), dtype=bool)
+    after_quote[1:] = quotes[1:] - 1 == quotes[:-1]
+    following = np.where(quotes + 1 < len(array), array[np.minimum(quotes + 1, len(array) - 1)], ord("\n"))
+    at_value_end = (quotes + 1 == ends[line_of]) | (following == ord(",")) | (quotes + 1 >= len(array))
+    before_quote = np.zeros(len(quotes), dtype=bool)
+    before_quote[:-1] = quotes[:-1] + 1 == quotes[1:]
+    legal = np.where(opening, at_value_start | after_quote, at_value_end | before_quote)
+    illegal_lines = line_of[~legal]
+    first_illegal = int(illegal_lines[0]) if len(illegal_lines) else len(starts)
+    index = min(first_odd, first_illegal)
+    if index >= len(starts):
+        return None
+    line = bytes(data[starts[index]:ends[index]])
+    found = _bad_field(line)
+    column, start = found if found is not None else (None, 0)
+    name = f", column {header[column]!r}" if column is not None and column < len(header) and index > 0 else ""
+    if index == first_odd and line.startswith(b'"', start) and _UNCLOSED_RE.fullmatch(line, start):
+        why = "a quoted value is not closed on its line (a line break inside quotes, or the file is cut)"
+    else:
+        why = "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"
+    return index + 1, f"{name}: {why}"
 
 
 _UNCLOSED_RE = re.compile(rb'"(?:[^"]|"")*')
@@ -262,6 +344,10 @@ def _first_overlong_line(data: bytes, blob: str) -> str | None:
 
 
 def _first_malformed_row(data: bytes, blob: str) -> str | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # pyarrow's row handler cannot show such a row; the next finders name the line
     found: list[tuple[int, int, int]] = []
 
     def handler(row: pacsv.InvalidRow) -> str:

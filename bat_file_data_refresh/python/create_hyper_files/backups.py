@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from pipeline_common.files import prune, replace
+from pipeline_common.files import prune, replace, temp_path
 
 BACKUPS_KEPT = 14
 _STAMP_FORMAT = "%Y%m%d_%H%M%S"
@@ -28,7 +28,7 @@ def backup_extract(hyper_path: Path, backup_dir: Path, name: str, now: dt.dateti
     backup_dir.mkdir(parents=True, exist_ok=True)
     stamp = (now or dt.datetime.now()).strftime(_STAMP_FORMAT)
     target = backup_dir / f"{name}_{stamp}.hyper"
-    partial = backup_dir / f".{target.name}.partial"
+    partial = temp_path(target, "partial")  # owner-tagged: the next export removes a killed one's
     try:
         shutil.copyfile(hyper_path, partial)
         replace(partial, target)

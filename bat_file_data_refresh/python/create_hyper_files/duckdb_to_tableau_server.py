@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
-import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any, TextIO  # noqa: E402
@@ -47,11 +46,13 @@ from pipeline_common.script_support import (  # noqa: E402
     ArgumentParser,
     BadDataError,
     ConfigurationError,
-    ScriptError,
+    disk_full_error,
+    io_error,
     print_summary,
     script_run,
 )
 from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
+from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
 from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
 from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
@@ -62,7 +63,8 @@ PUBLISH_LOCK_TIMEOUT_ENV_VAR = "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS"
 DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 1800.0
 PUBLISH_LOCK_NAME = ".publish.lock"
 DEFAULT_TIMEZONE = "Europe/London"
-EXIT_IO = 74  # contract section 8: I/O error on the pipeline's own files
+BUILD_DIR_PREFIX = ".build-"
+MAX_NAME_CHARS = 100  # a file name and a Tableau data source name: long enough, never past path limits
 
 SCRIPT = "bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py"
 EXAMPLES = f"""\
@@ -153,6 +155,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--name is required with --tables or --sql")
     if not args.name.replace("_", "").replace("-", "").isalnum() or args.name[0] in "-_":
         parser.error(f"--name {args.name!r}: use letters, digits, '_' and '-' (it becomes a file name)")
+    if len(args.name) > MAX_NAME_CHARS:
+        parser.error(f"--name is {len(args.name)} characters long; at most {MAX_NAME_CHARS} (it becomes a file "
+                     "and data source name)")
     reserved = reserved_name_problem(args.name)
     if reserved:
         parser.error(f"--name {args.name!r}: {reserved}")
@@ -168,7 +173,7 @@ def pipeline_exports() -> dict[str, Export]:
     return {export.name.casefold(): export for export in config.exports}
 
 
-def check_name(name: str, pipeline_export: bool) -> None:
+def check_name(name: str, pipeline_export: bool, tables: Sequence[str] | None = None) -> None:
     """An ad-hoc extract must never replace a production extract (or its published data source)."""
     export = pipeline_exports().get(name.casefold())
     if export is not None and not pipeline_export:
@@ -182,6 +187,14 @@ def check_name(name: str, pipeline_export: bool) -> None:
         raise ConfigurationError(
             f"--pipeline-export: {name!r} is not one of the pipeline's extracts "
             f"({', '.join(sorted(e.name for e in pipeline_exports().values()))})"
+        )
+    if export is not None and [t.casefold() for t in tables or []] != [t.casefold() for t in export.tables]:
+        # --pipeline-export builds exactly what pipeline.yaml says, so a copied command line with
+        # other tables (or a query) cannot replace the production extract either.
+        raise BadDataError(
+            f"--pipeline-export --name {export.name}: the extract is --tables {' '.join(export.tables)} "
+            f"(pipeline.yaml exports, asset {export.asset!r}), not "
+            f"{'--tables ' + ' '.join(tables) if tables else 'a --sql query'}"
         )
 
 
@@ -223,9 +236,12 @@ def build_extract(
                 item = export_parquet(con, source, work_dir / f"{i}.parquet")
                 done(f"{item.rows:,} rows")
             exported.append(item)
-    except BaseException:
+    except BaseException as exc:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
+        full = disk_full_error(work_dir or out_dir, exc) if isinstance(exc, Exception) else None
+        if full is not None:  # DuckDB says IOException; the operator needs "disk full" and the free space
+            raise full from None
         raise
     finally:
         con.close()  # release the warehouse before the (slower) Hyper load
@@ -246,6 +262,11 @@ def build_extract(
             rows={e.table.name: e.rows for e in exported},
             casts={e.table.name: e.casts for e in exported if e.casts},
         )
+    except Exception as exc:
+        full = disk_full_error(work_dir, exc)  # Hyper reports a full disk as a HyperException
+        if full is not None:
+            raise full from None
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -253,10 +274,21 @@ def build_extract(
 def _make_work_dir(out_dir: Path, name: str) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        # The work dir sits beside the target so the final os.replace never crosses file systems.
-        return Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=out_dir))
+        # The work dir sits beside the target so the final os.replace never crosses file systems; its
+        # name carries this process's identity, so a killed run's folder is removed by the next run.
+        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
+        work_dir.mkdir()
+        return work_dir
     except OSError as exc:
-        raise ScriptError(f"cannot write to {out_dir}: {exc}", EXIT_IO) from None
+        raise io_error(out_dir, exc) from None
+
+
+def remove_leftovers(out_dir: Path, log: logging.Logger) -> None:
+    """Build folders and partial backups that killed exports left (their process is gone)."""
+    removed = remove_stale(out_dir, [BUILD_DIR_PREFIX]) + remove_stale(out_dir / "backup", ["."])
+    if removed:
+        log.info(f"removed {len(removed)} build folder(s)/partial file(s) left by an interrupted export: "
+                 + ", ".join(path.name for path in removed))
 
 
 def _percent(con) -> str:
@@ -348,11 +380,12 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     args = parse_args(argv)
     if args.list:
         return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
-    check_name(args.name, args.pipeline_export)
+    check_name(args.name, args.pipeline_export, args.tables)
     out_dir = args.out.expanduser().resolve() if args.out is not None else exports_dir()
     if args.dry_run:
         return dry_run(args, out_dir, log, sys.stdout)
     progress = Progress.for_terminal(run_ctx.under_dagster)
+    remove_leftovers(out_dir, log)
     result = build_extract(duckdb_path(), args.tables, args.name, out_dir, args.lock_timeout, log,
                            business_timezone(), query=args.sql, progress=progress)
     for table, casts in result.casts.items():
