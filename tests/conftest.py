@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.plugins.warehouse",
     "tests.plugins.tableau_server",
     "tests.plugins.slack_server",
+    "tests.plugins.postgres",
 ]
 
 # Variables of contract section 1 that must not leak from a developer's shell or .env into tests.
