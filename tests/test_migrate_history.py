@@ -51,8 +51,14 @@ def _set_instigator_state(instance: dg.DagsterInstance) -> None:
         schedule = repo.get_schedule(STOPPED_SCHEDULE)
         instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
         sensor = repo.get_sensor(CURSOR_SENSOR)
-        state = instance.start_sensor(sensor)
-        instance.update_instigator_state(state.with_data(SensorInstigatorData(cursor="2026-11-20:etag-1", last_tick_timestamp=time.time())))
+        # A running-by-default sensor's state is stored by the daemon at its first tick, cursor included.
+        state = instance.start_sensor(sensor).with_data(
+            SensorInstigatorData(cursor="2026-11-20:etag-1", last_tick_timestamp=time.time(), sensor_type=sensor.sensor_type)
+        )
+        if instance.get_instigator_state(state.instigator_origin_id, state.selector_id) is None:
+            instance.add_instigator_state(state)
+        else:
+            instance.update_instigator_state(state)
         instance.create_tick(
             TickData(
                 instigator_origin_id=sensor.get_remote_origin_id(), instigator_name=CURSOR_SENSOR,
