@@ -1,8 +1,11 @@
 """Run a legacy script under Dagster Pipes and turn its exit code into the right kind of failure.
 
-The scripts exit with sysexits codes (pipeline_common.script_support): bad data and bad
-config fail the step at once (`Failure(allow_retries=False)`); transient trouble (network,
-throttling, a held lock) raises an error the asset's RetryPolicy retries with backoff.
+The scripts exit with sysexits codes (pipeline_common.script_support): bad data (65), an I/O
+error on the pipeline's own files (74) and bad config (78) fail the step at once
+(`Failure(allow_retries=False)`); transient trouble (75: network, throttling, a held lock) raises
+an error the asset's RetryPolicy retries with backoff. Any other exit code is a crash (a bug, a
+kill, an out-of-memory): its traceback goes to the run log, an alert with its first line goes out
+at once, and the step is retried once only, not the RetryPolicy's five times over half an hour.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pipeline_common.script_support import (
     ERROR_FILE_ENV_VAR,
     EXIT_BAD_DATA,
     EXIT_CONFIG,
+    EXIT_IO,
     EXIT_TRANSIENT,
+    UTF8_CHILD_ENV,
 )
 from pipeline_common.settings import repo_root
 
@@ -31,10 +36,23 @@ SCRIPTS_DIR = repo_root() / "bat_file_data_refresh" / "python"
 
 _EXIT_CODE_RE = re.compile(r"failed with code (-?\d+)")
 _ERROR_EXCERPT_CHARS = 2000
+_TRACEBACK_CHARS = 20000
+CRASH_RETRY_SECONDS = 60.0
+"""Wait before the one retry of a crashed script (a passing glitch, e.g. memory pressure)."""
+
+PERMANENT_FAILURES = {
+    EXIT_BAD_DATA: "rejected bad input",
+    EXIT_IO: "hit an I/O error on the pipeline's own files",
+    EXIT_CONFIG: "found a configuration error",
+}
 
 
 class TransientScriptError(Exception):
     """A script failed for a reason a retry may fix (network, throttling, a held lock)."""
+
+
+class ScriptCrashError(Exception):
+    """A script ended with an exit code no rule covers: a bug, a kill or an out-of-memory."""
 
 
 def script_path(relative: str) -> Path:
@@ -64,24 +82,76 @@ def run_legacy_script(
     os.close(fd)
     try:
         return pipes_client.run(
-            context=context, command=command, env={ERROR_FILE_ENV_VAR: error_file}, cwd=str(repo_root())
+            context=context, command=command, env={ERROR_FILE_ENV_VAR: error_file, **UTF8_CHILD_ENV},
+            cwd=str(repo_root()),
         )
     except DagsterPipesExecutionError as exc:
         code = _exit_code(exc)
-        detail = Path(error_file).read_text(encoding="utf-8", errors="replace").strip()
-        detail = detail[:_ERROR_EXCERPT_CHARS] or str(exc)
+        full = Path(error_file).read_text(encoding="utf-8", errors="replace").strip()
+        detail = full[:_ERROR_EXCERPT_CHARS] or str(exc)
         if code == EXIT_TRANSIENT:
             raise TransientScriptError(f"{script.name} hit a transient error (exit {code}): {detail}") from None
-        kind = {EXIT_BAD_DATA: "rejected bad input", EXIT_CONFIG: "found a configuration error"}.get(
-            code, "failed"
-        )
-        raise dg.Failure(
-            description=f"{script.name} {kind} (exit {code}): {detail}",
-            metadata={"script": script.name, "exit_code": code if code is not None else -1},
-            allow_retries=code not in (EXIT_BAD_DATA, EXIT_CONFIG),
-        ) from None
+        if code in PERMANENT_FAILURES:
+            raise dg.Failure(
+                description=f"{script.name} {PERMANENT_FAILURES[code]} (exit {code}): {detail}",
+                metadata={"script": script.name, "exit_code": code},
+                allow_retries=False,
+            ) from None
+        _crashed(context, script, args, code, full or str(exc))
+        raise AssertionError("unreachable")  # _crashed always raises
     finally:
         Path(error_file).unlink(missing_ok=True)
+
+
+def _crashed(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    script: Path,
+    args: Sequence[str],
+    code: int | None,
+    text: str,
+) -> None:
+    """Log the traceback, alert at once on the first crash, retry once; a second crash fails the step."""
+    shown = code if code is not None else "unknown"
+    first_line = next((line for line in text.splitlines() if line.strip()), f"exit code {shown}")
+    context.log.error(f"{script.name} crashed (exit {shown}):\n{text[:_TRACEBACK_CHARS]}")
+    attempt = context.retry_number + 1
+    if attempt == 1:
+        _alert_crash(context, script, args, shown, first_line)
+        raise dg.RetryRequested(max_retries=1, seconds_to_wait=CRASH_RETRY_SECONDS) from ScriptCrashError(
+            f"{script.name} crashed (exit {shown}): {first_line}; retrying once in {CRASH_RETRY_SECONDS:.0f} s"
+        )
+    raise dg.Failure(
+        description=f"{script.name} crashed again (exit {shown}, attempt {attempt}): {first_line}",
+        metadata={"script": script.name, "exit_code": code if code is not None else -1, "crash": True},
+        allow_retries=False,
+    )
+
+
+def _alert_crash(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, script: Path, args: Sequence[str],
+    code: int | str, first_line: str,
+) -> None:
+    """The technical route hears of a crash now, not after the retries (never raises)."""
+    try:
+        from orchestration.alerts import blocks
+        from orchestration.alerts.slack import slack_alerts_from_config
+        from pipeline_common.config import load_pipeline_config
+
+        alerts = load_pipeline_config().alerts
+        title = f"Script crashed: {script.name} (run {context.run_id[:8]})"
+        payload = blocks.message(
+            title,
+            "ERROR",
+            summary=blocks.escape(f"Exit {code}. Retrying once in {CRASH_RETRY_SECONDS:.0f} s; "
+                                  "the traceback is in the run's log."),
+            fields={"Script": blocks.escape(f"{script.name} {' '.join(args)}"),
+                    "Step": blocks.escape(context.op_handle.name if hasattr(context, "op_handle") else "?")},
+            details=first_line,
+            context=[f"run `{context.run_id}`"],
+        )
+        slack_alerts_from_config(alerts).send(alerts.run_failure_route, "ERROR", title, payload, context.log)
+    except Exception as exc:  # noqa: BLE001 - an alert must never hide the crash itself
+        context.log.warning(f"could not send the crash alert: {type(exc).__name__}: {exc}")
 
 
 def materialization_metadata(invocation: PipesClientCompletedInvocation) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from types import ModuleType
 
 SCRIPTS_DIR = Path(__file__).resolve().parent
 PREFIX = "bench_"
+EXIT_CONFIG = 78  # contract section 8: wrong arguments are a configuration error
 
 
 def available() -> dict[str, Path]:
@@ -46,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name not in benchmarks:
         print(f"unknown benchmark {name!r}\n{usage(benchmarks)}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     module = load(benchmarks[name])
     if not callable(getattr(module, "main", None)):
         print(f"scripts/{benchmarks[name].name} has no main(argv)", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     return int(module.main(rest) or 0)
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 from create_hyper_files.duckdb_to_tableau_server import build_extract  # noqa: E402
 from create_hyper_files.hyper_builder import start_hyper  # noqa: E402
 from create_hyper_files.warehouse_reader import PARQUET_OPTIONS, quote_literal  # noqa: E402
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 from tableauhyperapi import (  # noqa: E402
     Connection,
     CreateMode,
@@ -148,7 +149,7 @@ def timed(call: Callable[[], Path]) -> tuple[float, Path]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=6_000_000, help="rows in the generated table (default 6M)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of the project path and the bare load, interleaved; best and median reported")

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS_PYTHON = REPO_ROOT / "bat_file_data_refresh" / "python"
 sys.path.insert(0, str(SCRIPTS_PYTHON))
@@ -51,7 +53,7 @@ class Timing:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="bench.py ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python scripts/bench.py ingest                       # full size, ~630 MB of CSV\n"
                "  python scripts/bench.py ingest --rows-per-day 2000   # quick check",

@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from orchestration.warehouse.project import dbt_executable  # noqa: E402
 from pipeline_common.config import load_pipeline_config  # noqa: E402
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
 AS_OF = dt.date(2026, 11, 20)
 MARTS = {"int_orders_summary_daily": ["order_date", "market", "channel"],
@@ -180,7 +181,7 @@ def compare(dbt_db: Path, baseline_db: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path,
                         help="a DATA_DIR whose raw/ holds the ingest output (prepared there first when raw/ is missing)")
     parser.add_argument("--days", type=int, default=30)

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 AZURITE_VERSION = "3.35.0"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS_DIR = REPO_ROOT / ".tools" / "azurite"
@@ -72,7 +74,7 @@ def ensure_azurite(tools_dir: Path = TOOLS_DIR) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  python scripts/ensure_azurite.py        # prints .tools/azurite/node_modules/.bin/azurite-blob",

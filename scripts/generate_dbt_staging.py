@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config  # noqa: E402
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
 DBT_DIR = REPO_ROOT / "dbt"
 STAGING_DIR = Path("models") / "staging"
@@ -212,7 +213,7 @@ def write(config: PipelineConfig, dbt_dir: Path = DBT_DIR) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report files that are out of date (exit 1)")
     parser.add_argument("--config", type=Path, help="pipeline config file (default: pipeline.yaml)")
     args = parser.parse_args(argv)

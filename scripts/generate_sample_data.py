@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bat_file_data_refr
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.settings import azure_connection_string, azure_container, landing_dir  # noqa: E402
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
 ORACLE_ROOT = "raw_data/DWH/Oracle"
 SHAREPOINT_FOLDER = "sharepoint"
@@ -649,7 +650,7 @@ def upload_tree(out: Path, paths: Sequence[str], connection_string: str, contain
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=30, help="days of orders ending at --as-of (default 30)")
     parser.add_argument("--rows-per-day", type=int, default=2000, help="weekday order lines per market (default 2000)")
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="last day, YYYY-MM-DD (default today, Europe/London)")

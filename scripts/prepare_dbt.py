@@ -7,8 +7,11 @@ pipeline.yaml: `python scripts/prepare_dbt.py`. Dagster then loads the manifest 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
@@ -17,7 +20,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
 
     import generate_dbt_staging
@@ -41,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     duckdb_path().parent.mkdir(parents=True, exist_ok=True)
     path = prepare_manifest(dbt_project)
     print(f"dbt manifest ready: {path}")
+    if os.name == "nt":
+        # dbt writes paths ~190 characters below the repo root: under a deep OneDrive folder they
+        # pass Windows' 260 unless long paths are enabled, and dbt then fails with odd errors.
+        import doctor
+
+        result = doctor.long_path_result(str(REPO_ROOT), path, doctor._long_paths_enabled)
+        if result.status == "PROBLEM":
+            print(result.line(), file=sys.stderr)
+            return EXIT_CONFIG
     return 0
 
 

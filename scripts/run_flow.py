@@ -1,24 +1,49 @@
-"""Run a pipeline job once, in this process, and print what it produced (README command 1).
+"""Run a pipeline job once, in this process, and print what it produced (the demo's last step).
 
-Runs against the Dagster instance in DAGSTER_HOME when set (so the run shows in the UI
-later), else an ephemeral one. Prints each step's outcome, each Tableau extract's path and
-row counts, and the first rows of the executive table.
+The run is created the way the UI creates one: against the code location of workspace.yaml
+(same location name as the served UI), with the job's tags and its snapshot, so it is listed
+under the job (Jobs > job > Runs) and on the Overview timeline, and can be re-executed from
+there. It goes to the Dagster instance in DAGSTER_HOME when set (the persistent home the UI
+uses), else to an ephemeral one. The console shows one line per step; the run's full log
+(every script line, once) goes to logs/run_flow.log. At the end: the extracts, the newest
+executive rows, and the next three commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import os
 import sys
+import threading
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 sys.path.insert(0, str(REPO_ROOT))
 
+from pipeline_common.script_support import ArgumentParser  # noqa: E402
+
 DEFAULT_JOB = "daily_sales_flow_job"
 EXECUTIVE_TABLE = "qi_executive_daily_sales"
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
+DEFAULT_LOG_FILE = REPO_ROOT / "logs" / "run_flow.log"
+POLL_SECONDS = 0.5
+IS_WINDOWS = os.name == "nt"
+
+
+def code_location(workspace: Path = WORKSPACE_FILE) -> tuple[str, str]:
+    """(module, location name) of the one python_module entry in workspace.yaml."""
+    import yaml
+
+    [entry] = yaml.safe_load(workspace.read_text(encoding="utf-8"))["load_from"]
+    module = entry["python_module"]
+    return module["module_name"], module["location_name"]
 
 
 def _instance():
@@ -33,21 +58,174 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _print_exports(result) -> None:
+def _iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _sync_ops_config(job, as_of: str) -> dict:
+    """Run config giving every sync step of the job the same as_of (a missed day, a benchmark's fixed date)."""
     from pipeline_common.config import load_pipeline_config
 
-    export_assets = {export.asset for export in load_pipeline_config().exports}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
+    config = load_pipeline_config()
+    sync_assets = {config.asset_name(entry.market, entry.dataset) for entry in config.datasets}
+    ops: dict = {}
+    for node in job.graph.node_dict.values():
+        if node.name in sync_assets:
+            ops[node.name] = {"config": {"as_of": as_of}}
+    return ops
+
+
+def _quiet_preview_warnings() -> None:
+    """Dagster flags the preview and beta APIs the code location uses at every import: nothing a
+    demo user can act on (the UI shows the same APIs without the noise)."""
+    import dagster as dg
+
+    for category in (dg.PreviewWarning, dg.BetaWarning):
+        warnings.filterwarnings("ignore", category=category)
+    os.environ["PYTHONWARNINGS"] = "ignore"  # and in the step subprocesses the run starts
+
+
+@contextlib.contextmanager
+def output_to(log_file: Path | None) -> Iterator[TextIO]:
+    """Send this process's stdout/stderr, and so every subprocess's (the scripts run through Pipes,
+    dbt), to log_file; yield the terminal for the one-line-per-step progress. None: no redirect."""
+    if log_file is None:
+        yield sys.stdout
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminal = os.fdopen(os.dup(saved[1]), "w", encoding=sys.stdout.encoding or "utf-8", errors="replace")
+    try:
+        with log_file.open("w", encoding="utf-8") as log:
+            for fd in (1, 2):
+                os.dup2(log.fileno(), fd)
+            try:
+                yield terminal
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                for fd, original in saved.items():
+                    os.dup2(original, fd)
+    finally:
+        terminal.close()
+        for original in saved.values():
+            os.close(original)
+
+
+class StepPrinter:
+    """Follows the run's events in the instance and prints one line per finished step."""
+
+    def __init__(self, instance, run_id: str, out: TextIO):
+        from dagster import DagsterEventType
+
+        self._instance = instance
+        self._run_id = run_id
+        self._out = out
+        self._types = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+                       DagsterEventType.STEP_UP_FOR_RETRY}
+        self._seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="run-flow-steps", daemon=True)
+
+    def __enter__(self) -> StepPrinter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._print_new()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            with contextlib.suppress(Exception):  # a busy SQLite file: try again on the next tick
+                self._print_new()
+
+    def _print_new(self) -> None:
+        records = self._instance.all_logs(self._run_id, of_type=self._types)
+        for record in records[self._seen:]:
+            event = record.dagster_event
+            if event.is_step_success:
+                seconds = event.event_specific_data.duration_ms / 1000
+                line = f"  ok      {event.step_key}  ({seconds:.1f} s)"
+            elif event.is_step_failure:
+                message = event.event_specific_data.error.message.strip().splitlines()[0][:300]
+                line = f"  FAILED  {event.step_key}: {message}"
+            else:
+                line = f"  retry   {event.step_key} (will run again with backoff)"
+            self._out.write(line + "\n")
+        self._out.flush()
+        self._seen = len(records)
+
+
+def launch_and_execute(instance, job_name: str, run_config: dict, out: TextIO, log_file: Path | None):
+    """Create the run as the UI does (remote origin, job tags, snapshot) and execute it here."""
+    from dagster._core.execution.api import execute_run
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    module, location_name = code_location()
+    origin = InProcessCodeLocationOrigin(
+        loadable_target_origin=LoadableTargetOrigin(
+            executable_path=sys.executable, module_name=module, working_directory=str(REPO_ROOT)
+        ),
+        location_name=location_name,
+    )
+    with origin.create_location(instance) as location:
+        [repository] = location.get_repositories().values()
+        remote_job = repository.get_full_job(job_name)
+        recon_job = location.get_reconstructable_job(repository.name, job_name)
+        run = instance.create_run_for_job(
+            job_def=recon_job.get_definition(),
+            run_config=run_config,
+            tags=dict(remote_job.tags),
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+        )
+        out.write(f"run {run.run_id} of {job_name} (location {location_name})"
+                  + (f"; full log: {_shown(log_file)}" if log_file else "") + "\n")
+        out.flush()
+        with StepPrinter(instance, run.run_id, out):
+            execute_run(recon_job, run, instance)
+    return instance.get_run_by_id(run.run_id)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_exports(instance, run_id: str) -> None:
+    from dagster import DagsterEventType
+
+    from pipeline_common.config import load_pipeline_config
+
+    exports = {export.asset: export for export in load_pipeline_config().exports}
+    published_any = False
+    lines = []
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.dagster_event.event_specific_data.materialization
         key = materialization.asset_key.to_user_string()
-        if key not in export_assets:
+        if key not in exports:
             continue
         metadata = {name: value.value for name, value in materialization.metadata.items()}
-        rows = {name.removeprefix("rows_"): value for name, value in metadata.items() if name.startswith("rows_")}
-        print(f"  {key}: {metadata.get('hyper_path')}  rows={rows}  published={metadata.get('published')}")
+        rows = ", ".join(f"{value:,} rows of {name.removeprefix('rows_')}"
+                         for name, value in metadata.items() if name.startswith("rows_"))
+        published_any |= bool(metadata.get("published"))
+        lines.append(f"  {exports[key].name}: {metadata.get('hyper_path')}  ({rows})")
+    print("\nTableau extracts" + ("" if published_any else " (built and backed up; publishing skipped: "
+                                  "TABLEAU_* not set)") + ":")
+    print("\n".join(lines) if lines else "  (none built)")
 
 
-def _print_executive_rows(limit: int) -> None:
+def print_executive_rows(limit: int) -> None:
     import duckdb
 
     from pipeline_common.settings import duckdb_path
@@ -57,36 +235,72 @@ def _print_executive_rows(limit: int) -> None:
         print(f"(no warehouse at {path})")
         return
     with duckdb.connect(str(path), read_only=True) as con:
-        frame = con.sql(
-            f"select * from {EXECUTIVE_TABLE} order by order_date desc, market limit {int(limit)}"
-        )
+        frame = con.sql(f"select * from {EXECUTIVE_TABLE} order by order_date desc, market limit {int(limit)}")
+        print(f"\n{EXECUTIVE_TABLE}, newest {limit} rows:")
         print(frame)
 
 
+def next_commands(windows: bool = IS_WINDOWS) -> str:
+    export = "bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py"
+    if windows:
+        python, start, export = r".venv\Scripts\python", "start_dagster.bat", export.replace("/", "\\")
+        status = r"scripts\status.py"
+    else:
+        python, start, status = ".venv/bin/python", "scripts/start.sh", "scripts/status.py"
+    return "\n".join([
+        "Next:",
+        f"  {start}",
+        "      start the Dagster UI, then open http://127.0.0.1:3000 (this run: Jobs > daily_sales_flow_job > Runs)",
+        f"  {python} {status}",
+        "      is the data current? (exit 0 when it is)",
+        f"  {python} {export} --list",
+        "      the warehouse's tables, for an ad-hoc extract (--tables or --sql, --name, --no-publish)",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", default=DEFAULT_JOB, help=f"job to run (default {DEFAULT_JOB})")
-    parser.add_argument("--rows", type=int, default=8, help="executive rows to print")
-    parser.add_argument("--log-level", default="INFO", help="console log level of the run (default INFO)")
+    parser.add_argument("--rows", type=int, default=8, help="executive rows to print (default 8)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log level of the run's console log (default INFO)")
+    parser.add_argument("--log-file", type=Path, default=DEFAULT_LOG_FILE,
+                        help=f"where the run's full log goes (default {DEFAULT_LOG_FILE.relative_to(REPO_ROOT)})")
+    parser.add_argument("--verbose", action="store_true", help="print the run's full log here instead")
+    parser.add_argument("--as-of", type=_iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today, London)")
     args = parser.parse_args(argv)
+    # Redirected on Windows, stdout is cp1252: DuckDB's box-drawing table and 東京 must not crash us.
+    from pipeline_common.script_support import tolerate_console_encoding
+
+    tolerate_console_encoding()
+
+    _quiet_preview_warnings()
+    import dagster as dg
 
     from orchestration.definitions import defs
 
-    job = defs.resolve_job_def(args.job)
+    try:
+        job = defs.resolve_job_def(args.job)
+    except Exception:  # noqa: BLE001  (Dagster's error type for an unknown job varies by version)
+        known = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+        parser.error(f"--job {args.job!r}: no such job; known: {', '.join(known)}")
+    log_file = None if args.verbose else args.log_file.resolve()
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if args.as_of:
+        run_config["ops"] = _sync_ops_config(job, args.as_of.isoformat())
     started = time.monotonic()
     with _instance() as instance:
-        quiet = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
+        with output_to(log_file) as out:
+            run = launch_and_execute(instance, args.job, run_config, out, log_file)
         elapsed = time.monotonic() - started
-        print(f"\n{args.job}: {'SUCCESS' if result.success else 'FAILURE'} in {elapsed:.1f} s (run {result.run_id})")
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"  FAILED step {event.step_key}: {event.event_specific_data.error.message.strip()[:500]}")
-        print("\nTableau extracts:")
-        _print_exports(result)
-    print(f"\n{EXECUTIVE_TABLE} (newest first):")
-    _print_executive_rows(args.rows)
-    return 0 if result.success else 1
+        success = run.status == dg.DagsterRunStatus.SUCCESS
+        print(f"\n{args.job}: {'SUCCESS' if success else 'FAILURE'} in {elapsed:.0f} s (run {run.run_id})")
+        if not success and log_file is not None:
+            print(f"  the whole log: {log_file}")
+        print_exports(instance, run.run_id)
+    print_executive_rows(args.rows)
+    print("\n" + next_commands())
+    return 0 if success else 1
 
 
 if __name__ == "__main__":

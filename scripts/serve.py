@@ -45,7 +45,9 @@ from supervisor import (  # noqa: E402
     LOG_BACKUPS,
     LOG_BYTES,
     STABLE_AFTER_S,
+    KillOnCloseJob,
     ProcessTree,
+    create_job,
     interrupt,
     pump_output,
     restart_delay,
@@ -131,8 +133,8 @@ class Service:
     restart_at: float | None = None
     former_trees: list[ProcessTree] = field(default_factory=list)
 
-    def start(self, home: Path) -> None:
-        self.child = start_child(self.command, home)
+    def start(self, home: Path, job: KillOnCloseJob | None = None) -> None:
+        self.child = start_child(self.command, home, job)
         self.pump = pump_output(self.child.stdout, self.out)
         self.tree = ProcessTree(self.child)
         self.started = time.monotonic()
@@ -148,6 +150,9 @@ class Serve:
         self.args = args
         self.home = home
         self.stop_requested = threading.Event()
+        # Windows: every process started (and the runs they start) ends with serve.py, however
+        # it ends. Linux: start_child ties each child's life to serve.py.
+        self.job = create_job()
         log_dir = args.log_dir.resolve()
         self.services = {
             name: Service(name, command, _service_logger(log_dir, name))
@@ -180,12 +185,12 @@ class Serve:
         return False
 
     def run(self) -> int:
-        self.services[CODE_SERVER].start(self.home)
+        self.services[CODE_SERVER].start(self.home, self.job)
         if not self.wait_for_code_server() and not self.stop_requested.is_set():
             log.warning("code server not answering yet; starting the daemon and webserver anyway")
         for name in (DAEMON, WEBSERVER):
             if not self.stop_requested.is_set():
-                self.services[name].start(self.home)
+                self.services[name].start(self.home, self.job)
         log.info(f"UI at http://{self.args.host}:{self.args.port} (DAGSTER_HOME={self.home})")
         while not self.stop_requested.wait(POLL_S):
             for service in self.services.values():
@@ -201,7 +206,7 @@ class Serve:
             if time.monotonic() >= service.restart_at:
                 service.restarts += 1
                 log.info(f"restarting {service.name} (restart {service.restarts})")
-                service.start(self.home)
+                service.start(self.home, self.job)
             return
         code = service.exited()
         if code is None:

@@ -12,7 +12,10 @@ set REQ=requirements.txt
 if "%~1"=="dev" set REQ=requirements-dev.txt
 echo ==^> installing %REQ%
 .venv\Scripts\python.exe -m pip install --quiet --disable-pip-version-check -r %REQ% || exit /b 1
+rem setuptools warns about every editable install ("Editable installation ... !!"): nothing to act on.
+set PYTHONWARNINGS=ignore
 .venv\Scripts\python.exe -m pip install --quiet --disable-pip-version-check --no-deps -e . || exit /b 1
+set PYTHONWARNINGS=
 echo ==^> preparing the dbt manifest
 .venv\Scripts\python.exe scripts\prepare_dbt.py || exit /b 1
 endlocal

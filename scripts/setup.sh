@@ -14,6 +14,7 @@ requirements=requirements.txt
 [ "${1:-}" = "dev" ] && requirements=requirements-dev.txt
 echo "==> installing $requirements"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# setuptools warns about every editable install ("Editable installation ... !!"): nothing to act on.
+PYTHONWARNINGS=ignore .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 echo "==> preparing the dbt manifest"
 .venv/bin/python scripts/prepare_dbt.py

@@ -1,110 +1,108 @@
-"""Print the pipeline's state from the Dagster instance: per asset group, each asset's last materialization
-(Europe/London), the status of its last run, failing checks, and whether the Tableau exports are fresh.
+"""Is the data current? The pipeline's answer at a London time (contract section 9).
 
-    python scripts/status.py [--dagster-home DIR]
+    python scripts/status.py [--at YYYY-MM-DDTHH:MM] [--json] [--dagster-home DIR]
 
-Exit code 0 when every export was materialized since the start of the day of the latest 07:30
-deadline (alerts.freshness_deadline in pipeline.yaml), 1 when an export is stale.
+First line: `CURRENT`, or `NOT CURRENT: ` and what is late and why. Then, per market and daily
+dataset, the newest file date synced (data through) and the date expected; per Tableau export,
+when it was rebuilt and the data-through date it holds. Exit 0 when current, 1 when not, 78 for
+bad arguments or config. The same rules drive the UI's checks, the 07:30 alert and Tableau's
+data quality warning (pipeline_common/currency.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
-from collections import defaultdict
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-EXIT_STALE = 1
+EXIT_CURRENT, EXIT_NOT_CURRENT, EXIT_CONFIG = 0, 1, 78
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # bad arguments are a configuration error (78)
+        self.print_usage(sys.stderr)
+        print(f"status.py: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def _london_minute(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DDTHH:MM (London time), got {text!r}") from None
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--at", type=_london_minute, default=None, help="evaluate at this London time (default: now)")
+    parser.add_argument("--json", action="store_true", help="print the same as one JSON object")
     parser.add_argument("--dagster-home", type=Path, default=None, help="default: $DAGSTER_HOME, else dagster_home/")
     return parser.parse_args(argv)
 
 
-def freshness_window(now: dt.datetime, deadline: str) -> tuple[dt.datetime, dt.datetime]:
-    """(start, deadline): an export is fresh when materialized since `start`, the midnight of the deadline's day."""
-    hour, minute = (int(part) for part in deadline.split(":"))
-    today_deadline = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    due = today_deadline if now >= today_deadline else today_deadline - dt.timedelta(days=1)
-    return due.replace(hour=0, minute=0), due
+def _date(value: dt.date | None) -> str:
+    return value.isoformat() if value else "none"
 
 
-def _fmt(timestamp: float | None, zone: ZoneInfo) -> str:
-    if timestamp is None:
-        return "never"
-    return dt.datetime.fromtimestamp(timestamp, zone).strftime("%Y-%m-%d %H:%M %Z")
+def _time(value: dt.datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else "never"
 
 
-def asset_rows(instance, repo, zone: ZoneInfo) -> dict[str, list[dict]]:
-    """Per group: one row per materializable asset (name, last materialization, run status, failing checks)."""
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-
-    graph = repo.asset_graph
-    checks_by_asset = defaultdict(list)
-    for check_key in graph.asset_check_keys:
-        checks_by_asset[check_key.asset_key].append(check_key)
-    latest_checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(graph.asset_check_keys))
-    failing_states = {AssetCheckExecutionRecordStatus.FAILED}
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
-        event = instance.get_latest_materialization_event(key)
-        planned = instance.get_latest_planned_materialization_info(key)
-        run = instance.get_run_by_id(planned.run_id) if planned else None
-        failing = [
-            check.name
-            for check in checks_by_asset[key]
-            if check in latest_checks and latest_checks[check].status in failing_states
-        ]
-        groups[graph.get(key).group_name or "default"].append(
-            {
-                "asset": key.to_user_string(),
-                "materialized_ts": event.timestamp if event else None,
-                "last_materialized": _fmt(event.timestamp if event else None, zone),
-                "last_run": run.status.value if run else "-",
-                "failing_checks": failing,
-            }
+def render(report, zone: ZoneInfo) -> str:
+    """The human-readable report: plain ASCII layout, so any Windows console shows it."""
+    lines = [report.headline(), "", f"Evaluated at {report.at.astimezone(zone):%Y-%m-%d %H:%M %Z}", ""]
+    lines.append(f"  {'market dataset':<24} {'data through':<13} {'expected':<11} {'due':<17} status")
+    for s in report.sources:
+        state = "current" if s.current else f"LATE: {s.reason}"
+        if s.next_pending:
+            state += f" (file for {s.next_date} due {s.next_due_at.astimezone(zone):%H:%M})"
+        lines.append(
+            f"  {s.label:<24} {_date(s.data_through):<13} {_date(s.expected_date):<11} "
+            f"{_time(s.due_at, zone):<17} {state}"
         )
-    return groups
+    lines += ["", f"  {'export':<24} {'rebuilt at':<17} {'data through':<13} status"]
+    for e in report.exports:
+        state = "current" if e.current else f"NOT CURRENT: {e.reason}"
+        lines.append(f"  {e.name:<24} {_time(e.rebuilt_at, zone):<17} {_date(e.data_through):<13} {state}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home or (Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else REPO_ROOT / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home.resolve())
+    # Rejection messages may quote non-ASCII cells: never let a cp1252 console crash the report.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
     import dagster as dg
 
-    from orchestration.definitions import defs
-    from pipeline_common.config import load_pipeline_config
+    from orchestration.currency import currency_report
+    from pipeline_common.config import ConfigError, load_pipeline_config
 
-    config = load_pipeline_config()
+    try:
+        config = load_pipeline_config()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
     zone = ZoneInfo(config.timezone)
-    deadline = config.alerts.freshness_deadline
+    at = args.at.replace(tzinfo=zone) if args.at else dt.datetime.now(zone)
     with dg.DagsterInstance.get() as instance:
-        groups = asset_rows(instance, defs.get_repository_def(), zone)
-    for group in sorted(groups):
-        print(f"\n[{group}]")
-        for row in groups[group]:
-            checks = f"  FAILING CHECKS: {', '.join(row['failing_checks'])}" if row["failing_checks"] else ""
-            print(f"  {row['asset']:<40} {row['last_materialized']:<22} last run: {row['last_run']:<9}{checks}")
-
-    start, due = freshness_window(dt.datetime.now(zone), deadline)
-    by_asset = {row["asset"]: row for rows in groups.values() for row in rows}
-    stale = []
-    print(f"\nExports due by {due:%Y-%m-%d %H:%M %Z} (fresh = materialized since {start:%Y-%m-%d %H:%M}):")
-    for export in config.exports:
-        row = by_asset.get(export.asset)
-        fresh = bool(row and row["materialized_ts"] and row["materialized_ts"] >= start.timestamp())
-        print(f"  {export.asset:<40} {'fresh' if fresh else 'STALE'}")
-        if not fresh:
-            stale.append(export.asset)
-    return EXIT_STALE if stale else 0
+        report = currency_report(instance, config, at)
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=True))
+    else:
+        print(render(report, zone))
+    return EXIT_CURRENT if report.current else EXIT_NOT_CURRENT
 
 
 if __name__ == "__main__":

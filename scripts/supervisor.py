@@ -5,12 +5,21 @@ schedules until someone noticed. This supervisor starts it with a persistent DAG
 the project, fails runs a reboot left in flight, restarts it when it exits (any code), writes
 rotating logs, and on Ctrl+C / SIGTERM / service stop ends every process it started.
 
+Stopping from outside ends the whole tree too. On Windows, Task Scheduler's "End" terminates the
+supervisor without running any handler; its children sit in a Job object with kill-on-close, so
+Windows ends them when the supervisor's handle to the job goes. Everywhere, the supervisor records
+the processes below it in DAGSTER_HOME/supervisor.tree.json and, when it starts, ends any of them
+a killed predecessor left running (they would keep port 3000 or start a second daemon). Children
+run in Python's UTF-8 mode, so their output is read back as the UTF-8 it is.
+
     python scripts/supervisor.py [--port 3000] [--host 127.0.0.1] [--dagster-home DIR] [--max-restarts N]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import logging
 import logging.handlers
 import os
@@ -24,11 +33,20 @@ from pathlib import Path
 
 import psutil
 
+from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
+
+from pipeline_common.files import PatientRotatingFileHandler, replace  # noqa: E402
+from pipeline_common.script_support import UTF8_CHILD_ENV, tolerate_console_encoding  # noqa: E402
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
 DEFAULT_LOG_DIR = REPO_ROOT / "logs"
 CODE_LOCATION_MODULE = "orchestration.definitions"
+# Names the code location (retail_sales) as dg dev and scripts/run_flow.py do, so runs, schedule
+# state and the UI's links agree however Dagster was started.
+WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 IS_WINDOWS = os.name == "nt"
 
 LOG_BYTES = 5_000_000
@@ -42,7 +60,7 @@ log = logging.getLogger("supervisor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
@@ -72,13 +90,14 @@ def prepare_home(home: Path) -> Path:
     if not target.exists() or target.read_bytes() != source.read_bytes():
         partial = home / "dagster.yaml.partial"
         shutil.copyfile(source, partial)
-        os.replace(partial, target)
+        replace(partial, target)  # Windows: an editor may have the old copy open
     return home
 
 
 def setup_logging(log_dir: Path) -> logging.Logger:
     log_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    # Patient: rotating must not fail while the analyst tails the log (Get-Content -Wait).
+    handler = PatientRotatingFileHandler(
         log_dir / "supervisor.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
@@ -94,7 +113,7 @@ def setup_logging(log_dir: Path) -> logging.Logger:
 def dagster_output_logger(log_dir: Path) -> logging.Logger:
     """The child's stdout/stderr, line by line, into dagster.log (rotating)."""
     out = logging.getLogger("supervisor.dagster")
-    handler = logging.handlers.RotatingFileHandler(
+    handler = PatientRotatingFileHandler(
         log_dir / "dagster.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -138,21 +157,23 @@ def child_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
+    # UTF-8 mode for every Python below (dagster, run workers, dbt, the legacy scripts): on Windows
+    # they would otherwise print in the ANSI code page (cp1252), which pump_output reads as UTF-8.
+    env.update(UTF8_CHILD_ENV)
     return env
 
 
 def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) -> list[str]:
-    return [
-        sys.executable, "-m", "dagster", "dev",
-        "-m", module, "-h", host, "-p", str(port),
-    ]
+    target = ["-w", str(WORKSPACE_FILE)] if module == CODE_LOCATION_MODULE else ["-m", module]
+    return [sys.executable, "-m", "dagster", "dev", *target, "-h", host, "-p", str(port)]
 
 
 def recover_interrupted_runs(home: Path) -> None:
     """Fail runs a reboot left in flight (their pool slots come back) before Dagster starts."""
     command = [sys.executable, "-m", "orchestration.ops.recovery"]
     result = subprocess.run(
-        command, cwd=REPO_ROOT, env=child_env(home), capture_output=True, text=True, timeout=300
+        command, cwd=REPO_ROOT, env=child_env(home), capture_output=True, timeout=300,
+        encoding="utf-8", errors="replace",  # the child runs in UTF-8 mode
     )
     for line in (result.stdout + result.stderr).splitlines():
         if line.strip():
@@ -161,9 +182,18 @@ def recover_interrupted_runs(home: Path) -> None:
         log.error(f"recovery exited {result.returncode}; starting Dagster anyway")
 
 
-def start_child(command: list[str], home: Path) -> subprocess.Popen:
+def _terminate_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: SIGTERM this child when the supervisor dies, so `dagster dev` stops its own processes."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def start_child(command: list[str], home: Path, job: KillOnCloseJob | None = None) -> subprocess.Popen:
     flags = subprocess.CREATE_NEW_PROCESS_GROUP if IS_WINDOWS else 0
-    return subprocess.Popen(
+    child = subprocess.Popen(
         command,
         cwd=REPO_ROOT,
         env=child_env(home),
@@ -173,7 +203,164 @@ def start_child(command: list[str], home: Path) -> subprocess.Popen:
         creationflags=flags,
         # POSIX: its own session, so a terminal's Ctrl+C reaches the supervisor, which stops it in order.
         start_new_session=not IS_WINDOWS,
+        preexec_fn=_terminate_with_parent if sys.platform.startswith("linux") else None,
     )
+    if job is not None:
+        job.add(child.pid)  # before dagster dev has imported enough to start anything itself
+    return child
+
+
+# --- Windows: a Job object that ends the whole tree when the supervisor goes ---------------------
+
+
+class _BasicLimit(ctypes.Structure):
+    # Fixed-width fields (not wintypes.DWORD, which is 8 bytes on 64-bit Linux) so the layout is
+    # Windows' on every platform and can be checked there: JOBOBJECT_BASIC_LIMIT_INFORMATION.
+    _fields_ = [
+        ("PerProcessUserTimeLimit", ctypes.c_int64),
+        ("PerJobUserTimeLimit", ctypes.c_int64),
+        ("LimitFlags", ctypes.c_uint32),
+        ("MinimumWorkingSetSize", ctypes.c_size_t),
+        ("MaximumWorkingSetSize", ctypes.c_size_t),
+        ("ActiveProcessLimit", ctypes.c_uint32),
+        ("Affinity", ctypes.c_size_t),
+        ("PriorityClass", ctypes.c_uint32),
+        ("SchedulingClass", ctypes.c_uint32),
+    ]
+
+
+class _IoCounters(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "ReadOperationCount", "WriteOperationCount", "OtherOperationCount",
+        "ReadTransferCount", "WriteTransferCount", "OtherTransferCount",
+    )]
+
+
+class JobExtendedLimit(ctypes.Structure):
+    """JOBOBJECT_EXTENDED_LIMIT_INFORMATION (144 bytes on 64-bit Windows)."""
+
+    _fields_ = [
+        ("BasicLimitInformation", _BasicLimit),
+        ("IoInfo", _IoCounters),
+        ("ProcessMemoryLimit", ctypes.c_size_t),
+        ("JobMemoryLimit", ctypes.c_size_t),
+        ("PeakProcessMemoryUsed", ctypes.c_size_t),
+        ("PeakJobMemoryUsed", ctypes.c_size_t),
+    ]
+
+
+JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x2000
+JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS = 9
+PROCESS_SET_QUOTA = 0x0100
+PROCESS_TERMINATE = 0x0001
+
+
+class KillOnCloseJob:  # pragma: no cover - Windows only; the layout is tested everywhere
+    """A Windows Job object with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE.
+
+    Only the supervisor holds its handle. When the supervisor ends, however it ends (Task
+    Scheduler's "End", Stop-ScheduledTask, a crash), Windows closes the handle and terminates
+    every process in the job: `dagster dev` and everything it started, which inherit the job.
+    """
+
+    def __init__(self) -> None:
+        from ctypes import wintypes
+
+        self._kernel32 = k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        k32.CreateJobObjectW.restype = wintypes.HANDLE
+        k32.CreateJobObjectW.argtypes = [wintypes.LPVOID, wintypes.LPCWSTR]
+        k32.SetInformationJobObject.argtypes = [wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD]
+        k32.OpenProcess.restype = wintypes.HANDLE
+        k32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+        k32.AssignProcessToJobObject.argtypes = [wintypes.HANDLE, wintypes.HANDLE]
+        k32.TerminateJobObject.argtypes = [wintypes.HANDLE, wintypes.UINT]
+        k32.CloseHandle.argtypes = [wintypes.HANDLE]
+        self.handle = k32.CreateJobObjectW(None, None)
+        if not self.handle:
+            raise OSError(ctypes.get_last_error(), "CreateJobObjectW failed")
+        info = JobExtendedLimit()
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE
+        if not k32.SetInformationJobObject(
+            self.handle, JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS, ctypes.byref(info), ctypes.sizeof(info)
+        ):
+            raise OSError(ctypes.get_last_error(), "SetInformationJobObject failed")
+
+    def add(self, pid: int) -> None:
+        k32 = self._kernel32
+        process = k32.OpenProcess(PROCESS_SET_QUOTA | PROCESS_TERMINATE, False, pid)
+        if not process:
+            log.warning(f"could not open pid {pid} to add it to the job (error {ctypes.get_last_error()})")
+            return
+        try:
+            if not k32.AssignProcessToJobObject(self.handle, process):
+                log.warning(f"could not add pid {pid} to the job (error {ctypes.get_last_error()}); "
+                            "it is still stopped in order, but not if the supervisor is killed")
+        finally:
+            k32.CloseHandle(process)
+
+    def terminate(self) -> None:
+        self._kernel32.TerminateJobObject(self.handle, 1)
+
+
+def create_job() -> KillOnCloseJob | None:
+    if not IS_WINDOWS:
+        return None
+    try:
+        return KillOnCloseJob()
+    except OSError as exc:  # pragma: no cover - Windows only
+        log.warning(f"no kill-on-close Job object ({exc}); children are still stopped in order")
+        return None
+
+
+# --- every platform: the tree a killed supervisor left behind ------------------------------------
+
+
+def tree_file(home: Path) -> Path:
+    return home / "supervisor.tree.json"
+
+
+def record_tree(home: Path, tree: ProcessTree) -> None:
+    """Remember the processes below us (pid + start time), for the next supervisor to clean up."""
+    members = []
+    for process in tree.known.values():
+        try:
+            members.append({"pid": process.pid, "started": process.create_time()})
+        except psutil.Error:
+            continue
+    target = tree_file(home)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps({"supervisor": os.getpid(), "processes": members}), encoding="utf-8")
+    os.replace(partial, target)
+
+
+def end_orphans(home: Path) -> list[int]:
+    """End what a killed supervisor left running (matched by pid AND start time, never a reused pid)."""
+    path = tree_file(home)
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    survivors = []
+    for member in recorded.get("processes", []):
+        try:
+            process = psutil.Process(int(member["pid"]))
+            if abs(process.create_time() - float(member["started"])) < 1.0 and process.status() != psutil.STATUS_ZOMBIE:
+                survivors.append(process)
+        except (psutil.Error, KeyError, TypeError, ValueError):
+            continue
+    for process in survivors:
+        log.warning(f"ending pid {process.pid} ({_name(process)}), left running by a supervisor that was killed")
+        _quietly(process.kill)
+    psutil.wait_procs(survivors, timeout=KILL_WAIT_S)
+    path.unlink(missing_ok=True)
+    return [p.pid for p in survivors]
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline()[:4]) or process.name()
+    except psutil.Error:
+        return "?"
 
 
 def pump_output(stream, out: logging.Logger) -> threading.Thread:
@@ -271,6 +458,10 @@ class Supervisor:
     def run(self) -> int:
         out = dagster_output_logger(self.args.log_dir.resolve())
         command = dagster_command(self.args.host, self.args.port, self.args.module)
+        job = create_job()
+        ended = end_orphans(self.home)
+        if ended:
+            log.warning(f"ended {len(ended)} process(es) a killed supervisor left running: {ended}")
         restarts = 0
         attempt = 0
         while not self.stop_requested.is_set():
@@ -279,18 +470,24 @@ class Supervisor:
                 break
             log.info(f"starting: {' '.join(command[1:])} (DAGSTER_HOME={self.home})")
             started = time.monotonic()
-            child = start_child(command, self.home)
+            child = start_child(command, self.home, job)
             log.info(f"dagster dev pid {child.pid}; UI at http://{self.args.host}:{self.args.port}")
             pump = pump_output(child.stdout, out)
             tree = ProcessTree(child)
+            record_tree(self.home, tree)
             while child.poll() is None and not self.stop_requested.wait(TREE_POLL_S):
+                before = len(tree.known)
                 tree.refresh()
+                if len(tree.known) != before:
+                    record_tree(self.home, tree)
             if self.stop_requested.is_set():
                 stop_tree(tree)
+                tree_file(self.home).unlink(missing_ok=True)
                 pump.join(timeout=5)
                 break
             log.warning(f"dagster dev exited with code {child.returncode}; cleaning up its processes")
             stop_tree(tree, graceful_s=0)
+            tree_file(self.home).unlink(missing_ok=True)
             pump.join(timeout=5)
             attempt = 0 if time.monotonic() - started >= STABLE_AFTER_S else attempt
             if 0 <= self.args.max_restarts <= restarts:
@@ -307,6 +504,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerate_console_encoding()
     args = parse_args(argv)
     home = prepare_home(args.dagster_home.resolve())
     setup_logging(args.log_dir.resolve())

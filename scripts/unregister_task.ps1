@@ -1,15 +1,18 @@
-# Remove the Task Scheduler task registered by scripts\register_task.ps1 (stops it first).
-# Usage:  .\scripts\unregister_task.ps1 [-TaskName DailySalesDagster]
+# Remove the Task Scheduler tasks registered by scripts\register_task.ps1 (stops the server first).
+# Usage, from an elevated PowerShell:
+#   powershell -ExecutionPolicy Bypass -File .\scripts\unregister_task.ps1 [-TaskName DailySalesDagster]
 param(
     [string]$TaskName = "DailySalesDagster"
 )
 $ErrorActionPreference = "Stop"
 
-$Task = Get-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue
-if ($null -eq $Task) {
-    Write-Host "No task named '$TaskName'; nothing to do."
-    exit 0
+$Removed = 0
+foreach ($Name in @($TaskName, "$TaskName-Wake")) {
+    $Task = Get-ScheduledTask -TaskName $Name -ErrorAction SilentlyContinue
+    if ($null -eq $Task) { continue }
+    Stop-ScheduledTask -TaskName $Name -ErrorAction SilentlyContinue
+    Unregister-ScheduledTask -TaskName $Name -Confirm:$false
+    Write-Host "Removed task '$Name'."
+    $Removed++
 }
-Stop-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue
-Unregister-ScheduledTask -TaskName $TaskName -Confirm:$false
-Write-Host "Removed task '$TaskName'."
+if ($Removed -eq 0) { Write-Host "No task named '$TaskName'; nothing to do." }

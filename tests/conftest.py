@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.plugins.tableau_server",
     "tests.plugins.slack_server",
     "tests.plugins.postgres",
+    "tests.plugins.held_files",
 ]
 
 # Variables of contract section 1 that must not leak from a developer's shell or .env into tests.
@@ -28,7 +29,7 @@ PIPELINE_ENV_VARS = [
     "SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER", "SHAREPOINT_ACS_TOKEN_URL",
     "TABLEAU_SERVER_URL", "TABLEAU_SITE_ID", "TABLEAU_PAT_NAME", "TABLEAU_PAT_SECRET", "TABLEAU_PROJECT",
     "EXPORT_LOCK_TIMEOUT_SECONDS", "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS", "TABLEAU_PUBLISH_RETRIES",
-    "TABLEAU_PUBLISH_RETRY_SECONDS",
+    "TABLEAU_PUBLISH_RETRY_SECONDS", "PIPELINE_HELD_FILE_RETRY_SECONDS",
 ]
 # Read with int() by tableauserverclient, so they are removed rather than blanked.
 REMOVED_ENV_VARS = ["TSC_FILESIZE_LIMIT_MB", "TSC_CHUNK_SIZE_MB"]

@@ -196,6 +196,27 @@ BAD_CASES = {
         _set("Exchange", "C2", f"{YEAR}-13"),
         f"Exchange!C2: expected an Excel date or 'YYYY-MM' header, got '{YEAR}-13'",
     ),
+    # contract section 4: number text, formulas, an empty sheet, rates (issue 10)
+    "continental number text": (
+        _set("Budget", f"E{UK_TV_ROW + 1}", "1.234,50"),
+        f"Budget!E{UK_TV_ROW + 1}: expected a number, got '1.234,50'",
+    ),
+    "thousands groups not of three": (
+        _set("Budget", f"F{UK_TV_ROW}", "12,34"),
+        f"Budget!F{UK_TV_ROW}: expected a number, got '12,34'",
+    ),
+    "formula without a cached value": (
+        _set("Budget", f"G{UK_TV_ROW + 3}", "=C5*2"),
+        f"Budget!G{UK_TV_ROW + 3}: a formula without a calculated value",
+    ),
+    "Budget sheet with a header and no rows": (
+        lambda workbook: workbook["Budget"].delete_rows(UK_TV_ROW, 200),
+        f"Budget!A{UK_TV_ROW}: the sheet has a header but no market rows",
+    ),
+    "negative exchange rate": (
+        _set("Exchange", "D4", -1.0),
+        "Exchange!D4: rate must be above 0, got -1\n",
+    ),
 }
 
 
@@ -228,4 +249,92 @@ def test_a_file_that_is_not_a_workbook_is_rejected(landing: Path) -> None:
     (landing / "sharepoint" / WORKBOOK).write_bytes(b"Market,Channel\nUK,TV\n")
     result = run_ingest("--year", str(YEAR))
     assert result.returncode == EXIT_BAD_DATA
-    assert f"{WORKBOOK}: not a readable .xlsx workbook" in result.stderr
+    assert f"{WORKBOOK}: not an .xlsx workbook (the file is not a zip package)" in result.stderr
+
+
+def test_plain_number_text_with_thousands_separators_is_read(landing: Path, isolated_env: Path) -> None:
+    workbook_path = landing / "sharepoint" / WORKBOOK
+    header = [c.value for c in load_workbook(workbook_path)["Budget"][HEADER_ROW]]
+    edit_workbook(workbook_path, _set("Budget", f"C{UK_TV_ROW}", "1,234.50"))
+    edit_workbook(workbook_path, _set("Budget", f"D{UK_TV_ROW}", "-12"))
+    result = run_ingest("--year", str(YEAR))
+    assert result.returncode == 0, result.stderr
+    day_c, day_d = (header[2].date() if hasattr(header[2], "date") else header[2]), (
+        header[3].date() if hasattr(header[3], "date") else header[3])
+    budget_csv = outputs(isolated_env)[0]
+    rows = duckdb.sql(f"select budget_date, budget_gbp from read_csv('{budget_csv}') "
+                      "where market = 'UK' and channel = 'TV' order by budget_date limit 2").fetchall()
+    assert rows == [(day_c, 1234.50), (day_d, -12.0)]
+
+
+def _rewrite_member(source: Path, target: Path, member: str, change: Callable[[bytes], bytes],
+                    compress: bool = True) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            new.writestr(item, change(data) if item.filename == member else data)
+
+
+def _corrupt_compressed_member(path: Path) -> None:
+    """Flip bytes inside the compressed data of the first worksheet (zlib or CRC error on read)."""
+    import zipfile
+
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("xl/worksheets/sheet1.xml")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for offset in range(start + 20, start + min(info.compress_size - 1, 400), 7):
+        data[offset] ^= 0xA5
+    path.write_bytes(bytes(data))
+
+
+def _cut_sheet_xml(path: Path) -> None:
+    original = path.with_name("original.xlsx")
+    path.rename(original)
+    _rewrite_member(original, path, "xl/worksheets/sheet1.xml", lambda xml: xml[: len(xml) // 2])
+    original.unlink()
+
+
+def _encrypt(path: Path) -> None:
+    import io
+
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    encrypted = io.BytesIO()
+    with path.open("rb") as plain:
+        OOXMLFile(plain).encrypt("s3cret", encrypted)
+    path.write_bytes(encrypted.getvalue())
+
+
+BROKEN_FILES = {
+    "corrupt zip member": (_corrupt_compressed_member, f"{WORKBOOK}: the workbook is corrupt ("),
+    "sheet XML cut in half": (_cut_sheet_xml, f"{WORKBOOK}: the workbook is corrupt ("),
+    "password-protected": (_encrypt, f"{WORKBOOK}: the workbook is password-protected (encrypted)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_FILES))
+def test_a_broken_workbook_file_says_which_and_keeps_earlier_outputs(case: str, landing: Path,
+                                                                    isolated_env: Path) -> None:
+    assert run_ingest("--year", str(YEAR)).returncode == 0
+    before = {p: p.read_bytes() for p in outputs(isolated_env)}
+    breaker, message = BROKEN_FILES[case]
+    breaker(landing / "sharepoint" / WORKBOOK)
+
+    result = run_ingest("--year", str(YEAR))
+
+    assert result.returncode == EXIT_BAD_DATA, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert summary_of(result)["error"]["code"] == EXIT_BAD_DATA
+    assert {p: p.read_bytes() for p in outputs(isolated_env)} == before
+    assert sorted(p.name for p in (isolated_env / "raw" / "budget").iterdir()) == sorted(p.name for p in before)
+
+
+@pytest.mark.parametrize("year", ["abc", "20261", "1999"])
+def test_a_bad_year_is_a_configuration_error(year: str, landing: Path) -> None:
+    result = run_ingest("--year", year)
+    assert result.returncode == 78
+    assert f"expected a year YYYY between 2000 and 2100, got '{year}'" in result.stderr

@@ -87,3 +87,27 @@ def test_adding_a_market_is_a_config_edit(tmp_path, monkeypatch):
     assert dg.AssetKey("fr_orders_azure") in graph.get_all_asset_keys()
     assert graph.get(dg.AssetKey("fr_orders_azure")).group_name == "azure_ingestion_orders"
     assert dg.AssetCheckKey(dg.AssetKey("fr_orders_azure"), "newest_day_has_rows") in graph.asset_check_keys
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda raw: raw["datasets"][0].update(dataset="../../../outside/evil"),
+         "datasets[0] (UK/../../../outside/evil), field 'dataset': '../../../outside/evil' must be a plain identifier"),
+        (lambda raw: raw["datasets"][0].update(market="U K"),
+         "datasets[0] (U K/ingest_orders), field 'market': 'U K' must be a plain identifier"),
+        (lambda raw: raw["markets"].update({"../x": {"currency": "GBP"}}),
+         "markets (../x), field 'name': must be a plain identifier"),
+        (lambda raw: raw["dataset_types"].update({"a/b": raw["dataset_types"]["ingest_orders"]}),
+         "dataset_types (a/b), field 'name': must be a plain identifier"),
+        (lambda raw: raw["exports"][0].update(name="../sales"),
+         "exports[0] (../sales), field 'name': '../sales' must be a plain identifier"),
+        (lambda raw: raw["exports"][0].update(name="sales-pack"),
+         "exports[0] (sales-pack), field 'name': 'sales-pack' must be a plain identifier"),
+    ],
+)
+def test_names_that_become_paths_must_be_plain_identifiers(tmp_path, mutate, where):
+    path = _write_variant(tmp_path, mutate)
+    with pytest.raises(ConfigError) as info:
+        parse_pipeline_config(path)
+    assert where in str(info.value)

@@ -63,3 +63,18 @@ def test_a_market_added_in_config_reaches_the_cross_market_models(tmp_path):
     assert compiled.returncode == 0, compiled.stdout[-3000:]
     assert "when sales_gbp.market in ('FR', 'UK')" in compiled.stdout or \
         "when sales_gbp.market in ('UK', 'FR')" in compiled.stdout
+
+
+def test_dbt_by_hand_creates_the_warehouse_folder_on_a_fresh_data_dir(tmp_path):
+    # As the README runs it: from the repo root, DUCKDB_PATH unset, a DATA_DIR with no warehouse/ folder.
+    data_dir = tmp_path / "fresh"
+    data_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "DUCKDB_"))}
+    env.update(DATA_DIR=str(data_dir), DUCKDB_PATH="", DBT_TARGET_PATH=str(tmp_path / "target"),
+               DBT_LOG_PATH=str(tmp_path / "logs"))
+    done = subprocess.run(
+        [dbt_executable(), "debug", "--project-dir", "dbt", "--profiles-dir", "dbt"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert (data_dir / "warehouse" / "analytics.duckdb").is_file()

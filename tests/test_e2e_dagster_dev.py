@@ -19,10 +19,10 @@ import pytest
 import requests
 import yaml
 
+from tests.plugins.browser import HOW_TO_GET_ONE, find_chromium
 from tests.plugins.loopback_http import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 RUN_TIMEOUT_S = 300
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -159,11 +159,12 @@ def _daemon(stack: Stack) -> psutil.Process | None:
 
 
 def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install it (`apt-get install -y chromium`, scripts/test.sh does this as root)")
+    browser = find_chromium()
+    if browser is None:
+        pytest.fail(HOW_TO_GET_ONE)
     profile = tmp / "chromium-profile"
     command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        str(browser), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={profile}", "--window-size=1600,1000", "--virtual-time-budget=25000", *extra, url,
     ]
@@ -214,6 +215,17 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
         for name in ("uk_orders_azure", "qi_executive_daily_sales", "tableau_executive_daily_sales"):
             dom = _chromium(stack.group_lineage_url(name), tmp_path, "--dump-dom").stdout
             assert f">{name}<" in dom or name in dom, f"{name} not drawn on {stack.group_lineage_url(name)}"
+
+        # 2b. The doctor on this healthy set-up: every check OK (or skipped with a reason), exit 0.
+        doctor = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "doctor.py"), "--port", str(stack.port),
+             "--dagster-home", str(stack.home)],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "PIPELINE_CONFIG": str(tmp_path / "pipeline.yaml"), "TZ": "Europe/London"},
+        )
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert "PROBLEM" not in doctor.stdout and "OK       server: Dagster" in doctor.stdout
+        assert "OK       port:" in doctor.stdout and "held by this pipeline's Dagster" in doctor.stdout
 
         # 3. Kill the daemon: dagster dev exits, the supervisor starts it again.
         daemon = _daemon(stack)

@@ -12,7 +12,6 @@ import yaml
 from tableauhyperapi import Connection, HyperProcess, TableName, Telemetry
 
 from orchestration.exports import build_defs
-from orchestration.exports.freshness import EXPORT_DEADLINE, deadline_cron
 from orchestration.resources import DUCKDB_POOL, RETRY_POLICY, pipes_subprocess_client
 from pipeline_common.config import PipelineConfig, config_path, load_pipeline_config
 from tests.plugins.tableau_server import PAT_SECRET
@@ -50,7 +49,7 @@ def test_every_configured_export_is_an_asset_with_deps_pool_retry_and_freshness(
     policy = spec.freshness_policy
     assert isinstance(policy, dg.FreshnessPolicy)
     assert (policy.deadline_cron, policy.timezone) == ("30 7 * * *", "Europe/London")
-    assert EXPORT_DEADLINE == "07:30" and deadline_cron("07:30") == "30 7 * * *"
+    assert policy.lower_bound_delta == dt.timedelta(hours=7, minutes=30), "a build counts from midnight"
     assert [d.asset_key for d in specs["daily_sales_tableau_export"][1].deps] == [
         dg.AssetKey("int_orders_summary_daily")
     ]
@@ -103,8 +102,13 @@ def test_materialize_publishes_and_keeps_the_token_out_of_the_run(
     assert PAT_SECRET not in logged
 
 
-def test_unknown_table_fails_the_asset_without_retries(export_warehouse, isolated_env):
-    config = config_with_exports([{"asset": "tableau_typo", "name": "typo", "tables": ["qi_exec_daily_sales"]}])
+def test_unknown_table_fails_the_asset_without_retries(export_warehouse, isolated_env, tmp_path, monkeypatch):
+    exports = [{"asset": "tableau_typo", "name": "typo", "tables": ["qi_exec_daily_sales"]}]
+    config = config_with_exports(exports)
+    # The script reads the same config file as the code location (its export names are reserved).
+    raw = yaml.safe_load(config_path().read_text(encoding="utf-8"))
+    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump({**raw, "exports": exports}), encoding="utf-8")
+    monkeypatch.setenv("PIPELINE_CONFIG", str(tmp_path / "pipeline.yaml"))
     result = dg.materialize([export_asset(config, "tableau_typo")], resources=RESOURCES, raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]

@@ -53,7 +53,7 @@ def _plain(value):
 def test_one_table_becomes_extract_extract_with_tableau_types_and_equal_values(
     export_warehouse, run_export, isolated_env, tmp_path
 ):
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--no-publish")
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
     assert result.returncode == 0, result.stderr
 
     hyper_path = isolated_env / "exports" / "executive_daily_sales.hyper"
@@ -128,18 +128,18 @@ def test_types_hyper_cannot_read_are_cast_to_what_tableau_users_expect(
 
 
 def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, run_export, isolated_env):
-    good = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--no-publish")
+    good = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
     assert good.returncode == 0, good.stderr
     extract = isolated_env / "exports" / "executive_daily_sales.hyper"
     before = extract.read_bytes()
     backups_before = sorted(p.name for p in (isolated_env / "exports" / "backup").iterdir())
 
     bad = run_export(
-        "--tables", "qi_executive_daily_sale", "--name", "executive_daily_sales", "--no-publish"
+        "--tables", "qi_executive_daily_sale", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish"
     )
     assert bad.returncode == 65
     assert "unknown table 'qi_executive_daily_sale'" in bad.stderr
-    assert "did you mean: qi_executive_daily_sales" in bad.stderr
+    assert "nearest: qi_executive_daily_sales" in bad.stderr
     assert extract.read_bytes() == before
     assert sorted(p.name for p in (isolated_env / "exports" / "backup").iterdir()) == backups_before
     assert sorted(p.name for p in (isolated_env / "exports").iterdir()) == ["backup", "executive_daily_sales.hyper"]
@@ -202,7 +202,7 @@ def test_backups_keep_exactly_the_newest_fourteen_per_name(export_warehouse, run
     for path in [*old, other]:
         path.write_bytes(b"old")
 
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--no-publish")
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
     assert result.returncode == 0, result.stderr
 
     kept = sorted(p.name for p in backup_dir.glob("executive_daily_sales_2*.hyper"))
@@ -215,7 +215,7 @@ def test_backups_keep_exactly_the_newest_fourteen_per_name(export_warehouse, run
 
 
 def test_publishing_skipped_is_said_once_and_work_files_are_cleaned_up(export_warehouse, run_export, isolated_env):
-    result = run_export("--tables", "int_orders_summary_daily", "--name", "daily_sales_summary")
+    result = run_export("--tables", "int_orders_summary_daily", "--name", "daily_sales_summary", "--pipeline-export")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("Tableau publishing skipped") == 1
     assert summary(result.stdout)["published"] is False

@@ -97,7 +97,7 @@ def test_schema_check_fails_on_a_parquet_that_breaks_the_contract(landing, isola
 
     from orchestration.ingestion.checks import build_checks
 
-    [schema_check, _] = build_checks(load_pipeline_config(), load_pipeline_config().dataset("UK", "ingest_orders"))
+    schema_check, *_ = build_checks(load_pipeline_config(), load_pipeline_config().dataset("UK", "ingest_orders"))
     evaluation = schema_check()
     assert not evaluation.passed
     problems = evaluation.metadata["problems"].value

@@ -71,6 +71,7 @@ class Deployment:
              "--code-server-port", str(free_port()), "--dagster-home", str(self.home),
              "--log-dir", str(self.logs), "--backoff-initial", "1"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0,
         )
         self.seen: dict[int, psutil.Process] = {}
 
@@ -155,7 +156,7 @@ class Deployment:
     def stop(self) -> int:
         self.snapshot()
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGTERM)
         return self.process.wait(timeout=90)
 
 

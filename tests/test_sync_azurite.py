@@ -62,7 +62,7 @@ def _out(data_dir: Path, day: dt.date) -> Path:
 def test_sync_from_azurite_and_incremental_by_etag(
     azurite: Azurite, container: str, tmp_path: Path, isolated_env: Path
 ) -> None:
-    _upload(azurite, container, tmp_path, {orders_blob_name("JP", day): orders_csv(day, 11 + i) for i, day in enumerate(DAYS)})
+    _upload(azurite, container, tmp_path, {orders_blob_name("JP", day): orders_csv(day, 11 + i, currency="JPY") for i, day in enumerate(DAYS)})
 
     cold = run_sync_script(*ARGS)
 
@@ -82,7 +82,7 @@ def test_sync_from_azurite_and_incremental_by_etag(
     assert (warm.summary["files_synced"], warm.summary["files_skipped"]) == (0, 3)
 
     # same name, new content: Azure gives it a new ETag, so exactly that file is converted again
-    _upload(azurite, container, tmp_path, {orders_blob_name("JP", DAYS[0]): orders_csv(DAYS[0], 4, first_id=900)})
+    _upload(azurite, container, tmp_path, {orders_blob_name("JP", DAYS[0]): orders_csv(DAYS[0], 4, first_id=900, currency="JPY")})
     changed = run_sync_script(*ARGS)
     assert changed.returncode == 0, changed.stderr
     assert (changed.summary["files_synced"], changed.summary["files_skipped"], changed.summary["rows_loaded"]) == (1, 2, 4)
@@ -95,10 +95,10 @@ def test_sync_from_azurite_and_incremental_by_etag(
 
 
 def test_bad_blob_is_rejected_others_sync(azurite: Azurite, container: str, tmp_path: Path, isolated_env: Path) -> None:
-    rows = orders_rows(DAYS[1], 30)
+    rows = orders_rows(DAYS[1], 30, currency="JPY")
     rows[12][ORDERS_HEADER.index("quantity")] = "x"  # editor line 14
     _upload(azurite, container, tmp_path, {
-        orders_blob_name("JP", DAYS[0]): orders_csv(DAYS[0], 5),
+        orders_blob_name("JP", DAYS[0]): orders_csv(DAYS[0], 5, currency="JPY"),
         orders_blob_name("JP", DAYS[1]): csv_text(ORDERS_HEADER, rows),
     })
 

@@ -135,6 +135,7 @@ CASES: dict[str, tuple[Callable[[], str | bytes], str]] = {
 }
 
 
+
 def _leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
@@ -157,8 +158,12 @@ def test_bad_file_is_rejected_and_loses_nothing(case: str, sync_landing: Landing
     assert day_1_parquet.read_bytes() == good_bytes
     assert _leftovers(isolated_env / "raw") == []
     assert pq.read_table(day_1_parquet.with_name("ingest_orders_20261120.parquet")).num_rows == 7
-    assert result.summary == {"market": "UK", "dataset": "ingest_orders", "files_listed": 2, "files_synced": 1,
+    summary = result.summary
+    error = summary.pop("error")
+    assert error["code"] == 65 and message in error["message"]
+    assert summary == {"market": "UK", "dataset": "ingest_orders", "files_listed": 2, "files_synced": 1,
                               "files_skipped": 0, "files_failed": 1, "rows_loaded": 7}
+    assert "Traceback" not in result.stderr
 
     # still rejected next time (the old ETag is kept, so the broken file is retried, not skipped)
     again = run_sync_script(*ARGS)

@@ -155,16 +155,17 @@ def test_missing_reference_file_is_an_error(sync_landing: LandingTree) -> None:
     assert "UK/raw_data/DWH/Oracle/ingest_new_names/ingest_new_names.csv was not found" in result.stderr
 
 
-def test_header_only_file_gives_zero_rows(sync_landing: LandingTree, isolated_env: Path) -> None:
+def test_header_only_file_is_rejected(sync_landing: LandingTree, isolated_env: Path) -> None:
+    # A day with no order lines at all is an export fault: it must never replace a good day with nothing.
     sync_landing.write(orders_blob_name("UK", AS_OF), ",".join(ORDERS_HEADER) + "\n")
 
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
                              "--as-of", AS_OF.isoformat())
 
-    assert result.returncode == 0, result.stderr
-    assert (result.summary["files_synced"], result.summary["rows_loaded"]) == (1, 0)
-    table = pq.read_table(output(isolated_env, "UK", AS_OF))
-    assert table.num_rows == 0 and table.schema.remove_metadata() == EXPECTED_ORDERS_SCHEMA
+    assert result.returncode == 65, result.stderr
+    assert "line 2: the file has a header but no data rows" in result.stderr
+    assert (result.summary["files_failed"], result.summary["rows_loaded"]) == (1, 0)
+    assert not output(isolated_env, "UK", AS_OF).exists()
 
 
 def test_monthly_dataset_window(sync_landing: LandingTree, isolated_env: Path) -> None:
@@ -188,7 +189,7 @@ def test_monthly_dataset_window(sync_landing: LandingTree, isolated_env: Path) -
         (["--market", "XX", "--dataset", "ingest_orders"], "XX/ingest_orders is not configured"),
         (["--market", "DE", "--dataset", "ingest_new_names"], "DE/ingest_new_names is not configured"),
         (["--market", "UK", "--dataset", "ingest_orders", "--as-of", "20-11-2026"], "expected a date YYYY-MM-DD"),
-        (["--market", "UK", "--dataset", "ingest_orders", "--days-back", "0"], "--days-back must be at least 1"),
+        (["--market", "UK", "--dataset", "ingest_orders", "--days-back", "0"], "--days-back must be between 1 and 3660"),
     ],
 )
 def test_bad_arguments_exit_78(sync_landing: LandingTree, args: list[str], message: str) -> None:

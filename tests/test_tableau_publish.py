@@ -14,7 +14,7 @@ import pytest
 from tests.plugins.tableau_server import PAT_SECRET, PROJECTS, summary
 
 FAST_RETRIES = {"TABLEAU_PUBLISH_RETRIES": "3", "TABLEAU_PUBLISH_RETRY_SECONDS": "0.05"}
-SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales")
+SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export")
 
 
 def assert_secret_never_shown(result: subprocess.CompletedProcess, *paths: Path) -> None:

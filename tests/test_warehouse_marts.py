@@ -144,6 +144,35 @@ def test_qi_executive_daily_sales_matches_independent_computation(built_warehous
     assert all(r["new_customers"] is None for k, r in got.items() if k[1] != "UK")
 
 
+def test_new_customers_has_one_meaning_and_the_uk_mart_counts_new_customers_buying(built_warehouse, expected):
+    """`new_customers` (executive) counts every new name of the day; the UK mart's per-segment count
+    is named `new_customers_buying`: new names with a completed or shipped line that day."""
+    with duckdb.connect(str(built_warehouse.duckdb_path), read_only=True) as con:
+        named = con.execute(
+            "select table_name from information_schema.columns where column_name = 'new_customers'"
+        ).fetchall()
+    assert named == [("qi_executive_daily_sales",)]
+
+    lines = expected["lines"]
+    sold = lines[(lines["market"] == "UK") & lines["counted"]]
+    new_names = pd.read_csv(built_warehouse.landing / "UK" / ORACLE / "ingest_new_names" / "ingest_new_names.csv")
+    first_order = {int(r.customer_id): dt.date.fromisoformat(r.first_order_date) for r in new_names.itertuples()}
+    buying: dict[dt.date, set[int]] = {}
+    for row in sold.itertuples():
+        if first_order.get(int(row.customer_id)) == row.order_date:
+            buying.setdefault(row.order_date, set()).add(int(row.customer_id))
+
+    uk_mart = table(built_warehouse.duckdb_path, "uk_commercial_customer_daily")
+    per_day = uk_mart.groupby("order_date")["new_customers_buying"].sum()
+    executive = {k[0]: r["new_customers"] for k, r in as_records(expected["executive"], ["order_date", "market"]).items()
+                 if k[1] == "UK"}
+    assert {pd.Timestamp(d).date(): int(n) for d, n in per_day.items()} == {
+        day: len(buying.get(day, set())) for day in executive
+    }
+    assert all(len(buying.get(day, set())) <= n for day, n in executive.items())
+    assert sum(len(v) for v in buying.values()) > 0
+
+
 def test_latest_file_wins_per_order_line(built_warehouse, expected):
     raw = expected["raw"]
     uk = raw[raw["market"] == "UK"]

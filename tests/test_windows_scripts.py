@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = [REPO / "start_dagster.bat", REPO / "scripts" / "register_task.ps1", REPO / "scripts" / "unregister_task.ps1"]
+SCRIPTS = sorted([*REPO.glob("*.bat"), *(REPO / "scripts").glob("*.bat"), *(REPO / "scripts").glob("*.ps1")])
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
@@ -38,22 +38,13 @@ def test_supervisor_it_calls_accepts_the_documented_arguments():
         assert flag in result.stdout
 
 
-def test_register_task_points_at_the_start_script_with_the_required_settings():
-    text = (REPO / "scripts" / "register_task.ps1").read_text()
-    start = re.search(r'Join-Path \$RepoRoot "([^"]+)"', text).group(1)
-    assert (REPO / start).is_file()
-    assert "New-ScheduledTaskTrigger -AtStartup" in text and "New-ScheduledTaskTrigger -AtLogOn" in text
-    assert "-ExecutionTimeLimit ([TimeSpan]::Zero)" in text  # no execution time limit
-    assert "-RestartCount" in text and "-RestartInterval" in text  # restart on failure
-    assert "-WorkingDirectory $RepoRoot" in text
-
-
 def test_unregister_removes_the_same_task_name():
     register = (REPO / "scripts" / "register_task.ps1").read_text()
     unregister = (REPO / "scripts" / "unregister_task.ps1").read_text()
     name = re.search(r'\$TaskName = "([^"]+)"', register).group(1)
     assert f'$TaskName = "{name}"' in unregister
-    assert "Unregister-ScheduledTask -TaskName $TaskName" in unregister
+    assert '@($TaskName, "$TaskName-Wake")' in unregister  # the server task and its wake task
+    assert "Unregister-ScheduledTask -TaskName $Name" in unregister
 
 
 def test_python_modules_the_supervisor_starts_exist():

@@ -108,7 +108,17 @@ def build_check_alert_sensor(alerts: Alerts, default_status: dg.DefaultSensorSta
     return asset_check_alert_sensor
 
 
+CURRENCY_CHECKS = ("source_is_current", "export_is_current")
+"""Reported once a day by the deadline alert (alerts/freshness.py), which names every late dataset."""
+
+
 def _alert(context: Any, slack: SlackAlerts, alerts: Alerts, evaluation: Any, run_id: str) -> int:
+    if evaluation.check_name in CURRENCY_CHECKS:
+        context.log.info(
+            f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name} failed: reported by the "
+            f"deadline alert on route {alerts.freshness_route} (one alert per day for all late data)"
+        )
+        return 0
     route = route_for(alerts, evaluation.check_name)
     title, payload = check_message(evaluation, run_id, ui_base_url(alerts))
     if evaluation.severity == dg.AssetCheckSeverity.WARN and route not in alerts.warn_routes:

@@ -1,107 +1,154 @@
-"""Export freshness alerts: once a day per Tableau export that is not fresh by the 07:30 deadline.
+"""The deadline alert: at 07:30 London, is the data current? (contract section 9)
 
-"Fresh for today" = materialized at or after today's 00:00 Europe/London. The 07:30 dashboards
-need all of yesterday's sales, which only a run after midnight has (the 15:45 run of the day
-before stops mid-afternoon); the 07:15 morning job normally provides it. After the deadline a
-stale export alerts once per day (route `alerts.freshness_route`, logistics by default), and
-once more when it is materialized again ("recovered").
+The verdict is pipeline_common/currency.py's, the same as status.py's and the UI's checks. From the
+deadline on, when an export is not current, one alert a day goes to `alerts.freshness_route` naming
+each late market and dataset and why; one "current again" message follows when every export is
+current. When Tableau is configured, each late export's published data source carries a Tableau
+data quality warning saying what is late, removed once the export is current again. Failing
+`source_is_current` / `export_is_current` checks are reported here (once), not per check.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+import logging
+import sys
 from collections.abc import Sequence
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import dagster as dg
 
 from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.ops.selection import export_asset_names
+from orchestration.clock import LONDON, london_now
+from orchestration.currency import currency_report
+from pipeline_common import currency
 from pipeline_common.config import PipelineConfig
+from pipeline_common.settings import repo_root
 
-LONDON = ZoneInfo("Europe/London")
-
-
-def london_now() -> dt.datetime:
-    return dt.datetime.now(LONDON)
+FRESHNESS_SENSOR = "export_freshness_alert_sensor"
 
 
-def day_start(now: dt.datetime) -> dt.datetime:
-    return dt.datetime.combine(now.date(), dt.time(0, 0), tzinfo=LONDON)
+def late_message(report: currency.CurrencyReport, config: PipelineConfig, base_url: str) -> tuple[str, dict]:
+    cut = currency.deadline(config)
+    late = report.late_sources
+    names = ", ".join(s.label for s in late) or ", ".join(e.name for e in report.exports if not e.current)
+    title = f"Data not current at {cut:%H:%M}: {names}"
+    lines = [f"- {blocks.escape(line)}" for line in report.reasons()]
+    summary = (
+        f"The Tableau extracts do not hold yesterday's data for everyone at {cut:%H:%M} Europe/London.\n"
+        + "\n".join(lines) + "\n" + blocks.link(f"{base_url}/assets", "Open the assets")
+    )
+    fields = {
+        e.name: blocks.escape(
+            ("current" if e.current else "NOT CURRENT") + f", data through {e.data_through or 'none'}"
+        )
+        for e in report.exports
+    }
+    return title, blocks.message(title, "ERROR", summary=summary, fields=fields)
 
 
-def last_materialized(instance: dg.DagsterInstance, asset: str) -> dt.datetime | None:
-    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-    return dt.datetime.fromtimestamp(event.timestamp, LONDON) if event else None
+def recovered_message(report: currency.CurrencyReport) -> tuple[str, dict]:
+    title = "Data current again"
+    held = ", ".join(f"{e.name} through {e.data_through}" for e in report.exports)
+    at = report.at.astimezone(LONDON)
+    return title, blocks.message(title, "OK", summary=f"Every export is current as of {at:%Y-%m-%d %H:%M %Z}: {held}.")
 
 
-def evaluate_freshness(
-    state: dict[str, dict[str, str]],
-    asset: str,
-    last: dt.datetime | None,
-    now: dt.datetime,
-    deadline: dt.time,
-) -> str | None:
-    """Update `state[asset]`; return "stale", "recovered" or None (nothing to say)."""
-    entry = state.setdefault(asset, {})
-    fresh = last is not None and last >= day_start(now)
-    if fresh:
-        if entry.get("status") == "stale":
-            entry["status"] = "fresh"
+def warning_text(report: currency.CurrencyReport, asset: str) -> str:
+    export = report.export(asset)
+    late = [f"{s.label}: {s.why()}" for s in report.late_sources if s.label in export.late_sources]
+    return "Data not current: " + ("; ".join(late) or export.reason)
+
+
+def _tableau():
+    """The publisher's Tableau settings (None when unconfigured) and the warning functions."""
+    scripts = str(repo_root() / "bat_file_data_refresh" / "python")
+    if scripts not in sys.path:  # the legacy scripts' folder is not an installed package
+        sys.path.append(scripts)
+    from create_hyper_files import data_quality_warning
+    from create_hyper_files.tableau_publisher import tableau_settings
+
+    return tableau_settings(), data_quality_warning
+
+
+def sync_tableau_warnings(
+    report: currency.CurrencyReport, config: PipelineConfig, warned: dict[str, str], log: Any
+) -> dict[str, str]:
+    """Warn on each late export's data source (from the deadline on); clear the warnings of current ones.
+    `warned`: export asset -> warning text already set. Returns the new mapping."""
+    try:
+        settings, dqw = _tableau()
+    except Exception as exc:  # half-configured Tableau: the publisher's own error says what is missing
+        log.warning(f"Tableau data quality warnings skipped: {exc}")
+        return warned
+    if settings is None:
+        return {}
+    logger = logging.getLogger("orchestration.tableau_warning")
+    result = dict(warned)
+    past = currency.past_deadline(config, report.at)
+    for export in config.exports:
+        status = report.export(export.asset)
+        try:
+            if not status.current and past:
+                text = warning_text(report, export.asset)
+                if warned.get(export.asset) != text and dqw.set_warning(settings, export.name, text, logger):
+                    result[export.asset] = text
+                    log.info(f"Tableau data quality warning on {export.name}: {text}")
+            elif status.current and export.asset in warned:
+                dqw.clear_warning(settings, export.name, logger)
+                result.pop(export.asset)
+                log.info(f"Tableau data quality warning removed from {export.name}")
+        except Exception as exc:  # Tableau down must not stop the Slack alert; the next tick tries again
+            log.warning(f"Tableau data quality warning for {export.name} failed: {exc}")
+    return result
+
+
+def evaluate_deadline(state: dict[str, Any], report: currency.CurrencyReport, config: PipelineConfig) -> str | None:
+    """Update `state`; return "late", "recovered" or None (nothing to say)."""
+    exports_current = all(e.current for e in report.exports)
+    if exports_current:
+        if state.get("outstanding"):
+            state["outstanding"] = False
             return "recovered"
-        entry["status"] = "fresh"
         return None
-    past_deadline = now.timetz().replace(tzinfo=None) >= deadline
-    if past_deadline and entry.get("alerted_on") != now.date().isoformat():
-        entry.update(status="stale", alerted_on=now.date().isoformat())
-        return "stale"
+    today = report.at.astimezone(LONDON).date().isoformat()
+    if currency.past_deadline(config, report.at) and state.get("alerted_on") != today:
+        state.update(alerted_on=today, outstanding=True)
+        return "late"
     return None
-
-
-def freshness_message(asset: str, verdict: str, last: dt.datetime | None, deadline: dt.time, base_url: str) -> tuple[str, dict, str]:
-    seen = last.strftime("%Y-%m-%d %H:%M %Z") if last else "never"
-    link = blocks.link(f"{base_url}/assets/{asset}", "Open the asset")
-    if verdict == "stale":
-        title = f"Export not fresh: {asset}"
-        summary = f"`{asset}` has not been refreshed today by {deadline:%H:%M} Europe/London. {link}"
-        return title, blocks.message(title, "ERROR", summary=summary, fields={"Last refreshed": seen}), "ERROR"
-    title = f"Export fresh again: {asset}"
-    return title, blocks.message(title, "OK", summary=f"`{asset}` refreshed at {seen}. {link}"), "OK"
 
 
 def build_freshness_sensor(
     config: PipelineConfig, default_status: dg.DefaultSensorStatus
 ) -> Sequence[dg.SensorDefinition]:
-    assets = export_asset_names(config)
-    if not assets:
+    if not config.exports:
         return []
     alerts = config.alerts
-    deadline = dt.time.fromisoformat(alerts.freshness_deadline)
 
     @dg.sensor(
-        name="export_freshness_alert_sensor",
+        name=FRESHNESS_SENSOR,
         default_status=default_status,
         minimum_interval_seconds=60,
         description=(
-            f"Alerts (route {alerts.freshness_route}) once a day when an export is not refreshed since "
-            f"00:00 by {deadline:%H:%M} Europe/London, and when it recovers."
+            f"From {alerts.freshness_deadline} Europe/London: one alert a day (route {alerts.freshness_route}) naming "
+            "each late market and dataset and why when an export is not current, one when it is current "
+            "again; Tableau data quality warnings on late exports when Tableau is configured."
         ),
     )
     def export_freshness_alert_sensor(context: dg.SensorEvaluationContext, slack_alerts: SlackAlerts):
-        now = london_now()
+        report = currency_report(context.instance, config, london_now())
         state = json.loads(context.cursor) if context.cursor else {}
-        said = []
-        for asset in assets:
-            last = last_materialized(context.instance, asset)
-            verdict = evaluate_freshness(state, asset, last, now, deadline)
-            if verdict:
-                title, payload, severity = freshness_message(asset, verdict, last, deadline, ui_base_url(alerts))
-                slack_alerts.send(alerts.freshness_route, severity, title, payload, context.log)
-                said.append(f"{asset}: {verdict}")
+        verdict = evaluate_deadline(state, report, config)
+        if verdict == "late":
+            title, payload = late_message(report, config, ui_base_url(alerts))
+            slack_alerts.send(alerts.freshness_route, "ERROR", title, payload, context.log)
+        elif verdict == "recovered":
+            title, payload = recovered_message(report)
+            slack_alerts.send(alerts.freshness_route, "OK", title, payload, context.log)
+        state["tableau_warned"] = sync_tableau_warnings(report, config, state.get("tableau_warned", {}), context.log)
         context.update_cursor(json.dumps(state, sort_keys=True))
-        return dg.SkipReason("; ".join(said) or "no change in export freshness")
+        return dg.SkipReason(f"{verdict or 'no change'}: {report.headline()}")
 
     return [export_freshness_alert_sensor]

@@ -21,6 +21,7 @@ import duckdb
 from orchestration.resources import DUCKDB_POOL
 from pipeline_common.config import Alerts, Sentinel
 from pipeline_common.settings import duckdb_path
+from pipeline_common.warehouse_lock import describe_lock, is_lock_error
 
 LOCK_RETRIES = 5
 LOCK_WAIT_SECONDS = 2.0
@@ -28,15 +29,21 @@ MAX_ROWS_IN_METADATA = 50
 
 
 def connect_read_only(path: Path, retries: int = LOCK_RETRIES, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only; while a writer (dbt) holds the lock, wait briefly and retry."""
+    """Open the warehouse read-only; while a writer (dbt) holds the lock, wait briefly and retry.
+
+    Only a held lock (in DuckDB's POSIX or Windows wording) is waited for; any other error, and a
+    lock that outlasts the retries, fails the check with DuckDB's message.
+    """
     if not path.is_file():
         raise dg.Failure(f"warehouse not found at {path}: build the dbt models first", allow_retries=False)
     for attempt in range(1, retries + 1):
         try:
             return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException:
+        except duckdb.Error as exc:
+            if not is_lock_error(exc):
+                raise dg.Failure(f"cannot open warehouse {path}: {exc}", allow_retries=False) from None
             if attempt == retries:
-                raise
+                raise dg.Failure(f"{describe_lock(path, exc)}; gave up after {retries} attempts: {exc}") from None
             time.sleep(wait * attempt)
     raise AssertionError("unreachable")
 

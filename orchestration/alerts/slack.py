@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import requests
 
+from pipeline_common.files import append_line
 from pipeline_common.settings import alerts_dir, env
 
 LONDON = ZoneInfo("Europe/London")
@@ -112,9 +113,8 @@ class SlackAlerts(dg.ConfigurableResource):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"alerts_{now:%Y%m%d}.jsonl"
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        # One write call per record keeps concurrent appenders from interleaving inside a line.
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+        # Sensors and run workers file alerts concurrently: one locked write per record.
+        append_line(path, line)
         log.warning(f"alert [{route}/{severity}] {title} ({why}); written to {path.name}: {payload.get('text', '')}")
         return "filed"
 

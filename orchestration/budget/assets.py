@@ -1,4 +1,5 @@
-"""The budget ingest asset: runs the legacy `daily_sales_ingest.py` once per budget year through Pipes.
+"""The budget ingest asset `daily_sales_budget_exchange_ingest`: runs the legacy `daily_sales_ingest.py`
+once per budget year through Pipes.
 
 By default it refreshes every year touched by the last 30 days, so early January also picks up
 late changes to December's budget; only the current year's workbook is required to exist.
@@ -10,6 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from orchestration.code_references import legacy_script_reference
 from orchestration.pipes_runner import materialization_metadata, run_legacy_script, script_path
 from orchestration.resources import RETRY_POLICY
 from pipeline_common.config import PipelineConfig, today_in
@@ -55,6 +57,7 @@ def build_budget_asset(config: PipelineConfig) -> dg.AssetsDefinition:
         ),
         kinds={"sharepoint", "csv", "python"},
         retry_policy=RETRY_POLICY,
+        metadata=legacy_script_reference(script_path(INGEST_SCRIPT)),
     )
     def daily_sales_budget_exchange_ingest(
         context: dg.AssetExecutionContext,

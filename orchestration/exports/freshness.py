@@ -1,32 +1,25 @@
-"""When the Tableau extracts must be fresh: the commercial team opens the dashboards at 07:30 London time."""
+"""The exports' FreshnessPolicy, derived from the same deadline and lookback as every other
+freshness verdict (pipeline_common/currency.py): rebuilt between midnight and 07:30 London."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dagster as dg
 
-from pipeline_common.config import DEFAULT_FRESHNESS_DEADLINE
-
-EXPORT_DEADLINE = DEFAULT_FRESHNESS_DEADLINE
-"""The default deadline; pipeline.yaml `alerts.freshness_deadline` is what the policy, the alert
-sensor and scripts/status.py all use."""
-
-EXPORT_TIMEZONE = "Europe/London"
-
-EXPORT_LOOKBACK = dt.timedelta(hours=16)
-"""A build counts from 15:30 the day before: the 15:45 daily flow or the 07:15 morning refresh."""
+from pipeline_common import currency
+from pipeline_common.config import PipelineConfig
 
 
-def deadline_cron(deadline: str = EXPORT_DEADLINE) -> str:
+def deadline_cron(deadline: str) -> str:
     """'07:30' -> '30 7 * * *' (daily)."""
     hours, minutes = (int(part) for part in deadline.split(":"))
     return f"{minutes} {hours} * * *"
 
 
-def export_freshness_policy(
-    deadline: str = EXPORT_DEADLINE, timezone: str = EXPORT_TIMEZONE
-) -> dg.FreshnessPolicy:
+def export_freshness_policy(config: PipelineConfig) -> dg.FreshnessPolicy:
+    """Fails at the deadline unless the export was rebuilt since the midnight before it: no earlier build
+    can hold the day before's data, which is what currency requires of an export at the deadline."""
     return dg.FreshnessPolicy.cron(
-        deadline_cron=deadline_cron(deadline), lower_bound_delta=EXPORT_LOOKBACK, timezone=timezone
+        deadline_cron=deadline_cron(config.alerts.freshness_deadline),
+        lower_bound_delta=currency.freshness_lookback(config),
+        timezone=config.timezone,
     )

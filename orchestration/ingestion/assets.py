@@ -1,5 +1,9 @@
 """Asset factory: one Azure -> Parquet sync asset per (market, dataset) in pipeline.yaml, run through Pipes.
 
+Assets made (names from `dataset_types[].asset_name` in pipeline.yaml): `uk_orders_azure`,
+`de_orders_azure`, `it_orders_azure`, `jp_orders_azure` (`{market}_orders_azure`),
+`uk_products_sku` ... `jp_products_sku`, `uk_new_names`, `uk_scv`.
+
 Each asset shells out to the legacy `sync_azure.py` (the same script an analyst can run by
 hand), so logs stream into the run and the script's counts become materialization metadata.
 """
@@ -9,6 +13,7 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
+from orchestration.code_references import legacy_script_reference
 from orchestration.ingestion.checks import build_checks
 from orchestration.pipes_runner import run_legacy_script, script_path
 from orchestration.resources import RETRY_POLICY
@@ -65,6 +70,7 @@ def build_sync_asset(config: PipelineConfig, entry: Dataset) -> dg.AssetsDefinit
         kinds={"azure", "parquet", "python"},
         tags={"market": entry.market.lower(), "dataset": entry.dataset},
         retry_policy=RETRY_POLICY,
+        metadata=legacy_script_reference(script_path(SYNC_SCRIPT)),
     )
     def _sync(
         context: dg.AssetExecutionContext,

@@ -13,8 +13,13 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration.clock import london_now
+from orchestration.currency import currency_report
+from pipeline_common import currency
 from pipeline_common.config import Dataset, PipelineConfig
 from pipeline_common.settings import raw_dir
+
+SOURCE_CHECK = "source_is_current"
 
 LINEAGE_COLUMNS = {"_source_blob": "string", "_file_date": "date"}
 
@@ -103,4 +108,42 @@ def build_checks(config: PipelineConfig, entry: Dataset) -> list[dg.AssetChecksD
             )
 
         checks.append(_newest_day_check)
+        checks.append(build_source_check(config, entry, asset_key))
     return checks
+
+
+def source_check_result(status: currency.SourceStatus) -> dg.AssetCheckResult:
+    """Passes when the file due next is synced; fails WARN while it is not yet due, ERROR once it is late."""
+    if not status.current:
+        description = f"late: {status.why()}"
+    elif status.next_pending:
+        description = f"file for {status.next_date} not synced yet (due {status.next_due_at:%Y-%m-%d %H:%M})"
+    else:
+        description = "current"
+    return dg.AssetCheckResult(
+        passed=status.current and not status.next_pending,
+        severity=dg.AssetCheckSeverity.WARN if status.current else dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "data_through": str(status.data_through or "none"),
+            "expected_date": str(status.expected_date),
+            "due_at": status.due_at.isoformat(),
+            "reason": status.why() or ("next file pending" if status.next_pending else "current"),
+        },
+    )
+
+
+def build_source_check(config: PipelineConfig, entry: Dataset, asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_key,
+        name=SOURCE_CHECK,
+        description=(
+            f"The file for the day before is synced by {config.due_time(entry):%H:%M} London time "
+            "(pipeline.yaml): WARN while it is not yet due, ERROR once it is late, with the reason."
+        ),
+    )
+    def _source_is_current(context) -> dg.AssetCheckResult:
+        report = currency_report(context.instance, config, london_now())
+        return source_check_result(report.source(entry.market, entry.dataset))
+
+    return _source_is_current

@@ -1,4 +1,5 @@
-"""A consistent, timestamped copy of the DuckDB warehouse, made under the duckdb pool.
+"""The `warehouse_backup` asset: a consistent, timestamped copy of the DuckDB warehouse, made under
+the duckdb pool.
 
 DuckDB copies the database itself (`COPY FROM DATABASE` into a fresh file) rather than the file
 being copied byte by byte, so the backup is a checkpointed, openable database even if the WAL
@@ -6,7 +7,6 @@ held recent changes. The pool (limit 1) keeps dbt and the exporters out while it
 """
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +15,7 @@ import duckdb
 from orchestration.ops.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
 from orchestration.resources import DUCKDB_POOL
 from pipeline_common.config import PipelineConfig
+from pipeline_common.files import prune, replace
 from pipeline_common.settings import data_dir, duckdb_path
 
 
@@ -30,11 +31,10 @@ def backup_warehouse(source: Path, target_dir: Path, keep: int, now: dt.datetime
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d_%H%M%S")
     final = target_dir / f"{source.stem}_{stamp}.duckdb"
     partial = target_dir / f".{final.name}.partial"
-    for leftover in target_dir.glob(".*.partial*"):  # a killed earlier backup; never a visible backup
-        leftover.unlink()
+    prune(target_dir.glob(".*.partial*"))  # a killed earlier backup; never a visible backup
     try:
         _copy_database(source, partial)
-        os.replace(partial, final)
+        replace(partial, final)
     finally:
         partial.unlink(missing_ok=True)
         Path(f"{partial}.wal").unlink(missing_ok=True)
@@ -53,9 +53,8 @@ def _copy_database(source: Path, target: Path) -> None:
 def prune_backups(target_dir: Path, stem: str, keep: int) -> list[Path]:
     """Delete all but the newest `keep` backups of `stem` (the timestamp sorts by name)."""
     backups = sorted(target_dir.glob(f"{stem}_????????_??????.duckdb"))
-    removed = backups[:-keep] if len(backups) > keep else []
-    for path in removed:
-        path.unlink()
+    doomed = backups[:-keep] if len(backups) > keep else []
+    removed, _held = prune(doomed)  # a backup open in a DuckDB client is left for next time
     return removed
 
 

@@ -1,11 +1,14 @@
 """The dbt models as Dagster assets (one `dbt build`, streamed), and the warehouse domain's Definitions.
 
+Assets made: one per dbt model, named after it (`stg_uk_orders`, `int_orders_summary_daily`,
+`qi_executive_daily_sales`, ...), all from the multi-asset `warehouse_dbt_models`; each links
+to its .sql under dbt/models/ (code references).
+
 Retries: a failing dbt test or SQL error is permanent (the data or the model must change), so
 the step fails at once; only a held DuckDB file lock (another process has the warehouse open)
 is retried, a few times with a pause, via RetryRequested.
 """
 
-import re
 import shutil
 from pathlib import Path
 
@@ -17,18 +20,18 @@ from orchestration.warehouse.project import dbt_project, manifest_path
 from orchestration.warehouse.resource import WarehouseDbtCliResource, warehouse_dbt_resource
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
+from pipeline_common.warehouse_lock import is_lock_message
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_OP_TAGS = {DUCKDB_RUN_TAG: "true"}
 KEEP_RUN_TARGETS = 10
 LOCK_RETRIES = 3
 LOCK_RETRY_SECONDS = 30
-# DuckDB's messages when another process holds the file (exporter, a desktop SQL client).
-_TRANSIENT_ERROR_RE = re.compile(r"Could not set lock on file|Conflicting lock is held|database is locked", re.I)
 
 
 def is_transient_dbt_error(message: str) -> bool:
-    return bool(_TRANSIENT_ERROR_RE.search(message))
+    """dbt quotes DuckDB's error: another process (exporter, a desktop SQL client) holds the file."""
+    return is_lock_message(message)
 
 
 def raise_for_failure(invocation: DbtCliInvocation) -> None:
@@ -57,7 +60,7 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=manifest_path(),
         project=dbt_project,
-        dagster_dbt_translator=WarehouseTranslator(config),
+        dagster_dbt_translator=WarehouseTranslator(config, code_references=True),
         name="warehouse_dbt_models",
         op_tags=DBT_OP_TAGS,
         pool=DUCKDB_POOL,

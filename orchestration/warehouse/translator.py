@@ -79,9 +79,17 @@ def source_asset_key(props: Mapping[str, Any], config: PipelineConfig) -> dg.Ass
 class WarehouseTranslator(DagsterDbtTranslator):
     """Bare model names as keys, groups from folders, market tags; sources -> ingestion assets."""
 
-    def __init__(self, config: PipelineConfig, settings: DagsterDbtTranslatorSettings | None = None):
-        # Both budget CSVs come from one ingest asset, so two sources share its key.
-        super().__init__(settings or DagsterDbtTranslatorSettings(enable_duplicate_source_asset_keys=True))
+    def __init__(
+        self, config: PipelineConfig, settings: DagsterDbtTranslatorSettings | None = None, code_references: bool = False
+    ):
+        # Both budget CSVs come from one ingest asset, so two sources share its key. Code references
+        # (each model -> its .sql, the UI's "open source") need the DbtProject given to @dbt_assets.
+        super().__init__(
+            settings
+            or DagsterDbtTranslatorSettings(
+                enable_duplicate_source_asset_keys=True, enable_code_references=code_references
+            )
+        )
         self._config = config
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:

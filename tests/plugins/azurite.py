@@ -146,14 +146,17 @@ ORDERS_HEADER = [
 ]
 
 
-def orders_rows(day: dt.date, count: int, first_id: int = 1) -> list[list[str]]:
+MARKET_CURRENCY = {"UK": "GBP", "DE": "EUR", "IT": "EUR", "JP": "JPY"}
+
+
+def orders_rows(day: dt.date, count: int, first_id: int = 1, currency: str = "GBP") -> list[list[str]]:
     """`count` valid contract rows for `day`, as the text cells a CSV holds."""
     channels, statuses = ["TV", "WEB", "APP", "PHONE"], ["COMPLETED", "SHIPPED", "CANCELLED", "RETURNED"]
     return [
         [
             str(first_id + i), str(10 * (first_id + i)), day.isoformat(),
             f"{day.isoformat()} {i % 24:02d}:{i % 60:02d}:{(7 * i) % 60:02d}", str(1000 + i), f"SKU-{i % 7:03d}",
-            channels[i % 4], str(1 + i % 5), f"{(i * 37) % 10000 / 100:.2f}", "GBP", statuses[i % 4],
+            channels[i % 4], str(1 + i % 5), f"{(i * 37) % 10000 / 100:.2f}", currency, statuses[i % 4],
         ]
         for i in range(count)
     ]
@@ -163,9 +166,9 @@ def csv_text(header: list[str], rows: list[list[str]], newline: str = "\n") -> s
     return newline.join([",".join(header), *(",".join(row) for row in rows)]) + newline
 
 
-def orders_csv(day: dt.date, rows: int, first_id: int = 1) -> str:
+def orders_csv(day: dt.date, rows: int, first_id: int = 1, currency: str = "GBP") -> str:
     """A valid orders file for `day` with `rows` lines."""
-    return csv_text(ORDERS_HEADER, orders_rows(day, rows, first_id))
+    return csv_text(ORDERS_HEADER, orders_rows(day, rows, first_id, currency))
 
 
 def orders_blob_name(market: str, day: dt.date, dataset: str = "ingest_orders") -> str:
@@ -199,7 +202,7 @@ class LandingTree:
         return path
 
     def write_orders(self, market: str, day: dt.date, rows: int = 5, first_id: int = 1) -> Path:
-        return self.write(orders_blob_name(market, day), orders_csv(day, rows, first_id))
+        return self.write(orders_blob_name(market, day), orders_csv(day, rows, first_id, MARKET_CURRENCY[market]))
 
 
 def run_sync_script(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> SyncRun:

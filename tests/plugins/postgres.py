@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import secrets
 import shutil
 import subprocess
@@ -28,8 +27,18 @@ START_TIMEOUT_S = 60
 
 
 def _pg_bin_dir() -> Path | None:
+    """PG_BIN when set, else Debian's newest /usr/lib/postgresql/N/bin, else initdb on PATH."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    return candidates[-1].parent if candidates else None
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,10 @@ class PostgresServer:
 
 def _as_postgres_user() -> dict:
     """subprocess arguments that run a command as `postgres` when we are root."""
-    if os.geteuid() != 0:
+    if not _is_root():
         return {}
+    import pwd
+
     return {"user": "postgres", "group": pwd.getpwnam("postgres").pw_gid}
 
 
@@ -88,13 +99,17 @@ def _as_postgres_user() -> dict:
 def running_postgres() -> Iterator[PostgresServer]:
     bin_dir = _pg_bin_dir()
     if bin_dir is None:
+        if os.name == "nt":
+            pytest.skip("no PostgreSQL here: set PG_BIN to a PostgreSQL bin folder to run the Postgres tests on Windows")
         pytest.fail("PostgreSQL is not installed: `apt-get install -y postgresql` (scripts/test.sh does this as root)")
     root = Path(tempfile.mkdtemp(prefix="pg_test_"))
     data, sockets, log_file, pw_file = root / "data", root / "sockets", root / "server.log", root / "pw"
     password = secrets.token_urlsafe(16)
     pw_file.write_text(password, encoding="utf-8")
     sockets.mkdir()
-    if os.geteuid() == 0:
+    if _is_root():
+        import pwd
+
         entry = pwd.getpwnam("postgres")
         for path in (root, sockets, pw_file):
             os.chown(path, entry.pw_uid, entry.pw_gid)

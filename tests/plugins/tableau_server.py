@@ -3,7 +3,9 @@
 It speaks the calls tableauserverclient 0.42 makes to publish a data source: serverInfo
 (version negotiation), PAT sign-in/sign-out (XML), project query with a name filter,
 single-request multipart publish, and chunked publish (fileUploads initiate, append, then
-publish with uploadSessionId). Faults (401 session expiry, 5xx) can be queued per call.
+publish with uploadSessionId); data source query with a name filter, and data quality warnings
+on a data source (dataQualityWarnings/datasource/{id}: list, add, delete). Faults (401 session
+expiry, 5xx) can be queued per call.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class TableauServerDouble:
     faults: dict[str, list[int]] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
     uploads: dict[str, list[bytes]] = field(default_factory=dict)
+    datasources: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (id, project id)
+    dqws: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # data source id -> its warnings
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, call: str, *statuses: int) -> None:
@@ -72,6 +76,15 @@ class TableauServerDouble:
 
     def calls(self, kind: str) -> int:
         return sum(1 for k, _ in self.requests if k == kind)
+
+    def add_datasource(self, name: str, project: str = "Commercial") -> str:
+        """A data source already published (as by an earlier run); returns its id."""
+        datasource_id = f"ds-{uuid.uuid4().hex[:8]}"
+        self.datasources[name] = (datasource_id, PROJECTS[project])
+        return datasource_id
+
+    def warnings_on(self, name: str) -> list[dict[str, str]]:
+        return list(self.dqws.get(self.datasources[name][0], []))
 
 
 def _xml(body: str) -> bytes:
@@ -217,10 +230,76 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
                 content, chunks, chunked = parts["tableau_datasource"], [b""], False
             name = datasource.get("name", "")
             state.published.append(Published(name, project_id, query, content, chunked, len(chunks)))
+            with state.lock:
+                known = state.datasources.get(name)
+                datasource_id = known[0] if known and known[1] == project_id else f"ds-{uuid.uuid4().hex[:8]}"
+                state.datasources[name] = (datasource_id, project_id)
             self._send(201, _xml(
-                f'<datasource id="ds-{uuid.uuid4().hex[:8]}" name="{name}" contentUrl="{name.replace("_", "")}" '
+                f'<datasource id="{datasource_id}" name="{name}" contentUrl="{name.replace("_", "")}" '
                 f'type="hyper"><project id="{project_id}"/></datasource>'
             ))
+
+        def _datasources(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            wanted = None
+            for clause in (query.get("filter") or [""])[0].split(","):
+                field_, _, rest_ = clause.partition(":")
+                if field_ == "name":
+                    operator, _, wanted = rest_.partition(":")
+                    assert operator == "eq", clause
+            items = [(n, i, p) for n, (i, p) in state.datasources.items() if wanted is None or n == wanted]
+            found = "".join(
+                f'<datasource id="{i}" name="{n}" contentUrl="{n.replace("_", "")}" type="hyper">'
+                f'<project id="{p}" name="{next(k for k, v in PROJECTS.items() if v == p)}"/></datasource>'
+                for n, i, p in items
+            )
+            self._send(200, _xml(
+                f'<pagination pageNumber="1" pageSize="100" totalAvailable="{len(items)}"/><datasources>{found}</datasources>'
+            ))
+
+        def _dqw_target(self, rest: str) -> str | None:
+            datasource_id = rest.rsplit("/", 1)[-1]
+            if datasource_id not in {i for i, _ in state.datasources.values()}:
+                self._send(404, _error("404031", "Resource not found", datasource_id))
+                return None
+            return datasource_id
+
+        def _dqw_xml(self, warnings: list[dict[str, str]]) -> bytes:
+            items = "".join(
+                f'<dataQualityWarning id="{w["id"]}" type="{w["type"]}" message="{_attr(w["message"])}" '
+                f'isActive="{w["isActive"]}" isSevere="{w["isSevere"]}" contentId="{w["contentId"]}" '
+                f'contentType="datasource" createdAt="2026-11-30T07:30:00Z" updatedAt="2026-11-30T07:30:00Z" '
+                f'userDisplayName="Pipeline"><owner id="user-0001"/></dataQualityWarning>'
+                for w in warnings
+            )
+            return _xml(f"<dataQualityWarningList>{items}</dataQualityWarningList>")
+
+        def _dqw_list(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            datasource_id = self._dqw_target(rest)
+            if datasource_id is not None:
+                self._send(200, self._dqw_xml(state.dqws.get(datasource_id, [])))
+
+        def _dqw_add(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            datasource_id = self._dqw_target(rest)
+            if datasource_id is None:
+                return
+            element = ET.fromstring(body).find("dataQualityWarning")
+            assert element is not None
+            warning = {
+                "id": f"dqw-{uuid.uuid4().hex[:8]}", "type": element.get("type", ""),
+                "message": element.get("message", ""), "isActive": element.get("isActive", "true"),
+                "isSevere": element.get("isSevere", "false"), "contentId": datasource_id,
+            }
+            assert warning["type"] in {"WARNING", "DEPRECATED", "STALE", "SENSITIVE_DATA", "MAINTENANCE"}, warning
+            with state.lock:
+                state.dqws.setdefault(datasource_id, []).append(warning)
+            self._send(200, self._dqw_xml([warning]))
+
+        def _dqw_delete(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            datasource_id = self._dqw_target(rest)
+            if datasource_id is not None:
+                with state.lock:
+                    state.dqws.pop(datasource_id, None)
+                self._send(204)
 
         def do_GET(self) -> None:
             self._route("GET")
@@ -230,6 +309,9 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
 
         def do_PUT(self) -> None:
             self._route("PUT")
+
+        def do_DELETE(self) -> None:
+            self._route("DELETE")
 
     return Handler
 
@@ -249,7 +331,15 @@ def _kind(method: str, rest: str) -> str:
         return "append"
     if re.fullmatch(r"sites/[^/]+/datasources", rest) and method == "POST":
         return "publish"
+    if re.fullmatch(r"sites/[^/]+/datasources", rest) and method == "GET":
+        return "datasources"
+    if re.fullmatch(r"sites/[^/]+/dataQualityWarnings/datasource/[^/]+", rest):
+        return {"GET": "dqw_list", "POST": "dqw_add", "DELETE": "dqw_delete"}.get(method, "unknown")
     return "unknown"
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline_common.script_support import TransientError
+from pipeline_common.files import replace, temp_path
 
 STATE_VERSION = 1
-REPLACE_ATTEMPTS = 5  # Windows: a reader holding the target open blocks os.replace for a moment
-REPLACE_PAUSE_S = 0.5
 
 
 def parquet_path(raw_dir: Path, market: str, dataset: str, file_date: Any | None) -> Path:
@@ -37,29 +34,23 @@ def state_path(raw_dir: Path, market: str, dataset: str) -> Path:
     return raw_dir / "_state" / market / f"{dataset}.json"
 
 
+def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
+    """What the last sync of a dataset could not do (rejected or failed files): read by the currency check."""
+    return raw_dir / "_state" / market / f"{dataset}.last_sync.json"
+
+
 @contextlib.contextmanager
 def atomic_target(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = temp_path(target)  # names this process: the next sync removes it if this one is killed
     try:
         yield tmp
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
-        _replace(tmp, target)
+        replace(tmp, target)  # Windows: a reader holding the target open blocks it for a moment
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _replace(source: Path, target: Path) -> None:
-    for attempt in range(REPLACE_ATTEMPTS):
-        try:
-            os.replace(source, target)
-            return
-        except PermissionError:
-            if attempt == REPLACE_ATTEMPTS - 1:
-                raise TransientError(f"{target} is locked by another program; close it and retry") from None
-            time.sleep(REPLACE_PAUSE_S)
 
 
 def write_parquet(table: pa.Table, target: Path) -> None:
@@ -79,6 +70,19 @@ def load_state(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
     if not isinstance(blobs, dict) or raw.get("version") != STATE_VERSION:
         return {}, f"state file {path} has an unknown layout; every file in scope is synced again"
     return blobs, None
+
+
+def save_outcome(path: Path, problems: dict[str, dict[str, Any]], error: str | None = None) -> None:
+    """Record the last sync's problems: {blob: {file_date, etag, problem: rejected|failed, message}}, and
+    `error` when the whole sync failed before it could look at the files (source unreachable)."""
+    document = {
+        "version": STATE_VERSION,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "error": error,
+        "files": problems,
+    }
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def save_state(path: Path, market: str, dataset: str, blobs: dict[str, dict[str, Any]]) -> None:

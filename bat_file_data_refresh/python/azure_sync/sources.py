@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pipeline_common.leftovers import temp_name
 from pipeline_common.script_support import ConfigurationError, TransientError
 
 # Contract section 2: every dataset lives under this prefix in its market's tree.
 DATASET_PREFIX = "{market}/raw_data/DWH/Oracle/{dataset}/"
+
+DOWNLOAD_PREFIX = "azure_sync_download"
+"""Temporary download names in the system temp folder start with `.{DOWNLOAD_PREFIX}`."""
 
 # HTTP statuses where waiting and retrying can help (after the SDK's own retries gave up).
 TRANSIENT_HTTP_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -44,20 +48,32 @@ def reference_blob_name(market: str, dataset: str) -> str:
 
 
 def dated_blob_pattern(market: str, dataset: str) -> re.Pattern[str]:
-    """`{prefix}{YYYY}/{dataset}_{YYYYMMDD}.csv`, capturing the file date."""
+    """`{prefix}{YYYY}/{dataset}_{YYYYMMDD}.csv`, capturing the year folder and the file date."""
     return re.compile(
-        re.escape(dataset_prefix(market, dataset)) + r"\d{4}/" + re.escape(dataset) + r"_(\d{8})\.csv"
+        re.escape(dataset_prefix(market, dataset)) + r"(?P<year>\d{4})/" + re.escape(dataset)
+        + r"_(?P<date>\d{8})\.csv"
     )
 
 
-def file_date_of(name: str, pattern: re.Pattern[str]) -> dt.date | None:
+def layout_problem(name: str, pattern: re.Pattern[str]) -> str | None:
+    """Why `name` is not a correctly placed daily file (contract section 2), or None when it is."""
     match = pattern.fullmatch(name)
     if match is None:
-        return None
+        return "the name does not follow {dataset}/{YYYY}/{dataset}_{YYYYMMDD}.csv"
     try:
-        return dt.datetime.strptime(match.group(1), "%Y%m%d").date()
-    except ValueError:  # e.g. _20261340.csv: not a date, so not one of ours
+        day = dt.datetime.strptime(match.group("date"), "%Y%m%d").date()
+    except ValueError:
+        return f"{match.group('date')} is not a real date"
+    if match.group("year") != f"{day:%Y}":
+        return f"a file dated {day.isoformat()} in year folder {match.group('year')}"
+    return None
+
+
+def file_date_of(name: str, pattern: re.Pattern[str]) -> dt.date | None:
+    """The file date of a correctly placed daily file; None for anything else (never synced)."""
+    if layout_problem(name, pattern) is not None:
         return None
+    return dt.datetime.strptime(pattern.fullmatch(name).group("date"), "%Y%m%d").date()  # type: ignore[union-attr]
 
 
 def local_date(moment: dt.datetime, timezone: str) -> dt.date:
@@ -139,10 +155,10 @@ class AzureSource:
         """Stream the blob (the exact version listed) to a temporary file; remove it afterwards."""
         from azure.core import MatchConditions
 
-        fd, tmp_name = tempfile.mkstemp(prefix="azure_sync_", suffix=".csv")
-        tmp = Path(tmp_name)
+        # The temporary name carries this process's identity: a killed run's download is removed by the next.
+        tmp = Path(tempfile.gettempdir()) / temp_name(DOWNLOAD_PREFIX, ".csv")
         try:
-            with os.fdopen(fd, "wb") as handle, azure_errors(f"downloading {blob.name}"):
+            with tmp.open("xb") as handle, azure_errors(f"downloading {blob.name}"):
                 downloader = self.container.download_blob(
                     blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified, max_concurrency=2
                 )
@@ -183,4 +199,11 @@ def azure_errors(action: str) -> Iterator[None]:
         status = exc.status_code or 0
         if status in TRANSIENT_HTTP_STATUSES or status >= 500:
             raise TransientError(f"{action}: Azure answered HTTP {status} after retries") from None
-        raise ConfigurationError(f"{action}: Azure answered HTTP {status} ({getattr(exc, 'error_code', '')})") from None
+        code = getattr(exc, "error_code", None) or "no error code"
+        if status in (401, 403):
+            raise ConfigurationError(
+                f"{action}: Azure refused access (HTTP {status} {code}): the key, SAS token or identity in "
+                "AZURE_STORAGE_* is wrong, lacks read/list permission on the container, or the storage "
+                "account's firewall does not admit this machine"
+            ) from None
+        raise ConfigurationError(f"{action}: Azure answered HTTP {status} ({code})") from None

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import os  # noqa: E402
 import datetime as dt  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -22,25 +23,38 @@ from typing import Any, NoReturn  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from azure_sync.csv_reader import BadFileError, read_strict_csv  # noqa: E402
-from azure_sync.outputs import load_state, parquet_path, save_state, state_path, write_parquet  # noqa: E402
+from azure_sync.outputs import (  # noqa: E402
+    load_state,
+    outcome_path,
+    parquet_path,
+    save_outcome,
+    save_state,
+    state_path,
+    write_parquet,
+)
+from azure_sync.value_rules import check_values  # noqa: E402
 from azure_sync.sources import (  # noqa: E402
     AzureSource,
+    DOWNLOAD_PREFIX,
     Blob,
     LandingSource,
     dataset_prefix,
     dated_blob_pattern,
-    file_date_of,
+    layout_problem,
     local_date,
     reference_blob_name,
 )
 from pipeline_common import settings  # noqa: E402
+from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.config import ConfigError, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     EXIT_CONFIG,
     BadDataError,
     ConfigurationError,
+    PipelineIOError,
     ScriptRun,
     TransientError,
+    io_error,
     print_summary,
     script_run,
 )
@@ -48,6 +62,7 @@ from pipeline_common.script_support import (  # noqa: E402
 SCRIPT_NAME = "sync_azure"
 AZURE_WORKERS = 8  # downloads are I/O bound: overlap them
 LOCAL_WORKERS = int(os.environ.get("SYNC_LOCAL_WORKERS") or max(1, os.cpu_count() or 1))  # CPU bound: one file per core
+MAX_DAYS_BACK = 3660  # ten years, as pipeline.yaml allows
 SOURCE_BLOB_COLUMN = "_source_blob"
 FILE_DATE_COLUMN = "_file_date"
 
@@ -62,8 +77,16 @@ examples:
 
 source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set (container AZURE_CONTAINER, default 'raw'),
 otherwise LANDING_DIR. Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok, 65 a file was rejected
-(the others still synced), 75 network/throttling (retry later), 78 configuration or arguments.
+(the others still synced), 74 disk full or no permission on $DATA_DIR, 75 network/throttling (retry later),
+78 configuration or arguments. docs/rejected_inputs.md lists every rejection and what to do.
 """
+
+
+OUTCOME_WORDS = {
+    BadDataError.exit_code: "rejected (bad data, fix the file)",
+    TransientError.exit_code: "not synced (transient, a retry may succeed)",
+    PipelineIOError.exit_code: "not synced (I/O error on the pipeline's own files)",
+}
 
 
 @dataclass(frozen=True)
@@ -71,6 +94,7 @@ class SyncJob:
     market: str
     dataset: str
     columns: dict[str, str]
+    currency: str
     cadence: str
     timezone: str
     days_back: int
@@ -96,7 +120,7 @@ class Outcome:
     target: Target
     rows: int = 0
     error: str | None = None
-    transient: bool = False
+    exit_code: int = 0
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -118,8 +142,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--as-of", type=_iso_date, help="last day of the window, YYYY-MM-DD (default: today, Europe/London)")
     parser.add_argument("--force", action="store_true", help="re-sync every file in scope, changed or not")
     args = parser.parse_args(argv)
-    if args.days_back is not None and args.days_back < 1:
-        parser.error("--days-back must be at least 1")
+    if args.days_back is not None and not 1 <= args.days_back <= MAX_DAYS_BACK:
+        parser.error(f"--days-back must be between 1 and {MAX_DAYS_BACK}, got {args.days_back}")
+    if args.as_of is not None and args.as_of < dt.date(1900, 1, 1) + dt.timedelta(days=MAX_DAYS_BACK):
+        parser.error(f"--as-of {args.as_of} is too early; expected a date after 1910")
     return args
 
 
@@ -140,6 +166,7 @@ def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:
         market=args.market,
         dataset=args.dataset,
         columns=dict(kind.columns),
+        currency=config.markets[args.market].currency,
         cadence=kind.cadence,
         timezone=config.timezone,
         days_back=args.days_back or entry.days_back,
@@ -155,24 +182,32 @@ def open_source() -> AzureSource | LandingSource:
     return LandingSource(settings.landing_dir())
 
 
-def targets_in_scope(source: AzureSource | LandingSource, job: SyncJob, raw_dir: Path) -> list[Target]:
+def targets_in_scope(
+    source: AzureSource | LandingSource, job: SyncJob, raw_dir: Path
+) -> tuple[list[Target], list[str]]:
+    """The blobs to consider, and the blobs ignored because they break the path layout (with why)."""
     if job.cadence == "reference":
         name = reference_blob_name(job.market, job.dataset)
-        return [
+        targets = [
             Target(blob, local_date(blob.last_modified, job.timezone), parquet_path(raw_dir, job.market, job.dataset, None))
             for blob in source.list([name])
             if blob.name == name
         ]
+        return targets, []
     prefix = dataset_prefix(job.market, job.dataset)
     # Listing only the years the window touches keeps the listing short however long the history is.
     prefixes = [f"{prefix}{year:04d}/" for year in range(job.first_day.year, job.as_of.year + 1)]
     pattern = dated_blob_pattern(job.market, job.dataset)
-    targets = []
+    targets, ignored = [], []
     for blob in source.list(prefixes):
-        file_date = file_date_of(blob.name, pattern)
-        if file_date is not None and job.first_day <= file_date <= job.as_of:
+        problem = layout_problem(blob.name, pattern)
+        if problem is not None:  # never synced, so it can never overwrite a correctly placed day
+            ignored.append(f"{blob.name} ({problem})")
+            continue
+        file_date = dt.datetime.strptime(blob.name[-12:-4], "%Y%m%d").date()
+        if job.first_day <= file_date <= job.as_of:
             targets.append(Target(blob, file_date, parquet_path(raw_dir, job.market, job.dataset, file_date)))
-    return sorted(targets, key=lambda target: target.blob.name)
+    return sorted(targets, key=lambda target: target.blob.name), sorted(ignored)
 
 
 def needs_sync(target: Target, state: dict[str, dict[str, Any]], force: bool) -> bool:
@@ -186,17 +221,25 @@ def sync_one(
     """Download (if remote), parse strictly, write atomically; a bad or unreachable file becomes an Outcome."""
     try:
         with source.open_local(target.blob) as path:
-            parsed = read_strict_csv(path, target.blob.name, job.columns, use_threads=threaded_parse)
+            try:
+                parsed = read_strict_csv(path, target.blob.name, job.columns, use_threads=threaded_parse)
+            except OSError as exc:
+                raise io_error(path, exc, "reading") from None
+        file_date = target.file_date if job.cadence != "reference" else None
+        check_values(parsed, target.blob.name, job.currency, file_date)
         if parsed.dropped_columns:
             run.log.warning(
                 f"{target.blob.name}: unknown column(s) {', '.join(map(repr, parsed.dropped_columns))} dropped"
             )
         table = with_lineage(parsed.table, target)
-        write_parquet(table, target.output)
+        try:
+            write_parquet(table, target.output)
+        except OSError as exc:
+            raise io_error(target.output, exc) from None
     except BadFileError as exc:
-        return Outcome(target, error=str(exc))
-    except TransientError as exc:  # network trouble or a locked target file: a retry can fix it
-        return Outcome(target, error=str(exc), transient=True)
+        return Outcome(target, error=str(exc), exit_code=BadDataError.exit_code)
+    except (TransientError, PipelineIOError) as exc:  # network trouble, a locked target, a full disk
+        return Outcome(target, error=str(exc), exit_code=exc.exit_code)
     return Outcome(target, rows=table.num_rows)
 
 
@@ -206,14 +249,33 @@ def with_lineage(table: pa.Table, target: Target) -> pa.Table:
     return table.append_column(FILE_DATE_COLUMN, pa.repeat(pa.scalar(target.file_date, pa.date32()), rows))
 
 
+def remove_leftovers(job: SyncJob, raw_dir: Path, log: Any) -> None:
+    """Delete the temporary files a killed sync of this dataset left (only when their process is gone)."""
+    dataset_dir = raw_dir / job.market / job.dataset
+    folders = [dataset_dir, raw_dir / "_state" / job.market]
+    if job.cadence != "reference":
+        folders += [dataset_dir / f"{year:04d}" for year in range(job.first_day.year, job.as_of.year + 1)]
+    removed = [path for folder in folders for path in remove_stale(folder, [f".{job.dataset}"])]
+    removed += remove_stale(Path(tempfile.gettempdir()), [f".{DOWNLOAD_PREFIX}"])
+    if removed:
+        log.info(f"removed {len(removed)} temporary file(s) left by an interrupted run: "
+                 + ", ".join(path.name for path in removed))
+
+
 def run_sync(
     job: SyncJob, run: ScriptRun, started: float
 ) -> tuple[dict[str, Any], list[Target], list[Outcome]]:
     raw_dir = settings.raw_dir()
+    remove_leftovers(job, raw_dir, run.log)
     source = open_source()
     try:
         run.log.info(f"{job.market}/{job.dataset}: reading {source.describe()}" + _window_text(job))
-        targets = targets_in_scope(source, job, raw_dir)
+        targets, ignored = targets_in_scope(source, job, raw_dir)
+        if ignored:
+            run.log.warning(
+                f"{job.market}/{job.dataset}: {len(ignored)} file(s) ignored, not where the layout puts them "
+                "(never synced; move or rename them):\n  " + "\n  ".join(ignored)
+            )
         state_file = state_path(raw_dir, job.market, job.dataset)
         state, warning = load_state(state_file)
         if warning:
@@ -232,7 +294,7 @@ def run_sync(
             }
     if any(outcome.error is None for outcome in outcomes):
         save_state(state_file, job.market, job.dataset, state)
-    summary = summarise(job, targets, outcomes)
+    summary = summarise(job, targets, outcomes, len(ignored))
     run.log.info(
         f"{job.market}/{job.dataset}: {summary['files_synced']} synced, {summary['files_skipped']} skipped, "
         f"{summary['files_failed']} failed, {summary['rows_loaded']} rows in {time.perf_counter() - started:.3f} s"
@@ -260,9 +322,9 @@ def _sync_all(
         return [future.result() for future in futures]
 
 
-def summarise(job: SyncJob, targets: list[Target], outcomes: list[Outcome]) -> dict[str, Any]:
+def summarise(job: SyncJob, targets: list[Target], outcomes: list[Outcome], ignored: int) -> dict[str, Any]:
     failed = [outcome for outcome in outcomes if outcome.error is not None]
-    return {
+    summary = {
         "market": job.market,
         "dataset": job.dataset,
         "files_listed": len(targets),
@@ -271,6 +333,9 @@ def summarise(job: SyncJob, targets: list[Target], outcomes: list[Outcome]) -> d
         "files_failed": len(failed),
         "rows_loaded": sum(outcome.rows for outcome in outcomes),
     }
+    if ignored:  # only when there are some: a clean run's line stays exactly the contract's example
+        summary["files_ignored"] = ignored
+    return summary
 
 
 def newest_file_date(targets: list[Target]) -> str | None:
@@ -284,6 +349,7 @@ def report(run: ScriptRun, job: SyncJob, summary: dict[str, Any], targets: list[
         key: summary[key]
         for key in ("files_listed", "files_synced", "files_skipped", "files_failed", "rows_loaded")
     }
+    metadata["files_ignored"] = summary.get("files_ignored", 0)
     newest = newest_file_date(targets)
     if newest is not None:
         metadata["newest_file_date"] = newest
@@ -297,11 +363,29 @@ def fail_if_needed(job: SyncJob, outcomes: list[Outcome], summary: dict[str, Any
         raise BadDataError(f"{reference_blob_name(job.market, job.dataset)} was not found in the source")
     if not failed:
         return
-    transient = [outcome for outcome in failed if outcome.transient]
-    # A retry can fix the transient ones (and will then stop at the bad ones with 65), so 75 wins.
-    error_class = TransientError if transient else BadDataError
+    codes = {outcome.exit_code for outcome in failed}
+    # A full disk needs a person now (74); a retry can fix the transient ones and will then stop at the
+    # bad ones with 65, so 75 wins over 65.
+    error_class = next((cls for cls in (PipelineIOError, TransientError) if cls.exit_code in codes), BadDataError)
     lines = [outcome.error or "" for outcome in failed]
     raise error_class(f"{len(failed)} of {summary['files_listed']} file(s) not synced:\n  " + "\n  ".join(lines))
+
+
+def _record_outcome(path: Path, outcomes: list[Outcome], error: str | None) -> None:
+    problems = {
+        outcome.target.blob.name: {
+            "file_date": outcome.target.file_date.isoformat(),
+            "etag": outcome.target.blob.etag,
+            "problem": "rejected" if outcome.exit_code == BadDataError.exit_code else "failed",
+            "message": (outcome.error or "")[:500],
+        }
+        for outcome in outcomes
+        if outcome.error is not None
+    }
+    try:
+        save_outcome(path, problems, error)
+    except OSError as exc:  # a status file must never hide the sync's own result
+        print(f"warning: could not record the sync outcome in {path}: {exc}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -312,16 +396,24 @@ def main(argv: list[str] | None = None) -> None:
             config = load_pipeline_config()
         except ConfigError as exc:
             raise ConfigurationError(str(exc)) from None
+        run.summary = {"market": args.market, "dataset": args.dataset}
         job = build_job(args, config)
-        summary, targets, outcomes = run_sync(job, run, started)
+        record = outcome_path(settings.raw_dir(), job.market, job.dataset)
+        try:
+            summary, targets, outcomes = run_sync(job, run, started)
+        except Exception as exc:  # the currency check says "sync failed" with this message
+            _record_outcome(record, [], f"{type(exc).__name__}: {str(exc).strip()[:500]}")
+            raise
+        _record_outcome(record, outcomes, None)
+        run.summary = summary
         for outcome in outcomes:
             if outcome.error is not None:
-                run.log.error(f"rejected: {outcome.error}")
+                run.log.error(f"{OUTCOME_WORDS[outcome.exit_code]}: {outcome.error}")
         if summary["files_listed"] == 0 and job.cadence != "reference":
             run.log.warning(f"{job.market}/{job.dataset}: no files in the window" + _window_text(job))
         report(run, job, summary, targets, settings.raw_dir())
-        print_summary(summary)
         fail_if_needed(job, outcomes, summary)
+        print_summary(summary)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Export warehouse tables to a Tableau .hyper extract and publish it to Tableau Server.
+"""Export warehouse tables (or one read-only query) to a Tableau .hyper extract and publish it.
 
 DuckDB writes each table to Parquet, Hyper loads the Parquet natively, the extract replaces
 $DATA_DIR/exports/{NAME}.hyper in one step, a timestamped backup is kept, and the extract is
-published (Overwrite) when Tableau is configured. Contract section 6.
+published (Overwrite) when Tableau is configured. The pipeline's own extract names are reserved
+for its Dagster assets; analysts list tables, query, dry-run and write elsewhere. Contract section 6.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
-import tempfile  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, TextIO  # noqa: E402
 
 from create_hyper_files.backups import backup_extract, prune_backups  # noqa: E402
-from create_hyper_files.hyper_builder import build_hyper  # noqa: E402
+from create_hyper_files.hyper_builder import build_hyper, hyper_table_names  # noqa: E402
+from create_hyper_files.progress import Progress  # noqa: E402
 from create_hyper_files.publish_lock import exclusive_lock  # noqa: E402
 from create_hyper_files.tableau_publisher import (  # noqa: E402
     guard_client_logs,
@@ -30,20 +30,30 @@ from create_hyper_files.tableau_publisher import (  # noqa: E402
     tableau_settings,
 )
 from create_hyper_files.warehouse_reader import (  # noqa: E402
-    connect_read_only,
+    QuerySource,
+    TableRef,
+    count_rows,
+    describe,
     export_parquet,
+    list_tables,
+    plan_casts,
     prepare_session,
     resolve_tables,
+    validate_query,
 )
-from pipeline_common.config import ConfigError, load_pipeline_config  # noqa: E402
+from pipeline_common.config import ConfigError, Export, load_pipeline_config  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
+    ArgumentParser,
     BadDataError,
     ConfigurationError,
-    TransientError,
+    io_error,
     print_summary,
     script_run,
 )
+from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
+from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
 from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
+from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
 LOCK_TIMEOUT_ENV_VAR = "EXPORT_LOCK_TIMEOUT_SECONDS"
@@ -52,23 +62,38 @@ PUBLISH_LOCK_TIMEOUT_ENV_VAR = "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS"
 DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 1800.0
 PUBLISH_LOCK_NAME = ".publish.lock"
 DEFAULT_TIMEZONE = "Europe/London"
+BUILD_DIR_PREFIX = ".build-"
+MAX_NAME_CHARS = 100  # a file name and a Tableau data source name: long enough, never past path limits
 
-EXAMPLES = """\
+SCRIPT = "bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py"
+EXAMPLES = f"""\
 examples:
-  # the executive extract, built and published (when TABLEAU_* are set)
-  python bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py \\
-      --tables qi_executive_daily_sales --name executive_daily_sales
+  # from the repo root (on Windows: .venv\\Scripts\\python and backslashes)
+  # what is in the warehouse: every table, its rows and columns
+  .venv/bin/python {SCRIPT} --list
 
-  # any mart, ad hoc, built locally only: $DATA_DIR/exports/my_check.hyper
-  python bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py \\
-      --tables int_orders_summary_daily --name my_check --no-publish
+  # one mart, ad hoc, built locally only: $DATA_DIR/exports/uk_check.hyper
+  .venv/bin/python {SCRIPT} --tables uk_commercial_customer_daily --name uk_check --no-publish
 
-  # several tables in one extract: "Extract"."<table>" each
-  python bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py \\
-      --tables qi_executive_daily_sales int_orders_summary_daily --name sales_pack
+  # rows and columns you choose, from one read-only query (a single SELECT or WITH)
+  .venv/bin/python {SCRIPT} --name uk_last_week --no-publish \\
+      --sql "SELECT order_date, net_sales_gbp, budget_gbp FROM qi_executive_daily_sales
+             WHERE market = 'UK' AND order_date >= current_date - 7"
 
-exit codes: 0 ok, 65 bad input (unknown table, a value that does not fit), 75 transient
-(warehouse locked, Tableau unreachable; retry later), 78 configuration (Tableau project,
+  # see what would be built (tables or query, rows, columns), write and publish nothing
+  .venv/bin/python {SCRIPT} --tables qi_executive_daily_sales int_orders_summary_daily \\
+      --name sales_pack --dry-run
+
+  # write somewhere else: C:/Users/me/extracts/sales_pack.hyper (and its backups there)
+  .venv/bin/python {SCRIPT} --tables qi_executive_daily_sales --name sales_pack --out C:/Users/me/extracts
+
+reserved names: the pipeline's own extracts (pipeline.yaml `exports`, e.g. executive_daily_sales)
+are built and published by their Dagster assets only; the CLI refuses those names, so an ad-hoc
+extract never replaces a production extract or its Tableau data source.
+
+exit codes: 0 ok, 65 bad input (unknown table, a reserved name, a query that is not one SELECT or
+that fails, a value that does not fit), 74 cannot write the output, 75 transient (warehouse
+locked, Tableau unreachable; retry later), 78 configuration (arguments, Tableau project,
 sign-in, half-set TABLEAU_* variables).
 """
 
@@ -80,28 +105,33 @@ class BuildResult:
     casts: dict[str, dict[str, str]]
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        raise BadDataError(f"invalid arguments: {message}")
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _ArgumentParser(
+    parser = ArgumentParser(
+        prog="duckdb_to_tableau_server.py",
         description=(
-            "Export DuckDB warehouse tables (DUCKDB_PATH, opened read-only) to\n"
-            "$DATA_DIR/exports/NAME.hyper, keep a backup in $DATA_DIR/exports/backup/, and\n"
-            "publish it to Tableau Server (Overwrite) when TABLEAU_SERVER_URL, TABLEAU_SITE_ID,\n"
+            "Export DuckDB warehouse tables, or one read-only query, from DUCKDB_PATH (opened\n"
+            "read-only) to $DATA_DIR/exports/NAME.hyper, keep a backup in $DATA_DIR/exports/backup/,\n"
+            "and publish it to Tableau Server (Overwrite) when TABLEAU_SERVER_URL, TABLEAU_SITE_ID,\n"
             "TABLEAU_PAT_NAME, TABLEAU_PAT_SECRET and TABLEAU_PROJECT are set."
         ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--tables", nargs="+", required=True, metavar="T",
-                        help="warehouse tables or views (`name` or `schema.name`)")
-    parser.add_argument("--name", required=True,
-                        help="extract and data source name (letters, digits, _ and -)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--tables", nargs="+", metavar="T",
+                      help="warehouse tables or views (`name` or `schema.name`); see --list")
+    what.add_argument("--sql", metavar="QUERY",
+                      help='one read-only SELECT or WITH query; the extract is "Extract"."Extract"')
+    what.add_argument("--list", action="store_true",
+                      help="list every warehouse table with its row count and columns, then exit")
+    parser.add_argument("--name", help="extract and data source name (letters, digits, _ and -)")
     parser.add_argument("--no-publish", action="store_true", help="build and back up only")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate and print what would be built; write and publish nothing")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="write NAME.hyper and its backups under DIR (default $DATA_DIR/exports)")
+    parser.add_argument("--pipeline-export", action="store_true",
+                        help="build one of the pipeline's own extracts (used by the Dagster export assets)")
     parser.add_argument(
         "--lock-timeout", type=float, metavar="SECONDS",
         default=float(env(LOCK_TIMEOUT_ENV_VAR) or DEFAULT_LOCK_TIMEOUT_SECONDS),
@@ -109,9 +139,54 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
              f"(env {LOCK_TIMEOUT_ENV_VAR}; default {DEFAULT_LOCK_TIMEOUT_SECONDS:.0f})",
     )
     args = parser.parse_args(argv)
+    if args.list:
+        extra = [flag for flag, value in (("--name", args.name), ("--out", args.out), ("--dry-run", args.dry_run),
+                                          ("--no-publish", args.no_publish),
+                                          ("--pipeline-export", args.pipeline_export)) if value]
+        if extra:
+            parser.error(f"--list takes no {', '.join(extra)}")
+        return args
+    if not args.tables and args.sql is None:
+        parser.error("one of --tables, --sql or --list is required")
+    if args.sql is not None and not args.sql.strip():
+        parser.error("--sql: the query is empty")
+    if not args.name:
+        parser.error("--name is required with --tables or --sql")
     if not args.name.replace("_", "").replace("-", "").isalnum() or args.name[0] in "-_":
-        raise BadDataError(f"--name {args.name!r}: use letters, digits, '_' and '-' (it becomes a file name)")
+        parser.error(f"--name {args.name!r}: use letters, digits, '_' and '-' (it becomes a file name)")
+    if len(args.name) > MAX_NAME_CHARS:
+        parser.error(f"--name is {len(args.name)} characters long; at most {MAX_NAME_CHARS} (it becomes a file "
+                     "and data source name)")
+    reserved = reserved_name_problem(args.name)
+    if reserved:
+        parser.error(f"--name {args.name!r}: {reserved}")
     return args
+
+
+def pipeline_exports() -> dict[str, Export]:
+    """The pipeline's own extracts by name (case-folded: Windows file names and Tableau ignore case)."""
+    try:
+        config = load_pipeline_config()
+    except ConfigError as exc:
+        raise ConfigurationError(f"cannot tell the pipeline's reserved extract names: {exc}") from None
+    return {export.name.casefold(): export for export in config.exports}
+
+
+def check_name(name: str, pipeline_export: bool) -> None:
+    """An ad-hoc extract must never replace a production extract (or its published data source)."""
+    export = pipeline_exports().get(name.casefold())
+    if export is not None and not pipeline_export:
+        raise BadDataError(
+            f"--name {name!r} is reserved: it is the pipeline's extract {export.name!r}, built and published "
+            f"by the Dagster asset {export.asset!r} (pipeline.yaml exports). Choose another name for an ad-hoc "
+            f"extract (e.g. {export.name}_adhoc); to rebuild the production extract, materialize "
+            f"{export.asset} in Dagster."
+        )
+    if export is None and pipeline_export:
+        raise ConfigurationError(
+            f"--pipeline-export: {name!r} is not one of the pipeline's extracts "
+            f"({', '.join(sorted(e.name for e in pipeline_exports().values()))})"
+        )
 
 
 def business_timezone() -> str:
@@ -121,34 +196,55 @@ def business_timezone() -> str:
         return DEFAULT_TIMEZONE
 
 
+def _resolve_sources(con, tables: Sequence[str] | None, query: str | None) -> list[TableRef | QuerySource]:
+    if query is not None:
+        return [validate_query(con, query)]
+    return list(resolve_tables(con, tables or []))
+
+
+def _source_name(source: TableRef | QuerySource) -> str:
+    return source.name
+
+
 def build_extract(
-    warehouse: Path, tables: Sequence[str], name: str, out_dir: Path, lock_timeout: float,
-    log: logging.Logger, timezone: str = DEFAULT_TIMEZONE,
+    warehouse: Path, tables: Sequence[str] | None, name: str, out_dir: Path, lock_timeout: float,
+    log: logging.Logger, timezone: str = DEFAULT_TIMEZONE, query: str | None = None,
+    progress: Progress | None = None,
 ) -> BuildResult:
-    """Warehouse tables -> Parquet (DuckDB) -> out_dir/{name}.hyper (Hyper), replaced in one step."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # The work dir sits beside the target so the final os.replace never crosses file systems.
-    work_dir = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=out_dir))
+    """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (Hyper), replaced in one step."""
+    progress = progress or Progress(None, enabled=False)
+    con = connect_read_only(warehouse, lock_timeout, log)
+    work_dir: Path | None = None
     try:
-        con = connect_read_only(warehouse, lock_timeout, log)
-        try:
-            refs = resolve_tables(con, tables)
-            prepare_session(con, timezone)
-            exported = [export_parquet(con, ref, work_dir / f"{i}.parquet") for i, ref in enumerate(refs)]
-        finally:
-            con.close()  # release the warehouse before the (slower) Hyper load
+        # Validate before anything is created: a wrong name or query leaves no folder behind.
+        sources = _resolve_sources(con, tables, query)
+        prepare_session(con, timezone)
+        work_dir = _make_work_dir(out_dir, name)
+        exported = []
+        for i, source in enumerate(sources):
+            label = f"reading {'the query' if isinstance(source, QuerySource) else source.name} from DuckDB"
+            with progress.stage(label, detail=lambda: _percent(con)) as done:
+                item = export_parquet(con, source, work_dir / f"{i}.parquet")
+                done(f"{item.rows:,} rows")
+            exported.append(item)
+    except BaseException:
+        if work_dir is not None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    finally:
+        con.close()  # release the warehouse before the (slower) Hyper load
+    try:
         staged = work_dir / f"{name}.hyper"
-        loaded = build_hyper(staged, {e.table.name: e.parquet_path for e in exported}, work_dir / "hyper_logs")
+        with progress.stage(f"loading {sum(e.rows for e in exported):,} rows into Hyper") as done:
+            loaded = build_hyper(staged, {e.table.name: e.parquet_path for e in exported}, work_dir / "hyper_logs")
+            done(f"{staged.stat().st_size:,} bytes")
         for item in exported:
             if loaded[item.table.name] != item.rows:
                 raise BadDataError(
                     f"{item.table.name}: Hyper loaded {loaded[item.table.name]} rows, DuckDB exported {item.rows}"
                 )
         target = out_dir / f"{name}.hyper"
-        try:
-            os.replace(staged, target)
-        except PermissionError as exc:  # Windows: the extract is open in Tableau Desktop
-            raise TransientError(f"cannot replace {target} (is it open in another program?): {exc}") from None
+        replace(staged, target)  # Windows: Tableau Desktop may hold the old extract open
         return BuildResult(
             hyper_path=target,
             rows={e.table.name: e.rows for e in exported},
@@ -156,6 +252,31 @@ def build_extract(
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _make_work_dir(out_dir: Path, name: str) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # The work dir sits beside the target so the final os.replace never crosses file systems; its
+        # name carries this process's identity, so a killed run's folder is removed by the next run.
+        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
+        work_dir.mkdir()
+        return work_dir
+    except OSError as exc:
+        raise io_error(out_dir, exc) from None
+
+
+def remove_leftovers(out_dir: Path, log: logging.Logger) -> None:
+    """Build folders and partial backups that killed exports left (their process is gone)."""
+    removed = remove_stale(out_dir, [BUILD_DIR_PREFIX]) + remove_stale(out_dir / "backup", ["."])
+    if removed:
+        log.info(f"removed {len(removed)} build folder(s)/partial file(s) left by an interrupted export: "
+                 + ", ".join(path.name for path in removed))
+
+
+def _percent(con) -> str:
+    done = con.query_progress()
+    return f"{done:.0f}%" if done is not None and done >= 0 else ""
 
 
 def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list[logging.Handler]) -> str | None:
@@ -173,31 +294,107 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
     return published.content_url
 
 
+def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, out: TextIO) -> dict[str, Any]:
+    """--list: every table with its row count and columns, and the reserved extract names."""
+    con = connect_read_only(warehouse, lock_timeout, log)
+    try:
+        tables = list_tables(con)
+    finally:
+        con.close()
+    out.write(f"{warehouse}: {len(tables)} tables\n")
+    width = max((len(t.display) for t in tables), default=0)
+    for table in tables:
+        out.write(f"\n{table.display.ljust(width)}  {table.rows:>12,} rows\n")
+        out.write("".join(f"    {column}  {data_type}\n" for column, data_type in table.columns))
+    reserved = sorted(pipeline_exports().values(), key=lambda e: e.name)
+    if reserved:
+        out.write("\nreserved extract names (built by Dagster): "
+                  + ", ".join(f"{e.name} ({e.asset})" for e in reserved) + "\n")
+    out.flush()
+    return {"tables": {table.display: table.rows for table in tables}}
+
+
+def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: TextIO) -> dict[str, Any]:
+    """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
+    con = connect_read_only(duckdb_path(), args.lock_timeout, log)
+    try:
+        sources = _resolve_sources(con, args.tables, args.sql)
+        prepare_session(con, business_timezone())
+        plan = []
+        for source in sources:
+            columns = describe(con, source.sql)
+            _, casts = plan_casts(con, source)
+            plan.append((source, count_rows(con, source), columns, casts))
+    finally:
+        con.close()
+    target = out_dir / f"{args.name}.hyper"
+    hyper_names = hyper_table_names([_source_name(s) for s in sources])
+    out.write(f"dry run: would build {target} (nothing is written)\n")
+    for source, rows, columns, casts in plan:
+        what = f"query: {source.query}" if isinstance(source, QuerySource) else f"table {source.schema}.{source.name}"
+        out.write(f'  "Extract"."{hyper_names[_source_name(source)]}" <- {what}\n')
+        out.write(f"    {rows:,} rows, {len(columns)} columns\n")
+        for column, data_type in columns:
+            cast = f"  (as {casts[column].split(' -> ')[1]} for Tableau)" if column in casts else ""
+            out.write(f"      {column}  {data_type}{cast}\n")
+    settings = None if args.no_publish else tableau_settings()
+    if args.no_publish:
+        out.write("  publish: no (--no-publish)\n")
+    elif settings is None:
+        out.write("  publish: no (TABLEAU_* not set)\n")
+    else:
+        out.write(f"  publish: would overwrite data source {args.name!r} in Tableau project {settings.project!r}\n")
+    out.flush()
+    summary: dict[str, Any] = {
+        "name": args.name,
+        "tables": {_source_name(source): rows for source, rows, _, _ in plan},
+        "hyper_path": str(target),
+        "published": False,
+        "dry_run": True,
+        "columns": {_source_name(source): dict(columns) for source, _, columns, _ in plan},
+    }
+    if args.sql is not None:
+        summary["sql"] = plan[0][0].query
+    return summary
+
+
 def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     log: logging.Logger = run_ctx.log
     args = parse_args(argv)
-    out_dir = exports_dir()
+    if args.list:
+        return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
+    check_name(args.name, args.pipeline_export)
+    out_dir = args.out.expanduser().resolve() if args.out is not None else exports_dir()
+    if args.dry_run:
+        return dry_run(args, out_dir, log, sys.stdout)
+    progress = Progress.for_terminal(run_ctx.under_dagster)
+    remove_leftovers(out_dir, log)
     result = build_extract(duckdb_path(), args.tables, args.name, out_dir, args.lock_timeout, log,
-                           business_timezone())
+                           business_timezone(), query=args.sql, progress=progress)
     for table, casts in result.casts.items():
         log.info(f"{table}: cast for Hyper/Tableau: {casts}")
     size = result.hyper_path.stat().st_size
     log.info(f"built {result.hyper_path} ({size} bytes): {result.rows}")
     backup = backup_extract(result.hyper_path, out_dir / "backup", args.name)
-    pruned = prune_backups(out_dir / "backup", args.name)
+    pruned = prune_backups(out_dir / "backup", args.name, log=log)
     log.info(f"backup {backup.name} kept; {len(pruned)} older backup(s) deleted")
     content_url = None
     if args.no_publish:
         log.info("Tableau publishing skipped: --no-publish")
     else:
-        content_url = _publish(result, args.name, log, list(log.handlers))
+        with progress.stage(f"publishing {args.name} to Tableau Server") as done:
+            content_url = _publish(result, args.name, log, list(log.handlers))
+            done("published" if content_url else "skipped (not configured)")
     metadata: dict[str, Any] = {f"rows_{table}": rows for table, rows in result.rows.items()}
     metadata.update(hyper_size_bytes=size, published=content_url is not None, hyper_path=str(result.hyper_path))
     if content_url is not None:
         metadata["tableau_content_url"] = content_url
     run_ctx.report_materialization(metadata)
-    return {"name": args.name, "tables": result.rows, "hyper_path": str(result.hyper_path),
-            "published": content_url is not None}
+    summary: dict[str, Any] = {"name": args.name, "tables": result.rows, "hyper_path": str(result.hyper_path),
+                               "published": content_url is not None}
+    if args.sql is not None:
+        summary["sql"] = args.sql.strip()
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:

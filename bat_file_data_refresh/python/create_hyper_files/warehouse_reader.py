@@ -1,6 +1,6 @@
 """Read warehouse tables out of DuckDB as Parquet that Hyper can load natively.
 
-Opens the warehouse read-only (waiting while dbt holds its lock), validates table names
+Validates table names
 against the catalog before any SQL is built, and casts the few DuckDB types Hyper or
 Tableau cannot take into the nearest type a Tableau user expects.
 """
@@ -8,17 +8,14 @@ Tableau cannot take into the nearest type a Tableau user expects.
 from __future__ import annotations
 
 import difflib
-import logging
-import random
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from pipeline_common.script_support import BadDataError, ConfigurationError, TransientError
+from pipeline_common.script_support import BadDataError
 
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION uncompressed, DICTIONARY_SIZE_LIMIT 1"
 """Temporary Parquet for Hyper: plain, uncompressed pages cost the least CPU to write (DuckDB) and
@@ -46,8 +43,7 @@ _WIDENED_TYPES = {
 _WIDE_INTEGER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
 _DECIMAL_RE = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 
-_LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
-
+_LINE_RE = re.compile(r"LINE (\d+):")
 
 @dataclass(frozen=True)
 class TableRef:
@@ -63,7 +59,7 @@ class TableRef:
 
 @dataclass(frozen=True)
 class ExportedTable:
-    table: TableRef
+    table: TableRef | QuerySource
     parquet_path: Path
     rows: int
     casts: dict[str, str]
@@ -77,45 +73,36 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def is_lock_error(error: Exception) -> bool:
-    return isinstance(error, duckdb.IOException) and any(m in str(error).lower() for m in _LOCK_MARKERS)
-
-
-def connect_read_only(
-    path: Path,
-    timeout_seconds: float,
-    log: logging.Logger,
-    sleep: Callable[[float], None] = time.sleep,
-) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only; while another process holds its lock, back off and retry."""
-    if not path.is_file():
-        raise ConfigurationError(f"warehouse not found at {path} (DUCKDB_PATH); build it with dbt first")
-    deadline = time.monotonic() + timeout_seconds
-    delay = 0.5
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as exc:
-            if not is_lock_error(exc):
-                raise ConfigurationError(f"cannot open warehouse {path}: {exc}") from None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TransientError(
-                    f"warehouse {path} stayed locked by another process for {timeout_seconds:.0f} s "
-                    f"(is a dbt build running?); giving up, a retry later may succeed. DuckDB said: {exc}"
-                ) from None
-            # Full jitter keeps several waiting exports from retrying in lock-step.
-            wait = min(remaining, random.uniform(delay / 2, delay))
-            log.info(f"warehouse {path.name} is locked by another process; retrying in {wait:.1f} s")
-            sleep(wait)
-            delay = min(delay * 2, 15.0)
-
-
 def _catalog(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute(
         "SELECT table_schema, table_name FROM information_schema.tables "
         "WHERE table_catalog = current_database() ORDER BY table_schema, table_name"
     ).fetchall()
+
+
+def display_name(schema: str, name: str, catalog: Sequence[tuple[str, str]]) -> str:
+    """How a person types the table: its bare name when that is unique, else schema.name."""
+    same_name = [s for s, t in catalog if t.lower() == name.lower()]
+    return name if len(same_name) == 1 else f"{schema}.{name}"
+
+
+def nearest_tables(wanted: str, catalog: Sequence[tuple[str, str]], n: int = 5) -> list[str]:
+    """The closest table names, each once, spelt as they can be typed back (`name` or `schema.name`).
+
+    A bare name that exists in one schema is offered bare; one in several schemas, qualified.
+    """
+    spellings: dict[str, list[str]] = {}
+    if "." in wanted:
+        for schema, name in catalog:
+            spellings[f"{schema}.{name}".lower()] = [f"{schema}.{name}"]
+    else:
+        by_name: dict[str, list[tuple[str, str]]] = {}
+        for schema, name in catalog:
+            by_name.setdefault(name.lower(), []).append((schema, name))
+        for key, tables in by_name.items():
+            spellings[key] = [tables[0][1]] if len(tables) == 1 else [f"{s}.{t}" for s, t in tables]
+    close = difflib.get_close_matches(wanted.lower(), list(spellings), n=n, cutoff=0.6)
+    return list(dict.fromkeys(name for key in close for name in spellings[key]))
 
 
 def resolve_tables(con: duckdb.DuckDBPyConnection, requested: Sequence[str]) -> list[TableRef]:
@@ -137,9 +124,8 @@ def resolve_tables(con: duckdb.DuckDBPyConnection, requested: Sequence[str]) -> 
         if len(matches) == 1:
             resolved.append(matches[0])
         elif not matches:
-            known = sorted({t for _, t in catalog} | {f"{s}.{t}" for s, t in catalog})
-            close = difflib.get_close_matches(wanted, known, n=5, cutoff=0.6)
-            hint = f"; did you mean: {', '.join(close)}" if close else ""
+            close = nearest_tables(wanted, catalog)
+            hint = f"; nearest: {', '.join(close)}" if close else ""
             problems.append(f"unknown table {wanted!r}{hint}")
         else:
             options = ", ".join(f"{m.schema}.{m.name}" for m in matches)
@@ -149,17 +135,98 @@ def resolve_tables(con: duckdb.DuckDBPyConnection, requested: Sequence[str]) -> 
     if duplicates:
         problems.append(f"table(s) listed twice: {', '.join(duplicates)}")
     if problems:
-        raise BadDataError(f"{'; '.join(problems)} (warehouse has {len(catalog)} tables)")
+        raise BadDataError(f"{'; '.join(problems)} (`--list` shows the warehouse's {len(catalog)} tables)")
     return resolved
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: TableRef) -> list[tuple[str, str]]:
-    return con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position",
-        [table.schema, table.name],
-    ).fetchall()
+@dataclass(frozen=True)
+class TableInfo:
+    """One warehouse table for `--list`: how to type it, its row count and its columns."""
+
+    schema: str
+    name: str
+    display: str
+    rows: int
+    columns: list[tuple[str, str]]
+
+
+def list_tables(con: duckdb.DuckDBPyConnection) -> list[TableInfo]:
+    catalog = _catalog(con)
+    tables: list[TableInfo] = []
+    for schema, name in catalog:
+        ref = TableRef(schema, name)
+        row = con.execute(f"SELECT count(*) FROM {ref.sql}").fetchone()
+        tables.append(TableInfo(schema, name, display_name(schema, name, catalog), int(row[0]) if row else 0,
+                                describe(con, ref.sql)))
+    return tables
+
+
+@dataclass(frozen=True)
+class QuerySource:
+    """An ad-hoc extract's read-only query (one SELECT or WITH statement)."""
+
+    query: str
+    name: str = "Extract"
+
+    @property
+    def sql(self) -> str:
+        # On lines of their own: a trailing `-- comment` in the query must not swallow the bracket.
+        return f"(\n{self.query}\n) AS {quote_identifier('query')}"
+
+
+def validate_query(con: duckdb.DuckDBPyConnection, text: str) -> QuerySource:
+    """One SELECT (or WITH ... SELECT) statement, parsed and bound by DuckDB itself.
+
+    DuckDB's own parser decides what the text is, so comments, quoting and semicolons inside
+    strings cannot smuggle a second statement past a hand-written check; DuckDB's message
+    (with its LINE/caret position) is passed on as is.
+    """
+    try:
+        statements = con.extract_statements(text)
+    except duckdb.Error as exc:
+        raise BadDataError(f"--sql: DuckDB cannot parse the query: {exc}") from None
+    if len(statements) != 1:
+        raise BadDataError(f"--sql: expected exactly one SELECT or WITH statement, got {len(statements)}")
+    statement = statements[0]
+    if statement.type != duckdb.StatementType.SELECT:
+        kind = str(statement.type).rsplit(".", 1)[-1]
+        raise BadDataError(
+            f"--sql: only a read-only SELECT or WITH query can become an extract, not {kind}"
+        )
+    query = statement.query.strip().rstrip(";").strip()
+    try:
+        # LIMIT 0: DuckDB binds and plans the query but reads nothing. The query stands on lines of
+        # its own, so DuckDB's LINE n / caret point into the analyst's text once n is shifted back.
+        columns = [d[0] for d in con.execute(f"SELECT * FROM {QuerySource(query).sql} LIMIT 0").description]
+    except duckdb.Error as exc:
+        message = _LINE_RE.sub(lambda m: f"LINE {int(m.group(1)) - 1}:", str(exc))
+        raise BadDataError(f"--sql: the query failed: {message}") from None
+    names = [c.lower() for c in columns]
+    duplicates = sorted({c for c in columns if names.count(c.lower()) > 1})
+    if duplicates:
+        raise BadDataError(
+            f"--sql: column name(s) {', '.join(duplicates)} appear more than once; give each column its own "
+            "name with AS (Tableau needs unique column names)"
+        )
+    return QuerySource(query)
+
+
+def describe(con: duckdb.DuckDBPyConnection, source_sql: str) -> list[tuple[str, str]]:
+    """(column, DuckDB type) of a table or a parenthesised query, in order."""
+    rows = con.execute(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, source: TableRef | QuerySource) -> int:
+    try:
+        row = con.execute(f"SELECT count(*) FROM {source.sql}").fetchone()
+    except duckdb.Error as exc:
+        raise BadDataError(f"{_label(source)}: {exc}") from None
+    return int(row[0]) if row else 0
+
+
+def _label(source: TableRef | QuerySource) -> str:
+    return "--sql: the query failed" if isinstance(source, QuerySource) else f"table {source.schema}.{source.name}"
 
 
 def _needs_range_check(data_type: str) -> bool:
@@ -168,7 +235,7 @@ def _needs_range_check(data_type: str) -> bool:
     return wide_decimal or data_type in _WIDE_INTEGER_TYPES
 
 
-def _max_abs(con: duckdb.DuckDBPyConnection, table: TableRef, columns: list[str]) -> dict[str, float]:
+def _max_abs(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource, columns: list[str]) -> dict[str, float]:
     if not columns:
         return {}
     exprs = ", ".join(f"max(abs({quote_identifier(c)}::DOUBLE))" for c in columns)
@@ -198,9 +265,9 @@ def target_type(data_type: str, max_abs: float | None = None) -> str | None:
     return "VARCHAR"
 
 
-def plan_casts(con: duckdb.DuckDBPyConnection, table: TableRef) -> tuple[list[str], dict[str, str]]:
-    """SELECT expressions for the table's columns and the casts applied (column -> 'FROM -> TO')."""
-    columns = _columns(con, table)
+def plan_casts(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource) -> tuple[list[str], dict[str, str]]:
+    """SELECT expressions for the source's columns and the casts applied (column -> 'FROM -> TO')."""
+    columns = describe(con, table.sql)
     ranges = _max_abs(con, table, [c for c, t in columns if _needs_range_check(t)])
     exprs: list[str] = []
     casts: dict[str, str] = {}
@@ -215,14 +282,25 @@ def plan_casts(con: duckdb.DuckDBPyConnection, table: TableRef) -> tuple[list[st
     return exprs, casts
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, table: TableRef, target: Path) -> ExportedTable:
-    """COPY one table (with casts where needed) to a Parquet file; DuckDB does the work vectorised."""
+def export_parquet(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource, target: Path) -> ExportedTable:
+    """COPY one table or query (with casts where needed) to a Parquet file; DuckDB does the work vectorised."""
     exprs, casts = plan_casts(con, table)
-    source = f"(SELECT {', '.join(exprs)} FROM {table.sql})" if casts else table.sql
+    if casts:
+        source = f"(SELECT {', '.join(exprs)} FROM {table.sql})"
+    elif isinstance(table, QuerySource):
+        source = f"(SELECT * FROM {table.sql})"
+    else:
+        source = table.sql
     try:
         result = con.execute(f"COPY {source} TO {quote_literal(target.as_posix())} ({PARQUET_OPTIONS})").fetchone()
     except duckdb.ConversionException as exc:
-        raise BadDataError(f"table {table.schema}.{table.name}: a value does not fit its export type: {exc}") from None
+        raise BadDataError(f"{_label(table)}: a value does not fit its export type: {exc}") from None
+    except duckdb.IOException:
+        raise
+    except duckdb.Error as exc:
+        if isinstance(table, QuerySource):  # a query can still fail at run time (a cast, a division)
+            raise BadDataError(f"--sql: the query failed: {exc}") from None
+        raise
     rows = int(result[0]) if result else 0
     return ExportedTable(table=table, parquet_path=target, rows=rows, casts=casts)
 

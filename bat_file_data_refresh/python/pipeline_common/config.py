@@ -23,8 +23,18 @@ Cadence = Literal["daily", "monthly", "reference"]
 
 CONFIG_ENV_VAR = "PIPELINE_CONFIG"
 
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""Markets, datasets and export names become folder, file, table and asset names: plain identifiers only."""
+_IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN)
+_IDENTIFIER_HINT = "must be a plain identifier (letters, digits and '_', not starting with a digit; no '/', '.', '-' or spaces)"
+
 DEFAULT_FRESHNESS_DEADLINE = "07:30"
 """London time by which the Tableau extracts must be rebuilt: the dashboards open at 07:30."""
+
+DEFAULT_DUE_TIME = "06:30"
+"""London time by which a daily dataset's file for the day before is due (contract section 9)."""
+
+CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class ConfigError(ValueError):
@@ -44,6 +54,19 @@ class DatasetType(_Strict):
     asset_name: str = Field(description="Asset key template; {market} is the lower-case market.")
     group: str
     columns: dict[str, ColumnType]
+    due: str | None = Field(
+        default=None, pattern=CLOCK_TIME,
+        description="Daily datasets: London time on day D by which the file for D - file_lag_days is due.",
+    )
+    file_lag_days: int | None = Field(default=None, ge=0, le=31, description="Daily datasets: D minus this is the expected file date.")
+
+    @model_validator(mode="after")
+    def _expectation_only_for_daily(self) -> DatasetType:
+        if self.cadence != "daily":
+            for field, value in (("due", self.due), ("file_lag_days", self.file_lag_days)):
+                if value is not None:
+                    raise ValueError(f"'{field}' applies to daily datasets only (cadence is {self.cadence})")
+        return self
 
     @field_validator("asset_name")
     @classmethod
@@ -54,17 +77,23 @@ class DatasetType(_Strict):
 
 
 class Dataset(_Strict):
-    market: str
-    dataset: str
+    market: str = Field(pattern=IDENTIFIER_PATTERN)
+    dataset: str = Field(pattern=IDENTIFIER_PATTERN)
     days_back: int = Field(default=30, ge=1, le=3660)
     force: bool = False
+    due: str | None = Field(default=None, pattern=CLOCK_TIME, description="Overrides the dataset type's due time.")
+    file_lag_days: int | None = Field(default=None, ge=0, le=31, description="Overrides the dataset type's lag.")
 
 
 class Export(_Strict):
     asset: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=100)
     tables: list[str] = Field(min_length=1)
     upstream: list[str] | None = None
+    covers: list[str] | None = Field(
+        default=None,
+        description="Daily datasets ('MARKET/dataset') whose data the extract holds; default: every daily dataset.",
+    )
 
     @property
     def upstream_assets(self) -> list[str]:
@@ -115,7 +144,7 @@ class Alerts(_Strict):
     run_failure_route: str = "technical"
     check_route: str = "data_quality"
     freshness_route: str = "logistics"
-    freshness_deadline: str = Field(default=DEFAULT_FRESHNESS_DEADLINE, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    freshness_deadline: str = Field(default=DEFAULT_FRESHNESS_DEADLINE, pattern=CLOCK_TIME)
     warn_routes: list[str] = Field(
         default_factory=list, description="Routes that also get WARN-severity check failures."
     )
@@ -200,6 +229,10 @@ class PipelineConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
+        for section, names in (("markets", self.markets), ("dataset_types", self.dataset_types)):
+            for name in names:
+                if not _IDENTIFIER_RE.match(name):
+                    raise _EntryError(f"{section} ({name})", "name", _IDENTIFIER_HINT)
         seen: set[tuple[str, str]] = set()
         for index, entry in enumerate(self.datasets):
             where = f"datasets[{index}] ({entry.market}/{entry.dataset})"
@@ -217,10 +250,21 @@ class PipelineConfig(_Strict):
             if key in seen:
                 raise _EntryError(where, "dataset", "duplicate (market, dataset) entry")
             seen.add(key)
+            daily = self.dataset_types[entry.dataset].cadence == "daily"
+            for field in ("due", "file_lag_days"):
+                if getattr(entry, field) is not None and not daily:
+                    raise _EntryError(where, field, "applies to daily datasets only")
         names = [e.name for e in self.exports]
+        daily_keys = {f"{d.market}/{d.dataset}" for d in self.daily_datasets()}
         for index, export in enumerate(self.exports):
             if names.count(export.name) > 1:
                 raise _EntryError(f"exports[{index}] ({export.name})", "name", "duplicate export name")
+            for covered in export.covers or []:
+                if covered not in daily_keys:
+                    raise _EntryError(
+                        f"exports[{index}] ({export.name})", "covers",
+                        f"{covered!r} is not a configured daily dataset; known: {sorted(daily_keys)}",
+                    )
         return self
 
     # --- lookups used across the project -------------------------------------------------
@@ -231,6 +275,26 @@ class PipelineConfig(_Strict):
                 return entry
         configured = sorted(f"{d.market}/{d.dataset}" for d in self.datasets)
         raise ConfigError(f"{market}/{dataset} is not configured in {config_path()}; configured: {configured}")
+
+    def daily_datasets(self) -> list[Dataset]:
+        return [d for d in self.datasets if self.dataset_types[d.dataset].cadence == "daily"]
+
+    def due_time(self, entry: Dataset) -> dt.time:
+        """London time on day D by which the expected file of a daily dataset is due."""
+        return dt.time.fromisoformat(entry.due or self.dataset_types[entry.dataset].due or DEFAULT_DUE_TIME)
+
+    def file_lag_days(self, entry: Dataset) -> int:
+        """On day D the expected file is the one for D minus this (1: yesterday's file)."""
+        for value in (entry.file_lag_days, self.dataset_types[entry.dataset].file_lag_days):
+            if value is not None:
+                return value
+        return 1
+
+    def export_covers(self, export: Export) -> list[Dataset]:
+        """The daily datasets whose data an export holds (its currency depends on them)."""
+        if export.covers is None:
+            return self.daily_datasets()
+        return [d for d in self.daily_datasets() if f"{d.market}/{d.dataset}" in export.covers]
 
     def dataset_type(self, dataset: str) -> DatasetType:
         return self.dataset_types[dataset]
@@ -261,6 +325,8 @@ def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationE
             continue
         if item["type"] == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'"
+        if item["type"] == "string_pattern_mismatch" and (item.get("ctx") or {}).get("pattern") == IDENTIFIER_PATTERN:
+            message = f"{item.get('input')!r} {_IDENTIFIER_HINT}"
         where = _describe_location(raw, loc[:-1]) or "<top level>"
         field = loc[-1] if loc else "?"
         lines.append(f"  {where}, field '{field}': {message}")

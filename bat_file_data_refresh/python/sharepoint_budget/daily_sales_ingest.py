@@ -16,16 +16,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import io  # noqa: E402
-import os  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 
 from pipeline_common.config import ConfigError, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.files import recover_set, replace_together, temp_path  # noqa: E402
+from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
+    ArgumentParser,
     ConfigurationError,
     ScriptRun,
+    io_error,
     print_summary,
     script_run,
 )
@@ -38,8 +41,8 @@ WORKBOOK_NAME = "Daily Sales Budget {year}.xlsx"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--year", type=int, default=None, help="budget year (default: this year, Europe/London)")
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--year", type=_year, default=None, help="budget year (default: this year, Europe/London)")
     parser.add_argument(
         "--source", type=Path, default=None,
         help="a workbook file or a folder holding 'Daily Sales Budget {YYYY}.xlsx' "
@@ -50,6 +53,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a missing workbook is not an error: report 0 rows and leave earlier outputs as they are",
     )
     return parser.parse_args(argv)
+
+
+def _year(text: str) -> int:
+    if not (text.isdigit() and 2000 <= int(text) <= 2100):
+        raise argparse.ArgumentTypeError(f"expected a year YYYY between 2000 and 2100, got {text!r}")
+    return int(text)
 
 
 def output_paths(year: int) -> tuple[Path, Path]:
@@ -84,7 +93,11 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 
 def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
-    """Both files to temporary names first, then renamed: a failure leaves the earlier pair untouched."""
+    """Both files to temporary names first, then swapped in together: readers see the old pair or the new.
+
+    A CSV open in Excel cannot be replaced on Windows: after a brief retry that is exit 75 naming
+    the file, and the earlier pair stays as it was (never one new file beside one old).
+    """
     budget_path, exchange_path = output_paths(year)
     budget_path.parent.mkdir(parents=True, exist_ok=True)
     pending = [
@@ -94,11 +107,13 @@ def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
     temps: list[tuple[Path, Path]] = []
     try:
         for target, payload in pending:
-            temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            temp.write_bytes(payload)
+            temp = temp_path(target)
             temps.append((temp, target))
-        for temp, target in temps:
-            os.replace(temp, target)
+            try:
+                temp.write_bytes(payload)
+            except OSError as exc:  # disk full, no permission: exit 74 naming the file and the free space
+                raise io_error(temp, exc) from None
+        replace_together(temps)
     finally:
         for temp, _ in temps:
             temp.unlink(missing_ok=True)
@@ -110,6 +125,12 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
     except ConfigError as exc:
         raise ConfigurationError(str(exc)) from None
     year = year or today_in(config.timezone).year
+    run.summary = {"budget_year": year}
+    recover_set(output_paths(year))  # put back an earlier pair a run killed mid-swap left aside
+    removed = remove_stale(output_paths(year)[0].parent, [".daily_sales_budget_", ".exchange_rates_"])
+    if removed:
+        run.log.info(f"removed {len(removed)} temporary file(s) left by an interrupted run: "
+                     + ", ".join(path.name for path in removed))
     markets = list(config.markets)
     currencies = {m.currency for m in config.markets.values()}
     try:

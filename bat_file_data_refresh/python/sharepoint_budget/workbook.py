@@ -29,6 +29,12 @@ TOTAL_LABELS = {"TOTAL", "GRAND TOTAL"}
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+# Contract section 4: digits, an optional leading '-', an optional '.' decimal point, optional ','
+# thousands separators in groups of three. '1,234.50' is 1234.50; '1.234,50' is an error, never 1.23.
+_PLAIN_NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a Compound File: an encrypted OOXML or an old .xls
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_RESAVE_HINT = "open it in Excel, save it again (File > Save As > Excel Workbook) and re-run"
 
 BUDGET_SCHEMA = pa.schema(
     [("budget_date", pa.date32()), ("market", pa.string()), ("channel", pa.string()),
@@ -143,11 +149,10 @@ def _as_number(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value) if np.isfinite(value) else None
     if isinstance(value, str):
-        try:
-            number = float(value.strip().replace(",", ""))
-        except ValueError:
+        text = value.strip()
+        if not _PLAIN_NUMBER_RE.fullmatch(text):
             return None
-        return number if np.isfinite(number) else None
+        return float(text.replace(",", ""))
     return None
 
 
@@ -172,6 +177,18 @@ def _sheet_rows(workbook: Any, sheet: str, source: str) -> list[tuple[Any, ...]]
     return list(workbook[sheet].iter_rows(values_only=True))
 
 
+def _first_uncached_formula(formulas: Any, sheet: str, values: list[tuple[Any, ...]]) -> str | None:
+    """`Budget!D14` of the first formula cell that has no cached value (the file was never recalculated)."""
+    for row_index, row in enumerate(formulas[sheet].iter_rows(values_only=True)):
+        cached = values[row_index] if row_index < len(values) else ()
+        for column_index, value in enumerate(row):
+            if isinstance(value, str) and value.startswith("=") and (
+                column_index >= len(cached) or cached[column_index] is None
+            ):
+                return cell_ref(sheet, row_index + 1, column_index + 1)
+    return None
+
+
 def parse_budget(rows: list[tuple[Any, ...]], year: int, markets: Iterable[str]) -> pa.Table:
     """Wide Budget sheet -> (budget_date, market, channel, budget_gbp); blank cells produce no row."""
     sheet = BUDGET_SHEET
@@ -188,6 +205,7 @@ def parse_budget(rows: list[tuple[Any, ...]], year: int, markets: Iterable[str])
 
     seen: dict[tuple[str, str], int] = {}
     parts: list[tuple[np.ndarray, str, str, np.ndarray]] = []
+    keyed_rows = 0
     for index in range(header_index + 1, len(rows)):
         row = index + 1
         cells = _row_cells(rows[index], max(width, len(rows[index])))
@@ -201,7 +219,14 @@ def parse_budget(rows: list[tuple[Any, ...]], year: int, markets: Iterable[str])
         values = _numbers(sheet, row, 3, cells[2:width])
         present = ~np.isnan(values)
         parts.append((day_numbers[present], market, channel, values[present]))
+        keyed_rows += 1
 
+    if not any(len(part[0]) for part in parts):
+        what = "no market rows" if keyed_rows == 0 else "market rows but no budget values"
+        raise BadDataError(
+            f"{cell_ref(sheet, header_row + 1, 1)}: the sheet has a header but {what}; "
+            "an empty Budget sheet would erase the year's budget, so nothing was written"
+        )
     return _budget_table(parts)
 
 
@@ -275,10 +300,10 @@ def parse_exchange(rows: list[tuple[Any, ...]], year: int, required: Iterable[st
 
 def _check_rates(sheet: str, row: int, currency: str, values: np.ndarray) -> None:
     for offset in np.flatnonzero(~np.isnan(values) & (values <= 0)):
-        raise BadDataError(f"{cell_ref(sheet, row, 2 + int(offset))}: rate must be above 0, got {values[offset]!r}")
+        raise BadDataError(f"{cell_ref(sheet, row, 2 + int(offset))}: rate must be above 0, got {float(values[offset]):g}")
     if currency == "GBP":
         for offset in np.flatnonzero(~np.isnan(values) & (values != 1.0)):
-            raise BadDataError(f"{cell_ref(sheet, row, 2 + int(offset))}: GBP must be 1, got {values[offset]!r}")
+            raise BadDataError(f"{cell_ref(sheet, row, 2 + int(offset))}: GBP must be 1, got {float(values[offset]):g}")
 
 
 def _exchange_table(rates: dict[str, np.ndarray], months: list[dt.date]) -> pa.Table:
@@ -301,17 +326,61 @@ def _exchange_table(rates: dict[str, np.ndarray], months: list[dt.date]) -> pa.T
 
 
 def parse_workbook(path: Path, year: int, markets: Iterable[str], currencies: Iterable[str]) -> ParsedWorkbook:
-    """Both sheets, fully validated; raises BadDataError naming sheet and cell on the first problem."""
+    """Both sheets, fully validated; raises BadDataError naming sheet and cell on the first problem.
+
+    Whatever is wrong with the file itself (encrypted, an old .xls, a cut download, a corrupt zip
+    member or sheet XML), the result is a BadDataError that says which, never a parser exception.
+    """
+    _reject_non_xlsx(path)
+    try:
+        budget_rows, exchange_rows = _read_sheets(path)
+    except BadDataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zlib.error, XML ParseError, KeyError...: the file is broken
+        raise BadDataError(
+            f"{path.name}: the workbook is corrupt ({type(exc).__name__}: {str(exc)[:200]}); {_RESAVE_HINT}"
+        ) from None
+    return ParsedWorkbook(
+        budget=parse_budget(budget_rows, year, markets),
+        exchange=parse_exchange(exchange_rows, year, currencies),
+    )
+
+
+def _reject_non_xlsx(path: Path) -> None:
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head == _OLE_MAGIC:
+        if _ENCRYPTED_PACKAGE in path.read_bytes():
+            raise BadDataError(
+                f"{path.name}: the workbook is password-protected (encrypted), so it cannot be read; ask its "
+                "owner to remove the password (File > Info > Protect Workbook > Encrypt with Password) and save it"
+            )
+        raise BadDataError(f"{path.name}: this is an old-format .xls workbook; save it as .xlsx (Excel Workbook)")
+    if not head.startswith(b"PK"):
+        raise BadDataError(f"{path.name}: not an .xlsx workbook (the file is not a zip package); {_RESAVE_HINT}")
+
+
+def _read_sheets(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
-        raise BadDataError(f"{path.name}: not a readable .xlsx workbook ({exc})") from None
+    except (zipfile.BadZipFile, InvalidFileException) as exc:
+        raise BadDataError(f"{path.name}: not a readable .xlsx workbook ({exc}); {_RESAVE_HINT}") from None
     try:
         budget_rows = _sheet_rows(workbook, BUDGET_SHEET, path.name)
         exchange_rows = _sheet_rows(workbook, EXCHANGE_SHEET, path.name)
     finally:
         workbook.close()
-    return ParsedWorkbook(
-        budget=parse_budget(budget_rows, year, markets),
-        exchange=parse_exchange(exchange_rows, year, currencies),
-    )
+    # data_only gives a formula's cached result, and None when the file was never calculated (saved
+    # by a script, not Excel): such a cell would silently read as blank, so it is an error instead.
+    formulas = load_workbook(path, read_only=True, data_only=False)
+    try:
+        for sheet, rows in ((BUDGET_SHEET, budget_rows), (EXCHANGE_SHEET, exchange_rows)):
+            ref = _first_uncached_formula(formulas, sheet, rows)
+            if ref is not None:
+                raise BadDataError(
+                    f"{ref}: a formula without a calculated value (the workbook was saved without "
+                    "calculating); open it in Excel and save it, then re-run"
+                )
+    finally:
+        formulas.close()
+    return budget_rows, exchange_rows

@@ -1,4 +1,7 @@
 -- UK commercial view per day and SCV segment: customers buying, new names among them, sales.
+-- new_customers_buying is not qi_executive_daily_sales.new_customers: it counts only the new names
+-- (first_order_date = that day) who also have a completed or shipped line that day, so a new
+-- customer whose first order was cancelled or returned counts there but not here.
 -- Segment is the customer's latest SCV snapshot; customers not (yet) in the SCV are 'Unassigned'.
 with lines as (
     select order_date, order_id, customer_id, quantity, unit_price
@@ -11,7 +14,7 @@ select
     coalesce(scv.segment, 'Unassigned') as segment,
     count(distinct lines.customer_id) as customers,
     count(distinct lines.customer_id) filter (where new_names.first_order_date = lines.order_date)
-        as new_customers,
+        as new_customers_buying,
     count(distinct lines.order_id) as orders,
     cast(sum(lines.quantity) as bigint) as units,
     -- UK orders are GBP (the staging currency test pins it), so no FX here.

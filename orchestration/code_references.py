@@ -1,0 +1,28 @@
+"""Code references, so the Dagster UI's "open source" on an asset lands in the file that does its work.
+
+Every asset links to the function that defines it (its factory, for factory-built assets:
+`dg.with_source_code_references`, applied once to the whole code location); an asset that runs
+a legacy script links to that script first; a dbt model links to its `.sql` first (the dbt
+translator's `enable_code_references`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import dagster_shared.record as record
+
+CODE_REFERENCES_KEY = "dagster/code_references"
+
+
+def legacy_script_reference(script: Path) -> dict[str, dg.CodeReferencesMetadataValue]:
+    """Asset metadata linking to the legacy script the asset runs (merged before the factory's link)."""
+    reference = dg.LocalFileCodeReference(file_path=str(Path(script).resolve()), label=f"legacy script {script.name}")
+    return {CODE_REFERENCES_KEY: dg.CodeReferencesMetadataValue(code_references=[reference])}
+
+
+def with_code_references(defs: dg.Definitions) -> dg.Definitions:
+    """`defs` with each asset also linked to the function (file and line) that defines it."""
+    assets = dg.with_source_code_references(list(defs.assets or []))
+    return record.replace(defs, assets=assets)

@@ -1,0 +1,630 @@
+"""Check the pipeline's desktop set-up and say what to fix: the first thing to run when something looks wrong.
+
+Each check prints one line, `OK`, `PROBLEM` (with `fix:` and what to do) or `SKIPPED` (with the
+reason, e.g. a Windows-only check on Linux). Exit 0 when nothing is a PROBLEM, else 1. Secrets
+(keys, tokens, passwords, webhook URLs) are never printed: messages are scrubbed of every value
+of a secret variable before they are shown.
+
+    python scripts/doctor.py [--port 3000] [--dagster-home DIR] [--check NAME ...] [--min-free-gb 2]
+    scripts\\doctor.bat  (Windows: the same, with the project's venv)
+
+Checks: python, packages, manifest, data_dir, warehouse, task, long_paths, port, server,
+schedules, clock, timezone, azure, sharepoint, tableau, slack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+IS_WINDOWS = os.name == "nt"
+VENV = REPO_ROOT / ".venv"
+REQUIREMENTS = REPO_ROOT / "requirements.txt"
+DBT_DIR = REPO_ROOT / "dbt"
+MANIFEST = DBT_DIR / "target" / "manifest.json"
+CONFIG_FILE = REPO_ROOT / "pipeline.yaml"
+DEFAULT_HOME = REPO_ROOT / "dagster_home"
+WINDOWS_MAX_PATH = 259  # MAX_PATH (260) less the terminating NUL
+# dagster-dbt writes each run's files under dbt/target/<op name>-<8 hex>/run/<package>/...
+DBT_RUN_TARGET = "target/warehouse_dbt_models-0123abcd/run"
+DAEMON_STALE_SECONDS = 300
+CLOCK_TOLERANCE_SECONDS = 120
+HTTP_TIMEOUT_SECONDS = 10
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|KEY|CONNECTION_STRING|WEBHOOK|SAS|THUMBPRINT", re.I)
+
+
+@dataclass
+class Result:
+    status: str  # OK, PROBLEM, SKIPPED
+    name: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status:<8} {self.name}: {scrub(self.detail)}"
+        if self.status == "PROBLEM" and self.fix:
+            text += f" | fix: {scrub(self.fix)}"
+        return text
+
+
+def ok(name: str, detail: str) -> Result:
+    return Result("OK", name, detail)
+
+
+def problem(name: str, detail: str, fix: str) -> Result:
+    return Result("PROBLEM", name, detail, fix)
+
+
+def skipped(name: str, reason: str) -> Result:
+    return Result("SKIPPED", name, reason)
+
+
+def scrub(text: str) -> str:
+    """Replace every secret value of the environment (and its parts and URL-encodings) with ***."""
+    from pipeline_common.settings import load_dotenv_once
+
+    load_dotenv_once()
+    secrets: set[str] = set()
+    for name, value in os.environ.items():
+        if not value or not _SECRET_NAME.search(name):
+            continue
+        secrets.add(value)
+        # A connection string or SAS token: each key=value part is secret on its own too.
+        for part in re.split(r"[;&?]", value):
+            if "=" in part:
+                secrets.add(part.split("=", 1)[1])
+    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
+        for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def check_python(options) -> Result:
+    version = ".".join(map(str, sys.version_info[:3]))
+    in_venv = Path(sys.prefix).resolve() == VENV.resolve()
+    if sys.version_info < (3, 11):
+        return problem("python", f"Python {version} is too old (3.11+ needed)", "install Python 3.11, then scripts\\setup.bat")
+    if not in_venv:
+        return problem("python", f"running {sys.executable}, not the project's venv {VENV}",
+                       "run scripts\\setup.bat once, then use doctor.bat (or .venv\\Scripts\\python.exe)")
+    return ok("python", f"Python {version} from {VENV}")
+
+
+def pinned_requirements(path: Path) -> dict[str, str]:
+    pins = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*==\s*([^\s,]+)", line)
+        if match:
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def check_packages(options) -> Result:
+    from importlib import metadata
+
+    pins = pinned_requirements(REQUIREMENTS)
+    wrong = []
+    for name, wanted in pins.items():
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            wrong.append(f"{name} missing (pinned {wanted})")
+            continue
+        if have != wanted:
+            wrong.append(f"{name} {have} installed, {wanted} pinned")
+    if wrong:
+        more = f" and {len(wrong) - 4} more" if len(wrong) > 4 else ""
+        return problem("packages", "; ".join(wrong[:4]) + more,
+                       f"scripts\\setup.bat (or: python -m pip install -r {REQUIREMENTS.name})")
+    return ok("packages", f"all {len(pins)} pinned packages of {REQUIREMENTS.name} installed")
+
+
+def _dbt_inputs() -> Iterable[Path]:
+    skip = {"target", "logs", "dbt_packages"}
+    for path in DBT_DIR.rglob("*"):
+        if path.is_file() and not skip.intersection(path.relative_to(DBT_DIR).parts):
+            yield path
+    yield CONFIG_FILE
+
+
+def check_manifest(options) -> Result:
+    fix = "python scripts\\prepare_dbt.py"
+    if not MANIFEST.is_file():
+        return problem("manifest", f"dbt manifest missing at {MANIFEST}", fix)
+    built = MANIFEST.stat().st_mtime
+    newer = sorted((p for p in _dbt_inputs() if p.is_file() and p.stat().st_mtime > built + 1),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    if newer:
+        names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in newer[:3])
+        return problem("manifest", f"dbt manifest is older than {names}: Dagster would load stale models", fix)
+    return ok("manifest", f"dbt manifest up to date with dbt/ and {CONFIG_FILE.name}")
+
+
+def check_data_dir(options) -> Result:
+    from pipeline_common.settings import data_dir
+
+    folder = data_dir()
+    fix_where = "set DATA_DIR in .env to a folder this user can write"
+    if not folder.is_dir():
+        return problem("data_dir", f"DATA_DIR {folder} does not exist", f"create it, or {fix_where}")
+    probe = folder / f".doctor-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        return problem("data_dir", f"cannot write to DATA_DIR {folder}: {exc.strerror or exc}", fix_where)
+    free_gb = shutil.disk_usage(folder).free / 1e9
+    if free_gb < options.min_free_gb:
+        return problem("data_dir", f"only {free_gb:.1f} GB free on the disk of {folder}",
+                       f"free space (at least {options.min_free_gb:g} GB), or move DATA_DIR to a larger disk")
+    return ok("data_dir", f"{folder} writable, {free_gb:.1f} GB free")
+
+
+def check_warehouse(options) -> Result:
+    import duckdb
+
+    from pipeline_common.settings import duckdb_path
+    from pipeline_common.warehouse_lock import is_lock_error, lock_holder
+
+    path = duckdb_path()
+    if not path.is_file():
+        return problem("warehouse", f"no warehouse at {path}",
+                       "run the flow once (Dagster: daily_sales_flow_job, or python scripts\\run_flow.py)")
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()"
+            ).fetchone()[0]
+    except duckdb.Error as exc:
+        if is_lock_error(exc):
+            holder = lock_holder(str(exc)) or "another process (DuckDB did not say which)"
+            return problem("warehouse", f"{path} is locked by {holder}",
+                           "if a dbt build is running, wait for it; otherwise close that program")
+        return problem("warehouse", f"cannot open {path}: {_short(exc)}",
+                       "restore the newest copy from warehouse\\backup (docs/operations.md) or rebuild with the flow")
+    return ok("warehouse", f"{path} opens read-only ({tables} tables)")
+
+
+def _query_task_xml(name: str) -> str | None:  # pragma: no cover - Windows only
+    result = subprocess.run(["schtasks", "/Query", "/TN", name, "/XML"], capture_output=True, timeout=30)
+    if result.returncode != 0:
+        return None
+    raw = result.stdout
+    return raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8", errors="replace")
+
+
+def task_problems(server_xml: str | None, wake_xml: str | None, settings: dict) -> list[str]:
+    """What differs between the registered tasks and scripts/task_settings.json (empty: all as registered)."""
+    ns = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    if server_xml is None:
+        return [f"task {settings['task_name']} is not registered"]
+    task = ET.fromstring(server_xml)
+
+    def value(node: ET.Element, path: str) -> str | None:
+        found = node.find(path, ns)
+        return None if found is None else (found.text or "").strip()
+
+    issues = []
+    if value(task, "t:Settings/t:Enabled") == "false":
+        issues.append("the task is disabled")
+    if value(task, "t:Settings/t:Priority") != str(settings["priority"]):
+        issues.append(f"priority {value(task, 't:Settings/t:Priority') or 7} (below normal), expected {settings['priority']}")
+    logon = value(task, "t:Principals/t:Principal/t:LogonType")
+    if logon not in (settings["logon_type"], settings["interactive_logon_type"]):
+        issues.append(f"logon type {logon} has no network credentials")
+    if value(task, "t:Settings/t:MultipleInstancesPolicy") != settings["multiple_instances"]:
+        issues.append("a second start would not be ignored (MultipleInstancesPolicy)")
+    if value(task, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval") != settings["restart_every"]:
+        issues.append("no repeating trigger restarts the server when it stops")
+    command = (value(task, "t:Actions/t:Exec/t:Command") or "").strip('"')
+    expected = str(VENV / "Scripts" / "python.exe")
+    if os.path.normcase(command.replace("\\", "/")) != os.path.normcase(expected.replace("\\", "/")):
+        issues.append(f"it runs {command or '?'}, not {expected} (registered from another folder?)")
+    if wake_xml is None:
+        issues.append(f"wake task {settings['task_name']}{settings['wake']['task_name_suffix']} is not registered")
+    elif value(ET.fromstring(wake_xml), "t:Settings/t:WakeToRun") != "true":
+        issues.append("the wake task does not wake the PC")
+    return issues
+
+
+def check_task(options) -> Result:
+    if not IS_WINDOWS:
+        return skipped("task", "Windows only (Task Scheduler); on Linux run scripts/start.sh under your service manager")
+    from windows_task import load_settings
+
+    settings = load_settings()
+    name = settings["task_name"]
+    issues = task_problems(_query_task_xml(name), _query_task_xml(name + settings["wake"]["task_name_suffix"]), settings)
+    if issues:
+        return problem("task", "; ".join(issues),
+                       "from an elevated PowerShell: powershell -ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1")
+    return ok("task", f"{name} and its wake task registered as scripts/task_settings.json says")
+
+
+def longest_dbt_path(repo_root: str, manifest: Path) -> tuple[int, str]:
+    """The longest path dbt will write for a run, as Windows counts it (backslashes, from the drive)."""
+    nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {})
+    longest = ""
+    for node in nodes.values():
+        relative = node.get("original_file_path", "")
+        if node.get("resource_type") == "test" and relative.endswith((".yml", ".yaml")):
+            relative = f"{relative}/{node.get('path', '')}"  # generic tests sit below their YAML file
+        candidate = f"{repo_root.rstrip(chr(92) + '/')}/dbt/{DBT_RUN_TARGET}/{node.get('package_name', '')}/{relative}"
+        if len(candidate) > len(longest):
+            longest = candidate
+    return len(longest), longest.replace("/", "\\")
+
+
+def _long_paths_enabled() -> bool:  # pragma: no cover - Windows only
+    import winreg
+
+    try:
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SYSTEM\CurrentControlSet\Control\FileSystem") as key:
+            return winreg.QueryValueEx(key, "LongPathsEnabled")[0] == 1
+    except OSError:
+        return False
+
+
+def long_path_result(repo_root: str, manifest: Path, enabled: Callable[[], bool]) -> Result:
+    if not manifest.is_file():
+        return skipped("long_paths", "no dbt manifest yet to measure the paths dbt writes (see manifest)")
+    length, path = longest_dbt_path(repo_root, manifest)
+    if length <= WINDOWS_MAX_PATH:
+        return ok("long_paths", f"longest dbt path {length} characters (limit {WINDOWS_MAX_PATH + 1})")
+    if enabled():
+        return ok("long_paths", f"longest dbt path {length} characters; long paths are enabled")
+    return problem(
+        "long_paths",
+        f"dbt will write paths of {length} characters (over Windows' {WINDOWS_MAX_PATH + 1}), e.g. {path}",
+        "enable long paths (elevated PowerShell: New-ItemProperty -Path HKLM:\\SYSTEM\\CurrentControlSet\\Control"
+        "\\FileSystem -Name LongPathsEnabled -Value 1 -PropertyType DWORD -Force; then sign out and in) "
+        "or move the repo to a short folder such as C:\\pipelines\\daily-sales",
+    )
+
+
+def check_long_paths(options) -> Result:
+    if not IS_WINDOWS:
+        return skipped("long_paths", "Windows only (the 260-character path limit)")
+    return long_path_result(str(REPO_ROOT), MANIFEST, _long_paths_enabled)
+
+
+def _listener(port: int):
+    import psutil
+
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        connections = []
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn
+    return None
+
+
+def _is_ours(pid: int | None) -> tuple[bool, str]:
+    import psutil
+
+    if not pid:
+        return False, "a process this user cannot see"
+    try:
+        process = psutil.Process(pid)
+        command = " ".join(process.cmdline())
+        cwd = process.cwd()
+    except psutil.Error:
+        return False, f"PID {pid}"
+    label = f"{process.name()} (PID {pid})"
+    ours = "dagster" in command and Path(cwd).resolve() == REPO_ROOT.resolve()
+    return ours, label
+
+
+def check_port(options) -> Result:
+    conn = _listener(options.port)
+    if conn is None:
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+            if probe.connect_ex(("127.0.0.1", options.port)) != 0:
+                return ok("port", f"{options.port} free (the server is not running)")
+        return problem("port", f"{options.port} is in use by a process this user cannot see",
+                       "find it with: netstat -ano | findstr :" + str(options.port))
+    ours, label = _is_ours(conn.pid)
+    if ours:
+        return ok("port", f"{options.port} held by this pipeline's Dagster, {label}")
+    return problem("port", f"{options.port} is held by {label}, not this pipeline's Dagster",
+                   f"stop that program, or start the server on another port (start_dagster.bat --port {options.port + 1})")
+
+
+def check_server(options) -> Result:
+    import requests
+
+    url = f"http://127.0.0.1:{options.port}/server_info"
+    try:
+        response = requests.get(url, timeout=HTTP_TIMEOUT_SECONDS)
+        info = response.json() if response.ok else {}
+    except (requests.RequestException, ValueError) as exc:
+        return problem("server", f"no answer at http://127.0.0.1:{options.port} ({type(exc).__name__})",
+                       "Start-ScheduledTask DailySalesDagster (or double-click start_dagster.bat); see logs\\supervisor.log")
+    version = info.get("dagster_webserver_version") or info.get("dagster_version")
+    if not version:
+        return problem("server", f"http://127.0.0.1:{options.port} answers, but not as Dagster (HTTP {response.status_code})",
+                       "another program has the port: see the port check")
+    return ok("server", f"Dagster {version} answering at http://127.0.0.1:{options.port}")
+
+
+def check_schedules(options) -> Result:
+    home = Path(options.dagster_home)
+    fix_start = "start the server (Start-ScheduledTask DailySalesDagster or start_dagster.bat)"
+    if not (home / "dagster.yaml").is_file():
+        return problem("schedules", f"Dagster has never run with DAGSTER_HOME={home}", fix_start)
+    from dagster import DagsterInstance
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import InstigatorStatus
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        beats = instance.get_daemon_heartbeats()
+        beat = beats.get("SCHEDULER")
+        age = time.time() - beat.timestamp if beat else None
+        if age is None or age > DAEMON_STALE_SECONDS:
+            when = "never" if age is None else f"{age / 60:.0f} min ago"
+            return problem("schedules", f"the scheduler daemon is not running (last heartbeat {when}): no schedule ticks",
+                           fix_start + "; if it runs, look for 'daemon' in logs\\dagster.log")
+        ticks = []
+        failed = []
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE):
+            if state.status == InstigatorStatus.STOPPED:
+                continue
+            latest = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+            if not latest:
+                continue
+            tick = latest[0]
+            moment = dt.datetime.fromtimestamp(tick.timestamp, ZoneInfo("Europe/London"))
+            ticks.append(f"{state.instigator_name} {moment:%d %b %H:%M} {tick.status.value}")
+            if tick.status.value == "FAILURE":
+                error = (tick.error.message.splitlines() or ["?"])[0] if tick.error else "?"
+                failed.append(f"{state.instigator_name} at {moment:%d %b %H:%M}: {error}")
+    if failed:
+        return problem("schedules", "last tick failed: " + "; ".join(failed),
+                       "open the schedule in the UI (Automation) for the error, fix it, then launch the job by hand")
+    return ok("schedules", "scheduler running; last ticks: " + ("; ".join(ticks) if ticks else "none yet (none due since start)"))
+
+
+def _utc_offsets(zone: dt.tzinfo | None, year: int) -> tuple[dt.timedelta | None, ...]:
+    moments = (dt.datetime(year, 1, 15, 12), dt.datetime(year, 7, 15, 12))
+    if zone is None:  # this machine's local zone
+        return tuple(m.astimezone().utcoffset() for m in moments)
+    return tuple(m.replace(tzinfo=zone).utcoffset() for m in moments)
+
+
+def check_timezone(options) -> Result:
+    from pipeline_common.config import load_pipeline_config
+
+    name = load_pipeline_config().timezone
+    year = dt.date.today().year
+    if _utc_offsets(None, year) == _utc_offsets(ZoneInfo(name), year):
+        return ok("timezone", f"this PC keeps {name} time (schedules run on {name} time either way)")
+    local = dt.datetime.now().astimezone().tzname()
+    return problem("timezone", f"this PC's time zone ({local}) is not {name}: schedules still run on {name} time, "
+                   "but the wake-up task and log times are local",
+                   f"set the time zone to {name} (Settings > Time & language), then re-run register_task.ps1")
+
+
+def _remote_for_clock() -> str | None:
+    from pipeline_common.settings import env
+
+    for name in ("TABLEAU_SERVER_URL", "AZURE_STORAGE_ACCOUNT_URL", "SHAREPOINT_SITE_URL"):
+        value = env(name)
+        if value:
+            return value
+    return None
+
+
+def check_clock(options) -> Result:
+    import email.utils
+
+    import requests
+
+    remote = _remote_for_clock()
+    if remote is None:
+        return skipped("clock", "no remote server configured to compare the clock with (TABLEAU_SERVER_URL, ...)")
+    try:
+        started = time.time()
+        response = requests.head(remote, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+        header = response.headers.get("Date")
+    except requests.RequestException as exc:
+        return skipped("clock", f"could not reach {urllib.parse.urlsplit(remote).netloc} ({type(exc).__name__})")
+    if not header:
+        return skipped("clock", f"{urllib.parse.urlsplit(remote).netloc} sent no Date header")
+    remote_time = email.utils.parsedate_to_datetime(header).timestamp()
+    drift = (started + time.time()) / 2 - remote_time
+    where = urllib.parse.urlsplit(remote).netloc
+    if abs(drift) > CLOCK_TOLERANCE_SECONDS:
+        return problem("clock", f"this PC's clock is {drift:+.0f} s off {where}: sign-ins and SAS tokens fail",
+                       "Settings > Time & language > Sync now (w32tm /resync from an elevated prompt)")
+    return ok("clock", f"within {abs(drift):.0f} s of {where}")
+
+
+def check_azure(options) -> Result:
+    from pipeline_common.config import load_pipeline_config
+    from pipeline_common.script_support import ScriptError
+    from pipeline_common.settings import landing_dir
+
+    config = load_pipeline_config()
+    try:
+        from azure_sync.sources import dataset_prefix
+        from azure_sync.sync_azure import open_source
+
+        source = open_source()
+    except ScriptError as exc:
+        return problem("azure", str(exc), "fix the AZURE_* variables in .env (see .env.example)")
+    try:
+        if not hasattr(source, "container"):
+            folder = landing_dir()
+            if not folder.is_dir():
+                return problem("azure", f"no Azure configured and no landing folder at {folder}",
+                               "set AZURE_STORAGE_CONNECTION_STRING (or the account URL and a credential) in .env")
+            return ok("azure", f"no Azure configured: reading the landing folder {folder}")
+        first = config.datasets[0]
+        try:
+            listed = source.list([dataset_prefix(first.market, first.dataset)])
+        except ScriptError as exc:
+            return problem("azure", f"{source.describe()}: {exc}",
+                           "check the AZURE_* credentials in .env and that this PC reaches the storage account")
+        return ok("azure", f"{source.describe()} reachable; {len(listed)} blob(s) under {first.market}/{first.dataset}")
+    finally:
+        with contextlib.suppress(Exception):
+            source.close()
+
+
+def check_sharepoint(options) -> Result:
+    from pipeline_common.config import load_pipeline_config, today_in
+    from pipeline_common.script_support import ScriptError
+
+    try:
+        from sharepoint_budget.sharepoint import download_workbook, sharepoint_settings
+
+        settings = sharepoint_settings()
+    except ScriptError as exc:
+        return problem("sharepoint", str(exc), "fix the SHAREPOINT_* variables in .env (see .env.example)")
+    if settings is None:
+        return skipped("sharepoint", "not configured: the budget workbook is read from the landing folder")
+    year = today_in(load_pipeline_config().timezone).year
+    name = f"Daily Sales Budget {year}.xlsx"
+    try:
+        path = download_workbook(settings, name)
+    except ScriptError as exc:
+        return problem("sharepoint", f"'{name}': {exc}",
+                       "check the SHAREPOINT_* credentials, the app's Sites.Selected grant and the folder")
+    with contextlib.suppress(OSError):
+        Path(path).unlink()
+    return ok("sharepoint", f"signed in and downloaded '{name}'")
+
+
+def check_tableau(options) -> Result:
+    from pipeline_common.script_support import ScriptError
+
+    try:
+        from create_hyper_files.tableau_publisher import tableau_settings
+
+        settings = tableau_settings()
+    except ScriptError as exc:
+        return problem("tableau", str(exc), "fix the TABLEAU_* variables in .env (see .env.example)")
+    if settings is None:
+        return skipped("tableau", "not configured: extracts are built and backed up, not published")
+    import tableauserverclient as TSC
+
+    server = TSC.Server(settings.server_url, use_server_version=True,
+                        http_options={"timeout": HTTP_TIMEOUT_SECONDS})
+    auth = TSC.PersonalAccessTokenAuth(settings.pat_name, settings.pat_secret, site_id=settings.site_id)
+    try:
+        server.auth.sign_in(auth)
+        server.auth.sign_out()
+    except Exception as exc:  # noqa: BLE001 - every client error is a line here, never a traceback
+        rejected = "401" in str(exc) or "Signin" in str(exc)
+        return problem("tableau", f"{settings.server_url}: {'sign-in rejected' if rejected else _short(exc)}",
+                       "create a new personal access token in Tableau and set TABLEAU_PAT_NAME/TABLEAU_PAT_SECRET"
+                       if rejected else "check TABLEAU_SERVER_URL and that this PC reaches it")
+    return ok("tableau", f"signed in to {settings.server_url} (site '{settings.site_id}') with {settings.pat_name}")
+
+
+def check_slack(options) -> Result:
+    import requests
+
+    from pipeline_common.config import load_pipeline_config
+    from pipeline_common.settings import env
+
+    routes = load_pipeline_config().alerts.routes
+    configured = {route: env(var) for route, var in routes.items() if env(var)}
+    if not configured:
+        return skipped("slack", "no SLACK_WEBHOOK_* set: alerts go to the log and $DATA_DIR/alerts/")
+    broken = []
+    for route, url in configured.items():
+        try:
+            # An empty message is refused (400 no_text / invalid_payload) by a live webhook without
+            # posting anything; a revoked or mistyped one answers 403/404/410.
+            response = requests.post(url, json={}, timeout=HTTP_TIMEOUT_SECONDS)
+            if response.status_code in (403, 404, 410):
+                broken.append(f"{route} (HTTP {response.status_code} {response.text[:40].strip()})")
+        except requests.RequestException as exc:
+            broken.append(f"{route} ({type(exc).__name__})")
+    if broken:
+        return problem("slack", "webhook not accepted for route(s): " + ", ".join(broken),
+                       "create a new incoming webhook in Slack and set its SLACK_WEBHOOK_<ROUTE> in .env")
+    return ok("slack", f"webhooks live for route(s): {', '.join(sorted(configured))}")
+
+
+CHECKS: dict[str, Callable] = {
+    "python": check_python,
+    "packages": check_packages,
+    "manifest": check_manifest,
+    "data_dir": check_data_dir,
+    "warehouse": check_warehouse,
+    "task": check_task,
+    "long_paths": check_long_paths,
+    "port": check_port,
+    "server": check_server,
+    "schedules": check_schedules,
+    "timezone": check_timezone,
+    "clock": check_clock,
+    "azure": check_azure,
+    "sharepoint": check_sharepoint,
+    "tableau": check_tableau,
+    "slack": check_slack,
+}
+
+
+def run_check(name: str, options) -> Result:
+    try:
+        return CHECKS[name](options)
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+        return problem(name, f"the check itself failed: {_short(exc)}", "report this line to the pipeline's maintainer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline_common.script_support import ArgumentParser, tolerate_console_encoding
+
+    tolerate_console_encoding()
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=3000, help="the Dagster UI port (default 3000)")
+    parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
+    parser.add_argument("--check", nargs="+", choices=list(CHECKS), metavar="NAME",
+                        help=f"run only these checks: {', '.join(CHECKS)}")
+    parser.add_argument("--min-free-gb", type=float, default=2.0, help="free disk space below this is a problem")
+    options = parser.parse_args(argv)
+    problems = 0
+    for name in options.check or list(CHECKS):
+        result = run_check(name, options)
+        problems += result.status == "PROBLEM"
+        print(result.line(), flush=True)
+    print(f"\n{'all checks OK' if not problems else f'{problems} problem(s): fix them from the top'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""The Task Scheduler tasks register_task.ps1 registers: the XML scripts/windows_task.py writes for it.
+
+register_task.ps1 runs windows_task.py and hands its XML to Register-ScheduledTask unchanged, so
+parsing that XML checks what Windows will be told: elevation, priority, restart, wake time,
+credentials and the quoting of a repo path with spaces, `(` and `&`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATOR = REPO / "scripts" / "windows_task.py"
+REGISTER = REPO / "scripts" / "register_task.ps1"
+NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+AWKWARD_ROOT = r"C:\Users\Ana María\OneDrive - Retail (UK) & Co\pipeline (prod)"
+USER = r"RETAIL\ana.maria"
+
+
+def windows_argv(command_line: str) -> list[str]:
+    """Split a command line as the Microsoft C runtime does (CommandLineToArgvW rules)."""
+    args, current, in_quotes, backslashes, started = [], [], False, 0, False
+    for char in command_line:
+        if char == "\\":
+            backslashes += 1
+            started = True
+            continue
+        if char == '"':
+            current.append("\\" * (backslashes // 2))
+            if backslashes % 2:
+                current.append('"')
+            else:
+                in_quotes = not in_quotes
+            backslashes, started = 0, True
+            continue
+        current.append("\\" * backslashes)
+        backslashes = 0
+        if char in " \t" and not in_quotes:
+            if started:
+                args.append("".join(current))
+            current, started = [], False
+            continue
+        current.append(char)
+        started = True
+    current.append("\\" * backslashes)
+    if started:
+        args.append("".join(current))
+    return args
+
+
+def generate(tmp_path: Path, *extra: str, tz: str = "Europe/London") -> dict[str, ET.Element]:
+    """Run windows_task.py as register_task.ps1 does; {task name: parsed XML}."""
+    out = tmp_path / "tasks"
+    result = subprocess.run(
+        [sys.executable, str(GENERATOR), "--user", USER, "--out-dir", str(out), "--repo-root", AWKWARD_ROOT, *extra],
+        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "TZ": tz},
+    )
+    assert result.returncode == 0, result.stderr
+    index = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
+    return {item["name"]: ET.fromstring(Path(item["xml"]).read_text(encoding="utf-8")) for item in index}
+
+
+def text(task: ET.Element, path: str) -> str | None:
+    node = task.find(path, NS)
+    return None if node is None else node.text
+
+
+def test_register_script_requires_elevation_and_documents_bypass():
+    script = REGISTER.read_text(encoding="utf-8")
+    assert script.splitlines()[0].strip() == "#Requires -RunAsAdministrator"
+    assert "powershell -ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1" in script
+    assert "Register-ScheduledTask -TaskName $Task.name -Xml $Xml" in script
+    assert "windows_task.py" in script and "cmd" not in script.lower().replace("command", "")
+    readme_and_ops = (REPO / "README.md").read_text(encoding="utf-8") + (REPO / "docs" / "operations.md").read_text(
+        encoding="utf-8")
+    assert "-ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1" in readme_and_ops
+    assert "in PowerShell: `.\\scripts\\register_task.ps1`" not in readme_and_ops  # what Restricted refuses
+
+
+def test_server_task_runs_the_supervisor_directly_with_a_safely_quoted_awkward_path(tmp_path):
+    server = generate(tmp_path)["DailySalesDagster"]
+    [action] = server.findall("t:Actions/t:Exec", NS)
+    command = action.find("t:Command", NS).text
+    assert windows_argv(command) == [AWKWARD_ROOT + r"\.venv\Scripts\python.exe"]
+    arguments = action.find("t:Arguments", NS).text
+    assert windows_argv(arguments) == [AWKWARD_ROOT + r"\scripts\supervisor.py"]
+    assert action.find("t:WorkingDirectory", NS).text == AWKWARD_ROOT
+    assert "cmd" not in command.lower()  # no cmd /c: `(` and `&` are never seen by a shell
+
+
+def test_server_task_settings_priority_restart_and_credentials(tmp_path):
+    server = generate(tmp_path)["DailySalesDagster"]
+    assert text(server, "t:Settings/t:Priority") == "5"  # 4-6 is normal CPU and I/O priority; 7 is below
+    assert text(server, "t:Settings/t:ExecutionTimeLimit") == "PT0S"
+    assert text(server, "t:Settings/t:MultipleInstancesPolicy") == "IgnoreNew"
+    assert text(server, "t:Settings/t:DisallowStartIfOnBatteries") == "false"
+    assert text(server, "t:Settings/t:WakeToRun") == "false"  # the 5-minute trigger must not wake the PC
+    # A supervisor that exits is started again by the repeating trigger (IgnoreNew while it runs).
+    interval = text(server, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval")
+    assert re.fullmatch(r"PT([1-9]|10)M", interval)
+    assert server.find("t:Triggers/t:TimeTrigger/t:Repetition/t:Duration", NS) is None  # for ever
+    assert server.find("t:Triggers/t:BootTrigger", NS) is not None
+    assert text(server, "t:Triggers/t:LogonTrigger/t:UserId") == USER
+    # Password logon: the user's network credentials (proxy, UNC DATA_DIR) and runs with nobody logged on.
+    assert text(server, "t:Principals/t:Principal/t:LogonType") == "Password"
+    assert text(server, "t:Principals/t:Principal/t:UserId") == USER
+    assert text(server, "t:Principals/t:Principal/t:RunLevel") == "LeastPrivilege"
+
+
+def test_interactive_variant_has_no_boot_trigger_and_no_stored_password(tmp_path):
+    server = generate(tmp_path, "--interactive")["DailySalesDagster"]
+    assert text(server, "t:Principals/t:Principal/t:LogonType") == "InteractiveToken"
+    assert server.find("t:Triggers/t:BootTrigger", NS) is None
+    assert server.find("t:Triggers/t:LogonTrigger", NS) is not None
+
+
+@pytest.mark.parametrize(("tz", "expected"), [("Europe/London", "07:10"), ("Europe/Berlin", "08:10")])
+def test_wake_task_wakes_the_pc_minutes_before_the_morning_refresh(tmp_path, tz, expected):
+    from pipeline_common.config import load_pipeline_config
+
+    [morning] = [j for j in load_pipeline_config().jobs.scheduled if j.name == "uk_morning_refresh_with_backup"]
+    assert morning.cron.split()[:2] == ["15", "7"]  # 07:15 London
+    wake = generate(tmp_path, tz=tz)["DailySalesDagster-Wake"]
+    assert text(wake, "t:Settings/t:WakeToRun") == "true"
+    start = dt.datetime.fromisoformat(text(wake, "t:Triggers/t:CalendarTrigger/t:StartBoundary"))
+    assert f"{start:%H:%M}" == expected  # local time of the PC, 5 minutes before 07:15 London
+    assert text(wake, "t:Triggers/t:CalendarTrigger/t:ScheduleByDay/t:DaysInterval") == "1"
+    starts, awake = wake.findall("t:Actions/t:Exec", NS)
+    assert windows_argv(starts.find("t:Arguments", NS).text) == ["/Run", "/TN", "DailySalesDagster"]
+    keep = windows_argv(awake.find("t:Arguments", NS).text)
+    assert keep[0] == AWKWARD_ROOT + r"\scripts\keep_awake.py" and keep[1] == "--minutes"
+    assert dt.timedelta(minutes=float(keep[2])) >= dt.timedelta(minutes=30)  # past the 07:30 deadline
+
+
+def test_the_windows_argv_splitter_follows_the_runtime_rules():
+    assert windows_argv(r'"a b\" c" d') == ['a b" c', "d"]
+    assert windows_argv(r'"C:\x y\\" z') == ["C:\\x y\\", "z"]
+    assert windows_argv("a   b") == ["a", "b"]
+    assert ZoneInfo("Europe/London")  # tzdata present for the wake-time conversion
