@@ -20,7 +20,18 @@ from pipeline_common.settings import env  # noqa: E402  (reads .env once)
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 DEFAULT_POSTGRES_HOME = REPO_ROOT / "dagster_home_postgres"
-CODE_LOCATION_NAME = "orchestration.definitions"  # the desktop's `dagster dev -m` location name
+CODE_LOCATION_MODULE = "orchestration.definitions"
+
+
+def desktop_location_name() -> str:
+    """The code location's name in the repo's workspace.yaml (the desktop's): schedule and sensor
+    state is keyed by it, so the deployment serves the location under the same name."""
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text(encoding="utf-8"))
+    (entry,) = workspace["load_from"]
+    return next(iter(entry.values()))["location_name"]
+
+
+CODE_LOCATION_NAME = desktop_location_name()
 REQUIRED_VARS = ("DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_DB")
 DEFAULT_POSTGRES_PORT = "5432"
 EXIT_CONFIG = 78

@@ -30,6 +30,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from postgres_instance import (  # noqa: E402
+    CODE_LOCATION_MODULE,
     CODE_LOCATION_NAME,
     DEFAULT_POSTGRES_HOME,
     EXIT_CONFIG,
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
     parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000, on 127.0.0.1)")
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_POSTGRES_HOME, help=f"default {DEFAULT_POSTGRES_HOME}")
-    parser.add_argument("--module", default=CODE_LOCATION_NAME, help=f"code location module (default {CODE_LOCATION_NAME})")
+    parser.add_argument("--module", default=CODE_LOCATION_MODULE, help=f"code location module (default {CODE_LOCATION_MODULE})")
     parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs", help="default logs/ under the repo")
     parser.add_argument("--backoff-initial", type=float, default=5.0, help="first restart delay of a process, seconds")
     parser.add_argument("--backoff-max", type=float, default=300.0, help="longest restart delay, seconds")

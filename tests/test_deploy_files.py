@@ -184,9 +184,11 @@ def test_workspace_points_at_the_code_server_under_the_desktops_location_name(mo
     (entry,) = workspace["load_from"]
     server = entry["grpc_server"]
     assert server["host"] == {"env": "DAGSTER_CODE_SERVER_HOST"} and server["port"] == {"env": "DAGSTER_CODE_SERVER_PORT"}
-    assert server["location_name"] == "orchestration.definitions"
+    (desktop,) = _yaml(REPO / "workspace.yaml")["load_from"]
+    name = desktop["python_module"]["location_name"]
+    assert server["location_name"] == name
     code_cmd = (DEPLOY / "Dockerfile_code").read_text()
-    assert '"--location-name", "orchestration.definitions"' in code_cmd and '"-p", "4000"' in code_cmd
+    assert f'"--location-name", "{name}"' in code_cmd and '"-p", "4000"' in code_cmd
 
 
 def _docker_compose_available() -> str | None:

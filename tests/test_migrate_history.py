@@ -29,7 +29,7 @@ from pipeline_common.config import load_pipeline_config
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATE = REPO / "scripts" / "migrate_history.py"
-LOCATION = "orchestration.definitions"
+LOCATION = "retail_sales"  # the desktop's location name (workspace.yaml)
 STOPPED_SCHEDULE = "ingest_scv_schedule"
 CURSOR_SENSOR = "uk_orders_arrival_sensor"
 
@@ -43,7 +43,7 @@ def _open(home: Path) -> dg.DagsterInstance:
 def _set_instigator_state(instance: dg.DagsterInstance) -> None:
     """Stop one schedule and give one sensor a cursor and a tick, through the real code location."""
     origin = InProcessCodeLocationOrigin(
-        loadable_target_origin=LoadableTargetOrigin(module_name=LOCATION, working_directory=str(REPO)),
+        loadable_target_origin=LoadableTargetOrigin(module_name="orchestration.definitions", working_directory=str(REPO)),
         location_name=LOCATION,
     )
     with origin.create_location(instance) as location:
