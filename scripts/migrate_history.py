@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from postgres_instance import (  # noqa: E402
     DEFAULT_POSTGRES_HOME,
+    DEFAULT_POSTGRES_PORT,
     EXIT_CONFIG,
     REPO_ROOT,
     ConfigError,
@@ -101,10 +103,13 @@ def open_source(home: Path):
 def open_destination(home: Path | None):
     if home is None:
         home = DEFAULT_POSTGRES_HOME
-        postgres_environment()  # a missing variable is named before anything is opened
+        # A missing variable is named before anything is opened; the port gets its default.
+        os.environ.update(postgres_environment())
         prepare_postgres_home(home)
     elif not (home / "dagster.yaml").is_file():
         raise ConfigError(f"{home / 'dagster.yaml'} not found: --to-home must be the Postgres instance's DAGSTER_HOME")
+    elif not os.environ.get("DAGSTER_POSTGRES_PORT", "").strip():
+        os.environ["DAGSTER_POSTGRES_PORT"] = DEFAULT_POSTGRES_PORT
     instance = open_instance(home)
     if storage_kind(instance) != "postgres":
         raise ConfigError(f"{home}: the destination must store its history in Postgres, this one uses {storage_kind(instance)}")
