@@ -4,7 +4,8 @@ webserver as separate processes against a real PostgreSQL server, driven through
 The daemon is killed and comes back (schedules resume); the daily flow runs QUEUED -> STARTED ->
 SUCCESS with its materializations in Postgres while a second DuckDB run waits QUEUED; the code
 server is killed during the flow and comes back (the flow still finishes, the next runs launch
-with no manual reload, the daemon and webserver keep their pids); stopping serve.py leaves nothing.
+with no manual reload, the daemon and webserver keep their pids); the webserver is killed and
+comes back alone; stopping serve.py leaves nothing.
 """
 
 from __future__ import annotations
@@ -240,12 +241,18 @@ def test_serve_runs_the_flow_on_postgres_and_survives_a_dead_daemon_and_code_ser
                 break
             assert time.monotonic() < deadline, f"no scheduled run after the daemon restart: {runs}\n{deployment.log_tail()}"
             time.sleep(2)
+        # 5. Kill the webserver: only it is replaced, and the UI answers again.
+        deployment.kill_and_wait_for_new("dagster_webserver")
+        deployment.wait_until_up()
+        assert deployment.service("dagster._daemon").pid == new_daemon
+        assert deployment.service("api grpc").pid == new_code_server
         log_text = (deployment.logs / "serve.log").read_text()
-        assert "daemon (pid" in log_text and "code_server (pid" in log_text and "webserver (pid" not in log_text
+        for name in ("daemon", "code_server", "webserver"):
+            assert log_text.count(f"{name} (pid") == 1, log_text
     finally:
         code = deployment.stop()
 
-    # 5. Nothing left behind, and no password in any log.
+    # 6. Nothing left behind, and no password in any log.
     assert code == 0
     time.sleep(1)
     leftovers = [p for p in deployment.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
