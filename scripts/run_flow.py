@@ -118,7 +118,8 @@ def output_to(log_file: Path | None) -> Iterator[TextIO]:
 
 
 class StepPrinter:
-    """Follows the run's events in the instance and prints one line per finished step."""
+    """Follows the run's events in the instance and prints one line per finished asset step; check
+    steps are counted into one closing line, and a failed check is named at once."""
 
     def __init__(self, instance, run_id: str, out: TextIO):
         from dagster import DagsterEventType
@@ -127,8 +128,11 @@ class StepPrinter:
         self._run_id = run_id
         self._out = out
         self._types = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
-                       DagsterEventType.STEP_UP_FOR_RETRY}
+                       DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.ASSET_MATERIALIZATION,
+                       DagsterEventType.ASSET_CHECK_EVALUATION}
         self._seen = 0
+        self._materializing: set[str] = set()
+        self._checks_passed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="run-flow-steps", daemon=True)
 
@@ -140,6 +144,10 @@ class StepPrinter:
         self._stop.set()
         self._thread.join()
         self._print_new()
+        if self._checks_passed:
+            plural = "" if self._checks_passed == 1 else "s"
+            self._out.write(f"  ok      {self._checks_passed} asset check{plural} passed\n")
+            self._out.flush()
 
     def _follow(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
@@ -149,18 +157,31 @@ class StepPrinter:
     def _print_new(self) -> None:
         records = self._instance.all_logs(self._run_id, of_type=self._types)
         for record in records[self._seen:]:
-            event = record.dagster_event
-            if event.is_step_success:
-                seconds = event.event_specific_data.duration_ms / 1000
-                line = f"  ok      {event.step_key}  ({seconds:.1f} s)"
-            elif event.is_step_failure:
-                message = event.event_specific_data.error.message.strip().splitlines()[0][:300]
-                line = f"  FAILED  {event.step_key}: {message}"
-            else:
-                line = f"  retry   {event.step_key} (will run again with backoff)"
-            self._out.write(line + "\n")
+            line = self._line(record.dagster_event)
+            if line:
+                self._out.write(line + "\n")
         self._out.flush()
         self._seen = len(records)
+
+    def _line(self, event) -> str | None:
+        if event.is_step_materialization:
+            self._materializing.add(event.step_key)
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if evaluation.passed:
+                self._checks_passed += 1
+            else:
+                return f"  CHECK   {evaluation.asset_key.to_user_string()}: {evaluation.check_name} failed"
+        elif event.is_step_success:
+            if event.step_key not in self._materializing:
+                return None  # a check step: counted above
+            return f"  ok      {event.step_key}  ({event.event_specific_data.duration_ms / 1000:.1f} s)"
+        elif event.is_step_failure:
+            message = event.event_specific_data.error.message.strip().splitlines()[0][:300]
+            return f"  FAILED  {event.step_key}: {message}"
+        elif event.is_step_up_for_retry:
+            return f"  retry   {event.step_key} (will run again with backoff)"
+        return None
 
 
 def launch_and_execute(instance, job_name: str, run_config: dict, out: TextIO, log_file: Path | None):
@@ -243,7 +264,7 @@ def print_executive_rows(limit: int) -> None:
 def next_commands(windows: bool = IS_WINDOWS) -> str:
     export = "bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py"
     if windows:
-        python, start, export = r".venv\Scripts\python", "start_dagster.bat", export.replace("/", "\\")
+        python, start, export = r".venv\Scripts\python", r".\start_dagster.bat", export.replace("/", "\\")
         status = r"scripts\status.py"
     else:
         python, start, status = ".venv/bin/python", "scripts/start.sh", "scripts/status.py"

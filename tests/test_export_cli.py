@@ -56,10 +56,17 @@ def test_a_pipeline_extract_name_is_refused_and_the_production_extract_stays_byt
     assert dry.returncode == 65 and "daily_sales_tableau_export" in dry.stderr
 
 
-def test_pipeline_export_flag_only_allows_the_pipelines_own_names(export_warehouse, run_export, isolated_env):
+def test_pipeline_export_flag_only_allows_the_pipelines_own_extracts_as_configured(
+    export_warehouse, run_export, isolated_env
+):
     result = run_export("--tables", "qi_executive_daily_sales", "--name", "my_extract", "--pipeline-export")
     assert result.returncode == 78
     assert "not one of the pipeline's extracts" in result.stderr
+    # the asset's command line copied with other tables (or a query) cannot replace the extract either
+    for what in (["--tables", "int_orders_summary_daily"], ["--sql", "SELECT * FROM qi_executive_daily_sales"]):
+        other = run_export(*what, "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
+        assert other.returncode == 65, other.stderr
+        assert "the extract is --tables qi_executive_daily_sales" in other.stderr
     assert not (isolated_env / "exports").exists()
 
 
@@ -180,6 +187,11 @@ def test_an_unknown_table_names_each_nearest_table_once(export_warehouse, run_ex
     assert "nearest: main.int_orders_summary_daily, staging.int_orders_summary_daily" in message
     assert "--list" in message
     assert not (isolated_env / "exports").exists()
+
+    nothing_close = run_export("--tables", "budget", "--name", "x", "--no-publish")
+    assert nothing_close.returncode == 65
+    assert ("unknown table 'budget'; the warehouse has: main.int_orders_summary_daily, qi_executive_daily_sales, "
+            "staging.int_orders_summary_daily") in nothing_close.stderr
 
 
 @pytest.mark.parametrize("args", [

@@ -46,6 +46,7 @@ from pipeline_common.script_support import (  # noqa: E402
     ArgumentParser,
     BadDataError,
     ConfigurationError,
+    disk_full_error,
     io_error,
     print_summary,
     script_run,
@@ -172,7 +173,7 @@ def pipeline_exports() -> dict[str, Export]:
     return {export.name.casefold(): export for export in config.exports}
 
 
-def check_name(name: str, pipeline_export: bool) -> None:
+def check_name(name: str, pipeline_export: bool, tables: Sequence[str] | None = None) -> None:
     """An ad-hoc extract must never replace a production extract (or its published data source)."""
     export = pipeline_exports().get(name.casefold())
     if export is not None and not pipeline_export:
@@ -186,6 +187,14 @@ def check_name(name: str, pipeline_export: bool) -> None:
         raise ConfigurationError(
             f"--pipeline-export: {name!r} is not one of the pipeline's extracts "
             f"({', '.join(sorted(e.name for e in pipeline_exports().values()))})"
+        )
+    if export is not None and [t.casefold() for t in tables or []] != [t.casefold() for t in export.tables]:
+        # --pipeline-export builds exactly what pipeline.yaml says, so a copied command line with
+        # other tables (or a query) cannot replace the production extract either.
+        raise BadDataError(
+            f"--pipeline-export --name {export.name}: the extract is --tables {' '.join(export.tables)} "
+            f"(pipeline.yaml exports, asset {export.asset!r}), not "
+            f"{'--tables ' + ' '.join(tables) if tables else 'a --sql query'}"
         )
 
 
@@ -227,9 +236,12 @@ def build_extract(
                 item = export_parquet(con, source, work_dir / f"{i}.parquet")
                 done(f"{item.rows:,} rows")
             exported.append(item)
-    except BaseException:
+    except BaseException as exc:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
+        full = disk_full_error(work_dir or out_dir, exc) if isinstance(exc, Exception) else None
+        if full is not None:  # DuckDB says IOException; the operator needs "disk full" and the free space
+            raise full from None
         raise
     finally:
         con.close()  # release the warehouse before the (slower) Hyper load
@@ -250,6 +262,11 @@ def build_extract(
             rows={e.table.name: e.rows for e in exported},
             casts={e.table.name: e.casts for e in exported if e.casts},
         )
+    except Exception as exc:
+        full = disk_full_error(work_dir, exc)  # Hyper reports a full disk as a HyperException
+        if full is not None:
+            raise full from None
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -363,7 +380,7 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     args = parse_args(argv)
     if args.list:
         return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
-    check_name(args.name, args.pipeline_export)
+    check_name(args.name, args.pipeline_export, args.tables)
     out_dir = args.out.expanduser().resolve() if args.out is not None else exports_dir()
     if args.dry_run:
         return dry_run(args, out_dir, log, sys.stdout)

@@ -43,6 +43,8 @@ _WIDENED_TYPES = {
 _WIDE_INTEGER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
 _DECIMAL_RE = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
 
+MAX_TABLES_NAMED = 40
+"""An unknown table with no near miss: up to this many warehouse tables are named in the error."""
 _LINE_RE = re.compile(r"LINE (\d+):")
 
 @dataclass(frozen=True)
@@ -125,7 +127,12 @@ def resolve_tables(con: duckdb.DuckDBPyConnection, requested: Sequence[str]) -> 
             resolved.append(matches[0])
         elif not matches:
             close = nearest_tables(wanted, catalog)
-            hint = f"; nearest: {', '.join(close)}" if close else ""
+            if close:
+                hint = f"; nearest: {', '.join(close)}"
+            elif len(catalog) <= MAX_TABLES_NAMED:  # nothing close: a small warehouse is named in full
+                hint = f"; the warehouse has: {', '.join(display_name(s, t, catalog) for s, t in catalog)}"
+            else:
+                hint = ""
             problems.append(f"unknown table {wanted!r}{hint}")
         else:
             options = ", ".join(f"{m.schema}.{m.name}" for m in matches)

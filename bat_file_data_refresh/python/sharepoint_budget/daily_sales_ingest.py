@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--source", type=Path, default=None,
         help="a workbook file or a folder holding 'Daily Sales Budget {YYYY}.xlsx' "
-        "(default: SharePoint when SHAREPOINT_* are all set, else $LANDING_DIR/sharepoint/)",
+        "(default: SharePoint through Microsoft Graph when the SHAREPOINT_ group is set, else $LANDING_DIR/sharepoint/)",
     )
     parser.add_argument(
         "--skip-missing", action="store_true",

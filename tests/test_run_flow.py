@@ -1,0 +1,42 @@
+"""scripts/run_flow.py files its run like a UI launch: under the job's code location, with the job's tags."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_run_belongs_to_its_job_in_the_served_code_location(sample_landing, isolated_env, tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LANDING_DIR": str(sample_landing)}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_flow.py"), "--job", "ingest_scv_job", "--rows", "2",
+         "--log-file", str(tmp_path / "run.log")],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_id = re.search(r"^run (\S+) of ingest_scv_job \(location retail_sales\)", done.stdout, re.M).group(1)
+    assert re.search(r"^  ok      uk_scv  \(", done.stdout, re.M)
+    # the scripts' own lines went to the log file, once, not to the console
+    assert "sync_azure" not in done.stdout and "sync_azure" in (tmp_path / "run.log").read_text()
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        origin = run.remote_job_origin
+        assert origin.job_name == "ingest_scv_job"
+        assert origin.repository_origin.code_location_origin.location_name == "retail_sales"
+        # the job's own tags, as a launch from the UI adds them
+        assert run.tags.get("dagster/max_retries") == "2"
+        # what the UI's job page and Overview timeline filter on: the job and its repository label
+        found = instance.get_runs(dg.RunsFilter(job_name="ingest_scv_job",
+                                                tags={".dagster/repository": "__repository__@retail_sales"}))
+        assert [r.run_id for r in found] == [run_id]
