@@ -159,3 +159,24 @@ def test_sentinels_run_on_the_real_dbt_warehouse(built_warehouse, tmp_path):
     assert markets_reported() == {
         "net_sales_drop": ["DE"], "market_without_orders": ["IT"], "budget_missing": ["UK"], "fx_rate_missing": ["JP"],
     }
+
+
+def test_market_without_orders_reaches_its_route_not_only_the_log(warehouse, slack_server, monkeypatch, tmp_path):
+    """The issue's case: DE's newest file missing, so DE has no orders on the newest day; the run succeeds,
+    and the ERROR sentinel `market_without_orders` still reaches its Slack route (time_series)."""
+    _build_warehouse(warehouse, drop_day_for="DE")
+    monkeypatch.setenv("SLACK_WEBHOOK_TIME_SERIES", slack_server.webhook_url("time_series"))
+    alerts = load_pipeline_config().alerts
+    slack = SlackAlerts(routes=dict(alerts.routes), max_attempts=1)
+    sensor = build_check_alert_sensor(alerts, dg.DefaultSensorStatus.RUNNING)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        first = dg.build_sensor_context(instance=instance, resources={"slack_alerts": slack})
+        sensor.evaluate_tick(first)
+        _run_checks(instance)
+        sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"slack_alerts": slack}))
+    texts = [m["text"] for m in slack_server.for_route("time_series")]
+    assert "[ERROR] Check failed: qi_executive_daily_sales / market_without_orders" in texts
+    alert = next(m for m in slack_server.for_route("time_series") if "market_without_orders" in m["text"])
+    assert "DE" in str(alert["blocks"])
