@@ -252,7 +252,8 @@ def test_azure_with_a_rejected_key_never_prints_it(doctor, capsys, azurite, monk
     monkeypatch.setenv("AZURE_CONTAINER", container)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
     code, lines = run(doctor, capsys, "--check", "azure")
-    assert code == 0 and f"'{container}' reachable" in line_for(lines, "azure")
+    line = line_for(lines, "azure")
+    assert code == 0 and f"'{container}'" in line and "reachable" in line
     wrong_key = ACCOUNT_KEY[::-1]
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(ACCOUNT_KEY, wrong_key))
     code, lines = run(doctor, capsys, "--check", "azure")

@@ -175,3 +175,77 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
     workbook.write_bytes(b"version 2")
     os.utime(workbook, ns=(workbook.stat().st_atime_ns, workbook.stat().st_mtime_ns + 10**9))
     assert len(tick()) == 1
+
+
+@pytest.mark.azurite
+def test_azure_blob_with_a_sas_token_lists_with_the_syncs_credentials(sensor_harness, azurite, monkeypatch):
+    """No account key in the sensor's environment: the account URL and a read+list container SAS."""
+    from azure.storage.blob import BlobServiceClient
+
+    instance, defs, tick = sensor_harness
+    container = azurite.new_container()
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", azurite.container_sas(container))
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        assert tick() == []
+        service.get_container_client(container).upload_blob(_today_blob(), b"order_id\n1\n")
+        [request] = tick()
+        _assert_uk_request(defs, request)
+        assert tick() == []
+
+
+@pytest.mark.azurite
+def test_a_sas_without_list_permission_fails_the_tick_naming_the_cause(sensor_harness, azurite, monkeypatch):
+    instance, defs, tick = sensor_harness
+    container = azurite.new_container()
+    sas = azurite.container_sas(container, permission="r")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+    with pytest.raises(Exception) as failure:
+        tick()
+    text = str(failure.value)
+    assert "HTTP 403" in text and "lacks read and list permission" in text
+    signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    assert signature not in text
+
+
+@pytest.fixture
+def budget_sensor(tmp_path):
+    @dg.asset(name="daily_sales_budget_exchange_ingest")
+    def budget() -> None:
+        """Stands in for the budget asset."""
+
+    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    defs = dg.Definitions(assets=[budget], sensors=[sensor])
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        state = {"cursor": None}
+
+        def tick() -> list[dg.RunRequest]:
+            data = sensor.evaluate_tick(
+                dg.build_sensor_context(instance=instance, cursor=state["cursor"], definitions=defs)
+            )
+            state["cursor"] = data.cursor if data.cursor is not None else state["cursor"]
+            return list(data.run_requests or [])
+
+        yield tick
+
+
+def test_budget_sensor_polls_the_sharepoint_drive_item_etag(budget_sensor, microsoft365, isolated_env):
+    """A new version (eTag) of this year's workbook on SharePoint starts one run; the same eTag none;
+    only the drive item's metadata is read, never its content."""
+    workbook = f"Budget/Daily Sales Budget {arrival.london_today().year}.xlsx"
+    assert budget_sensor() == []  # not uploaded yet
+    microsoft365.put(workbook, b"version 1")
+    [first] = budget_sensor()
+    assert first.tags["trigger_file"] == workbook.split("/")[-1]
+    assert budget_sensor() == [] and budget_sensor() == []
+    microsoft365.put(workbook, b"version 2")  # saved again in SharePoint: new eTag
+    [second] = budget_sensor()
+    assert second.run_key != first.run_key
+    assert budget_sensor() == []
+    assert microsoft365.steps("content") == 0 and microsoft365.downloads == []
+    assert len(microsoft365.token_forms) == 1  # the token is cached between ticks

@@ -1,8 +1,11 @@
 """Arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau exports)
 when a recent orders file lands, and the budget ingest when the current year's workbook changes.
 
-Listing only, never downloads: Azure Blob `list_blobs` when AZURE_STORAGE_CONNECTION_STRING is
-set, else the local landing folder. The cursor (JSON: file -> ETag, or size+mtime locally)
+Listing only, never downloads: Azure Blob `list_blobs` with the sync's own credentials (connection
+string, SAS token or Entra ID: pipeline_common.azure_storage) when Azure is configured, else the
+local landing folder. The budget sensor reads the SharePoint drive item's eTag through Microsoft
+Graph when SharePoint is configured (pipeline_common.sharepoint_graph), else the local workbook's
+size and mtime. The cursor (JSON: file -> ETag, or size+mtime locally)
 makes each file version trigger exactly once; a changed file triggers again; a file the sync
 already holds in that version (same ETag in its state file) triggers nothing. Sensor runs do the
 least work: their own jobs never include the warehouse backup, run in process like the scheduled
@@ -23,14 +26,12 @@ from orchestration.budget.assets import GROUP as BUDGET_GROUP
 from orchestration.clock import london_now
 from orchestration.ops.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
+from pipeline_common.azure_storage import azure_storage_settings, listing
 from pipeline_common.config import JobSelection, PipelineConfig
-from pipeline_common.settings import (
-    azure_connection_string,
-    azure_container,
-    env,
-    landing_dir,
-    sharepoint_budget_dir,
-)
+from pipeline_common.script_support import ConfigurationError, ScriptError
+from pipeline_common.secrets import scrub
+from pipeline_common.settings import landing_dir, sharepoint_budget_dir
+from pipeline_common.sharepoint_graph import sharepoint_settings, workbook_version
 
 LONDON = ZoneInfo("Europe/London")
 ORDERS_DATASET = "ingest_orders"
@@ -40,7 +41,6 @@ TRIGGER_TAG = "pipeline/trigger"
 VERSION_TAG = "pipeline/file_version"
 MAX_ATTEMPTS = 3
 """Runs per file version: a run that died (worker killed, PC restarted) is requested again, up to this."""
-SHAREPOINT_VARS = ("SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -67,14 +67,13 @@ def _local_signature(path: Path) -> str | None:
 
 
 def list_signatures(blob_name: str) -> dict[str, str]:
-    """{blob name: version signature} for the blobs named `blob_name` (0 or 1 of them)."""
-    connection_string = azure_connection_string()
-    if connection_string:
-        from azure.storage.blob import BlobServiceClient
+    """{blob name: version signature} for the blobs named `blob_name` (0 or 1 of them).
 
-        service = BlobServiceClient.from_connection_string(connection_string)
-        with service.get_container_client(azure_container()) as container:
-            return {b.name: f"etag={b.etag}" for b in container.list_blobs(name_starts_with=blob_name) if b.name == blob_name}
+    Raises ScriptError (configuration or transient) with a message fit for the sensor's tick.
+    """
+    storage = azure_storage_settings()
+    if storage is not None:
+        return {b.name: f"etag={b.etag}" for b in listing(storage)(blob_name) if b.name == blob_name}
     signature = _local_signature(landing_dir() / Path(*blob_name.split("/")))
     return {blob_name: signature} if signature else {}
 
@@ -182,7 +181,10 @@ def build_orders_arrival_sensor(
         # Only the watched days matter, so older entries are dropped and the cursor stays small.
         # seen: file -> {"sig": version, "attempts": runs requested for that version}
         seen = {name: _entry(value) for name, value in state.get("seen", {}).items() if name in blobs}
-        listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
+        try:
+            listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
+        except ScriptError as exc:
+            return _source_problem(context, exc)
         todo: dict[str, str] = {}
         held = 0
         for name, sig in listed.items():
@@ -230,12 +232,33 @@ def _entry(value: object) -> dict:
     return {"sig": str(value), "attempts": 1}
 
 
-def sharepoint_configured() -> bool:
-    return all(env(name) for name in SHAREPOINT_VARS)
+def _source_problem(context: dg.SensorEvaluationContext, exc: ScriptError) -> dg.SkipReason:
+    """A source the sensor cannot read: transient trouble skips this tick; a configuration error fails it."""
+    message = scrub(exc)
+    if isinstance(exc, ConfigurationError):
+        raise dg.DagsterError(message) from None  # a failed tick shows in the UI until the variable is fixed
+    context.log.warning(message)
+    return dg.SkipReason(f"source not reachable this time: {message}")
+
+
+def budget_workbook_name(year: int) -> str:
+    return f"Daily Sales Budget {year}.xlsx"
 
 
 def budget_workbook_path(year: int) -> Path:
-    return sharepoint_budget_dir() / f"Daily Sales Budget {year}.xlsx"
+    return sharepoint_budget_dir() / budget_workbook_name(year)
+
+
+def budget_workbook_signature(year: int) -> tuple[str, str | None]:
+    """(where, version) of this year's workbook: the SharePoint drive item's eTag (metadata only, no
+    download) when SharePoint is configured, else the local copy's size and mtime; version None if absent."""
+    settings = sharepoint_settings()
+    name = budget_workbook_name(year)
+    if settings is not None:
+        version = workbook_version(settings, name)
+        return f"SharePoint '{settings.file_path(name)}'", (f"etag={version.etag}" if version else None)
+    path = budget_workbook_path(year)
+    return str(path), _local_signature(path)
 
 
 def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
@@ -244,22 +267,25 @@ def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.Defa
         job=build_budget_arrival_job(config),
         default_status=default_status,
         minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
-        description="Runs the budget ingest and everything downstream when this year's local budget workbook changes.",
+        description="Runs the budget ingest and everything downstream when this year's budget workbook changes "
+        "(SharePoint drive item eTag, or the local copy).",
     )
     def budget_workbook_sensor(context: dg.SensorEvaluationContext):
-        if sharepoint_configured():
-            return dg.SkipReason("SharePoint is configured: this sensor watches the local folder only (see docs/alerts.md)")
-        path = budget_workbook_path(london_today().year)
-        signature = _local_signature(path)
+        year = london_today().year
+        name = budget_workbook_name(year)
+        try:
+            where, signature = budget_workbook_signature(year)
+        except ScriptError as exc:
+            return _source_problem(context, exc)
         if signature is None:
-            return dg.SkipReason(f"no budget workbook at {path}")
+            return dg.SkipReason(f"no budget workbook at {where}")
         if signature == context.cursor:
-            return dg.SkipReason(f"{path.name} unchanged")
+            return dg.SkipReason(f"{name} unchanged")
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=f"{path.name}@{signature}",
-                    tags={"trigger_file": path.name, DUCKDB_RUN_TAG: "true", TRIGGER_TAG: f"budget workbook {path.name} changed"},
+                    run_key=f"{name}@{signature}",
+                    tags={"trigger_file": name, DUCKDB_RUN_TAG: "true", TRIGGER_TAG: f"budget workbook {name} changed"},
                 )
             ],
             cursor=signature,

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,14 @@ def atomic_target(target: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+# A fresh id per written file, in the Parquet footer's key-value metadata: the incremental warehouse
+# (dbt/macros/incremental.sql) tells a rewritten file from the one it absorbed by it, whatever the clock.
+WRITE_ID_KEY = b"pipeline.write_id"
+
+
 def write_parquet(table: pa.Table, target: Path, layout: ParquetLayout | None = None) -> None:
     """Write `table` whole or not at all, encoded as `layout` says (default: pyarrow's defaults)."""
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), WRITE_ID_KEY: uuid.uuid4().hex.encode()})
     options: dict[str, Any] = {}
     if layout is not None:
         options = {

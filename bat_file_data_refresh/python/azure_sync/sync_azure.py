@@ -46,6 +46,7 @@ from azure_sync.sources import (  # noqa: E402
     reference_blob_name,
 )
 from pipeline_common import settings  # noqa: E402
+from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.config import ConfigError, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
@@ -76,10 +77,12 @@ examples:
   # a reference dataset (one file)
   python bat_file_data_refresh/python/azure_sync/sync_azure.py --market UK --dataset ingest_products_sku
 
-source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set (container AZURE_CONTAINER, default 'raw'),
-otherwise LANDING_DIR. Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok, 65 a file was rejected
-(the others still synced), 74 disk full or no permission on $DATA_DIR, 75 network/throttling (retry later),
-78 configuration or arguments. docs/rejected_inputs.md lists every rejection and what to do.
+source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set, or AZURE_STORAGE_ACCOUNT_URL with
+AZURE_STORAGE_SAS_TOKEN or a Microsoft Entra ID identity (container AZURE_CONTAINER, default 'raw'),
+otherwise LANDING_DIR (docs/sources.md). Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok,
+65 a file was rejected (the others still synced), 74 disk full or no permission on $DATA_DIR,
+75 network/throttling (retry later), 78 configuration or arguments. docs/rejected_inputs.md lists
+every rejection and what to do.
 """
 
 
@@ -177,9 +180,9 @@ def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:
 
 
 def open_source() -> AzureSource | LandingSource:
-    connection_string = settings.azure_connection_string()
-    if connection_string:
-        return AzureSource(connection_string, settings.azure_container())
+    storage = azure_storage_settings()  # a half-set or expired configuration stops here (78)
+    if storage is not None:
+        return AzureSource(storage)
     return LandingSource(settings.landing_dir())
 
 
