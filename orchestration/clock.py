@@ -1,4 +1,4 @@
-"""The code location's one clock: London time now, from Dagster's clock (which tests may freeze)."""
+"""The code location's one clock for freshness and file arrival: London time now (tests may replace it)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,9 @@ from dagster._time import get_current_datetime
 LONDON = ZoneInfo("Europe/London")
 
 
+_source = get_current_datetime
+"""Where "now" comes from; the simulated-week test points it at its fake clock."""
+
+
 def london_now() -> dt.datetime:
-    return get_current_datetime().astimezone(LONDON)
+    return _source().astimezone(LONDON)

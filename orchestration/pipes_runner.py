@@ -30,6 +30,7 @@ from pipeline_common.script_support import (
     EXIT_TRANSIENT,
     UTF8_CHILD_ENV,
 )
+from pipeline_common.secrets import scrub
 from pipeline_common.settings import repo_root
 
 SCRIPTS_DIR = repo_root() / "bat_file_data_refresh" / "python"
@@ -87,8 +88,8 @@ def run_legacy_script(
         )
     except DagsterPipesExecutionError as exc:
         code = _exit_code(exc)
-        full = Path(error_file).read_text(encoding="utf-8", errors="replace").strip()
-        detail = full[:_ERROR_EXCERPT_CHARS] or str(exc)
+        full = scrub(Path(error_file).read_text(encoding="utf-8", errors="replace").strip())
+        detail = full[:_ERROR_EXCERPT_CHARS] or scrub(str(exc))
         if code == EXIT_TRANSIENT:
             raise TransientScriptError(f"{script.name} hit a transient error (exit {code}): {detail}") from None
         if code in PERMANENT_FAILURES:

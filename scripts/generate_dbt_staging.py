@@ -87,7 +87,7 @@ def render_sources(market: str, datasets: list[str]) -> str:
     for dataset in datasets:
         location = (
             f"read_parquet('{_data_dir_jinja()}/raw/{market}/{dataset}/**/*.parquet', "
-            "union_by_name=true, file_row_number=true)"
+            "union_by_name=true, file_row_number=true, filename=true)"
         )
         lines += [
             f"      - name: {dataset}",

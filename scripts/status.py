@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from orchestration.currency import currency_report
+    from orchestration.instance_currency import currency_report
     from pipeline_common.config import ConfigError, load_pipeline_config
 
     try:

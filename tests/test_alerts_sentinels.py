@@ -125,17 +125,58 @@ def test_failed_sentinels_reach_the_time_series_route_and_warn_stays_in_the_log(
     assert slack_server.for_route("data_quality") == []  # sentinels are not data_quality's business
 
 
-def test_sentinels_run_on_the_real_dbt_warehouse(built_warehouse):
-    """The shipped SQL against the models dbt really builds: every sentinel runs, read-only, and
-    whatever it reports names a configured market."""
+def test_sentinels_run_on_the_real_dbt_warehouse(built_warehouse, tmp_path):
+    """The shipped SQL against the tables dbt really builds (their columns and types): the clean
+    sample passes every sentinel; one fault per sentinel, each in its own market, is reported by
+    that sentinel alone, naming that market."""
+    import shutil
+
     from orchestration.alerts.sentinels import connect_read_only, run_sentinel
 
     config = load_pipeline_config()
-    con = connect_read_only(built_warehouse.duckdb_path)
-    try:
-        results = {s.name: run_sentinel(con, s) for s in config.alerts.sentinels}
-    finally:
-        con.close()
-    assert set(results) == {s.name for s in config.alerts.sentinels}
-    for name, rows in results.items():
-        assert all(row["market"] in config.markets for row in rows), name
+    sentinels = {s.name: s for s in config.alerts.sentinels}
+    path = tmp_path / "analytics.duckdb"
+    shutil.copy2(built_warehouse.duckdb_path, path)
+
+    def markets_reported() -> dict[str, list[str]]:
+        con = connect_read_only(path)
+        try:
+            return {name: sorted({row["market"] for row in run_sentinel(con, s)}) for name, s in sentinels.items()}
+        finally:
+            con.close()
+
+    assert markets_reported() == {name: [] for name in sentinels}
+    with duckdb.connect(str(path)) as con:
+        [(newest,)] = con.execute("select max(order_date) from qi_executive_daily_sales").fetchall()
+        # DE: a week earlier sold 100 times the newest day (the sample holds one week: add that day)
+        con.execute(
+            """insert into qi_executive_daily_sales (order_date, market, net_sales_gbp, budget_gbp, orders, units)
+               select order_date - 7, market, net_sales_gbp * 100, budget_gbp, orders, units
+               from qi_executive_daily_sales where market = 'DE' and order_date = ?""", [newest])
+        con.execute("update qi_executive_daily_sales set orders = 0 where market = 'IT' and order_date = ?", [newest])
+        con.execute("update qi_executive_daily_sales set budget_gbp = 0 where market = 'UK' and order_date = ?", [newest])
+        con.execute("update int_orders_summary_daily set net_sales_gbp = null where market = 'JP'")
+    assert markets_reported() == {
+        "net_sales_drop": ["DE"], "market_without_orders": ["IT"], "budget_missing": ["UK"], "fx_rate_missing": ["JP"],
+    }
+
+
+def test_market_without_orders_reaches_its_route_not_only_the_log(warehouse, slack_server, monkeypatch, tmp_path):
+    """The issue's case: DE's newest file missing, so DE has no orders on the newest day; the run succeeds,
+    and the ERROR sentinel `market_without_orders` still reaches its Slack route (time_series)."""
+    _build_warehouse(warehouse, drop_day_for="DE")
+    monkeypatch.setenv("SLACK_WEBHOOK_TIME_SERIES", slack_server.webhook_url("time_series"))
+    alerts = load_pipeline_config().alerts
+    slack = SlackAlerts(routes=dict(alerts.routes), max_attempts=1)
+    sensor = build_check_alert_sensor(alerts, dg.DefaultSensorStatus.RUNNING)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        first = dg.build_sensor_context(instance=instance, resources={"slack_alerts": slack})
+        sensor.evaluate_tick(first)
+        _run_checks(instance)
+        sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"slack_alerts": slack}))
+    texts = [m["text"] for m in slack_server.for_route("time_series")]
+    assert "[ERROR] Check failed: qi_executive_daily_sales / market_without_orders" in texts
+    alert = next(m for m in slack_server.for_route("time_series") if "market_without_orders" in m["text"])
+    assert "DE" in str(alert["blocks"])

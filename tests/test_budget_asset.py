@@ -10,8 +10,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.budget.assets import ASSET_NAME, GROUP, build_budget_asset, year_plan
-from pipeline_common.config import load_pipeline_config, today_in
+from orchestration.budget.assets import ASSET_NAME, build_budget_asset, year_plan
+from pipeline_common.config import load_pipeline_config
+from tests.plugins.frozen_clock import frozen_clock
 from tests.plugins.sample_data import SAMPLE_AS_OF, load_generator
 
 
@@ -54,21 +55,39 @@ def test_asset_ingests_the_requested_year_with_metadata(
     assert metadata["source"].endswith(f"Daily Sales Budget {SAMPLE_AS_OF.year}.xlsx")
 
 
-def test_default_run_ingests_this_year_and_skips_a_missing_earlier_year(
-    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("now", "workbook_years", "ingested", "skipped"),
+    [
+        # November: the last 30 days lie in this year only
+        (dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc), [2026], [2026], []),
+        # 10 January: the last 30 days reach into December, whose workbook is gone: skipped, not an error
+        (dt.datetime(2027, 1, 10, 12, 0, tzinfo=dt.timezone.utc), [2027], [2027], [2026]),
+        # 10 January with last year's workbook still there: late December changes are picked up too
+        (dt.datetime(2027, 1, 10, 12, 0, tzinfo=dt.timezone.utc), [2026, 2027], [2026, 2027], []),
+        # 23:30 on New Year's Eve: next year's workbook may already be there, but it is not due yet
+        (dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.timezone.utc), [2026, 2027], [2026], []),
+    ],
+    ids=["november", "january-without-last-year", "january-with-last-year", "new-years-eve"],
+)
+def test_default_run_ingests_the_years_of_the_last_30_days(
+    now: dt.datetime, workbook_years: list[int], ingested: list[int], skipped: list[int],
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    today = today_in(load_pipeline_config().timezone)
     landing = tmp_path / "landing"
-    load_generator().generate(landing, today, 1, 50, 5, ["UK"])  # this year's workbook only
+    for year in workbook_years:
+        load_generator().generate(landing, dt.date(year, 6, 1), 1, 20, 5, ["UK"])
     monkeypatch.setenv("LANDING_DIR", str(landing))
-    result = materialize()
+    with frozen_clock(now, tick=True):
+        result = materialize()
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
-    plan = year_plan(today, None)
-    assert metadata["budget_year"].value == today.year
-    assert metadata["years_ingested"].value == [today.year]
-    assert metadata["years_skipped"].value == [y for y, required in plan if not required]
-    assert (isolated_env / "raw" / "budget" / f"daily_sales_budget_{today.year}.csv").is_file()
+    assert metadata["budget_year"].value == max(ingested)
+    assert metadata["years_ingested"].value == ingested
+    assert metadata["years_skipped"].value == skipped
+    budget_dir = isolated_env / "raw" / "budget"
+    assert sorted(p.name for p in budget_dir.glob("daily_sales_budget_*.csv")) == [
+        f"daily_sales_budget_{year}.csv" for year in ingested
+    ]
 
 
 def test_missing_current_workbook_fails_clearly_without_retry(
@@ -89,11 +108,18 @@ def test_missing_current_workbook_fails_clearly_without_retry(
     assert not (isolated_env / "raw" / "budget" / f"daily_sales_budget_{missing_year}.csv").exists()
 
 
-def test_asset_is_in_the_budget_group_with_a_retry_policy() -> None:
+def test_asset_is_in_the_budget_group_run_by_the_daily_flow_and_retried_with_backoff() -> None:
     from orchestration.definitions import defs
 
-    asset = defs.resolve_assets_def(ASSET_NAME)
-    assert asset.group_names_by_key[dg.AssetKey(ASSET_NAME)] == GROUP
-    assert asset.op.retry_policy is not None
-    children = defs.resolve_asset_graph().get(dg.AssetKey(ASSET_NAME)).child_keys
+    key = dg.AssetKey("daily_sales_budget_exchange_ingest")  # contract section 7
+    asset = defs.resolve_assets_def(key)
+    assert asset.group_names_by_key[key] == "budget_ingestion"  # the group pipeline.yaml's jobs select
+    flow = defs.resolve_job_def("daily_sales_flow_job")
+    assert key in flow.asset_layer.selected_asset_keys
+    # README "Retries": exit 75 is retried by RetryPolicy(max_retries=5, delay=60, EXPONENTIAL, PLUS_MINUS)
+    policy = asset.op.retry_policy
+    assert (policy.max_retries, policy.delay, policy.backoff, policy.jitter) == (
+        5, 60, dg.Backoff.EXPONENTIAL, dg.Jitter.PLUS_MINUS,
+    )
+    children = defs.resolve_asset_graph().get(key).child_keys
     assert dg.AssetKey("stg_budget_daily_sales") in children

@@ -338,3 +338,27 @@ def test_a_bad_year_is_a_configuration_error(year: str, landing: Path) -> None:
     result = run_ingest("--year", year)
     assert result.returncode == 78
     assert f"expected a year YYYY between 2000 and 2100, got '{year}'" in result.stderr
+
+
+def test_an_unchanged_workbook_is_not_parsed_again(landing: Path, isolated_env: Path) -> None:
+    first = run_ingest("--year", str(YEAR))
+    assert first.returncode == 0, first.stderr
+    budget_csv, exchange_csv = outputs(isolated_env)
+    written = (budget_csv.stat().st_mtime_ns, exchange_csv.stat().st_mtime_ns)
+
+    again = run_ingest("--year", str(YEAR))
+    assert again.returncode == 0, again.stderr
+    assert "workbook unchanged since the last ingest" in again.stderr
+    assert summary_of(again) == summary_of(first)
+    assert (budget_csv.stat().st_mtime_ns, exchange_csv.stat().st_mtime_ns) == written  # outputs kept as they were
+
+    # A changed cell is read again; so is a workbook whose outputs went missing.
+    edit_workbook(landing / "sharepoint" / WORKBOOK, lambda wb: wb["Budget"].cell(row=UK_TV_ROW, column=3, value=1234.5))
+    changed = run_ingest("--year", str(YEAR))
+    assert changed.returncode == 0, changed.stderr
+    assert "workbook unchanged" not in changed.stderr
+    assert "1234.5" in budget_csv.read_text(encoding="utf-8")
+    exchange_csv.unlink()
+    rebuilt = run_ingest("--year", str(YEAR))
+    assert rebuilt.returncode == 0 and "workbook unchanged" not in rebuilt.stderr
+    assert exchange_csv.is_file()

@@ -1,8 +1,8 @@
-"""The budget ingest's SharePoint path: the real office365 client against a local server speaking ACS + REST.
+"""The budget ingest's SharePoint path: msal and office365's GraphClient (the real libraries) against a
+local HTTPS double of the Microsoft identity platform and Microsoft Graph (tests/plugins/entra_graph.py).
 
-The server on 127.0.0.1 answers what SharePoint Online answers for app-only access: the realm
-challenge on the site URL, the ACS client-credentials token endpoint, contextinfo, the file's
-metadata by server-relative path and its `$value` stream, including 401, 403, 404 and 503.
+Signed in as an Entra ID app with a client secret or a certificate; errors say what to fix and exit
+with the code of contract section 8; nothing a run prints names a secret.
 """
 
 from __future__ import annotations
@@ -11,150 +11,36 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import quote, quote_plus
 
 import pytest
 
-from tests.plugins.loopback_http import free_port, serve_on_loopback
+from tests.plugins.entra_graph import CLIENT_ID, LIBRARY, TENANT_ID, FakeMicrosoft365, use_certificate
+from tests.plugins.loopback_http import free_port
 from tests.plugins.sample_data import SAMPLE_AS_OF
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "bat_file_data_refresh" / "python" / "sharepoint_budget" / "daily_sales_ingest.py"
 YEAR = SAMPLE_AS_OF.year
 WORKBOOK = f"Daily Sales Budget {YEAR}.xlsx"
-SITE_PATH = "/sites/Finance"
-FOLDER = f"{SITE_PATH}/Shared Documents/Budget"
-REALM = "6f1c2a57-0d0e-4c9b-9a43-3c1b1e0b2d11"
-SHAREPOINT_PRINCIPAL = "00000003-0000-0ff1-ce00-000000000000"
-CLIENT_ID = "0b5e7a52-8c1d-4f7e-a1c3-9f2b6d4e8a10"
-CLIENT_SECRET = "s3cr3t-" + uuid.uuid4().hex  # unique, so finding it in any output is unambiguous
-
-
-@dataclass
-class FakeSharePoint:
-    """State of the fake tenant: files by server-relative path, failure switches, request log."""
-
-    files: dict[str, bytes] = field(default_factory=dict)
-    fail_file_with: int | None = None  # an HTTP status for the file requests
-    token_requests: list[dict[str, list[str]]] = field(default_factory=list)
-    downloads: list[str] = field(default_factory=list)
-    access_token: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-
-def _handler(state: FakeSharePoint) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:  # keep test output quiet
-            pass
-
-        def _send(self, status: int, body: bytes = b"", content_type: str = "application/json;odata=verbose",
-                  headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(payload).encode(), headers=headers)
-
-        def _odata_error(self, status: int, code: str, message: str) -> None:
-            self._json(status, {"error": {"code": code, "message": {"lang": "en-US", "value": message}}})
-
-        def _authorised(self) -> bool:
-            if self.headers.get("Authorization") == f"Bearer {state.access_token}":
-                return True
-            self._json(401, {"error_description": "Invalid JWT token."},
-                       headers={"WWW-Authenticate": f'Bearer realm="{REALM}",client_id="{SHAREPOINT_PRINCIPAL}"'})
-            return False
-
-        def do_HEAD(self) -> None:
-            # The realm challenge: an anonymous request to the site names the tenant's ACS realm.
-            self._send(401, headers={
-                "WWW-Authenticate": f'Bearer realm="{REALM}",client_id="{SHAREPOINT_PRINCIPAL}",'
-                'trusted_issuers="00000001-0000-0000-c000-000000000000@*"',
-            })
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode()
-            path = urlsplit(self.path).path
-            if path == f"/{REALM}/tokens/OAuth/2":
-                self._token(parse_qs(body))
-            elif path.lower() != f"{SITE_PATH}/_api/contextinfo".lower():
-                self._odata_error(400, "-1, Microsoft.SharePoint.Client.InvalidClientQueryException", "Bad request")
-            elif self._authorised():
-                self._json(200, {"d": {"GetContextWebInformation": {
-                    "FormDigestValue": "0xDIGEST,21 Nov 2026 05:00:00 -0000", "FormDigestTimeoutSeconds": 1800,
-                    "LibraryVersion": "16.0.25000.12001", "SiteFullUrl": SITE_PATH, "WebFullUrl": SITE_PATH}}})
-
-        def _token(self, form: dict[str, list[str]]) -> None:
-            state.token_requests.append(form)
-            expected_client = f"{CLIENT_ID}@{REALM}"
-            if form.get("client_id") != [expected_client] or form.get("client_secret") != [CLIENT_SECRET]:
-                self._json(401, {"error": "invalid_client",
-                                 "error_description": "AADSTS7000215: Invalid client secret provided."})
-                return
-            self._json(200, {"token_type": "Bearer", "access_token": state.access_token, "expires_in": "3599",
-                             "resource": form["resource"][0]})
-
-        def do_GET(self) -> None:
-            if not self._authorised():
-                return
-            split = urlsplit(self.path)
-            marker = "/_api/Web/getFileByServerRelativePath(DecodedUrl='"
-            if marker.lower() not in split.path.lower():
-                self._odata_error(404, "-1, System.ArgumentException", "Unsupported call")
-                return
-            start = split.path.lower().index(marker.lower()) + len(marker)
-            end = split.path.index("')", start)
-            file_path = unquote(split.path[start:end]).replace("''", "'")
-            if state.fail_file_with == 503:
-                self._send(503, b"Service Unavailable", "text/plain", headers={"Retry-After": "1"})
-            elif state.fail_file_with == 403:
-                self._odata_error(403, "-2147024891, System.UnauthorizedAccessException",
-                                  "Access denied. You do not have permission to perform this action.")
-            elif file_path not in state.files:
-                self._odata_error(404, "-2130575338, System.IO.FileNotFoundException",
-                                  f"The file {file_path} does not exist.")
-            elif split.path.endswith("/$value"):
-                state.downloads.append(file_path)
-                self._send(200, state.files[file_path], "application/octet-stream")
-            else:
-                self._json(200, {"d": {"__metadata": {"type": "SP.File"}, "Id": str(uuid.uuid4()),
-                                       "ServerRelativePath": {"DecodedUrl": file_path}}})
-
-    return Handler
 
 
 @pytest.fixture
-def sharepoint(sample_landing: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSharePoint]:
-    state = FakeSharePoint()
-    state.files[f"{FOLDER}/{WORKBOOK}"] = (sample_landing / "sharepoint" / WORKBOOK).read_bytes()
-    with serve_on_loopback(_handler(state), "fake-sharepoint") as base:
-        monkeypatch.setenv("SHAREPOINT_SITE_URL", base + SITE_PATH)
-        monkeypatch.setenv("SHAREPOINT_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", CLIENT_SECRET)
-        monkeypatch.setenv("SHAREPOINT_BUDGET_FOLDER", FOLDER)
-        monkeypatch.setenv("SHAREPOINT_ACS_TOKEN_URL", base + "/{realm}/tokens/OAuth/2")
-        yield state
+def tenant(microsoft365: FakeMicrosoft365, sample_landing: Path) -> FakeMicrosoft365:
+    microsoft365.put(f"Budget/{WORKBOOK}", (sample_landing / "sharepoint" / WORKBOOK).read_bytes())
+    return microsoft365
 
 
-def run_ingest(*args: str) -> subprocess.CompletedProcess[str]:
+def run_ingest(tenant: FakeMicrosoft365, *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--year", str(YEAR), *args],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(SCRIPT), "--year", str(YEAR), *args], capture_output=True, text=True, timeout=120,
     )
-    assert CLIENT_SECRET not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    for form in (tenant.client_secret, quote(tenant.client_secret, safe=""), quote_plus(tenant.client_secret)):
+        assert form not in output
+    for token in tenant.access_tokens:
+        assert token not in output
     return result
 
 
@@ -162,75 +48,187 @@ def outputs(data_dir: Path) -> list[Path]:
     return [data_dir / "raw" / "budget" / f"{name}_{YEAR}.csv" for name in ("daily_sales_budget", "exchange_rates")]
 
 
-def test_downloads_with_app_credentials_and_matches_the_local_ingest(
-    sharepoint: FakeSharePoint, isolated_env: Path, sample_landing: Path, tmp_path: Path
+def leftovers(data_dir: Path) -> list[str]:
+    folder = data_dir / "raw" / "budget"
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) if folder.is_dir() else []
+
+
+def test_client_secret_download_matches_the_local_workbook_run(
+    tenant: FakeMicrosoft365, isolated_env: Path, sample_landing: Path, tmp_path: Path
 ) -> None:
-    result = run_ingest()
+    result = run_ingest(tenant)
     assert result.returncode == 0, result.stderr
-    assert sharepoint.downloads == [f"{FOLDER}/{WORKBOOK}"]
-    token_request = sharepoint.token_requests[0]
-    assert token_request["grant_type"] == ["client_credentials"]
-    assert token_request["resource"] == [f"{SHAREPOINT_PRINCIPAL}/127.0.0.1@{REALM}"]
+    assert tenant.downloads == [f"Budget/{WORKBOOK}"]  # through the redirect to the download URL
+    form = tenant.token_forms[0]
+    assert form["grant_type"] == ["client_credentials"] and form["client_id"] == [CLIENT_ID]
+    assert form["scope"] == [f"{tenant.graph_endpoint}/.default"]
+    assert [step for step, _ in tenant.requests if step != "token"][:2] == ["site", "drives"]
     from_sharepoint = [p.read_bytes() for p in outputs(isolated_env)]
+    assert leftovers(isolated_env) == []
 
     local_copy = tmp_path / "local" / WORKBOOK
     local_copy.parent.mkdir()
     shutil.copy(sample_landing / "sharepoint" / WORKBOOK, local_copy)
     for path in outputs(isolated_env):
         path.unlink()
-    local = run_ingest("--source", str(local_copy.parent))
+    local = run_ingest(tenant, "--source", str(local_copy.parent))
     assert local.returncode == 0
     assert [p.read_bytes() for p in outputs(isolated_env)] == from_sharepoint
     assert json.loads(result.stdout.splitlines()[-1]) == json.loads(local.stdout.splitlines()[-1])
 
 
-def test_rejected_secret_is_a_configuration_error(
-    sharepoint: FakeSharePoint, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("kind", ["pem", "pfx"])
+def test_certificate_sign_in_sends_a_signed_client_assertion(
+    tenant: FakeMicrosoft365, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", CLIENT_SECRET + "-old")
-    result = run_ingest()
+    pki = tenant.pki
+    if kind == "pem":
+        use_certificate(monkeypatch, pki.app_pem_path, pki.app_thumbprint.lower())
+    else:
+        use_certificate(monkeypatch, pki.app_pfx_path, pki.app_thumbprint, pki.app_pfx_password)
+    result = run_ingest(tenant)
+    assert result.returncode == 0, result.stderr
+    assert "client_secret" not in tenant.token_forms[0]
+    header, claims = tenant.assertions[0]
+    assert header["alg"] == "RS256" and header["typ"] == "JWT"
+    assert claims["aud"] == tenant.token_endpoint and claims["iss"] == claims["sub"] == CLIENT_ID
+    assert claims["exp"] > claims.get("nbf", claims.get("iat", 0)) and claims["jti"]
+    assert tenant.downloads == [f"Budget/{WORKBOOK}"]
+    if kind == "pfx":
+        assert pki.app_pfx_password not in result.stdout + result.stderr
+
+
+def test_certificate_the_app_does_not_know_is_a_configuration_error(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key-only PEM: the thumbprint cannot be checked locally, so the identity platform rejects it.
+    wrong = "AB" * 20
+    use_certificate(monkeypatch, tenant.pki.app_key_only_path, wrong)
+    result = run_ingest(tenant)
+    assert result.returncode == 78, result.stderr
+    assert "AADSTS700027" in result.stderr and f"thumbprint {wrong}" in result.stderr
+    assert "SHAREPOINT_CERTIFICATE_THUMBPRINT" in result.stderr
+    assert tenant.assertions and not tenant.downloads
+
+
+def test_thumbprint_that_does_not_match_the_certificate_file_fails_before_any_request(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_certificate(monkeypatch, tenant.pki.app_pem_path, "CD" * 20)
+    result = run_ingest(tenant)
     assert result.returncode == 78
-    assert "app credentials were rejected at the token endpoint (HTTP 401)" in result.stderr
-    assert "SHAREPOINT_CLIENT_SECRET" in result.stderr
-    assert CLIENT_SECRET not in result.stdout + result.stderr  # neither the wrong nor the right one
-    assert sharepoint.token_requests and not sharepoint.downloads
+    assert f"has thumbprint {tenant.pki.app_thumbprint}" in result.stderr
+    assert tenant.requests == []
 
 
-def test_missing_workbook_is_bad_input_and_keeps_earlier_outputs(
-    sharepoint: FakeSharePoint, isolated_env: Path
+def test_wrong_secret_is_a_configuration_error_naming_the_variable(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert run_ingest().returncode == 0
+    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", tenant.client_secret + "-old")
+    tenant.echo_form_in_errors = True  # the endpoint quotes the URL-encoded form, secret included
+    result = run_ingest(tenant)
+    assert result.returncode == 78
+    assert "AADSTS7000215" in result.stderr and "SHAREPOINT_CLIENT_SECRET" in result.stderr
+    for form in (tenant.client_secret + "-old", quote_plus(tenant.client_secret + "-old")):
+        assert form not in result.stdout + result.stderr
+    assert not tenant.downloads
+
+
+def test_unknown_tenant_is_a_configuration_error(tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHAREPOINT_TENANT_ID", "11111111-2222-3333-4444-555555555555")
+    result = run_ingest(tenant)
+    assert result.returncode == 78
+    assert "tenant 11111111-2222-3333-4444-555555555555 not found" in result.stderr
+    assert "SHAREPOINT_TENANT_ID" in result.stderr
+
+
+def test_app_not_granted_on_the_site_says_how_to_grant(tenant: FakeMicrosoft365) -> None:
+    tenant.granted = False
+    result = run_ingest(tenant)
+    assert result.returncode == 78
+    assert "HTTP 403" in result.stderr and "not granted on this site" in result.stderr
+    assert "Sites.Selected" in result.stderr
+
+
+def test_expired_token_at_graph_is_a_configuration_error(tenant: FakeMicrosoft365) -> None:
+    tenant.fail_next("site", 401)
+    result = run_ingest(tenant)
+    assert result.returncode == 78
+    assert "HTTP 401" in result.stderr and "SHAREPOINT_TENANT_ID" in result.stderr
+
+
+def test_missing_workbook_names_the_path_and_lists_the_workbooks_there(
+    tenant: FakeMicrosoft365, isolated_env: Path
+) -> None:
+    assert run_ingest(tenant).returncode == 0
     before = [p.read_bytes() for p in outputs(isolated_env)]
-    sharepoint.files.clear()
-    result = run_ingest()
+    tenant.files[f"Budget/Daily Sales Budget {YEAR + 1}.xlsx"] = tenant.files.pop(f"Budget/{WORKBOOK}")
+    tenant.etags[f"Budget/Daily Sales Budget {YEAR + 1}.xlsx"] = '"{X},1"'
+    result = run_ingest(tenant)
     assert result.returncode == 65
-    assert f"workbook '{FOLDER}/{WORKBOOK}' not found (HTTP 404)" in result.stderr
+    assert f"workbook '{LIBRARY}/Budget/{WORKBOOK}' not found (HTTP 404)" in result.stderr
+    assert f"'Daily Sales Budget {YEAR + 1}.xlsx'" in result.stderr
     assert [p.read_bytes() for p in outputs(isolated_env)] == before
+    skipped = run_ingest(tenant, "--skip-missing")
+    assert skipped.returncode == 0 and json.loads(skipped.stdout.splitlines()[-1])["skipped"] is True
 
 
-def test_missing_workbook_can_be_skipped(sharepoint: FakeSharePoint, isolated_env: Path) -> None:
-    sharepoint.files.clear()
-    result = run_ingest("--skip-missing")
-    assert result.returncode == 0
-    assert json.loads(result.stdout.splitlines()[-1])["skipped"] is True
-
-
-def test_access_denied_is_a_configuration_error(sharepoint: FakeSharePoint) -> None:
-    sharepoint.fail_file_with = 403
-    result = run_ingest()
+def test_wrong_site_or_library_is_a_configuration_error(tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHAREPOINT_SITE_URL", "https://contoso.sharepoint.com/sites/Finanse")
+    result = run_ingest(tenant)
+    assert result.returncode == 78 and "/sites/Finanse' not found (HTTP 404)" in result.stderr
+    monkeypatch.setenv("SHAREPOINT_SITE_URL", tenant.site_url)
+    monkeypatch.setenv("SHAREPOINT_BUDGET_FOLDER", "Budgets/2026")
+    result = run_ingest(tenant)
     assert result.returncode == 78
-    assert "access denied" in result.stderr and "(HTTP 403)" in result.stderr
+    assert "no document library" in result.stderr and "'Shared Documents' (Documents)" in result.stderr
 
 
-def test_service_unavailable_is_transient(sharepoint: FakeSharePoint) -> None:
-    sharepoint.fail_file_with = 503
-    result = run_ingest()
+def test_throttling_is_retried_after_the_servers_retry_after(tenant: FakeMicrosoft365, isolated_env: Path) -> None:
+    tenant.fail_next("content", 429, **{"Retry-After": "1"})
+    tenant.fail_next("item", 503, **{"Retry-After": "1"})
+    result = run_ingest(tenant)
+    assert result.returncode == 0, result.stderr
+    assert tenant.steps("content") == 2 and tenant.steps("item") >= 2
+    assert tenant.downloads == [f"Budget/{WORKBOOK}"]
+
+
+def test_lasting_throttling_is_transient(tenant: FakeMicrosoft365, isolated_env: Path) -> None:
+    tenant.fail_next("content", 429, times=10, **{"Retry-After": "120"})  # longer than worth waiting in process
+    result = run_ingest(tenant)
     assert result.returncode == 75
-    assert "HTTP 503" in result.stderr and "a retry may succeed" in result.stderr
+    assert "throttled (HTTP 429, Retry-After 120 s)" in result.stderr
+    assert tenant.steps("content") == 1 and leftovers(isolated_env) == []
 
 
-def test_unreachable_site_is_transient(sharepoint: FakeSharePoint, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHAREPOINT_SITE_URL", f"http://127.0.0.1:{free_port()}{SITE_PATH}")  # nobody listens
-    result = run_ingest()
+def test_service_unavailable_is_transient_after_retries(tenant: FakeMicrosoft365) -> None:
+    tenant.fail_next("site", 503, times=10, **{"Retry-After": "0"})
+    result = run_ingest(tenant)
+    assert result.returncode == 75
+    assert "HTTP 503" in result.stderr and tenant.steps("site") == 3
+
+
+def test_unreachable_graph_is_transient(tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHAREPOINT_AUTHORITY_HOST", f"https://127.0.0.1:{free_port()}")  # nobody listens
+    result = run_ingest(tenant)
     assert result.returncode == 75
     assert "network error" in result.stderr
+
+
+def test_unresolvable_host_of_a_never_working_configuration_is_a_configuration_error(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHAREPOINT_GRAPH_ENDPOINT", "https://graph.example.invalid")
+    result = run_ingest(tenant)
+    assert result.returncode == 78
+    assert "'graph.example.invalid' in SHAREPOINT_GRAPH_ENDPOINT does not resolve" in result.stderr
+    assert tenant.requests == []
+
+
+def test_tenant_id_shaped_wrong_and_client_id_not_a_guid_fail_before_any_request(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHAREPOINT_CLIENT_ID", "budget-app")
+    result = run_ingest(tenant)
+    assert result.returncode == 78 and "SHAREPOINT_CLIENT_ID must be" in result.stderr
+    assert tenant.requests == [] and TENANT_ID not in result.stderr.split("SHAREPOINT_CLIENT_ID")[0]

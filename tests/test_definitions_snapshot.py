@@ -30,9 +30,17 @@ def _shape() -> dict:
                  "default_status": s.default_status.value}
         for s in defs.schedules
     }
-    jobs = sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+    job_defs = [j for j in defs.resolve_all_job_defs() if not j.name.startswith("__")]
+    jobs = sorted(j.name for j in job_defs)
+    # Each asset job's selection: a selection that silently grows (a backup in every sensor run) is a diff.
+    selections = {
+        j.name: sorted(k.to_user_string() for k in j.asset_layer.selected_asset_keys)
+        for j in job_defs if j.asset_layer.selected_asset_keys
+    }
     sensors = sorted(s.name for s in defs.sensors)
-    return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
+    sensor_jobs = {s.name: s.job_name for s in defs.sensors if s.has_jobs}
+    return {"assets": assets, "jobs": jobs, "job_selections": selections, "schedules": schedules,
+            "sensors": sensors, "sensor_jobs": sensor_jobs}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,17 @@ def test_definitions_match_snapshot(shape):
         SNAPSHOT.write_text(json.dumps(shape, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     assert SNAPSHOT.exists(), "no snapshot yet: run with UPDATE_SNAPSHOTS=1 and review the file"
     assert shape == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+def test_sensor_runs_never_take_the_warehouse_backup(shape):
+    assert shape["sensor_jobs"], "the arrival sensors target jobs of their own"
+    for sensor, job in shape["sensor_jobs"].items():
+        assert "warehouse_backup" not in shape["job_selections"][job], sensor
+    assert "warehouse_backup" in shape["job_selections"]["uk_morning_refresh_with_backup"]
+    assert shape["sensor_jobs"]["de_orders_arrival_sensor"] == "de_orders_arrival_job"
+    assert "de_orders_azure" in shape["job_selections"]["de_orders_arrival_job"]
+    assert "uk_orders_azure" not in shape["job_selections"]["de_orders_arrival_job"]
+    assert "tableau_executive_daily_sales" in shape["job_selections"]["de_orders_arrival_job"]
 
 
 def test_contract_names_are_present(shape):

@@ -287,3 +287,19 @@ def test_budget_on_a_full_disk_exits_74_and_keeps_earlier_files(tmp_path: Path, 
         assert "Traceback" not in result.stderr
         assert _budget_outputs(disk / "data") == before
         assert _hidden(disk / "data" / "raw" / "budget") == []
+
+
+def test_export_on_a_full_disk_exits_74_and_leaves_no_build_folder(tmp_path: Path, built_warehouse) -> None:
+    with _small_disk(tmp_path / "disk", "1m") as disk:
+        out = disk / "exports"
+        env = _env(built_warehouse.data_dir, built_warehouse.landing, DUCKDB_PATH=str(built_warehouse.duckdb_path))
+        _fill(disk, 8 * 1024)
+
+        result = _run(EXPORT, ["--tables", "int_orders_summary_daily", "--name", "full_disk", "--no-publish",
+                               "--out", str(out)], env)
+
+        assert result.returncode == 74, result.stderr[-3000:]
+        assert "MB free" in result.stderr or "GB free" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert _hidden(out) == [] if out.exists() else True
+        assert not (out / "full_disk.hyper").exists()

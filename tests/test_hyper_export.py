@@ -224,8 +224,13 @@ def test_publishing_skipped_is_said_once_and_work_files_are_cleaned_up(export_wa
     assert not list(Path.cwd().glob("hyperd*.log"))
 
 
-def test_help_shows_examples_without_touching_the_warehouse(run_export):
-    result = run_export("--help")
-    assert result.returncode == 0
+def test_help_shows_examples_without_touching_the_warehouse(run_export, isolated_env, tmp_path):
+    # A warehouse path that is not a DuckDB file: opening it, or creating anything, would show.
+    warehouse = tmp_path / "not_a_warehouse.duckdb"
+    warehouse.write_bytes(b"not a duckdb file")
+    result = run_export("--help", env={"DUCKDB_PATH": str(warehouse)})
+    assert result.returncode == 0, result.stderr
     assert "--no-publish" in result.stdout and "examples:" in result.stdout
-    assert not os.environ.get("DUCKDB_PATH")
+    assert warehouse.read_bytes() == b"not a duckdb file"
+    assert sorted(tmp_path.iterdir()) == sorted([warehouse, isolated_env])
+    assert list(isolated_env.iterdir()) == []  # nothing under DATA_DIR: no exports, no lock, no backup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -41,12 +42,28 @@ def _compute_log_dirs(instance: dg.DagsterInstance, run_id: str) -> list[Path]:
     return [p for p in Path(instance.root_directory).rglob(run_id) if p.is_dir()]
 
 
+def _wait_for_sqlite_clock(moment: dt.datetime, timeout: float = 10) -> None:
+    """Return once SQLite's CURRENT_TIMESTAMP (the runs' creation stamp) has reached `moment` (UTC)."""
+    deadline = time.monotonic() + timeout
+    with sqlite3.connect(":memory:") as con:
+        while True:
+            (now,) = con.execute("select strftime('%Y-%m-%d %H:%M:%S', 'now')").fetchone()
+            if dt.datetime.fromisoformat(now).replace(tzinfo=dt.timezone.utc) >= moment:
+                return
+            assert time.monotonic() < deadline, f"SQLite's clock never reached {moment}"
+            time.sleep(0.02)
+
+
 def test_old_finished_runs_and_their_compute_logs_are_deleted_new_ones_kept(instance):
     old = [chatty_job.execute_in_process(instance=instance).run_id for _ in range(3)]
-    time.sleep(1.1)
-    cutoff = dt.datetime.now(dt.timezone.utc)
-    time.sleep(1.1)
+    # SQLite stamps runs to the second: the cutoff is the second after the last old run, and the
+    # new run starts once SQLite's clock has reached it (waiting on that, not for a fixed time).
+    last_old = max(r.create_timestamp for r in instance.get_run_records())
+    cutoff = last_old.replace(microsecond=0) + dt.timedelta(seconds=1)
+    _wait_for_sqlite_clock(cutoff)
     new = chatty_job.execute_in_process(instance=instance).run_id
+    [new_record] = instance.get_run_records(dg.RunsFilter(run_ids=[new]))
+    assert new_record.create_timestamp >= cutoff > last_old
     assert all(_compute_log_dirs(instance, run_id) for run_id in old + [new])
 
     deleted = delete_old_runs(instance, cutoff)

@@ -48,6 +48,15 @@ def _materialize_backup() -> subprocess.Popen:
     )
 
 
+def _suspend_tree(process: subprocess.Popen) -> None:
+    root = psutil.Process(process.pid)
+    for member in [root, *root.children(recursive=True)]:
+        try:
+            member.suspend()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def _kill_tree(process: subprocess.Popen) -> None:
     root = psutil.Process(process.pid)
     family = [root, *root.children(recursive=True)]
@@ -72,9 +81,13 @@ def test_killed_backup_run_leaves_no_backup_and_no_slot_and_the_next_run_succeed
     while not list(backups.glob(".*.partial")):
         assert process.poll() is None, process.stdout.read().decode()
         assert time.monotonic() < deadline, "the backup never started"
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert process.poll() is None, "the copy finished before it could be killed: make the warehouse bigger"
+        time.sleep(0.01)
+    # Freeze the run's processes the moment the copy has begun, so the kill lands half-way
+    # whatever the machine's speed (no timing window), then kill them.
+    _suspend_tree(process)
+    assert list(backups.glob(".*.partial")) and not list(backups.glob("analytics_*.duckdb")), (
+        "the copy finished before it could be frozen: make the warehouse bigger"
+    )
     _kill_tree(process)
 
     assert not list(backups.glob("analytics_*.duckdb")), "a killed run must not leave a backup that looks complete"

@@ -1,6 +1,7 @@
-"""Arrival sensors against the landing folder and a real Azurite container: a new file for today
-starts one run of its market's ingestion and everything downstream, a seen file does not, a
-changed file does again; a run already in flight for the market makes the sensor wait."""
+"""Arrival sensors against the landing folder and a real Azurite container: a new file of the watched
+days starts one run of its market's ingestion and what depends on it (never the warehouse backup,
+in process), a seen file does not, a changed file does again, a file the sync already holds in that
+version does not; a run already in flight for the market makes the sensor wait."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ def stg_uk_orders() -> None:
     """Stands in for a downstream dbt model."""
 
 
+@dg.asset(name="warehouse_backup", deps=[stg_uk_orders])
+def warehouse_backup() -> None:
+    """Stands in for the backup: downstream of everything, never in a sensor run."""
+
+
 @dg.asset(name="de_orders_azure")
 def de_orders_azure() -> None:
     """Another market: must stay out of a UK run."""
@@ -33,7 +39,7 @@ def de_orders_azure() -> None:
 @pytest.fixture
 def sensor_harness(tmp_path):
     sensor = arrival.build_orders_arrival_sensor(CONFIG, "UK", dg.DefaultSensorStatus.RUNNING)
-    defs = dg.Definitions(assets=[uk_orders_azure, stg_uk_orders, de_orders_azure], sensors=[sensor])
+    defs = dg.Definitions(assets=[uk_orders_azure, stg_uk_orders, warehouse_backup, de_orders_azure], sensors=[sensor])
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.DagsterInstance.local_temp(str(home)) as instance:
@@ -57,8 +63,11 @@ def _assert_uk_request(defs, request: dg.RunRequest) -> None:
     assert request.tags["dbt_duckdb"] == "true", "arrival runs build dbt, so they queue behind other DuckDB runs"
     repository = defs.get_repository_def()
     job = repository.get_job(repository.get_sensor_def("uk_orders_arrival_sensor").job_name)
+    assert job.name == "uk_orders_arrival_job"
     selected = set(job.asset_layer.selected_asset_keys)
-    assert selected == {dg.AssetKey("uk_orders_azure"), dg.AssetKey("stg_uk_orders")}
+    assert selected == {dg.AssetKey("uk_orders_azure"), dg.AssetKey("stg_uk_orders")}, "no backup in a sensor run"
+    assert job.executor_def.name == "in_process"
+    assert request.tags["pipeline/trigger"].startswith("UK orders file for ")
 
 
 def test_landing_folder_new_same_and_changed_file(sensor_harness, isolated_env):
@@ -77,6 +86,29 @@ def test_landing_folder_new_same_and_changed_file(sensor_harness, isolated_env):
     path.write_text("order_id\n1\n2\n", encoding="utf-8")  # re-delivered with more lines
     [again] = tick()
     assert again.run_key != request.run_key
+
+
+def test_the_file_due_this_morning_triggers_unless_the_sync_already_holds_it(sensor_harness, isolated_env, monkeypatch):
+    import datetime as dt
+
+    from tests.plugins.azurite import orders_csv, run_sync_script
+
+    instance, defs, tick = sensor_harness
+    yesterday = arrival.london_today() - dt.timedelta(days=1)
+    blob = arrival.daily_blob_name("UK", "ingest_orders", yesterday)
+    path = isolated_env / "landing" / blob
+    path.parent.mkdir(parents=True)
+    path.write_text(orders_csv(yesterday, 3), encoding="utf-8")
+    monkeypatch.setenv("LANDING_DIR", str(isolated_env / "landing"))
+    synced = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "3")
+    assert synced.returncode == 0, synced.stderr
+    assert tick() == [], "already synced in this version (as after the demo): no run"
+
+    path.write_text(orders_csv(yesterday, 4), encoding="utf-8")  # re-delivered
+    [request] = tick()
+    _assert_uk_request(defs, request)
+    assert request.tags["trigger_file"] == blob
+    assert request.tags["pipeline/trigger"] == f"UK orders file for {yesterday} changed"
 
 
 def test_waits_while_a_run_for_the_market_is_in_flight(sensor_harness, isolated_env):
@@ -117,7 +149,7 @@ def test_azure_blob_new_same_and_changed(sensor_harness, azurite, monkeypatch):
 
 
 def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
-    @dg.asset(name="daily_sales_budget_exchange_ingest")
+    @dg.asset(name="daily_sales_budget_exchange_ingest", group_name="budget_ingestion")
     def budget() -> None:
         """Stands in for the budget asset."""
 
@@ -143,3 +175,77 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
     workbook.write_bytes(b"version 2")
     os.utime(workbook, ns=(workbook.stat().st_atime_ns, workbook.stat().st_mtime_ns + 10**9))
     assert len(tick()) == 1
+
+
+@pytest.mark.azurite
+def test_azure_blob_with_a_sas_token_lists_with_the_syncs_credentials(sensor_harness, azurite, monkeypatch):
+    """No account key in the sensor's environment: the account URL and a read+list container SAS."""
+    from azure.storage.blob import BlobServiceClient
+
+    instance, defs, tick = sensor_harness
+    container = azurite.new_container()
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", azurite.container_sas(container))
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        assert tick() == []
+        service.get_container_client(container).upload_blob(_today_blob(), b"order_id\n1\n")
+        [request] = tick()
+        _assert_uk_request(defs, request)
+        assert tick() == []
+
+
+@pytest.mark.azurite
+def test_a_sas_without_list_permission_fails_the_tick_naming_the_cause(sensor_harness, azurite, monkeypatch):
+    instance, defs, tick = sensor_harness
+    container = azurite.new_container()
+    sas = azurite.container_sas(container, permission="r")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+    with pytest.raises(Exception) as failure:
+        tick()
+    text = str(failure.value)
+    assert "HTTP 403" in text and "lacks read and list permission" in text
+    signature = dict(p.split("=", 1) for p in sas.split("&"))["sig"]
+    assert signature not in text
+
+
+@pytest.fixture
+def budget_sensor(tmp_path):
+    @dg.asset(name="daily_sales_budget_exchange_ingest")
+    def budget() -> None:
+        """Stands in for the budget asset."""
+
+    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    defs = dg.Definitions(assets=[budget], sensors=[sensor])
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        state = {"cursor": None}
+
+        def tick() -> list[dg.RunRequest]:
+            data = sensor.evaluate_tick(
+                dg.build_sensor_context(instance=instance, cursor=state["cursor"], definitions=defs)
+            )
+            state["cursor"] = data.cursor if data.cursor is not None else state["cursor"]
+            return list(data.run_requests or [])
+
+        yield tick
+
+
+def test_budget_sensor_polls_the_sharepoint_drive_item_etag(budget_sensor, microsoft365, isolated_env):
+    """A new version (eTag) of this year's workbook on SharePoint starts one run; the same eTag none;
+    only the drive item's metadata is read, never its content."""
+    workbook = f"Budget/Daily Sales Budget {arrival.london_today().year}.xlsx"
+    assert budget_sensor() == []  # not uploaded yet
+    microsoft365.put(workbook, b"version 1")
+    [first] = budget_sensor()
+    assert first.tags["trigger_file"] == workbook.split("/")[-1]
+    assert budget_sensor() == [] and budget_sensor() == []
+    microsoft365.put(workbook, b"version 2")  # saved again in SharePoint: new eTag
+    [second] = budget_sensor()
+    assert second.run_key != first.run_key
+    assert budget_sensor() == []
+    assert microsoft365.steps("content") == 0 and microsoft365.downloads == []
+    assert len(microsoft365.token_forms) == 1  # the token is cached between ticks

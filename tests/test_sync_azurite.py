@@ -141,6 +141,23 @@ def test_missing_container_is_a_configuration_error(azurite: Azurite, monkeypatc
     assert ACCOUNT_KEY not in result.stdout + result.stderr
 
 
+def test_a_wrong_account_key_is_a_configuration_error_that_says_so(
+    azurite: Azurite, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    wrong_key = base64.b64encode(b"not the account key, 64 bytes long ............................").decode()
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(ACCOUNT_KEY, wrong_key))
+    monkeypatch.setenv("AZURE_CONTAINER", container)
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 78, result.stderr
+    assert "AZURE_STORAGE_CONNECTION_STRING" in result.stderr and "refused" in result.stderr  # names the variable to fix
+    assert "Traceback" not in result.stderr
+    assert wrong_key not in result.stdout + result.stderr
+
+
 def test_unreachable_storage_exits_75(monkeypatch: pytest.MonkeyPatch) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", dev_connection_string(unreachable))
@@ -180,3 +197,56 @@ def test_throttled_storage_exits_75_after_sdk_retries(monkeypatch: pytest.Monkey
     assert result.returncode == 75, result.stderr
     assert "Azure answered HTTP 503 after retries" in result.stderr
     assert _BusyStorage.requests > 1  # the SDK retried before the script gave up
+
+
+def _sas_signature(sas: str) -> str:
+    return dict(part.split("=", 1) for part in sas.split("&"))["sig"]
+
+
+def test_sync_with_a_sas_token_and_no_account_key(
+    azurite: Azurite, tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way a tenant with shared-key access off hands out access: account URL + a read/list SAS."""
+    name = azurite.new_container("sas")
+    _upload(azurite, name, tmp_path, {orders_blob_name("JP", day): orders_csv(day, 5, currency="JPY") for day in DAYS})
+    sas = azurite.container_sas(name)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", "?" + sas)  # as the portal shows it, with the '?'
+    monkeypatch.setenv("AZURE_CONTAINER", name)
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 0, result.stderr
+    assert result.summary["files_synced"] == 3 and result.summary["rows_loaded"] == 15
+    assert _out(isolated_env, DAYS[0]).is_file()
+    assert "(SAS token)" in result.stderr
+    assert _sas_signature(sas) not in result.stdout + result.stderr
+
+
+def test_expired_sas_is_a_configuration_error_naming_its_expiry(
+    azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = azurite.new_container("sas")
+    sas = azurite.container_sas(name, expires_in=dt.timedelta(minutes=-1))
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", azurite.account_url)
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", sas)
+    monkeypatch.setenv("AZURE_CONTAINER", name)
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 78, result.stderr
+    assert "AZURE_STORAGE_SAS_TOKEN expired at" in result.stderr and "se=" in result.stderr
+    assert _sas_signature(sas) not in result.stdout + result.stderr
+
+
+def test_rejected_account_key_names_the_likely_causes(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = azurite.new_container("key")
+    wrong_key = "A" * 86 + "=="
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(ACCOUNT_KEY, wrong_key))
+    monkeypatch.setenv("AZURE_CONTAINER", name)
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 78, result.stderr
+    assert "HTTP 403" in result.stderr and "account key" in result.stderr and "shared-key access" in result.stderr
+    assert wrong_key not in result.stdout + result.stderr

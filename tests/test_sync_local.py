@@ -6,13 +6,13 @@ import datetime as dt
 import decimal
 import os
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tests.plugins.azurite import ORDERS_HEADER, LandingTree, csv_text, orders_blob_name, orders_rows, run_sync_script
+from tests.plugins.frozen_clock import frozen_clock_env
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -87,14 +87,16 @@ def test_days_back_defaults_to_pipeline_yaml(sync_landing: LandingTree, isolated
 
 
 def test_as_of_defaults_to_today_in_london(sync_landing: LandingTree, isolated_env: Path) -> None:
-    today = dt.datetime.now(ZoneInfo("Europe/London")).date()
-    sync_landing.write_orders("UK", today)
-    sync_landing.write_orders("UK", today + dt.timedelta(days=1))
+    # 23:30 UTC on 30 June is 00:30 on 1 July in London (BST): London's date, not UTC's, ends the window.
+    now = dt.datetime(2026, 6, 30, 23, 30, tzinfo=dt.timezone.utc)
+    for day in (dt.date(2026, 6, 29), dt.date(2026, 6, 30), dt.date(2026, 7, 1), dt.date(2026, 7, 2)):
+        sync_landing.write_orders("UK", day)
 
-    result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "2")
+    result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "2",
+                             env=frozen_clock_env(now))
 
     assert result.returncode == 0, result.stderr
-    assert synced_days(isolated_env) == {today}
+    assert synced_days(isolated_env) == {dt.date(2026, 6, 30), dt.date(2026, 7, 1)}
 
 
 def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(sync_landing: LandingTree, isolated_env: Path) -> None:

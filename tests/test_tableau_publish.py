@@ -174,3 +174,25 @@ def test_no_publish_flag_never_contacts_the_server(export_warehouse, run_export,
     assert result.returncode == 0, result.stderr
     assert tableau_server.requests == []
     assert "Tableau publishing skipped: --no-publish" in result.stderr
+
+
+def test_placeholder_server_that_never_worked_is_a_configuration_error_at_once(
+    export_warehouse, run_export, tableau_server, isolated_env
+):
+    """The old .env.example's tableau.example.com: no DNS name, never worked -> 78 without retrying."""
+    env = {**tableau_server.env(), "TABLEAU_SERVER_URL": "https://tableau.example.invalid"}
+    result = run_export(*SALES_EXPORT, env=env)
+    assert result.returncode == 78, result.stderr
+    assert "'tableau.example.invalid' in TABLEAU_SERVER_URL does not resolve" in result.stderr
+    assert "retry" not in result.stderr.lower()
+    assert (isolated_env / "exports" / "executive_daily_sales.hyper").is_file()  # built, just not published
+
+
+def test_server_url_without_a_token_names_the_missing_variables_before_any_request(
+    export_warehouse, run_export, tableau_server
+):
+    env = {**tableau_server.env(), "TABLEAU_PAT_NAME": "", "TABLEAU_PAT_SECRET": ""}
+    result = run_export(*SALES_EXPORT, env=env)
+    assert result.returncode == 78
+    assert "set TABLEAU_PAT_NAME, TABLEAU_PAT_SECRET" in result.stderr
+    assert tableau_server.calls("signin") == 0

@@ -95,18 +95,23 @@ def test_models_get_bare_keys_groups_from_folders_and_market_tags(translator, ma
     assert user_tags == tags
 
 
+def deps(translator: WarehouseTranslator, manifest: dict, name: str) -> set[dg.AssetKey]:
+    return {d.asset_key for d in spec(translator, manifest, name).deps}
+
+
 def test_sources_map_to_the_ingestion_assets_from_pipeline_yaml(translator, manifest):
-    assert spec(translator, manifest, "stg_uk_orders").deps[0].asset_key == dg.AssetKey("uk_orders_azure")
-    assert spec(translator, manifest, "stg_jp_products_sku").deps[0].asset_key == dg.AssetKey("jp_products_sku")
+    assert deps(translator, manifest, "stg_uk_orders") == {dg.AssetKey("uk_orders_azure")}
+    assert deps(translator, manifest, "stg_jp_products_sku") == {dg.AssetKey("jp_products_sku")}
     budget_deps = {d.asset_key for name in ["stg_budget_daily_sales", "stg_budget_exchange_rates"]
                    for d in spec(translator, manifest, name).deps}
     assert budget_deps == {dg.AssetKey("daily_sales_budget_exchange_ingest")}
 
 
 def test_lineage_runs_from_ingestion_through_staging_to_the_mart(translator, manifest):
-    qi = {d.asset_key for d in spec(translator, manifest, "qi_executive_daily_sales").deps}
-    assert dg.AssetKey("int_orders") in qi
-    assert {d.asset_key for d in spec(translator, manifest, "int_orders").deps} == {dg.AssetKey("stg_uk_orders")}
+    assert deps(translator, manifest, "qi_executive_daily_sales") == {
+        dg.AssetKey("int_orders"), dg.AssetKey("stg_budget_daily_sales"), dg.AssetKey("stg_budget_exchange_rates"),
+    }
+    assert deps(translator, manifest, "int_orders") == {dg.AssetKey("stg_uk_orders")}
 
 
 def test_a_source_nobody_produces_is_an_error_naming_it(translator):
@@ -129,9 +134,39 @@ def test_layer_and_market_come_from_the_first_two_folders(fqn, expected):
     assert layer_and_market(fqn) == expected
 
 
-def test_group_names_for_new_markets_need_no_code_change():
-    assert group_name("staging", "fr") == "dbt_staging_fr_azure"
-    assert group_name("marts", "fr") == "dbt_marts_fr_commercial"
+def test_a_new_market_needs_no_code_change(tmp_path, manifest):
+    """Add FR to pipeline.yaml and its models to dbt/models/*/fr: keys, groups, tags and the source's
+    upstream asset follow, from config and folders alone."""
+    import copy
+
+    import yaml
+
+    from pipeline_common.config import config_path
+
+    raw = yaml.safe_load(config_path().read_text(encoding="utf-8"))
+    raw["markets"]["FR"] = {"currency": "EUR"}
+    raw["datasets"].append({"market": "FR", "dataset": "ingest_orders", "days_back": 30})
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    fr_translator = WarehouseTranslator(load_pipeline_config(path))
+    fr_manifest = copy.deepcopy(manifest)
+    fr_source = source("FR", "ingest_orders")
+    fr_manifest["sources"][fr_source["unique_id"]] = fr_source
+    for node in (model("stg_fr_orders", ["staging", "fr"], [fr_source["unique_id"]]),
+                 model("fr_commercial_daily", ["marts", "fr"], [f"model.{PROJECT}.stg_fr_orders"])):
+        fr_manifest["nodes"][node["unique_id"]] = node
+        fr_manifest["parent_map"][node["unique_id"]] = node["depends_on"]["nodes"]
+    fr_manifest["parent_map"][fr_source["unique_id"]] = []
+
+    staging = spec(fr_translator, fr_manifest, "stg_fr_orders")
+    assert (staging.key, staging.group_name) == (dg.AssetKey("stg_fr_orders"), "dbt_staging_fr_azure")
+    assert staging.tags.get("market") == "fr"
+    assert {d.asset_key for d in staging.deps} == {dg.AssetKey("fr_orders_azure")}
+    mart = spec(fr_translator, fr_manifest, "fr_commercial_daily")
+    assert (mart.group_name, mart.tags.get("market")) == ("dbt_marts_fr_commercial", "fr")
+
+
+def test_group_names_of_the_folders():
     assert group_name("marts", None) == "dbt_marts_cross_market"
     assert group_name(None, None) is None
     assert market_tag("fr", ["UK", "FR"]) == {"market": "fr"}

@@ -22,12 +22,26 @@
   {{ return(types[column_type]) }}
 {%- endmacro %}
 
+{#- The column whose days an incremental staging model reports as changed (incremental.sql);
+    daily datasets with one are staged incrementally, the others (small) as tables. -#}
+{% macro dataset_change_date(dataset) -%}
+  {{ return({'ingest_orders': 'order_date'}.get(dataset)) }}
+{%- endmacro %}
+
 {#- One market's dataset: contract columns typed, `market` added, one row per grain key
     where the latest _file_date wins (ties: the later blob name, then the later row in the
-    file, so reruns pick the same row; an integer tie-break keeps the sort cheap). -#}
+    file, so reruns pick the same row; an integer tie-break keeps the sort cheap).
+    Daily datasets are built by the latest_file_wins materialization (macros/incremental.sql),
+    which applies that rule itself, file by file; the others are deduplicated here. -#}
 {% macro stage_dataset(market, dataset) -%}
-{%- set columns = pipeline_dataset_types()[dataset]['columns'] -%}
+{%- set dataset_type = pipeline_dataset_types()[dataset] -%}
+{%- set columns = dataset_type['columns'] -%}
 {%- set grain = dataset_grain(dataset) -%}
+{%- set change_date = dataset_change_date(dataset) -%}
+{%- set incremental = dataset_type['cadence'] == 'daily' and change_date -%}
+{%- if incremental -%}
+{{ config(materialized='latest_file_wins', grain=grain, change_date=change_date) }}
+{%- endif %}
 with typed as (
     select
     {%- for column, column_type in columns.items() %}
@@ -36,16 +50,20 @@ with typed as (
         '{{ market }}' as market,
         cast(_file_date as date) as _file_date,
         cast(_source_blob as varchar) as _source_blob,
+        filename as _source_file,
         file_row_number as _file_row
     from {{ source(market, dataset) }}
 )
-
-select * exclude (_file_row)
+{% if incremental %}
+select * from typed
+{%- else %}
+select * exclude (_file_row, _source_file)
 from typed
 qualify row_number() over (
     partition by {{ grain | join(', ') }}
     order by _file_date desc, _source_blob desc, _file_row desc
 ) = 1
+{%- endif %}
 {%- endmacro %}
 
 {#- Order line statuses that count as sales (contract section 5). -#}

@@ -22,7 +22,7 @@ from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
 from orchestration.clock import LONDON, london_now
-from orchestration.currency import currency_report
+from orchestration.instance_currency import currency_report
 from pipeline_common import currency
 from pipeline_common.config import PipelineConfig
 from pipeline_common.settings import repo_root

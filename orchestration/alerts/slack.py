@@ -20,6 +20,7 @@ import dagster as dg
 import requests
 
 from pipeline_common.files import append_line
+from pipeline_common.secrets import scrub, scrub_data
 from pipeline_common.settings import alerts_dir, env
 
 LONDON = ZoneInfo("Europe/London")
@@ -61,6 +62,8 @@ class SlackAlerts(dg.ConfigurableResource):
     ) -> Outcome:
         """Post `payload` (Block Kit) to the route's webhook; file it when that is not possible."""
         log = log or _fallback_logger
+        # An alert quotes failure messages; whatever a library put in them, no secret leaves here.
+        title, payload = scrub(title), scrub_data(payload)
         var = self.routes.get(route)
         if var is None:
             return self._file(route, severity, title, payload, log, f"unknown route {route!r}")

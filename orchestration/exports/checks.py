@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.currency import currency_report
+from orchestration.instance_currency import currency_report
 from pipeline_common import currency
 from pipeline_common.config import Export, PipelineConfig
 from orchestration.clock import london_now

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestration.clock import london_now
-from orchestration.currency import currency_report
+from orchestration.instance_currency import currency_report
 from pipeline_common import currency
 from pipeline_common.config import Dataset, PipelineConfig
 from pipeline_common.settings import raw_dir

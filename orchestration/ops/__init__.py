@@ -7,6 +7,7 @@ import dagster as dg
 from orchestration.ops.backup import build_backup_asset
 from orchestration.ops.housekeeping import build_housekeeping
 from orchestration.ops.schedules import build_scheduled_jobs
+from orchestration.ops.watchdog import build_watchdog_sensor
 from pipeline_common.config import PipelineConfig
 
 
@@ -17,6 +18,7 @@ def build_defs(config: PipelineConfig) -> dg.Definitions:
         assets=[build_backup_asset(config)],
         jobs=[*jobs, housekeeping_job],
         schedules=[*schedules, housekeeping_schedule],
+        sensors=[build_watchdog_sensor()],
     )
 
 

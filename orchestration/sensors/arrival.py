@@ -1,9 +1,15 @@
-"""Arrival sensors: start a market's ingestion (and everything downstream) when today's orders
-file lands, and the budget ingest when the current year's workbook changes.
+"""Arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau exports)
+when a recent orders file lands, and the budget ingest when the current year's workbook changes.
 
-Listing only, never downloads: Azure Blob `list_blobs` when AZURE_STORAGE_CONNECTION_STRING is
-set, else the local landing folder. The cursor (JSON: file -> ETag, or size+mtime locally)
-makes each file version trigger exactly once; a changed file triggers again.
+Listing only, never downloads: Azure Blob `list_blobs` with the sync's own credentials (connection
+string, SAS token or Entra ID: pipeline_common.azure_storage) when Azure is configured, else the
+local landing folder. The budget sensor reads the SharePoint drive item's eTag through Microsoft
+Graph when SharePoint is configured (pipeline_common.sharepoint_graph), else the local workbook's
+size and mtime. The cursor (JSON: file -> ETag, or size+mtime locally)
+makes each file version trigger exactly once; a changed file triggers again; a file the sync
+already holds in that version (same ETag in its state file) triggers nothing. Sensor runs do the
+least work: their own jobs never include the warehouse backup, run in process like the scheduled
+jobs, and say in their tags which market and file started them.
 """
 
 from __future__ import annotations
@@ -16,20 +22,25 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from orchestration.budget.assets import ASSET_NAME as BUDGET_ASSET
+from orchestration.budget.assets import GROUP as BUDGET_GROUP
+from orchestration.clock import london_now
+from orchestration.ops.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
-from pipeline_common.config import PipelineConfig
-from pipeline_common.settings import (
-    azure_connection_string,
-    azure_container,
-    env,
-    landing_dir,
-    sharepoint_budget_dir,
-)
+from pipeline_common.azure_storage import azure_storage_settings, listing
+from pipeline_common.config import JobSelection, PipelineConfig
+from pipeline_common.script_support import ConfigurationError, ScriptError
+from pipeline_common.secrets import scrub
+from pipeline_common.settings import landing_dir, sharepoint_budget_dir
+from pipeline_common.sharepoint_graph import sharepoint_settings, workbook_version
 
 LONDON = ZoneInfo("Europe/London")
 ORDERS_DATASET = "ingest_orders"
-SHAREPOINT_VARS = ("SHAREPOINT_SITE_URL", "SHAREPOINT_CLIENT_ID", "SHAREPOINT_CLIENT_SECRET", "SHAREPOINT_BUDGET_FOLDER")
+WATCHED_DAYS = 3
+"""File dates watched: today, yesterday (the one due this morning) and the day before (a late re-delivery)."""
+TRIGGER_TAG = "pipeline/trigger"
+VERSION_TAG = "pipeline/file_version"
+MAX_ATTEMPTS = 3
+"""Runs per file version: a run that died (worker killed, PC restarted) is requested again, up to this."""
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -39,7 +50,7 @@ IN_FLIGHT = [
 
 
 def london_today() -> dt.date:
-    return dt.datetime.now(LONDON).date()
+    return london_now().date()
 
 
 def daily_blob_name(market: str, dataset: str, day: dt.date) -> str:
@@ -56,16 +67,89 @@ def _local_signature(path: Path) -> str | None:
 
 
 def list_signatures(blob_name: str) -> dict[str, str]:
-    """{blob name: version signature} for the blobs named `blob_name` (0 or 1 of them)."""
-    connection_string = azure_connection_string()
-    if connection_string:
-        from azure.storage.blob import BlobServiceClient
+    """{blob name: version signature} for the blobs named `blob_name` (0 or 1 of them).
 
-        service = BlobServiceClient.from_connection_string(connection_string)
-        with service.get_container_client(azure_container()) as container:
-            return {b.name: f"etag={b.etag}" for b in container.list_blobs(name_starts_with=blob_name) if b.name == blob_name}
+    Raises ScriptError (configuration or transient) with a message fit for the sensor's tick.
+    """
+    storage = azure_storage_settings()
+    if storage is not None:
+        return {b.name: f"etag={b.etag}" for b in listing(storage)(blob_name) if b.name == blob_name}
     signature = _local_signature(landing_dir() / Path(*blob_name.split("/")))
     return {blob_name: signature} if signature else {}
+
+
+def synced_etag(market: str, dataset: str, blob_name: str) -> str | None:
+    """The ETag (local: size-mtime) the sync recorded for `blob_name`, when its Parquet file still exists."""
+    from pipeline_common.settings import raw_dir
+
+    raw = raw_dir()
+    try:
+        state = json.loads((raw / "_state" / market / f"{dataset}.json").read_text(encoding="utf-8"))
+        entry = state["blobs"][blob_name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    output = entry.get("output")
+    if not output or not (raw / Path(*str(output).split("/"))).is_file():
+        return None
+    return str(entry.get("etag"))
+
+
+def same_version(signature: str, etag: str | None) -> bool:
+    """Does a listing signature (`etag=X`, or local `size=S;mtime_ns=M`) name the version the sync holds?"""
+    if etag is None:
+        return False
+    if signature.startswith("etag="):
+        return signature.removeprefix("etag=") == etag
+    parts = dict(part.split("=", 1) for part in signature.split(";") if "=" in part)
+    return f"{parts.get('size')}-{parts.get('mtime_ns')}" == etag
+
+
+def arrival_job_name(market: str) -> str:
+    return f"{market.lower()}_orders_arrival_job"
+
+
+def build_orders_arrival_job(config: PipelineConfig, market: str):
+    """The market's daily ingestion and everything downstream up to the exports, never the backup."""
+    return dg.define_asset_job(
+        name=arrival_job_name(market),
+        selection=asset_selection(config, JobSelection(cadences=["daily"], markets=[market], downstream=True)),
+        description=f"Started by {market.lower()}_orders_arrival_sensor: {market} orders, the models and exports built on them.",
+        tags={DUCKDB_RUN_TAG: "true", "market": market},
+        executor_def=dg.in_process_executor,
+    )
+
+
+def build_budget_arrival_job(config: PipelineConfig):
+    return dg.define_asset_job(
+        name="budget_workbook_arrival_job",
+        selection=asset_selection(config, JobSelection(groups=[BUDGET_GROUP], downstream=True)),
+        description="Started by budget_workbook_sensor: the budget ingest, the models and exports built on it.",
+        tags={DUCKDB_RUN_TAG: "true"},
+        executor_def=dg.in_process_executor,
+    )
+
+
+def rejected_version(market: str, dataset: str, blob_name: str, signature: str) -> bool:
+    """Did the last sync reject exactly this version of the file (bad data: re-running cannot help)?"""
+    from pipeline_common.settings import raw_dir
+
+    try:
+        outcome = json.loads((raw_dir() / "_state" / market / f"{dataset}.last_sync.json").read_text(encoding="utf-8"))
+        problem = outcome["files"][blob_name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return problem.get("problem") == "rejected" and same_version(signature, problem.get("etag"))
+
+
+def worth_another_run(instance: dg.DagsterInstance, market: str, name: str, signature: str, attempts: int) -> bool:
+    """A file already requested is requested again only when its run ended without syncing it and not
+    because the file is bad: the worker died, the PC restarted, the run was canceled."""
+    if attempts >= MAX_ATTEMPTS:
+        return False
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"trigger_file": name, VERSION_TAG: signature}), limit=1)
+    if not runs or runs[0].status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+        return False
+    return not rejected_version(market, ORDERS_DATASET, name, signature)
 
 
 def run_in_flight(instance: dg.DagsterInstance, market: str) -> dg.DagsterRun | None:
@@ -77,68 +161,131 @@ def build_orders_arrival_sensor(
     config: PipelineConfig, market: str, default_status: dg.DefaultSensorStatus
 ) -> dg.SensorDefinition:
     asset = config.asset_name(market, ORDERS_DATASET)
+    job = build_orders_arrival_job(config, market)
 
     @dg.sensor(
         name=f"{market.lower()}_orders_arrival_sensor",
-        target=dg.AssetSelection.assets(asset).downstream(),
+        job=job,
         default_status=default_status,
         minimum_interval_seconds=config.alerts.arrival_sensors.minimum_interval_seconds,
-        description=f"Runs {asset} and everything downstream when today's {market} orders file arrives or changes.",
+        description=(
+            f"Runs {asset} and what depends on it (no warehouse backup) when a {market} orders file of the "
+            f"last {WATCHED_DAYS} days arrives or changes and the sync does not hold that version yet."
+        ),
     )
     def orders_arrival_sensor(context: dg.SensorEvaluationContext):
         today = london_today()
+        days = [today - dt.timedelta(days=n) for n in range(WATCHED_DAYS)]
+        blobs = {daily_blob_name(market, ORDERS_DATASET, day): day for day in days}
         state = json.loads(context.cursor) if context.cursor else {}
-        # Only today's files matter, so yesterday's entries are dropped and the cursor stays small.
-        seen = state.get("seen", {}) if state.get("day") == today.isoformat() else {}
-        blob = daily_blob_name(market, ORDERS_DATASET, today)
-        changed = {name: sig for name, sig in list_signatures(blob).items() if seen.get(name) != sig}
-        if not changed:
-            return dg.SkipReason(f"no new or changed {market} orders file for {today}")
+        # Only the watched days matter, so older entries are dropped and the cursor stays small.
+        # seen: file -> {"sig": version, "attempts": runs requested for that version}
+        seen = {name: _entry(value) for name, value in state.get("seen", {}).items() if name in blobs}
+        try:
+            listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
+        except ScriptError as exc:
+            return _source_problem(context, exc)
+        todo: dict[str, str] = {}
+        held = 0
+        for name, sig in listed.items():
+            entry = seen.get(name)
+            if same_version(sig, synced_etag(market, ORDERS_DATASET, name)):
+                seen[name] = {"sig": sig, "attempts": entry["attempts"] if entry and entry["sig"] == sig else 0}
+                held += 1  # already synced (e.g. by the demo or a scheduled run): nothing to do
+            elif entry is None or entry["sig"] != sig:
+                todo[name] = sig
+            elif worth_another_run(context.instance, market, name, sig, entry["attempts"]):
+                todo[name] = sig
+        cursor = json.dumps({"day": today.isoformat(), "seen": seen})
+        if not todo:
+            note = f" ({held} already synced)" if held else ""
+            return dg.SensorResult(skip_reason=f"no new or changed {market} orders file{note}", cursor=cursor)
         busy = run_in_flight(context.instance, market)
         if busy is not None:
-            # The cursor is left alone, so the file triggers once that run has finished.
-            return dg.SkipReason(f"{market}: run {busy.run_id} is {busy.status.value}; waiting")
-        requests = [
-            dg.RunRequest(
-                run_key=f"{name}@{sig}", tags={"market": market, "trigger_file": name, DUCKDB_RUN_TAG: "true"}
-            )
-            for name, sig in changed.items()
-        ]
-        seen.update(changed)
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"day": today.isoformat(), "seen": seen}))
+            # Those files stay as they were in the cursor, so they trigger once that run has finished.
+            return dg.SensorResult(skip_reason=f"{market}: run {busy.run_id} is {busy.status.value}; waiting", cursor=cursor)
+        newest = max(todo, key=lambda name: blobs[name])  # one run syncs the whole window
+        day, sig = blobs[newest], todo[newest]
+        previous = seen.get(newest)
+        attempt = previous["attempts"] + 1 if previous and previous["sig"] == sig else 1
+        for name, version in todo.items():
+            before = seen.get(name)
+            seen[name] = {"sig": version, "attempts": (before["attempts"] if before and before["sig"] == version else 0)}
+        seen[newest] = {"sig": sig, "attempts": attempt}
+        what = "arrived" if previous is None else ("changed" if previous["sig"] != sig else f"retried (attempt {attempt})")
+        request = dg.RunRequest(
+            run_key=f"{newest}@{sig}" + (f"#{attempt}" if attempt > 1 else ""),
+            tags={
+                "market": market, "trigger_file": newest, DUCKDB_RUN_TAG: "true", VERSION_TAG: sig,
+                TRIGGER_TAG: f"{market} orders file for {day} {what}",
+            },
+        )
+        return dg.SensorResult(run_requests=[request], cursor=json.dumps({"day": today.isoformat(), "seen": seen}))
 
     return orders_arrival_sensor
 
 
-def sharepoint_configured() -> bool:
-    return all(env(name) for name in SHAREPOINT_VARS)
+def _entry(value: object) -> dict:
+    """A cursor entry; older cursors held the bare signature."""
+    if isinstance(value, dict):
+        return {"sig": str(value.get("sig")), "attempts": int(value.get("attempts", 1))}
+    return {"sig": str(value), "attempts": 1}
+
+
+def _source_problem(context: dg.SensorEvaluationContext, exc: ScriptError) -> dg.SkipReason:
+    """A source the sensor cannot read: transient trouble skips this tick; a configuration error fails it."""
+    message = scrub(exc)
+    if isinstance(exc, ConfigurationError):
+        raise dg.DagsterError(message) from None  # a failed tick shows in the UI until the variable is fixed
+    context.log.warning(message)
+    return dg.SkipReason(f"source not reachable this time: {message}")
+
+
+def budget_workbook_name(year: int) -> str:
+    return f"Daily Sales Budget {year}.xlsx"
 
 
 def budget_workbook_path(year: int) -> Path:
-    return sharepoint_budget_dir() / f"Daily Sales Budget {year}.xlsx"
+    return sharepoint_budget_dir() / budget_workbook_name(year)
+
+
+def budget_workbook_signature(year: int) -> tuple[str, str | None]:
+    """(where, version) of this year's workbook: the SharePoint drive item's eTag (metadata only, no
+    download) when SharePoint is configured, else the local copy's size and mtime; version None if absent."""
+    settings = sharepoint_settings()
+    name = budget_workbook_name(year)
+    if settings is not None:
+        version = workbook_version(settings, name)
+        return f"SharePoint '{settings.file_path(name)}'", (f"etag={version.etag}" if version else None)
+    path = budget_workbook_path(year)
+    return str(path), _local_signature(path)
 
 
 def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
     @dg.sensor(
         name="budget_workbook_sensor",
-        target=dg.AssetSelection.assets(BUDGET_ASSET).downstream(),
+        job=build_budget_arrival_job(config),
         default_status=default_status,
         minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
-        description="Runs the budget ingest and everything downstream when this year's local budget workbook changes.",
+        description="Runs the budget ingest and everything downstream when this year's budget workbook changes "
+        "(SharePoint drive item eTag, or the local copy).",
     )
     def budget_workbook_sensor(context: dg.SensorEvaluationContext):
-        if sharepoint_configured():
-            return dg.SkipReason("SharePoint is configured: this sensor watches the local folder only (see docs/alerts.md)")
-        path = budget_workbook_path(london_today().year)
-        signature = _local_signature(path)
+        year = london_today().year
+        name = budget_workbook_name(year)
+        try:
+            where, signature = budget_workbook_signature(year)
+        except ScriptError as exc:
+            return _source_problem(context, exc)
         if signature is None:
-            return dg.SkipReason(f"no budget workbook at {path}")
+            return dg.SkipReason(f"no budget workbook at {where}")
         if signature == context.cursor:
-            return dg.SkipReason(f"{path.name} unchanged")
+            return dg.SkipReason(f"{name} unchanged")
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=f"{path.name}@{signature}", tags={"trigger_file": path.name, DUCKDB_RUN_TAG: "true"}
+                    run_key=f"{name}@{signature}",
+                    tags={"trigger_file": name, DUCKDB_RUN_TAG: "true", TRIGGER_TAG: f"budget workbook {name} changed"},
                 )
             ],
             cursor=signature,

@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from pydantic import Field
 from dagster_dbt import DbtCliInvocation, dbt_assets
 
 from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
@@ -24,6 +26,7 @@ from pipeline_common.warehouse_lock import is_lock_message
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_OP_TAGS = {DUCKDB_RUN_TAG: "true"}
+FULL_REBUILD_JOB = "warehouse_full_rebuild_job"
 KEEP_RUN_TARGETS = 10
 LOCK_RETRIES = 3
 LOCK_RETRY_SECONDS = 30
@@ -56,6 +59,19 @@ def prune_run_targets(target_root: Path, op_name: str, keep: int = KEEP_RUN_TARG
     return dropped
 
 
+class WarehouseRunConfig(dg.Config):
+    """Launchpad knob: rebuild every incremental model from all files (the weekly full rebuild does this)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the incremental models in full (dbt build --full-refresh) instead of only what changed.",
+    )
+
+
+def dbt_build_args(run_config: WarehouseRunConfig) -> list[str]:
+    return ["build", "--full-refresh"] if run_config.full_refresh else ["build"]
+
+
 def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=manifest_path(),
@@ -65,8 +81,10 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
         op_tags=DBT_OP_TAGS,
         pool=DUCKDB_POOL,
     )
-    def warehouse_dbt_models(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
-        invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+    def warehouse_dbt_models(
+        context: dg.AssetExecutionContext, config: WarehouseRunConfig, dbt: WarehouseDbtCliResource
+    ):
+        invocation = dbt.cli(dbt_build_args(config), context=context, raise_on_error=False)
         yield from invocation.stream()
         prune_run_targets(invocation.target_path.parent, context.op_execution_context.op.name)
         raise_for_failure(invocation)
@@ -74,8 +92,40 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     return warehouse_dbt_models
 
 
+def build_full_rebuild(
+    config: PipelineConfig, dbt_models: dg.AssetsDefinition
+) -> tuple[UnresolvedAssetJobDefinition, dg.ScheduleDefinition]:
+    """The weekly full rebuild (jobs.warehouse_full_rebuild in pipeline.yaml): every dbt model from all files.
+
+    Incremental builds equal full ones by construction (tests/test_warehouse_incremental.py); the weekly
+    rebuild is the safety net for what no test foresaw, and resets the bookkeeping tables' history.
+    """
+    settings = config.jobs.warehouse_full_rebuild
+    job = dg.define_asset_job(
+        name=FULL_REBUILD_JOB,
+        selection=dg.AssetSelection.assets(dbt_models),
+        description="Rebuild every dbt model in full (dbt build --full-refresh).",
+        tags={DUCKDB_RUN_TAG: "true", "pipeline/scheduled_job": FULL_REBUILD_JOB},
+        config={"ops": {dbt_models.op.name: {"config": {"full_refresh": True}}}},
+        executor_def=dg.in_process_executor,
+    )
+    schedule = dg.ScheduleDefinition(
+        name=f"{FULL_REBUILD_JOB.removesuffix('_job')}_schedule",
+        cron_schedule=settings.cron,
+        job=job,
+        execution_timezone=config.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Weekly full rebuild of the warehouse ({settings.cron}, {config.timezone}).",
+    )
+    return job, schedule
+
+
 def build_defs(config: PipelineConfig) -> dg.Definitions:
+    dbt_models = build_dbt_assets(config)
+    job, schedule = build_full_rebuild(config, dbt_models)
     return dg.Definitions(
-        assets=[build_dbt_assets(config)],
+        assets=[dbt_models],
+        jobs=[job],
+        schedules=[schedule],
         resources={DBT_RESOURCE_KEY: warehouse_dbt_resource()},
     )

@@ -6,6 +6,7 @@ scripts), not on every code load; when it is missing, it is parsed once here, wi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -51,12 +52,38 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
+PREPARED_FOR_FILE = "prepared_for.json"
+
+
+def _prepared_record(project: DbtProject) -> Path:
+    target = Path(project.target_path)
+    return (target if target.is_absolute() else Path(project.project_dir) / target) / PREPARED_FOR_FILE
+
+
+def prepared_for(project: DbtProject = dbt_project) -> dict[str, str] | None:
+    """The warehouse paths the manifest (and dbt's partial parse) was prepared with, if recorded."""
+    try:
+        values = json.loads(_prepared_record(project).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return values if isinstance(values, dict) else None
+
+
 def prepare_manifest(project: DbtProject = dbt_project) -> Path:
-    """Run `dbt parse` for the project (with the warehouse paths resolved); return the manifest path."""
+    """Run `dbt parse` for the project (with the warehouse paths resolved); return the manifest path.
+
+    dbt's partial parse depends on DATA_DIR and DUCKDB_PATH (the profile's path, the sources'
+    locations), so the paths are recorded beside the manifest: a run with other paths prepares
+    again once instead of re-parsing the project on every dbt call.
+    """
     from orchestration.warehouse.resource import WarehouseDbtCliResource
 
     dbt = WarehouseDbtCliResource(project_dir=project, dbt_executable=dbt_executable())
     dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    record = _prepared_record(project)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(warehouse_env(), sort_keys=True), encoding="utf-8")
+    os.replace(tmp, record)
     return project.manifest_path
 
 

@@ -1,28 +1,60 @@
-"""The dbt CLI resource of the warehouse: runs dbt with absolute DATA_DIR and DUCKDB_PATH."""
+"""The dbt CLI resource of the warehouse: runs dbt with absolute DATA_DIR and DUCKDB_PATH, and nothing else first.
+
+What dagster-dbt 0.29 does on every `cli()` call before dbt starts, measured on the desktop
+(docs/warehouse.md, "Orchestration overhead"): a `dbt --version` subprocess (about 1.3 s: it imports
+dbt) and an in-process dbt adapter set-up (about 0.8 s), used only to fetch row counts or column
+metadata, which these assets do not ask for. This resource answers the version from the installed
+dbt-core package's metadata and sets up no adapter. Both are overrides of dagster-dbt's private
+`_cli_version` / `_initialize_dbt_core_adapter`: if an upgrade renames them, the overrides simply stop
+applying (the run is slower, never wrong), and tests/test_warehouse_lean.py, which counts the dbt
+processes a build starts, fails and says so. dagster-dbt is pinned exactly in requirements.txt.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliInvocation, DbtCliResource
+from packaging import version
 
-from orchestration.warehouse.project import dbt_executable, dbt_project, environment, warehouse_env
+from orchestration.warehouse.project import (
+    dbt_executable,
+    dbt_project,
+    environment,
+    prepare_manifest,
+    prepared_for,
+    warehouse_env,
+)
 
 
 class WarehouseDbtCliResource(DbtCliResource):
     """DbtCliResource whose dbt subprocess sees the warehouse paths of pipeline_common.settings.
 
-    The paths are read when dbt starts (not at code load), so `.env` or test changes apply.
+    The paths are read when dbt starts (not at code load), so `.env` or test changes apply. When
+    they differ from the ones the manifest was prepared with, the project is prepared again once
+    (dbt would otherwise re-parse on every call: "profile has changed").
     """
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
         values = warehouse_env()
         Path(values["DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+        if args and args[0] != "parse" and prepared_for(dbt_project) != values:
+            prepare_manifest(dbt_project)
         with environment(values):
             return super().cli(args, **kwargs)
+
+    @cached_property
+    def _cli_version(self) -> version.Version:  # dagster-dbt would run `dbt --version` for this
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:  # only for row counts / column metadata
+        return None
 
 
 def warehouse_dbt_resource() -> WarehouseDbtCliResource:
     return WarehouseDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+

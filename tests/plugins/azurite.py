@@ -58,6 +58,21 @@ class Azurite:
             service.create_container(name)
         return name
 
+    @property
+    def account_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+
+    def container_sas(self, container: str, expires_in: dt.timedelta = dt.timedelta(hours=1),
+                      permission: str = "rl") -> str:
+        """A container SAS token (read + list by default) signed with the account key, as an admin hands out."""
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        now = dt.datetime.now(dt.timezone.utc)
+        return generate_container_sas(
+            ACCOUNT, container, account_key=ACCOUNT_KEY, permission=ContainerSasPermissions.from_string(permission),
+            start=now - dt.timedelta(minutes=5), expiry=now + expires_in,
+        )
+
     def upload_tree(self, container: str, root: Path) -> list[str]:
         """Upload every file under `root` as a blob named by its relative posix path; return the names."""
         from azure.storage.blob import BlobServiceClient

@@ -85,29 +85,50 @@ def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads:
     except BadFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - by design: any parser fault becomes a named rejection
-        raise BadFileError(diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")) from None
+        raise BadFileError(
+            _quoting_message(data, blob) or diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")
+        ) from None
+
+
+def _quoting_message(data: bytes, blob: str) -> str | None:
+    """The quoting fault of a file the parser choked on (a quoted line break on a block boundary)."""
+    if data.find(b'"') == -1:
+        return None
+    try:
+        problem = first_bad_quoting(data, _read_header(data, blob))
+    except Exception:  # noqa: BLE001 - the diagnosis chain takes over
+        return None
+    return f"{blob} line {problem[0]}{problem[1]}" if problem is not None else None
 
 
 def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) -> ParsedFile:
     header = _read_header(data, blob)
     _check_header(header, blob, columns)
     dropped = [name for name in header if name not in columns]
-    if data.find(b'"') != -1 and not quoting_is_sound(data):  # memchr first: no quotes, no cost
-        problem = first_bad_quoting(data, header)
-        if problem is not None:
-            line, message = problem
-            raise BadFileError(f"{blob} line {line}{message}")
+    quoted = data.find(b'"') != -1  # memchr first: a file without quotes costs nothing here
+    if quoted and not quoting_is_sound(data):
+        _raise_bad_quoting(data, blob, header)
     table = pacsv.read_csv(
         pa.BufferReader(data),
         read_options=pacsv.ReadOptions(use_threads=use_threads, block_size=BLOCK_BYTES),
         parse_options=pacsv.ParseOptions(newlines_in_values=False),
         convert_options=_convert_options(columns, {n: ARROW_TYPES[k] for n, k in columns.items()}),
     ).select(list(columns))
+    if quoted and not rows_match_lines(data, table.num_rows):  # a quoted value ran over a line break
+        _raise_bad_quoting(data, blob, header)
+        raise BadFileError(diagnose(data, blob, columns, "the rows do not match the lines"))
     if table.num_rows == 0:
         raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
     parsed = ParsedFile(table=table, dropped_columns=dropped, data=data)
     _check_value_sizes(parsed, blob, columns)
     return parsed
+
+
+def _raise_bad_quoting(data: bytes, blob: str, header: list[str]) -> None:
+    problem = first_bad_quoting(data, header)
+    if problem is not None:
+        line, message = problem
+        raise BadFileError(f"{blob} line {line}{message}")
 
 
 def _convert_options(columns: dict[str, str], types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
@@ -192,17 +213,15 @@ def physical_line(data: bytes, row_number: int) -> int:
 def quoting_is_sound(data: bytes) -> bool:
     """Fast whole-file test of the quoting rules (see first_bad_quoting); True when every quote is legal.
 
-    Quotes pair up in file order (opening, closing); each pair must stay on one line, an opening
-    quote must start a value or follow the first quote of a `""` pair, a closing quote must end a
-    value or precede the second quote of a pair. Checks only the quotes and the line breaks.
+    Quotes pair up in file order (opening, closing); an opening quote must start a value or follow
+    the first quote of a `""` pair, a closing quote must end a value or precede the second quote of
+    a pair. Only the quotes are looked at; that no pair spans a line break is checked after the
+    parse, by counting rows against lines (rows_match_lines).
     """
     array = np.frombuffer(data, dtype=np.uint8)
     quotes = np.flatnonzero(array == ord('"'))
     if len(quotes) % 2:
         return False
-    newlines = np.flatnonzero(array == ord("\n"))
-    if (np.searchsorted(quotes, newlines) % 2).any():
-        return False  # an odd number of quotes before a line break: a quoted value runs over it
     opening, closing = quotes[0::2], quotes[1::2]
     escape_second = np.zeros(len(opening), dtype=bool)  # an opening quote right after a closing one: `""`
     escape_second[1:] = opening[1:] == closing[:-1] + 1
@@ -217,6 +236,15 @@ def quoting_is_sound(data: bytes) -> bool:
     escape_first[:-1] = closing[:-1] + 1 == opening[1:]
     ends_value = (closing + 1 == len(array)) | (after == ord(",")) | (after == ord("\n")) | (after == ord("\r")) | escape_first
     return bool(ends_value.all())
+
+
+def rows_match_lines(data: bytes, rows: int) -> bool:
+    """Whether the parser made one row of every non-empty line after the header (no value spans lines)."""
+    if b"\n\n" in data or b"\n\r\n" in data or data.removeprefix(UTF8_BOM).startswith((b"\n", b"\r\n")):
+        starts, ends = _line_bounds(data)  # blank lines, which the parser skips: count the others
+        return int(np.count_nonzero(ends > starts)) == rows + 1
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    return lines == rows + 1
 
 
 def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
@@ -316,6 +344,10 @@ def _first_overlong_line(data: bytes, blob: str) -> str | None:
 
 
 def _first_malformed_row(data: bytes, blob: str) -> str | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # pyarrow's row handler cannot show such a row; the next finders name the line
     found: list[tuple[int, int, int]] = []
 
     def handler(row: pacsv.InvalidRow) -> str:

@@ -17,17 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pipeline_common.azure_storage import AzureStorageSettings, azure_errors, blob_service_client, describe
 from pipeline_common.leftovers import temp_name
-from pipeline_common.script_support import ConfigurationError, TransientError
 
 # Contract section 2: every dataset lives under this prefix in its market's tree.
 DATASET_PREFIX = "{market}/raw_data/DWH/Oracle/{dataset}/"
 
 DOWNLOAD_PREFIX = "azure_sync_download"
 """Temporary download names in the system temp folder start with `.{DOWNLOAD_PREFIX}`."""
-
-# HTTP statuses where waiting and retrying can help (after the SDK's own retries gave up).
-TRANSIENT_HTTP_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -119,32 +116,26 @@ class LandingSource:
 
 
 class AzureSource:
-    """An Azure Blob container (Azurite works through its connection string)."""
+    """An Azure Blob container, signed in as `pipeline_common.azure_storage` chooses (connection string,
+    SAS token or Entra ID); Azurite works through any of the first two."""
 
-    def __init__(self, connection_string: str, container: str):
-        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+    def __init__(self, storage: AzureStorageSettings):
+        from azure.storage.blob import ExponentialRetry
 
-        self.container_name = container
+        self.storage = storage
+        self.container_name = storage.container
         # Bounded retries: a few quick attempts, then exit 75 and let the orchestrator retry later.
         retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1)
-        try:
-            service = BlobServiceClient.from_connection_string(
-                connection_string, retry_policy=retry, connection_timeout=20, read_timeout=120
-            )
-        except ValueError:
-            # The SDK's message may quote the connection string; it is a secret, so say it in our words.
-            raise ConfigurationError(
-                "AZURE_STORAGE_CONNECTION_STRING is not a valid Azure Storage connection string"
-            ) from None
-        self.container = service.get_container_client(container)
+        service = blob_service_client(storage, retry_policy=retry, connection_timeout=20, read_timeout=120)
+        self.container = service.get_container_client(storage.container)
         self._service = service
 
     def describe(self) -> str:
-        return f"Azure container '{self.container_name}'"
+        return describe(self.storage)
 
     def list(self, prefixes: Iterable[str]) -> list[Blob]:
         blobs: list[Blob] = []
-        with azure_errors(f"listing {self.describe()}"):
+        with azure_errors(f"listing {self.describe()}", self.storage):
             for prefix in prefixes:
                 for props in self.container.list_blobs(name_starts_with=prefix):
                     blobs.append(Blob(name=props.name, etag=props.etag, last_modified=props.last_modified))
@@ -158,7 +149,7 @@ class AzureSource:
         # The temporary name carries this process's identity: a killed run's download is removed by the next.
         tmp = Path(tempfile.gettempdir()) / temp_name(DOWNLOAD_PREFIX, ".csv")
         try:
-            with tmp.open("xb") as handle, azure_errors(f"downloading {blob.name}"):
+            with tmp.open("xb") as handle, azure_errors(f"downloading {blob.name}", self.storage):
                 downloader = self.container.download_blob(
                     blob.name, etag=blob.etag, match_condition=MatchConditions.IfNotModified, max_concurrency=2
                 )
@@ -169,41 +160,3 @@ class AzureSource:
 
     def close(self) -> None:
         self._service.close()
-
-
-@contextlib.contextmanager
-def azure_errors(action: str) -> Iterator[None]:
-    """Turn Azure SDK errors into the script's exit-code classes (75 retryable, 78 fix the config)."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceModifiedError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    try:
-        yield
-    except ClientAuthenticationError:
-        raise ConfigurationError(f"{action}: the storage account refused the credentials (check the key)") from None
-    except ResourceModifiedError:
-        raise TransientError(f"{action}: the blob changed while it was being read; a retry picks up the new version") from None
-    except ResourceNotFoundError as exc:
-        if getattr(exc, "error_code", None) == "ContainerNotFound":
-            raise ConfigurationError(f"{action}: the container does not exist (check AZURE_CONTAINER)") from None
-        raise TransientError(f"{action}: the blob disappeared while it was being read") from None
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise TransientError(f"{action}: network error after retries: {type(exc).__name__}") from None
-    except HttpResponseError as exc:
-        status = exc.status_code or 0
-        if status in TRANSIENT_HTTP_STATUSES or status >= 500:
-            raise TransientError(f"{action}: Azure answered HTTP {status} after retries") from None
-        code = getattr(exc, "error_code", None) or "no error code"
-        if status in (401, 403):
-            raise ConfigurationError(
-                f"{action}: Azure refused access (HTTP {status} {code}): the key, SAS token or identity in "
-                "AZURE_STORAGE_* is wrong, lacks read/list permission on the container, or the storage "
-                "account's firewall does not admit this machine"
-            ) from None
-        raise ConfigurationError(f"{action}: Azure answered HTTP {status} ({code})") from None

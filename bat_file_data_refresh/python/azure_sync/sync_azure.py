@@ -24,6 +24,7 @@ import pyarrow as pa  # noqa: E402
 
 from azure_sync.csv_reader import BadFileError, read_strict_csv  # noqa: E402
 from azure_sync.outputs import (  # noqa: E402
+    ParquetLayout,
     load_state,
     outcome_path,
     parquet_path,
@@ -45,6 +46,7 @@ from azure_sync.sources import (  # noqa: E402
     reference_blob_name,
 )
 from pipeline_common import settings  # noqa: E402
+from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.config import ConfigError, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
@@ -75,10 +77,12 @@ examples:
   # a reference dataset (one file)
   python bat_file_data_refresh/python/azure_sync/sync_azure.py --market UK --dataset ingest_products_sku
 
-source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set (container AZURE_CONTAINER, default 'raw'),
-otherwise LANDING_DIR. Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok, 65 a file was rejected
-(the others still synced), 74 disk full or no permission on $DATA_DIR, 75 network/throttling (retry later),
-78 configuration or arguments. docs/rejected_inputs.md lists every rejection and what to do.
+source: Azure Blob when AZURE_STORAGE_CONNECTION_STRING is set, or AZURE_STORAGE_ACCOUNT_URL with
+AZURE_STORAGE_SAS_TOKEN or a Microsoft Entra ID identity (container AZURE_CONTAINER, default 'raw'),
+otherwise LANDING_DIR (docs/sources.md). Output: $DATA_DIR/raw/{MARKET}/{dataset}/. Exit codes: 0 ok,
+65 a file was rejected (the others still synced), 74 disk full or no permission on $DATA_DIR,
+75 network/throttling (retry later), 78 configuration or arguments. docs/rejected_inputs.md lists
+every rejection and what to do.
 """
 
 
@@ -176,9 +180,9 @@ def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:
 
 
 def open_source() -> AzureSource | LandingSource:
-    connection_string = settings.azure_connection_string()
-    if connection_string:
-        return AzureSource(connection_string, settings.azure_container())
+    storage = azure_storage_settings()  # a half-set or expired configuration stops here (78)
+    if storage is not None:
+        return AzureSource(storage)
     return LandingSource(settings.landing_dir())
 
 
@@ -233,7 +237,7 @@ def sync_one(
             )
         table = with_lineage(parsed.table, target)
         try:
-            write_parquet(table, target.output)
+            write_parquet(table, target.output, parquet_layout(job))
         except OSError as exc:
             raise io_error(target.output, exc) from None
     except BadFileError as exc:
@@ -241,6 +245,16 @@ def sync_one(
     except (TransientError, PipelineIOError) as exc:  # network trouble, a locked target, a full disk
         return Outcome(target, error=str(exc), exit_code=exc.exit_code)
     return Outcome(target, rows=table.num_rows)
+
+
+def parquet_layout(job: SyncJob) -> ParquetLayout:
+    """The dataset's Parquet encodings, from its contract column types."""
+    kinds = {**job.columns, SOURCE_BLOB_COLUMN: "string", FILE_DATE_COLUMN: "date"}
+    return ParquetLayout(
+        dictionary=[name for name, kind in kinds.items() if kind in ("string", "date")],
+        delta=[name for name, kind in kinds.items() if kind == "integer"],
+        statistics=[name for name, kind in kinds.items() if kind != "string"],
+    )
 
 
 def with_lineage(table: pa.Table, target: Target) -> pa.Table:

@@ -86,9 +86,11 @@ def check_values(parsed: ParsedFile, blob: str, market_currency: str, file_date:
 def _first_duplicate(table: pa.Table, column: str) -> tuple[int, int] | None:
     """(first row, repeating row) of the earliest repeat of a value in `column`, else None."""
     values = table.column(column)
+    ids = values.to_numpy(zero_copy_only=False)
+    if values.null_count == 0 and bool(np.all(ids[1:] > ids[:-1])):
+        return None  # ascending, as exports write them: unique without hashing
     if pc.count_distinct(values).as_py() == len(values) - values.null_count:
         return None
-    ids = values.to_numpy(zero_copy_only=False)
     order = np.argsort(ids, kind="stable")
     ordered = ids[order]
     repeats = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1  # positions in `order` that repeat the one before

@@ -46,6 +46,7 @@ from pipeline_common.script_support import (  # noqa: E402
     ArgumentParser,
     BadDataError,
     ConfigurationError,
+    disk_full_error,
     io_error,
     print_summary,
     script_run,
@@ -235,9 +236,12 @@ def build_extract(
                 item = export_parquet(con, source, work_dir / f"{i}.parquet")
                 done(f"{item.rows:,} rows")
             exported.append(item)
-    except BaseException:
+    except BaseException as exc:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
+        full = disk_full_error(work_dir or out_dir, exc) if isinstance(exc, Exception) else None
+        if full is not None:  # DuckDB says IOException; the operator needs "disk full" and the free space
+            raise full from None
         raise
     finally:
         con.close()  # release the warehouse before the (slower) Hyper load
@@ -258,6 +262,11 @@ def build_extract(
             rows={e.table.name: e.rows for e in exported},
             casts={e.table.name: e.casts for e in exported if e.casts},
         )
+    except Exception as exc:
+        full = disk_full_error(work_dir, exc)  # Hyper reports a full disk as a HyperException
+        if full is not None:
+            raise full from None
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 

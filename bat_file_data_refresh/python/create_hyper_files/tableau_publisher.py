@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import tableauserverclient as TSC
@@ -23,6 +24,7 @@ from tableauserverclient.server.endpoint.exceptions import (
     ServerResponseError,
 )
 
+from pipeline_common import reachability
 from pipeline_common.script_support import ConfigurationError, TransientError
 from pipeline_common.settings import env
 
@@ -198,8 +200,14 @@ def publish_extract(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PublishResult:
     """Sign in, find the project, publish hyper_path as data source `name` (Overwrite), sign out."""
+    # A server name that never worked and does not resolve (a typo, a placeholder) is a configuration
+    # error at once, not half an hour of retries; once it has worked, a failing lookup is an outage.
+    fingerprint = reachability.fingerprint(settings.server_url, settings.site_id)
+    host = urlsplit(settings.server_url).hostname
+    reachability.check_host("tableau", fingerprint, host, "TABLEAU_SERVER_URL")
     session = _Session(settings, log, sleep)
     session.sign_in()
+    reachability.mark_working("tableau", fingerprint)
     try:
         project_id = session.project_id()
         datasource = session.publish(hyper_path, name, project_id)

@@ -212,9 +212,14 @@ class Housekeeping(_Strict):
     keep_days: int = Field(default=30, ge=1)
 
 
+class WarehouseFullRebuild(_Strict):
+    cron: str = "0 5 * * 0"  # Sundays 05:00 (timezone above): no scheduled job needs the warehouse then
+
+
 class Jobs(_Strict):
     scheduled: list[ScheduledJob] = Field(default_factory=list)
     housekeeping: Housekeeping = Field(default_factory=Housekeeping)
+    warehouse_full_rebuild: WarehouseFullRebuild = Field(default_factory=WarehouseFullRebuild)
     backups_kept: int = Field(default=7, ge=1)
 
 

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pipeline_common.secrets import ScrubbingFilter, install_excepthook, scrub, scrub_data
+
 # sysexits-style codes, shared with orchestration/pipes.py which maps them to retry or not.
 EXIT_OK = 0
 EXIT_BAD_DATA = 65  # EX_DATAERR: the input is wrong; retrying cannot help
@@ -88,6 +90,25 @@ def free_space_text(path: Path | str) -> str:
     return f"{free / 1e6:,.1f} MB free on {probe}"
 
 
+FILE_SYSTEM_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EFBIG", "EMFILE")
+    if hasattr(errno, name)
+)
+"""OSErrors that are about the pipeline's own files (exit 74); other OSErrors are not foreseen."""
+
+DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full")
+
+
+def disk_full_error(path: Path | str, exc: BaseException, action: str = "writing") -> PipelineIOError | None:
+    """A PipelineIOError when a library's error (DuckDB, Hyper) says the disk is full, else None."""
+    text = str(exc)
+    if not any(marker.lower() in text.lower() for marker in DISK_FULL_MARKERS):
+        return None
+    return PipelineIOError(
+        f"{action} {path}: No space left on device ({free_space_text(path)}); free some space on that disk, then re-run"
+    )
+
+
 def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> PipelineIOError:
     """A PipelineIOError naming the path, the reason and the free space on its disk."""
     path = path or exc.filename or "?"
@@ -141,7 +162,7 @@ class ScriptRun:
     def report_materialization(self, metadata: Mapping[str, Any], asset_key: str | None = None) -> None:
         if self.pipes is None:
             return
-        self.pipes.report_asset_materialization(metadata=dict(metadata), asset_key=asset_key)
+        self.pipes.report_asset_materialization(metadata=scrub_data(dict(metadata)), asset_key=asset_key)
 
     def report_check(
         self, check_name: str, passed: bool, metadata: Mapping[str, Any] | None = None,
@@ -151,7 +172,7 @@ class ScriptRun:
             return
         self.pipes.report_asset_check(
             check_name=check_name, passed=passed, severity=severity,
-            metadata=dict(metadata or {}), asset_key=asset_key,
+            metadata=scrub_data(dict(metadata or {})), asset_key=asset_key,
         )
 
 
@@ -159,11 +180,27 @@ def _make_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if not any(isinstance(f, ScrubbingFilter) for f in logger.filters):
+        logger.addFilter(ScrubbingFilter())  # before any handler, Pipes included, sees the record
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    _guard_library_logs()
     return logger
+
+
+def _guard_library_logs() -> None:
+    """Client libraries (msal, azure, urllib3) log through the root logger: scrub what reaches it."""
+    root = logging.getLogger()
+    if any(isinstance(f, ScrubbingFilter) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ScrubbingFilter())
+    root.addHandler(handler)
+    install_excepthook()
 
 
 def write_error_file(message: str) -> None:
@@ -171,7 +208,7 @@ def write_error_file(message: str) -> None:
     if not target:
         return
     with contextlib.suppress(OSError):
-        Path(target).write_text(message, encoding="utf-8")
+        Path(target).write_text(scrub(message), encoding="utf-8")
 
 
 @contextlib.contextmanager
@@ -193,27 +230,60 @@ def script_run(name: str) -> Iterator[ScriptRun]:
             handler.setFormatter(logging.Formatter("%(message)s"))
             logger.addHandler(handler)
         run = ScriptRun(logger, pipes)
+        exit_code: int | None = None
+        crash: Exception | None = None
         try:
             yield run
         except ScriptError as exc:
-            _fail(run, exc.exit_code, str(exc))
-        except OSError as exc:  # the pipeline's own files: disk full, permission denied (contract: 74)
-            _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+            exit_code = _fail(run, exc.exit_code, str(exc))
+            _cut_chain(exc)
+        except (ConnectionError, TimeoutError) as exc:  # a socket-level blip that escaped the script's mapping
+            exit_code = _fail(run, EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}")
+            _cut_chain(exc)
+        except OSError as exc:
+            if exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files: 74
+                exit_code = _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
+            else:
+                _record_crash(run, exc)
+                crash = exc
+            _cut_chain(exc)
         except Exception as exc:  # a crash (a bug): exit 1 with the traceback, for the run log
-            text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            write_error_file(f"{text}\n\n{traceback.format_exc()}")
-            _print_failure_summary(run, 1, text)
-            raise
+            _record_crash(run, exc)
+            crash = exc
+            _cut_chain(exc)
         finally:
             if handler is not None:
                 logger.removeHandler(handler)
+        # Pipes reports the exception that ends the script with its whole __context__ chain (even
+        # after `from None`), and a library error deep in that chain may quote a secret: the chain is
+        # cut above and what remains is scrubbed (a crash keeps its type and traceback: exit 1).
+        if crash is not None:
+            raise crash
+        if exit_code is not None:
+            raise SystemExit(exit_code)
 
 
-def _fail(run: ScriptRun, code: int, message: str) -> None:
+def _cut_chain(exc: BaseException) -> None:
+    """Detach an exception from the library errors behind it and scrub its own text."""
+    exc.__context__ = exc.__cause__ = None
+    exc.__suppress_context__ = True
+    exc.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in exc.args)
+
+
+def _record_crash(run: ScriptRun, exc: BaseException) -> None:
+    """The error's first line, then the traceback, for pipes_runner (run log and alert) and the JSON line."""
+    text = scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
+    write_error_file(f"{text}\n\n{scrub(traceback.format_exc())}")
+    _print_failure_summary(run, 1, text)
+
+
+def _fail(run: ScriptRun, code: int, message: str) -> int:
+    """Log, file and summarise a failure (scrubbed); the caller exits with the returned code."""
+    message = scrub(message)
     run.log.error(message)
     write_error_file(message)
     _print_failure_summary(run, code, message)
-    raise SystemExit(code) from None
+    return code
 
 
 def _print_failure_summary(run: ScriptRun, code: int, message: str) -> None:
@@ -225,5 +295,5 @@ def _print_failure_summary(run: ScriptRun, code: int, message: str) -> None:
 
 def print_summary(summary: Mapping[str, Any]) -> None:
     """The contract's last stdout line: one JSON object (on failure too, with an `error` field)."""
-    sys.stdout.write(json.dumps(dict(summary), default=str) + "\n")
+    sys.stdout.write(scrub(json.dumps(scrub_data(dict(summary)), default=str)) + "\n")
     sys.stdout.flush()

@@ -15,7 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import hashlib  # noqa: E402
 import io  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
@@ -34,6 +37,7 @@ from pipeline_common.script_support import (  # noqa: E402
 )
 from pipeline_common.settings import raw_dir, sharepoint_budget_dir  # noqa: E402
 from sharepoint_budget.sharepoint import MissingWorkbookError, download_workbook, sharepoint_settings  # noqa: E402
+from sharepoint_budget import workbook as workbook_module  # noqa: E402
 from sharepoint_budget.workbook import ParsedWorkbook, parse_workbook  # noqa: E402
 
 SCRIPT_NAME = "daily_sales_ingest"
@@ -46,7 +50,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--source", type=Path, default=None,
         help="a workbook file or a folder holding 'Daily Sales Budget {YYYY}.xlsx' "
-        "(default: SharePoint when SHAREPOINT_* are all set, else $LANDING_DIR/sharepoint/)",
+        "(default: SharePoint through Microsoft Graph when the SHAREPOINT_ group is set, else $LANDING_DIR/sharepoint/)",
     )
     parser.add_argument(
         "--skip-missing", action="store_true",
@@ -119,6 +123,58 @@ def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
             temp.unlink(missing_ok=True)
 
 
+# An unchanged workbook is not parsed again: the last ingest's record (workbook bytes, parser code and
+# configured markets/currencies hashed together, and the outputs' sizes) says the outputs are current.
+RECORD_VERSION = 1
+
+
+def record_path(year: int) -> Path:
+    return raw_dir() / "_state" / "budget" / f"daily_sales_budget_{year}.json"
+
+
+def workbook_fingerprint(path: Path, markets: list[str], currencies: set[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(Path(workbook_module.__file__).read_bytes())
+    digest.update(json.dumps([RECORD_VERSION, sorted(markets), sorted(currencies)]).encode())
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _output_sizes(year: int) -> list[int] | None:
+    try:
+        return [p.stat().st_size for p in output_paths(year)]
+    except FileNotFoundError:
+        return None
+
+
+def unchanged_summary(year: int, fingerprint: str) -> dict | None:
+    """The last ingest's summary when it read this very workbook and its outputs are still there."""
+    try:
+        record = json.loads(record_path(year).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+        return None
+    sizes = _output_sizes(year)
+    if sizes is None or record.get("output_sizes") != sizes or not isinstance(record.get("summary"), dict):
+        return None
+    return record["summary"]
+
+
+def save_record(year: int, fingerprint: str, summary: dict) -> None:
+    target = record_path(year)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path(target)
+    try:
+        temp.write_text(json.dumps({"fingerprint": fingerprint, "output_sizes": _output_sizes(year),
+                                    "summary": summary}), encoding="utf-8")
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def ingest(year: int | None, source: Path | None, skip_missing: bool, run: ScriptRun) -> dict:
     try:
         config = load_pipeline_config()
@@ -135,6 +191,12 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
     currencies = {m.currency for m in config.markets.values()}
     try:
         with workbook_file(year, source, run) as (path, label):
+            fingerprint = workbook_fingerprint(path, markets, currencies)
+            unchanged = unchanged_summary(year, fingerprint)
+            if unchanged is not None:
+                run.log.info(f"budget {year}: workbook unchanged since the last ingest; outputs kept")
+                run.report_materialization({**unchanged, "source": label, "unchanged": True})
+                return unchanged
             parsed = parse_workbook(path, year, markets, currencies)
     except MissingWorkbookError as exc:
         if not skip_missing:
@@ -143,6 +205,7 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
         return {"budget_year": year, "total_rows": 0, "exchange_rows": 0, "skipped": True}
     write_outputs(parsed, year)
     summary = {"budget_year": year, "total_rows": parsed.budget.num_rows, "exchange_rows": parsed.exchange.num_rows}
+    save_record(year, fingerprint, summary)
     run.log.info(f"budget {year}: {summary['total_rows']} budget rows, {summary['exchange_rows']} exchange rows")
     run.report_materialization({**summary, "source": label})
     return summary

@@ -1,5 +1,8 @@
 -- Contract section 5: one row per (order_date, market, channel) present in orders; only
 -- COMPLETED/SHIPPED lines count; GBP via the rate of the currency and the order month.
+-- Rebuilt per day: only the order dates that changed since the last build (macros/incremental.sql).
+{{ config(materialized='incremental_by_day', day_column='order_date') }}
+
 with daily as (
     select
         order_date,

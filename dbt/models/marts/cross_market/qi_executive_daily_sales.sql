@@ -1,5 +1,8 @@
 -- Contract section 5: one row per (order_date, market) present in orders. GBP is converted
 -- per currency and month and rounded once, after summing; budget is all channels (0 when none).
+-- Rebuilt per day: only the order dates that changed since the last build (macros/incremental.sql).
+{{ config(materialized='incremental_by_day', day_column='order_date') }}
+
 with sales as (
     select
         order_date,

@@ -3,6 +3,9 @@
 -- (first_order_date = that day) who also have a completed or shipped line that day, so a new
 -- customer whose first order was cancelled or returned counts there but not here.
 -- Segment is the customer's latest SCV snapshot; customers not (yet) in the SCV are 'Unassigned'.
+-- Rebuilt per day: only the order dates that changed since the last build (macros/incremental.sql).
+{{ config(materialized='incremental_by_day', day_column='order_date') }}
+
 with lines as (
     select order_date, order_id, customer_id, quantity, unit_price
     from {{ ref('stg_uk_orders') }}
