@@ -465,7 +465,7 @@ def check_azure(options) -> Result:
 
     config = load_pipeline_config()
     try:
-        from azure_sync.sources import dataset_prefix
+        from pipeline_common.blob_paths import dataset_prefix
         from azure_sync.sync_azure import open_source
 
         source = open_source()

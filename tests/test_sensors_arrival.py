@@ -54,8 +54,13 @@ def sensor_harness(tmp_path):
         yield instance, defs, tick
 
 
+def _contract_blob(market: str, day) -> str:
+    """Contract section 2, written out here rather than taken from the code under test."""
+    return f"{market}/raw_data/DWH/Oracle/ingest_orders/{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"
+
+
 def _today_blob(market: str = "UK") -> str:
-    return arrival.daily_blob_name(market, "ingest_orders", arrival.london_today())
+    return _contract_blob(market, arrival.london_today())
 
 
 def _assert_uk_request(defs, request: dg.RunRequest) -> None:
@@ -95,7 +100,7 @@ def test_the_file_due_this_morning_triggers_unless_the_sync_already_holds_it(sen
 
     instance, defs, tick = sensor_harness
     yesterday = arrival.london_today() - dt.timedelta(days=1)
-    blob = arrival.daily_blob_name("UK", "ingest_orders", yesterday)
+    blob = _contract_blob("UK", yesterday)
     path = isolated_env / "landing" / blob
     path.parent.mkdir(parents=True)
     path.write_text(orders_csv(yesterday, 3), encoding="utf-8")

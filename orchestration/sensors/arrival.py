@@ -26,6 +26,7 @@ from orchestration.budget.assets import GROUP as BUDGET_GROUP
 from orchestration.clock import london_now
 from orchestration.ops.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
+from pipeline_common.blob_paths import daily_blob_name
 from pipeline_common.azure_storage import azure_storage_settings, listing
 from pipeline_common.config import JobSelection, PipelineConfig
 from pipeline_common.script_support import ConfigurationError, ScriptError
@@ -51,11 +52,6 @@ IN_FLIGHT = [
 
 def london_today() -> dt.date:
     return london_now().date()
-
-
-def daily_blob_name(market: str, dataset: str, day: dt.date) -> str:
-    """Contract section 2: {MARKET}/raw_data/DWH/Oracle/{dataset}/{YYYY}/{dataset}_{YYYYMMDD}.csv"""
-    return f"{market}/raw_data/DWH/Oracle/{dataset}/{day:%Y}/{dataset}_{day:%Y%m%d}.csv"
 
 
 def _local_signature(path: Path) -> str | None:

@@ -39,12 +39,10 @@ from azure_sync.sources import (  # noqa: E402
     DOWNLOAD_PREFIX,
     Blob,
     LandingSource,
-    dataset_prefix,
-    dated_blob_pattern,
     layout_problem,
     local_date,
-    reference_blob_name,
 )
+from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, reference_blob_name  # noqa: E402
 from pipeline_common import settings  # noqa: E402
 from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402

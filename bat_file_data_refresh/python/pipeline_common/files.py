@@ -293,13 +293,14 @@ def leftovers(target: Path, suffix: str = "tmp") -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(target: Path, fsync: bool = True, timeout: float | None = None) -> Iterator[Path]:
+def atomic_write(target: Path, fsync: bool = True, timeout: float | None = None,
+                 suffix: str = "tmp") -> Iterator[Path]:
     """Yield a temporary path beside `target`; when the block succeeds, move it over `target`.
 
     The temporary file is removed whatever happens, so a failure leaves the old target as it was.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)
+    tmp = temp_path(target, suffix)
     try:
         yield tmp
         if fsync:
