@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,6 +18,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import requests
 
+from pipeline_common.backoff import exponential_delay
 from pipeline_common.files import append_line
 from pipeline_common.secrets import scrub, scrub_data
 from pipeline_common.settings import alerts_dir, env
@@ -105,7 +105,7 @@ class SlackAlerts(dg.ConfigurableResource):
 
     def _backoff(self, attempt: int) -> float:
         # Exponential with jitter so several sensors hitting a Slack outage do not retry in step.
-        return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+        return exponential_delay(attempt - 1, self.backoff_seconds, spread=0.2)
 
     # --- the fallback -----------------------------------------------------------------------
 
