@@ -11,16 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Sequence
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
 
 from orchestration.alerts import blocks
 from orchestration.alerts.slack import SlackAlerts
-from pipeline_common.config import Alerts
+from pipeline_common.config import Alerts, business_zone
 
-LONDON = ZoneInfo("Europe/London")
 UI_BASE_URL_ENV_VAR = "DAGSTER_UI_BASE_URL"
 ERROR_LINES = 8
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -52,10 +50,10 @@ def first_lines(text: str, count: int = ERROR_LINES) -> str:
     return "\n".join(text.strip().splitlines()[:count])
 
 
-def london_time(timestamp: float | None) -> str:
+def business_time(timestamp: float | None) -> str:
     if timestamp is None:
         return "not started"
-    return dt.datetime.fromtimestamp(timestamp, LONDON).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return dt.datetime.fromtimestamp(timestamp, business_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def error_text(error) -> str:
@@ -109,7 +107,7 @@ def failure_message(context: dg.RunFailureSensorContext, base_url: str) -> tuple
     fields = {
         "Job": blocks.escape(run.job_name),
         "Failed step(s)": blocks.escape(", ".join(steps) or "none (run-level failure)"),
-        "Started (Europe/London)": london_time(record.start_time if record else None),
+        f"Started ({business_zone().key})": business_time(record.start_time if record else None),
         "Attempt": str(attempt_number(run)),
     }
     payload = blocks.message(

@@ -13,17 +13,16 @@ import json
 import logging
 import time
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import requests
 
 from pipeline_common.backoff import exponential_delay
+from pipeline_common.config import business_zone
 from pipeline_common.files import append_line
 from pipeline_common.secrets import scrub, scrub_data
 from pipeline_common.settings import alerts_dir, env
 
-LONDON = ZoneInfo("Europe/London")
 MAX_RETRY_AFTER_SECONDS = 120.0
 _BODY_EXCERPT_CHARS = 200
 
@@ -110,7 +109,7 @@ class SlackAlerts(dg.ConfigurableResource):
     # --- the fallback -----------------------------------------------------------------------
 
     def _file(self, route: str, severity: str, title: str, payload: dict[str, Any], log: Any, why: str) -> Outcome:
-        now = dt.datetime.now(LONDON)
+        now = dt.datetime.now(business_zone())
         record = {"ts": now.isoformat(), "route": route, "severity": severity, "title": title, "payload": payload}
         folder = alerts_dir()
         folder.mkdir(parents=True, exist_ok=True)
