@@ -2,8 +2,8 @@
 
 Each check prints one line, `OK`, `PROBLEM` (with `fix:` and what to do) or `SKIPPED` (with the
 reason, e.g. a Windows-only check on Linux). Exit 0 when nothing is a PROBLEM, else 1. Secrets
-(keys, tokens, passwords, webhook URLs) are never printed: messages are scrubbed of every value
-of a secret variable before they are shown.
+(keys, tokens, passwords, webhook URLs) are never printed: every line goes through the project's
+scrubber (pipeline_common/secrets.py) before it is shown.
 
     python scripts/doctor.py [--port 3000] [--dagster-home DIR] [--check NAME ...] [--min-free-gb 2]
     scripts\\doctor.bat  (Windows: the same, with the project's venv)
@@ -50,7 +50,6 @@ DBT_RUN_TARGET = "target/warehouse_dbt_models-0123abcd/run"
 DAEMON_STALE_SECONDS = 300
 CLOCK_TOLERANCE_SECONDS = 120
 HTTP_TIMEOUT_SECONDS = 10
-_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|KEY|CONNECTION_STRING|WEBHOOK|SAS|THUMBPRINT", re.I)
 
 
 @dataclass
@@ -80,23 +79,12 @@ def skipped(name: str, reason: str) -> Result:
 
 
 def scrub(text: str) -> str:
-    """Replace every secret value of the environment (and its parts and URL-encodings) with ***."""
+    """The project's one secret scrubber (values of secret variables in every encoding, and patterns)."""
+    from pipeline_common.secrets import scrub as scrub_secrets
     from pipeline_common.settings import load_dotenv_once
 
-    load_dotenv_once()
-    secrets: set[str] = set()
-    for name, value in os.environ.items():
-        if not value or not _SECRET_NAME.search(name):
-            continue
-        secrets.add(value)
-        # A connection string or SAS token: each key=value part is secret on its own too.
-        for part in re.split(r"[;&?]", value):
-            if "=" in part:
-                secrets.add(part.split("=", 1)[1])
-    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
-        for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
-            text = text.replace(form, "***")
-    return text
+    load_dotenv_once()  # secrets that only .env holds are masked too
+    return scrub_secrets(text)
 
 
 def _short(error: BaseException) -> str:

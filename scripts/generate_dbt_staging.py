@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config  # noqa: E402
+from pipeline_common.files import replace  # noqa: E402
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
 DBT_DIR = REPO_ROOT / "dbt"
@@ -195,7 +196,7 @@ def _write(path: Path, content: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(content)
-    os.replace(tmp, path)
+    replace(Path(tmp), path)  # patient with a model file open in an editor
 
 
 def write(config: PipelineConfig, dbt_dir: Path = DBT_DIR) -> list[str]:

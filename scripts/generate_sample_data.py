@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import io
 import json
-import os
 import re
 import sys
 import zipfile
@@ -27,6 +26,7 @@ import pyarrow.csv as pacsv
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.files import atomic_write  # noqa: E402
 from pipeline_common.settings import azure_connection_string, azure_container, landing_dir  # noqa: E402
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
@@ -326,18 +326,14 @@ def reference_blob_path(market: str, dataset: str) -> str:
 
 
 def _write_bytes(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_bytes(payload)
-    os.replace(temp, path)
+    with atomic_write(path, fsync=False) as temp:  # patient with a sample file open in Excel
+        temp.write_bytes(payload)
 
 
 def write_csv(out: Path, blob_path: str, table: pa.Table) -> Path:
     target = out / blob_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(target.name + ".tmp")
-    pacsv.write_csv(table, str(temp), pacsv.WriteOptions(quoting_style="needed"))
-    os.replace(temp, target)
+    with atomic_write(target, fsync=False) as temp:
+        pacsv.write_csv(table, str(temp), pacsv.WriteOptions(quoting_style="needed"))
     return target
 
 

@@ -39,7 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.files import PatientRotatingFileHandler, replace  # noqa: E402
-from pipeline_common.script_support import UTF8_CHILD_ENV, tolerate_console_encoding  # noqa: E402
+from pipeline_common.script_support import UTF8_CHILD_ENV, ScriptError, tolerate_console_encoding  # noqa: E402
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
 DEFAULT_LOG_DIR = REPO_ROOT / "logs"
@@ -329,8 +329,11 @@ def record_tree(home: Path, tree: ProcessTree) -> None:
             continue
     target = tree_file(home)
     partial = target.with_name(target.name + ".partial")
-    partial.write_text(json.dumps({"supervisor": os.getpid(), "processes": members}), encoding="utf-8")
-    os.replace(partial, target)
+    try:
+        partial.write_text(json.dumps({"supervisor": os.getpid(), "processes": members}), encoding="utf-8")
+        replace(partial, target, timeout=2.0)
+    except (OSError, ScriptError) as exc:  # bookkeeping must never stop the supervision
+        log.warning(f"could not record the process tree in {target}: {exc}")
 
 
 def end_orphans(home: Path) -> list[int]:
@@ -352,8 +355,15 @@ def end_orphans(home: Path) -> list[int]:
         log.warning(f"ending pid {process.pid} ({_name(process)}), left running by a supervisor that was killed")
         _quietly(process.kill)
     psutil.wait_procs(survivors, timeout=KILL_WAIT_S)
-    path.unlink(missing_ok=True)
+    forget_tree(home)
     return [p.pid for p in survivors]
+
+
+def forget_tree(home: Path) -> None:
+    try:
+        tree_file(home).unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning(f"could not delete {tree_file(home)}: {exc}")
 
 
 def _name(process: psutil.Process) -> str:
@@ -482,12 +492,12 @@ class Supervisor:
                     record_tree(self.home, tree)
             if self.stop_requested.is_set():
                 stop_tree(tree)
-                tree_file(self.home).unlink(missing_ok=True)
+                forget_tree(self.home)
                 pump.join(timeout=5)
                 break
             log.warning(f"dagster dev exited with code {child.returncode}; cleaning up its processes")
             stop_tree(tree, graceful_s=0)
-            tree_file(self.home).unlink(missing_ok=True)
+            forget_tree(self.home)
             pump.join(timeout=5)
             attempt = 0 if time.monotonic() - started >= STABLE_AFTER_S else attempt
             if 0 <= self.args.max_restarts <= restarts:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Command 2: set up (venv, packages, dbt manifest, Azurite, Chromium) and run the tests.
+# Command 2: set up (venv, packages, dbt manifest, Azurite, Chromium, PostgreSQL) and run the tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k sync
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,14 @@ if ! command -v chromium >/dev/null 2>&1; then
     (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null))
   else
     echo "WARNING: chromium is not installed; the UI screenshot test will fail" >&2
+  fi
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Debian's postgresql for the scale-out (Postgres instance) tests"
+    (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null))
+  else
+    echo "WARNING: postgresql is not installed; the Postgres instance tests will fail" >&2
   fi
 fi
 echo "==> running the tests"

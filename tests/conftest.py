@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.plugins.warehouse",
     "tests.plugins.tableau_server",
     "tests.plugins.slack_server",
+    "tests.plugins.postgres",
     "tests.plugins.held_files",
     "tests.plugins.entra_graph",
 ]

@@ -252,7 +252,8 @@ def test_azure_with_a_rejected_key_never_prints_it(doctor, capsys, azurite, monk
     monkeypatch.setenv("AZURE_CONTAINER", container)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
     code, lines = run(doctor, capsys, "--check", "azure")
-    assert code == 0 and f"'{container}' reachable" in line_for(lines, "azure")
+    line = line_for(lines, "azure")
+    assert code == 0 and f"'{container}'" in line and "reachable" in line
     wrong_key = ACCOUNT_KEY[::-1]
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string.replace(ACCOUNT_KEY, wrong_key))
     code, lines = run(doctor, capsys, "--check", "azure")
@@ -287,3 +288,50 @@ def test_doctor_bat_runs_doctor_from_the_venv():
     text = (REPO / "scripts" / "doctor.bat").read_text()
     assert 'cd /d "%~dp0.."' in text and '".venv\\Scripts\\python.exe" scripts\\doctor.py %*' in text
     assert "exit /b %ERRORLEVEL%" in text
+
+
+def test_schedule_ticks_read_from_the_instance(doctor, capsys, tmp_path):
+    """A live scheduler (fresh heartbeat) whose last tick failed is a problem; a successful one is OK."""
+    from dagster import DagsterInstance
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        ScheduleInstigatorData,
+        TickData,
+        TickStatus,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._daemon.types import DaemonHeartbeat
+    from dagster._utils.error import SerializableErrorInfo
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="orchestration.definitions"),
+                                           location_name="retail_sales")
+    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, "__repository__"), "uk_morning_refresh_schedule")
+    state = InstigatorState(origin, InstigatorType.SCHEDULE, InstigatorStatus.RUNNING,
+                            ScheduleInstigatorData("15 7 * * *", start_timestamp=time.time()))
+
+    def tick(status, error=None):
+        with DagsterInstance.from_config(str(home)) as instance:
+            instance.create_tick(TickData(
+                instigator_origin_id=state.instigator_origin_id, instigator_name=state.instigator_name,
+                instigator_type=InstigatorType.SCHEDULE, status=status, timestamp=time.time(),
+                selector_id=state.selector_id, error=error, run_ids=[],
+            ))
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.add_instigator_state(state)
+        instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "SCHEDULER", "daemon-1"))
+    tick(TickStatus.FAILURE, SerializableErrorInfo("Schedule evaluation failed: no such job\ntrace", [], "Error"))
+    code, lines = run(doctor, capsys, "--dagster-home", str(home), "--check", "schedules")
+    assert code == 1
+    line = line_for(lines, "schedules")
+    assert "last tick failed: uk_morning_refresh_schedule" in line and "no such job" in line and "trace" not in line
+    tick(TickStatus.SUCCESS)
+    code, lines = run(doctor, capsys, "--dagster-home", str(home), "--check", "schedules")
+    assert code == 0 and "uk_morning_refresh_schedule" in line_for(lines, "schedules")
+    assert "SUCCESS" in line_for(lines, "schedules")

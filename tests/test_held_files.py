@@ -18,6 +18,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from openpyxl import load_workbook
 
@@ -173,8 +174,11 @@ def test_a_budget_run_killed_mid_swap_is_repaired_by_the_next_run(budget_landing
     folder = isolated_env / "raw" / "budget"
     exchange = folder / f"exchange_rates_{YEAR}.csv"
     before = exchange.read_bytes()
-    # Killed after moving the old file aside, before moving the new one in.
-    os.replace(exchange, folder / f".{exchange.name}.0123456789ab.old")
+    # Killed after moving the old file aside, before moving the new one in: the aside's name
+    # carries the dead run's PID and start time.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=60)
+    os.replace(exchange, folder / f".{exchange.name}.{dead.pid}-1.0123456789ab.old")
     (budget_landing / "sharepoint" / WORKBOOK).write_bytes(b"not a workbook")
     result = run_budget()
     assert result.returncode == 65  # bad data this time, so the earlier outputs must stay usable
@@ -323,3 +327,55 @@ def test_an_append_waits_for_the_writer_holding_the_file(tmp_path):
     assert writer.wait(timeout=60) == 0
     assert json.loads(path.read_text())["writer"] == "w"
 
+
+
+# --- under Dagster: held is retried (75), an I/O error is not (74) --------------------------------
+
+PIPES_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pipeline_common.files import FileAccessError, replace
+    from pipeline_common.script_support import script_run
+
+    mode, folder = sys.argv[1], Path(sys.argv[2])
+    attempts = folder / "attempts.txt"
+    attempts.write_text(str(int(attempts.read_text()) + 1) if attempts.exists() else "1")
+    with script_run("writer") as run:
+        if mode == "io":
+            raise FileAccessError(f"cannot replace {folder / 'out.csv'}: No space left on device (0.0 GB free)",
+                                  folder / "out.csv")
+        new = folder / "new.csv"
+        new.write_text("new")
+        replace(new, folder / "out.csv")
+    """
+)
+
+
+@pytest.mark.parametrize(("mode", "attempts", "says"), [
+    ("held", 3, "hit a transient error (exit 75)"),
+    ("io", 1, "hit an I/O error on the pipeline's own files (exit 74)"),
+])
+def test_under_dagster_a_held_file_is_retried_and_an_io_error_is_not(tmp_path, monkeypatch, mode, attempts, says):
+    from orchestration.pipes_runner import run_legacy_script
+
+    script = tmp_path / "writer.py"
+    script.write_text(PIPES_SCRIPT, encoding="utf-8")
+    (tmp_path / "out.csv").write_text("old")
+    excel = HeldFiles()
+    excel.hold(str(tmp_path / "out.csv"), winerror=5)
+    for name, value in held_env(excel, retry_seconds=0.1).items():
+        monkeypatch.setenv(name, value)
+
+    def writer(context, pipes_subprocess_client: dg.PipesSubprocessClient):
+        return run_legacy_script(context, pipes_subprocess_client, script, [mode, str(tmp_path)]).get_materialize_result()
+
+    asset = dg.asset(name="writer", retry_policy=dg.RetryPolicy(max_retries=2, delay=0))(writer)
+    result = dg.materialize([asset], resources={"pipes_subprocess_client": dg.PipesSubprocessClient()},
+                            raise_on_error=False)
+    assert not result.success
+    assert int((tmp_path / "attempts.txt").read_text()) == attempts
+    failures = [e for e in result.all_events if e.is_step_failure or e.event_type_value == "STEP_UP_FOR_RETRY"]
+    text = "\n".join(e.event_specific_data.error.to_string() for e in failures)
+    assert says in text
+    assert (tmp_path / "out.csv").read_text() == "old"

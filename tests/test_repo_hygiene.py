@@ -67,3 +67,17 @@ def test_gitignore_covers_data_venv_dagster_home_and_dbt_target():
         cwd=ROOT, capture_output=True, text=True,
     ).stdout.split()
     assert ignored == ["data/x.parquet", ".venv/x", "dagster_home/runs.db", "dbt/target/manifest.json", ".env"]
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """Several branches land here; a merge that kept `<<<<<<<` blocks would ship broken docs or code."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    marker = re.compile(r"^(<{7}|>{7})( |$)|^={7}$", re.M)
+    found = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in {".parquet", ".xlsx", ".hyper", ".duckdb", ".png"} or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found += [f"{name}:{text.count(chr(10), 0, m.start()) + 1}" for m in marker.finditer(text)]
+    assert found == []

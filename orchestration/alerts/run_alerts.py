@@ -76,9 +76,28 @@ def _failure_details(context: dg.RunFailureSensorContext) -> tuple[list[str], st
         steps.append(event.step_key or "?")
         error = getattr(event.event_specific_data, "error", None)
         errors.append(f"{event.step_key}: {error_text(error) if error else first_lines(event.message or '')}")
-    if not errors:  # the run failed outside any step (launch, resources, a cancelled dependency)
-        errors.append(first_lines(context.failure_event.message or "no error message"))
+    if not errors:  # the run failed outside any step (launch, resources, a cancelled dependency, a dead worker)
+        errors.append(first_lines(_run_level_reason(context)))
     return steps, "\n".join(errors)
+
+
+GENERIC_FAILURE = "This run has been marked as failed from outside the execution context."
+CRASH_PREFIX = "Run execution process for"
+
+
+def _run_level_reason(context: dg.RunFailureSensorContext) -> str:
+    """The failure's message; when Dagster's code server failed the run because its worker process died,
+    its own message is generic and the cause is in an engine event ("... terminated by signal 9")."""
+    message = context.failure_event.message or "no error message"
+    if message.strip() != GENERIC_FAILURE:
+        return message
+    from dagster._core.events import DagsterEventType
+
+    for entry in reversed(context.instance.all_logs(context.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)):
+        text = (entry.dagster_event.message if entry.dagster_event else None) or entry.user_message or ""
+        if text.startswith(CRASH_PREFIX):
+            return f"The run's worker process died: {text}"
+    return message
 
 
 def failure_message(context: dg.RunFailureSensorContext, base_url: str) -> tuple[str, dict]:

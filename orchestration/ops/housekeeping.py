@@ -3,6 +3,8 @@
 Only finished runs older than `jobs.housekeeping.keep_days` go (their events, run record and
 captured stdout/stderr). VACUUM uses sqlite3 on the instance's database files: Dagster's
 storages expose no VACUUM, and their SQLAlchemy connections open a transaction VACUUM refuses.
+On a Postgres instance (deploy/) the deletions are the same and there is no compaction step:
+Postgres's autovacuum reuses the freed space (docs/deployment.md).
 """
 
 import datetime as dt
@@ -57,6 +59,11 @@ def vacuum(path: Path) -> int:
     return before - path.stat().st_size
 
 
+def stores_in_sqlite(instance: dg.DagsterInstance) -> bool:
+    """True for the desktop's SQLite instance; False for Postgres (or any other server storage)."""
+    return "Sqlite" in type(instance.run_storage).__name__
+
+
 def build_housekeeping(config: PipelineConfig) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
     settings = config.jobs.housekeeping
 
@@ -65,13 +72,16 @@ def build_housekeeping(config: PipelineConfig) -> tuple[dg.JobDefinition, dg.Sch
         cutoff = get_current_datetime() - dt.timedelta(days=settings.keep_days)
         deleted = delete_old_runs(context.instance, cutoff)
         context.log.info(f"deleted {len(deleted)} finished runs created before {cutoff:%Y-%m-%d %H:%M %Z}")
+        if not stores_in_sqlite(context.instance):
+            context.log.info("instance storage is not SQLite: no VACUUM (Postgres's autovacuum reuses the space)")
+            return dg.Output(None, metadata={"runs_deleted": len(deleted), "compaction": "none (autovacuum)"})
         freed = 0
         for path in instance_sqlite_files(Path(context.instance.root_directory)):
             try:
                 freed += vacuum(path)
             except sqlite3.OperationalError as exc:  # busy: the daemon wins, next week tries again
                 context.log.warning(f"VACUUM of {path.name} skipped: {exc}")
-        return dg.Output(None, metadata={"runs_deleted": len(deleted), "bytes_freed": freed})
+        return dg.Output(None, metadata={"runs_deleted": len(deleted), "bytes_freed": freed, "compaction": "sqlite VACUUM"})
 
     @dg.job(name=HOUSEKEEPING_JOB, description="Delete old run history and compute logs; compact SQLite.")
     def housekeeping_job() -> None:

@@ -29,6 +29,7 @@ from orchestration.warehouse.project import (
     prepared_for,
     warehouse_env,
 )
+from pipeline_common.script_support import UTF8_CHILD_ENV
 
 
 class WarehouseDbtCliResource(DbtCliResource):
@@ -44,7 +45,8 @@ class WarehouseDbtCliResource(DbtCliResource):
         Path(values["DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
         if args and args[0] != "parse" and prepared_for(dbt_project) != values:
             prepare_manifest(dbt_project)
-        with environment(values):
+        # UTF-8 mode: dagster-dbt reads dbt's output as UTF-8, a Windows console's dbt writes cp1252.
+        with environment({**values, **UTF8_CHILD_ENV}):
             return super().cli(args, **kwargs)
 
     @cached_property

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline_common.leftovers import temp_name
+from pipeline_common.leftovers import owner_alive, temp_name
 from pipeline_common.script_support import EXIT_IO, ScriptError, TransientError
 
 T = TypeVar("T")
@@ -315,6 +315,8 @@ def recover_set(targets: Sequence[Path]) -> None:
     """Undo what a run killed inside replace_together left: put a moved-aside original back."""
     for target in targets:
         for aside in sorted(leftovers(target, "old")):
+            if owner_alive(aside.name):
+                continue  # a live run is mid-swap (or the name is not ours): leave it alone
             try:
                 if target.exists():
                     aside.unlink()

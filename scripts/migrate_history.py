@@ -1,0 +1,313 @@
+"""Copy a desktop's Dagster history from its SQLite DAGSTER_HOME into the Postgres instance.
+
+Copies finished runs (with their job and plan snapshots, creation, start and end times), every
+event of each run (asset materializations, observations, check results, logs), events recorded
+outside a run, schedule and sensor state with their tick history, and backfills. Idempotent: what
+is already in Postgres is left alone, so a second run copies nothing; a run whose copy was cut
+short is copied again whole. Runs still in flight (queued, starting, started, canceling) are
+skipped and reported; run the script again once they have finished.
+
+    python scripts/migrate_history.py [--from-home dagster_home] [--to-home DIR] [--dry-run]
+
+--to-home defaults to dagster_home_postgres/, prepared from deploy/dagster.yaml as serve.py does
+(DAGSTER_POSTGRES_* from the environment or .env); any DAGSTER_HOME whose dagster.yaml points at
+Postgres works, e.g. the Compose containers' /opt/dagster/dagster_home. Stop Dagster on the
+desktop first. The last stdout line is one JSON object with the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from postgres_instance import (  # noqa: E402
+    DEFAULT_POSTGRES_HOME,
+    DEFAULT_POSTGRES_PORT,
+    EXIT_CONFIG,
+    REPO_ROOT,
+    ConfigError,
+    postgres_environment,
+    prepare_postgres_home,
+    storage_kind,
+)
+
+EXIT_TRANSIENT = 75
+DEFAULT_SOURCE_HOME = REPO_ROOT / "dagster_home"
+
+
+@dataclass
+class Count:
+    """One kind of record: how many the source has, how many were (or would be) copied,
+    how many the destination already had, how many were skipped (in-flight runs)."""
+
+    source: int = 0
+    copied: int = 0
+    already_there: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class Report:
+    runs: Count
+    events: Count
+    asset_materializations: Count
+    asset_check_results: Count
+    runless_events: Count
+    instigator_states: Count
+    ticks: Count
+    backfills: Count
+
+    @classmethod
+    def empty(cls) -> Report:
+        return cls(**{name: Count() for name in cls.__dataclass_fields__})
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from-home", type=Path, default=DEFAULT_SOURCE_HOME, help=f"the desktop's SQLite DAGSTER_HOME (default {DEFAULT_SOURCE_HOME})")
+    parser.add_argument("--to-home", type=Path, default=None, help=f"DAGSTER_HOME of the Postgres instance (default {DEFAULT_POSTGRES_HOME})")
+    parser.add_argument("--dry-run", action="store_true", help="count what would be copied; write nothing")
+    return parser.parse_args(argv)
+
+
+# --- opening the two instances -------------------------------------------------------------------
+
+
+def open_instance(home: Path):
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def open_source(home: Path):
+    if not (home / "dagster.yaml").is_file() and not any(home.glob("history/runs.db")):
+        raise ConfigError(f"{home}: not a Dagster home (no dagster.yaml and no history/runs.db)")
+    lock = home / "supervisor.pid"
+    if lock.exists():
+        raise ConfigError(f"{lock} exists: stop Dagster on the desktop (the supervisor) before migrating its history")
+    instance = open_instance(home)
+    if storage_kind(instance) != "sqlite":
+        raise ConfigError(f"{home}: the source must be a SQLite home, this one stores runs in {storage_kind(instance)}")
+    return instance
+
+
+def open_destination(home: Path | None):
+    if home is None:
+        home = DEFAULT_POSTGRES_HOME
+        # A missing variable is named before anything is opened; the port gets its default.
+        os.environ.update(postgres_environment())
+        prepare_postgres_home(home)
+    elif not (home / "dagster.yaml").is_file():
+        raise ConfigError(f"{home / 'dagster.yaml'} not found: --to-home must be the Postgres instance's DAGSTER_HOME")
+    elif not os.environ.get("DAGSTER_POSTGRES_PORT", "").strip():
+        os.environ["DAGSTER_POSTGRES_PORT"] = DEFAULT_POSTGRES_PORT
+    instance = open_instance(home)
+    if storage_kind(instance) != "postgres":
+        raise ConfigError(f"{home}: the destination must store its history in Postgres, this one uses {storage_kind(instance)}")
+    return instance
+
+
+# --- copying ------------------------------------------------------------------------------------
+
+
+def _in_flight_statuses():
+    from dagster._core.storage.dagster_run import DagsterRunStatus
+
+    return {DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING}
+
+
+def _run_status_event(event) -> bool:
+    from dagster._core.events import EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+
+    return event.is_dagster_event and event.dagster_event_type in EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+
+
+def _count_kinds(events: Iterable, report: Report, field: str) -> None:
+    from dagster._core.events import DagsterEventType
+
+    for event in events:
+        if not event.is_dagster_event:
+            continue
+        if event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            setattr(report.asset_materializations, field, getattr(report.asset_materializations, field) + 1)
+        elif event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            setattr(report.asset_check_results, field, getattr(report.asset_check_results, field) + 1)
+
+
+def _copy_snapshots(source, destination, run) -> None:
+    storage_from, storage_to = source.run_storage, destination.run_storage
+    if run.job_snapshot_id and not storage_to.has_job_snapshot(run.job_snapshot_id):
+        if storage_from.has_job_snapshot(run.job_snapshot_id):
+            storage_to.add_job_snapshot(storage_from.get_job_snapshot(run.job_snapshot_id))
+    plan_id = run.execution_plan_snapshot_id
+    if plan_id and not storage_to.has_execution_plan_snapshot(plan_id):
+        if storage_from.has_execution_plan_snapshot(plan_id):
+            storage_to.add_execution_plan_snapshot(storage_from.get_execution_plan_snapshot(plan_id))
+
+
+def _copy_run(source, destination, record, events: list) -> None:
+    run = record.dagster_run
+    _copy_snapshots(source, destination, run)
+    destination.run_storage.add_historical_run(run, record.create_timestamp)
+    for event in events:
+        destination.event_log_storage.store_event(event)
+    # Replaying the run's status events sets its start and end times (and status) from when they
+    # happened, so durations, the runs list and the housekeeping cut-off match the desktop's.
+    for event in events:
+        if _run_status_event(event):
+            when = dt.datetime.fromtimestamp(event.timestamp, dt.timezone.utc)
+            destination.run_storage.handle_run_event(run.run_id, event.dagster_event, update_timestamp=when)
+
+
+def migrate_runs(source, destination, report: Report, dry_run: bool) -> None:
+    in_flight = _in_flight_statuses()
+    records = sorted(source.get_run_records(), key=lambda r: r.create_timestamp)
+    for record in records:
+        run = record.dagster_run
+        report.runs.source += 1
+        events = list(source.all_logs(run.run_id))
+        report.events.source += len(events)
+        _count_kinds(events, report, "source")
+        if run.status in in_flight:
+            report.runs.skipped += 1
+            report.events.skipped += len(events)
+            print(f"skipped run {run.run_id} ({run.job_name}): still {run.status.value}; migrate again once it has finished")
+            continue
+        if destination.has_run(run.run_id):
+            if len(destination.all_logs(run.run_id)) == len(events):
+                report.runs.already_there += 1
+                report.events.already_there += len(events)
+                _count_kinds(events, report, "already_there")
+                continue
+            # A copy cut short (killed, connection lost): replace it with a whole one.
+            print(f"run {run.run_id}: incomplete earlier copy, copying it again")
+            if not dry_run:
+                destination.delete_run(run.run_id)
+        report.runs.copied += 1
+        report.events.copied += len(events)
+        _count_kinds(events, report, "copied")
+        if not dry_run:
+            _copy_run(source, destination, record, events)
+
+
+def _runless_fingerprint(event) -> tuple:
+    dagster_event = event.dagster_event
+    key = dagster_event.asset_key.to_string() if dagster_event and dagster_event.asset_key else None
+    return (round(event.timestamp, 6), event.dagster_event_type, key, event.user_message)
+
+
+def migrate_runless_events(source, destination, report: Report, dry_run: bool) -> None:
+    """Events recorded outside any run (reported materializations and observations)."""
+    from dagster._core.instance.utils import RUNLESS_RUN_ID
+
+    events = list(source.all_logs(RUNLESS_RUN_ID))
+    existing = {_runless_fingerprint(e) for e in destination.all_logs(RUNLESS_RUN_ID)}
+    report.runless_events.source = len(events)
+    for event in events:
+        if _runless_fingerprint(event) in existing:
+            report.runless_events.already_there += 1
+            continue
+        report.runless_events.copied += 1
+        if not dry_run:
+            destination.event_log_storage.store_event(event)
+
+
+def _tick_fingerprint(tick) -> tuple:
+    return (round(tick.timestamp, 6), tick.status.value)
+
+
+def migrate_instigators(source, destination, report: Report, dry_run: bool) -> None:
+    """Schedule and sensor state (running or stopped, cursors) and their tick history."""
+    for state in source.all_instigator_state():
+        report.instigator_states.source += 1
+        if destination.get_instigator_state(state.instigator_origin_id, state.selector_id) is None:
+            report.instigator_states.copied += 1
+            if not dry_run:
+                destination.add_instigator_state(state)
+        else:
+            report.instigator_states.already_there += 1
+        ticks = source.get_ticks(state.instigator_origin_id, state.selector_id)
+        existing = {
+            _tick_fingerprint(t) for t in destination.get_ticks(state.instigator_origin_id, state.selector_id)
+        }
+        for tick in sorted(ticks, key=lambda t: t.timestamp):
+            report.ticks.source += 1
+            if _tick_fingerprint(tick) in existing:
+                report.ticks.already_there += 1
+                continue
+            report.ticks.copied += 1
+            if not dry_run:
+                destination.create_tick(tick.tick_data)
+
+
+def migrate_backfills(source, destination, report: Report, dry_run: bool) -> None:
+    for backfill in source.get_backfills():
+        report.backfills.source += 1
+        if destination.get_backfill(backfill.backfill_id) is not None:
+            report.backfills.already_there += 1
+            continue
+        report.backfills.copied += 1
+        if not dry_run:
+            destination.add_backfill(backfill)
+
+
+def migrate(source, destination, dry_run: bool = False) -> Report:
+    report = Report.empty()
+    migrate_instigators(source, destination, report, dry_run)
+    migrate_backfills(source, destination, report, dry_run)
+    migrate_runs(source, destination, report, dry_run)
+    migrate_runless_events(source, destination, report, dry_run)
+    return report
+
+
+def print_report(report: Report, dry_run: bool) -> None:
+    verb = "would copy" if dry_run else "copied"
+    print(f"{'kind':<24}{'source':>9}{verb:>12}{'already':>9}{'skipped':>9}")
+    for name, count in asdict(report).items():
+        print(f"{name:<24}{count['source']:>9}{count['copied']:>12}{count['already_there']:>9}{count['skipped']:>9}")
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    summary: dict = {"dry_run": args.dry_run}
+    try:
+        source_home = args.from_home.resolve()
+        if args.to_home is not None and args.to_home.resolve() == source_home:
+            raise ConfigError("--from-home and --to-home are the same directory")
+        with open_source(source_home) as source, open_destination(args.to_home) as destination:
+            report = migrate(source, destination, dry_run=args.dry_run)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        summary["error"] = {"code": EXIT_CONFIG, "message": str(exc)}
+        print(json.dumps(summary))
+        return EXIT_CONFIG
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            raise
+        message = f"cannot reach Postgres ({type(exc).__name__}); run it again (a run copied only in part is copied again whole)"
+        print(message, file=sys.stderr)
+        summary["error"] = {"code": EXIT_TRANSIENT, "message": message}
+        print(json.dumps(summary))
+        return EXIT_TRANSIENT
+    print_report(report, args.dry_run)
+    summary.update(asdict(report))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The Postgres-backed Dagster home of the scale-out path, shared by serve.py and migrate_history.py.
+
+The instance settings come from deploy/dagster.yaml (the same file Docker Compose uses), with its
+DockerRunLauncher taken out: without Docker, each run is a process started by the code server.
+The connection comes from DAGSTER_POSTGRES_* in the environment or `.env`, never from a file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
+
+from pipeline_common.settings import env  # noqa: E402  (reads .env once)
+
+DEPLOY_DIR = REPO_ROOT / "deploy"
+DEFAULT_POSTGRES_HOME = REPO_ROOT / "dagster_home_postgres"
+CODE_LOCATION_MODULE = "orchestration.definitions"
+
+
+def desktop_location_name() -> str:
+    """The code location's name in the repo's workspace.yaml (the desktop's): schedule and sensor
+    state is keyed by it, so the deployment serves the location under the same name."""
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text(encoding="utf-8"))
+    (entry,) = workspace["load_from"]
+    return next(iter(entry.values()))["location_name"]
+
+
+CODE_LOCATION_NAME = desktop_location_name()
+REQUIRED_VARS = ("DAGSTER_POSTGRES_HOST", "DAGSTER_POSTGRES_USER", "DAGSTER_POSTGRES_PASSWORD", "DAGSTER_POSTGRES_DB")
+DEFAULT_POSTGRES_PORT = "5432"
+EXIT_CONFIG = 78
+
+
+class ConfigError(Exception):
+    """A missing or half-set variable, or a home that is not what it should be (exit 78)."""
+
+
+def postgres_environment() -> dict[str, str]:
+    """DAGSTER_POSTGRES_* as the instance reads them; a missing one is an error naming it."""
+    missing = [name for name in REQUIRED_VARS if not env(name)]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} not set: the Postgres instance needs DAGSTER_POSTGRES_HOST, _USER, "
+            "_PASSWORD and _DB (and optionally _PORT, default 5432) in the environment or .env "
+            "(docs/deployment.md)"
+        )
+    values = {name: env(name) or "" for name in REQUIRED_VARS}
+    port = env("DAGSTER_POSTGRES_PORT", DEFAULT_POSTGRES_PORT) or DEFAULT_POSTGRES_PORT
+    if not port.isdigit():
+        raise ConfigError(f"DAGSTER_POSTGRES_PORT must be a port number, got {port!r}")
+    values["DAGSTER_POSTGRES_PORT"] = port
+    return values
+
+
+def process_instance_settings() -> dict:
+    """deploy/dagster.yaml without its run_launcher (the default launcher: a process per run)."""
+    settings = yaml.safe_load((DEPLOY_DIR / "dagster.yaml").read_text(encoding="utf-8"))
+    settings.pop("run_launcher", None)
+    return settings
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def prepare_postgres_home(home: Path) -> Path:
+    """Write dagster.yaml and workspace.yaml into `home` from deploy/ (refreshed at every start)."""
+    home.mkdir(parents=True, exist_ok=True)
+    header = "# Written by scripts/serve.py from deploy/dagster.yaml (run_launcher removed); edit that file.\n"
+    _write_if_changed(home / "dagster.yaml", header + yaml.safe_dump(process_instance_settings(), sort_keys=False))
+    _write_if_changed(home / "workspace.yaml", (DEPLOY_DIR / "workspace.yaml").read_text(encoding="utf-8"))
+    return home
+
+
+def storage_kind(instance) -> str:
+    """'postgres', 'sqlite' or the storage class name, from the instance's run storage."""
+    name = type(instance.run_storage).__name__
+    if "Postgres" in name:
+        return "postgres"
+    if "Sqlite" in name:
+        return "sqlite"
+    return name

@@ -1,0 +1,343 @@
+"""Run the scale-out Dagster deployment without Docker: code server, daemon and webserver as
+separate supervised processes against the Postgres instance (docs/deployment.md).
+
+Each process is watched on its own: when one dies, only that one is started again (with backoff);
+the others, and runs in progress, carry on. The webserver and the daemon reconnect to a
+restarted code server by themselves. Ctrl+C / SIGTERM / service stop ends every process started.
+
+    python scripts/serve.py [--port 3000] [--host 127.0.0.1] [--code-server-port 4000] [--dagster-home DIR]
+
+Needs DAGSTER_POSTGRES_HOST, _USER, _PASSWORD, _DB (optional _PORT) in the environment or .env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from postgres_instance import (  # noqa: E402
+    CODE_LOCATION_MODULE,
+    CODE_LOCATION_NAME,
+    DEFAULT_POSTGRES_HOME,
+    EXIT_CONFIG,
+    REPO_ROOT,
+    ConfigError,
+    postgres_environment,
+    prepare_postgres_home,
+)
+from supervisor import (  # noqa: E402
+    GRACEFUL_STOP_S,
+    IS_WINDOWS,
+    KILL_WAIT_S,
+    LOG_BACKUPS,
+    LOG_BYTES,
+    STABLE_AFTER_S,
+    KillOnCloseJob,
+    ProcessTree,
+    create_job,
+    interrupt,
+    pump_output,
+    restart_delay,
+    start_child,
+)
+
+CODE_SERVER = "code_server"
+DAEMON = "daemon"
+WEBSERVER = "webserver"
+POLL_S = 1.0
+CODE_SERVER_READY_S = 180.0
+SETUP_TIMEOUT_S = 300
+
+log = logging.getLogger("serve")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
+    parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
+    parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000, on 127.0.0.1)")
+    parser.add_argument("--dagster-home", type=Path, default=DEFAULT_POSTGRES_HOME, help=f"default {DEFAULT_POSTGRES_HOME}")
+    parser.add_argument("--module", default=CODE_LOCATION_MODULE, help=f"code location module (default {CODE_LOCATION_MODULE})")
+    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs", help="default logs/ under the repo")
+    parser.add_argument("--backoff-initial", type=float, default=5.0, help="first restart delay of a process, seconds")
+    parser.add_argument("--backoff-max", type=float, default=300.0, help="longest restart delay, seconds")
+    return parser.parse_args(argv)
+
+
+def service_commands(args: argparse.Namespace, home: Path) -> dict[str, list[str]]:
+    workspace = str(home / "workspace.yaml")
+    python = sys.executable
+    return {
+        CODE_SERVER: [
+            python, "-m", "dagster", "api", "grpc", "-h", "127.0.0.1", "-p", str(args.code_server_port),
+            "-m", args.module, "--location-name", CODE_LOCATION_NAME, "-d", str(REPO_ROOT),
+        ],
+        DAEMON: [python, "-m", "dagster._daemon", "run", "-w", workspace],
+        WEBSERVER: [python, "-m", "dagster_webserver", "-h", args.host, "-p", str(args.port), "-w", workspace],
+    }
+
+
+def setup_logging(log_dir: Path) -> None:
+    """serve.log (rotating) and the console: starts, exits and restarts of each process."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handler = logging.handlers.RotatingFileHandler(
+        log_dir / "serve.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(formatter)
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(formatter)
+    log.handlers[:] = [handler, console]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _service_logger(log_dir: Path, name: str) -> logging.Logger:
+    out = logging.getLogger(f"serve.{name}")
+    handler = logging.handlers.RotatingFileHandler(
+        log_dir / f"{name}.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    out.handlers[:] = [handler]
+    out.setLevel(logging.INFO)
+    out.propagate = False
+    return out
+
+
+@dataclass
+class Service:
+    """One supervised process: its command, the running child, and its own restart backoff."""
+
+    name: str
+    command: list[str]
+    out: logging.Logger
+    child: subprocess.Popen | None = None
+    tree: ProcessTree | None = None
+    pump: threading.Thread | None = None
+    started: float = 0.0
+    attempt: int = 0
+    restarts: int = 0
+    restart_at: float | None = None
+    former_trees: list[ProcessTree] = field(default_factory=list)
+
+    def start(self, home: Path, job: KillOnCloseJob | None = None) -> None:
+        self.child = start_child(self.command, home, job)
+        self.pump = pump_output(self.child.stdout, self.out)
+        self.tree = ProcessTree(self.child)
+        self.started = time.monotonic()
+        self.restart_at = None
+        log.info(f"{self.name} started, pid {self.child.pid}")
+
+    def exited(self) -> int | None:
+        return None if self.child is None else self.child.poll()
+
+
+class Serve:
+    def __init__(self, args: argparse.Namespace, home: Path):
+        self.args = args
+        self.home = home
+        self.stop_requested = threading.Event()
+        # Windows: every process started (and the runs they start) ends with serve.py, however
+        # it ends. Linux: start_child ties each child's life to serve.py.
+        self.job = create_job()
+        log_dir = args.log_dir.resolve()
+        self.services = {
+            name: Service(name, command, _service_logger(log_dir, name))
+            for name, command in service_commands(args, home).items()
+        }
+
+    def request_stop(self, signum=None, _frame=None) -> None:
+        if not self.stop_requested.is_set():
+            log.info(f"stop requested (signal {signum}); stopping the code server, daemon and webserver")
+        self.stop_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        if IS_WINDOWS:
+            signal.signal(signal.SIGBREAK, self.request_stop)
+
+    def wait_for_code_server(self) -> bool:
+        """Start the daemon and webserver once the code server answers, so they load it at once."""
+        deadline = time.monotonic() + CODE_SERVER_READY_S
+        code_server = self.services[CODE_SERVER]
+        while time.monotonic() < deadline and not self.stop_requested.is_set():
+            if code_server.exited() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.args.code_server_port), timeout=1):
+                    return True
+            except OSError:
+                self.stop_requested.wait(0.5)
+        return False
+
+    def run(self) -> int:
+        self.services[CODE_SERVER].start(self.home, self.job)
+        if not self.wait_for_code_server() and not self.stop_requested.is_set():
+            log.warning("code server not answering yet; starting the daemon and webserver anyway")
+        for name in (DAEMON, WEBSERVER):
+            if not self.stop_requested.is_set():
+                self.services[name].start(self.home, self.job)
+        log.info(f"UI at http://{self.args.host}:{self.args.port} (DAGSTER_HOME={self.home})")
+        while not self.stop_requested.wait(POLL_S):
+            for service in self.services.values():
+                self.supervise(service)
+        self.stop_all()
+        log.info("serve stopped")
+        return 0
+
+    def supervise(self, service: Service) -> None:
+        if service.tree is not None:
+            service.tree.refresh()
+        if service.restart_at is not None:
+            if time.monotonic() >= service.restart_at:
+                service.restarts += 1
+                log.info(f"restarting {service.name} (restart {service.restarts})")
+                service.start(self.home, self.job)
+            return
+        code = service.exited()
+        if code is None:
+            return
+        # Only this process is replaced. Its own children stay: the code server's children are
+        # runs in progress, which finish on their own and report to Postgres.
+        if service.pump is not None:
+            service.pump.join(timeout=5)
+        if service.tree is not None:
+            service.former_trees.append(service.tree)
+        if time.monotonic() - service.started >= STABLE_AFTER_S:
+            service.attempt = 0
+        delay = restart_delay(service.attempt, self.args.backoff_initial, self.args.backoff_max)
+        service.attempt += 1
+        log.warning(f"{service.name} (pid {service.child.pid}) exited with code {code}; restarting it in {delay:.0f} s")
+        service.child = None
+        service.restart_at = time.monotonic() + delay
+
+    def stop_all(self) -> None:
+        """Interrupt every process as on Ctrl+C, wait, then terminate and kill whatever is left
+        of any process tree ever started (orphaned runs of a replaced code server included)."""
+        trees = []
+        for service in self.services.values():
+            if service.tree is not None:
+                service.tree.refresh()
+            trees.extend(service.former_trees)
+            if service.child is not None and service.tree is not None:
+                trees.append(service.tree)
+                interrupt(service.child)
+        deadline = time.monotonic() + GRACEFUL_STOP_S
+        for service in self.services.values():
+            if service.child is not None:
+                try:
+                    service.child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning(f"{service.name} did not stop in time; terminating it")
+        leftovers = {p.pid: p for tree in trees for p in tree.alive()}
+        for process in leftovers.values():
+            _quietly(process.terminate)
+        _, still = psutil.wait_procs(list(leftovers.values()), timeout=KILL_WAIT_S)
+        for process in still:
+            log.warning(f"killing pid {process.pid}")
+            _quietly(process.kill)
+        psutil.wait_procs(still, timeout=KILL_WAIT_S)
+        for service in self.services.values():
+            if service.child is not None and service.child.poll() is None:
+                service.child.wait(timeout=KILL_WAIT_S)
+            if service.pump is not None:
+                service.pump.join(timeout=5)
+
+
+def _quietly(action) -> None:
+    try:
+        action()
+    except psutil.Error:
+        pass
+
+
+class ServeLock:
+    """DAGSTER_HOME/serve.pid: one serve.py per home (two daemons would race for the same queue)."""
+
+    def __init__(self, home: Path):
+        self.path = home / "serve.pid"
+
+    def acquire(self) -> None:
+        if self.path.exists():
+            try:
+                other = int(self.path.read_text(encoding="utf-8").strip())
+                running = other != os.getpid() and any("serve.py" in part for part in psutil.Process(other).cmdline())
+            except (ValueError, psutil.Error):
+                running = False
+            if running:
+                raise ConfigError(f"serve.py (pid {other}) already runs on {self.path.parent}")
+        self.path.write_text(str(os.getpid()), encoding="utf-8")
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _masked(line: str) -> str:
+    """A child's output line with the Postgres password taken out (raw and URL-encoded)."""
+    from urllib.parse import quote
+
+    password = os.environ.get("DAGSTER_POSTGRES_PASSWORD", "")
+    for form in {password, quote(password, safe="")} - {""}:
+        line = line.replace(form, "***")
+    return line
+
+
+def prepare_instance(home: Path) -> None:
+    """Create or upgrade Dagster's schema in Postgres, then fail runs a stop left in flight and
+    set the duckdb pool's limit (orchestration.ops.recovery, as the desktop supervisor does)."""
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    for command in (
+        [sys.executable, "-m", "dagster", "instance", "migrate"],
+        [sys.executable, "-m", "orchestration.ops.recovery"],
+    ):
+        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=SETUP_TIMEOUT_S)
+        for line in (result.stdout + result.stderr).splitlines():
+            if line.strip():
+                log.info(f"{command[2]}: {_masked(line)}")
+        if result.returncode != 0:
+            raise RuntimeError(f"`{' '.join(command[2:])}` exited {result.returncode} (see serve.log)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    home = args.dagster_home.resolve()
+    setup_logging(args.log_dir.resolve())
+    try:
+        os.environ.update(postgres_environment())
+        prepare_postgres_home(home)
+        lock = ServeLock(home)
+        lock.acquire()
+    except ConfigError as exc:
+        log.error(f"configuration error: {exc}")
+        return EXIT_CONFIG
+    os.environ["DAGSTER_CODE_SERVER_HOST"] = "127.0.0.1"
+    os.environ["DAGSTER_CODE_SERVER_PORT"] = str(args.code_server_port)
+    serve = Serve(args, home)
+    serve.install_signal_handlers()
+    try:
+        prepare_instance(home)
+        return serve.run()
+    except RuntimeError as exc:
+        log.error(str(exc))
+        return 75  # Postgres unreachable or the schema step failed: try again later
+    finally:
+        lock.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

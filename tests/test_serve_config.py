@@ -1,0 +1,41 @@
+"""scripts/serve.py refuses to start without its Postgres settings, and says when Postgres is down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.plugins.loopback_http import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+SERVE = REPO / "scripts" / "serve.py"
+
+
+def _serve(tmp_path: Path, **postgres: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_POSTGRES_")}
+    env.update({f"DAGSTER_POSTGRES_{k.upper()}": v for k, v in postgres.items()})
+    return subprocess.run(
+        [sys.executable, str(SERVE), "--dagster-home", str(tmp_path / "home"), "--log-dir", str(tmp_path / "logs"),
+         "--port", str(free_port()), "--code-server-port", str(free_port())],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_a_missing_postgres_variable_is_named_and_exits_78(tmp_path):
+    result = _serve(tmp_path, host="127.0.0.1", user="dagster", db="dagster", password="")
+    assert result.returncode == 78
+    assert "DAGSTER_POSTGRES_PASSWORD not set" in result.stdout
+    assert not (tmp_path / "home").exists(), "nothing is written before the settings are complete"
+
+
+def test_postgres_down_at_start_is_transient_75_and_starts_nothing(tmp_path):
+    secret = "pw-that-must-not-leak"
+    result = _serve(tmp_path, host="127.0.0.1", port=str(free_port()), user="dagster", db="dagster", password=secret)
+    assert result.returncode == 75, result.stdout[-2000:]
+    log = (tmp_path / "logs" / "serve.log").read_text()
+    assert "`dagster instance migrate` exited 1" in log and "too many retries for DB connection" in log
+    assert "started, pid" not in log
+    assert secret not in log and secret not in result.stdout + result.stderr
+    assert not (tmp_path / "home" / "serve.pid").exists()
