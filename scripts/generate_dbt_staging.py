@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config  # noqa: E402
-from pipeline_common.files import replace  # noqa: E402
+from pipeline_common.files import atomic_write  # noqa: E402
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 
 DBT_DIR = REPO_ROOT / "dbt"
@@ -192,11 +190,8 @@ def out_of_sync(config: PipelineConfig, dbt_dir: Path = DBT_DIR) -> list[str]:
 
 
 def _write(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(content)
-    replace(Path(tmp), path)  # patient with a model file open in an editor
+    with atomic_write(path, fsync=False) as tmp:  # patient with a model file open in an editor
+        tmp.write_text(content, encoding="utf-8", newline="\n")
 
 
 def write(config: PipelineConfig, dbt_dir: Path = DBT_DIR) -> list[str]:

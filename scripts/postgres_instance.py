@@ -7,7 +7,6 @@ The connection comes from DAGSTER_POSTGRES_* in the environment or `.env`, never
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -68,9 +67,10 @@ def process_instance_settings() -> dict:
 def _write_if_changed(path: Path, text: str) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    from pipeline_common.files import atomic_write
+
+    with atomic_write(path, fsync=False) as partial:
+        partial.write_text(text, encoding="utf-8")
 
 
 def prepare_postgres_home(home: Path) -> Path:

@@ -39,7 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.backoff import exponential_delay  # noqa: E402
-from pipeline_common.files import PatientRotatingFileHandler, replace  # noqa: E402
+from pipeline_common.files import PatientRotatingFileHandler, atomic_write  # noqa: E402
 from pipeline_common.script_support import UTF8_CHILD_ENV, ScriptError, tolerate_console_encoding  # noqa: E402
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
@@ -89,9 +89,8 @@ def prepare_home(home: Path) -> Path:
     source = REPO_ROOT / "dagster.yaml"
     target = home / "dagster.yaml"
     if not target.exists() or target.read_bytes() != source.read_bytes():
-        partial = home / "dagster.yaml.partial"
-        shutil.copyfile(source, partial)
-        replace(partial, target)  # Windows: an editor may have the old copy open
+        with atomic_write(target, fsync=False) as partial:  # Windows: an editor may have the old copy open
+            shutil.copyfile(source, partial)
     return home
 
 
@@ -329,10 +328,9 @@ def record_tree(home: Path, tree: ProcessTree) -> None:
         except psutil.Error:
             continue
     target = tree_file(home)
-    partial = target.with_name(target.name + ".partial")
     try:
-        partial.write_text(json.dumps({"supervisor": os.getpid(), "processes": members}), encoding="utf-8")
-        replace(partial, target, timeout=2.0)
+        with atomic_write(target, fsync=False, timeout=2.0) as partial:
+            partial.write_text(json.dumps({"supervisor": os.getpid(), "processes": members}), encoding="utf-8")
     except (OSError, ScriptError) as exc:  # bookkeeping must never stop the supervision
         log.warning(f"could not record the process tree in {target}: {exc}")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from pipeline_common import settings
+from pipeline_common.files import atomic_write
 
 DBT_PROJECT_DIR = settings.repo_root() / "dbt"
 
@@ -81,9 +82,8 @@ def prepare_manifest(project: DbtProject = dbt_project) -> Path:
     dbt = WarehouseDbtCliResource(project_dir=project, dbt_executable=dbt_executable())
     dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     record = _prepared_record(project)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(warehouse_env(), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, record)
+    with atomic_write(record, fsync=False) as tmp:
+        tmp.write_text(json.dumps(warehouse_env(), sort_keys=True), encoding="utf-8")
     return project.manifest_path
 
 

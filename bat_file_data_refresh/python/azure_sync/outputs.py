@@ -6,20 +6,17 @@ target, so a reader (dbt, DuckDB) or a crash never sees half a file.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline_common.files import replace, temp_path
+from pipeline_common.files import atomic_write
 
 STATE_VERSION = 1
 
@@ -41,20 +38,6 @@ def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
     return raw_dir / "_state" / market / f"{dataset}.last_sync.json"
 
 
-@contextlib.contextmanager
-def atomic_target(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success fsync it and move it over `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)  # names this process: the next sync removes it if this one is killed
-    try:
-        yield tmp
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        replace(tmp, target)  # Windows: a reader holding the target open blocks it for a moment
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # A fresh id per written file, in the Parquet footer's key-value metadata: the incremental warehouse
 # (dbt/macros/incremental.sql) tells a rewritten file from the one it absorbed by it, whatever the clock.
 WRITE_ID_KEY = b"pipeline.write_id"
@@ -70,7 +53,7 @@ def write_parquet(table: pa.Table, target: Path, layout: ParquetLayout | None = 
             "column_encoding": {name: "DELTA_BINARY_PACKED" for name in layout.delta} or None,
             "write_statistics": layout.statistics,
         }
-    with atomic_target(target) as tmp:
+    with atomic_write(target) as tmp:
         pq.write_table(table, tmp, **options)
 
 
@@ -112,11 +95,11 @@ def save_outcome(path: Path, problems: dict[str, dict[str, Any]], error: str | N
         "error": error,
         "files": problems,
     }
-    with atomic_target(path) as tmp:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def save_state(path: Path, market: str, dataset: str, blobs: dict[str, dict[str, Any]]) -> None:
     document = {"version": STATE_VERSION, "market": market, "dataset": dataset, "blobs": blobs}
-    with atomic_target(path) as tmp:
+    with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")

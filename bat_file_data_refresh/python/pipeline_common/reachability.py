@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -61,11 +60,11 @@ def mark_working(kind: str, config_fingerprint: str) -> None:
         return
     known[kind] = config_fingerprint
     path = _state_path()
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from pipeline_common.files import atomic_write
+    from pipeline_common.script_support import ScriptError
+
+    with contextlib.suppress(OSError, ScriptError), atomic_write(path, fsync=False, timeout=1.0) as temp:
         temp.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temp, path)
 
 
 def _unresolvable(host: str) -> bool:

@@ -18,14 +18,13 @@ import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 
 from pipeline_common.config import load_for_script, today_in  # noqa: E402
-from pipeline_common.files import recover_set, replace_together, temp_path  # noqa: E402
+from pipeline_common.files import atomic_write, recover_set, replace_together, temp_path  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     ArgumentParser,
@@ -164,15 +163,9 @@ def unchanged_summary(year: int, fingerprint: str) -> dict | None:
 
 
 def save_record(year: int, fingerprint: str, summary: dict) -> None:
-    target = record_path(year)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(target)
-    try:
+    with atomic_write(record_path(year)) as temp:
         temp.write_text(json.dumps({"fingerprint": fingerprint, "output_sizes": _output_sizes(year),
                                     "summary": summary}), encoding="utf-8")
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def ingest(year: int | None, source: Path | None, skip_missing: bool, run: ScriptRun) -> dict:

@@ -9,9 +9,9 @@ next run (pipeline_common.leftovers).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from pipeline_common.files import atomic_write
 from pipeline_common.leftovers import remove_stale, temp_name
 from pipeline_common.settings import raw_dir
 from pipeline_common.sharepoint_graph import (
@@ -35,14 +35,7 @@ def download_workbook(settings: SharePointSettings, file_name: str) -> Path:
     folder = download_dir()
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale(folder, [f".{DOWNLOAD_STEM}."])  # a killed run's download (its process is gone)
-    partial = folder / temp_name(DOWNLOAD_STEM, ".part")
-    complete = partial.with_suffix(Path(file_name).suffix)
-    try:
-        with open(partial, "wb") as handle:
-            download(settings, file_name, handle)
-        os.replace(partial, complete)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        complete.unlink(missing_ok=True)
-        raise
+    complete = folder / temp_name(DOWNLOAD_STEM, Path(file_name).suffix)
+    with atomic_write(complete, fsync=False, suffix="part") as partial, open(partial, "wb") as handle:
+        download(settings, file_name, handle)
     return complete
