@@ -36,8 +36,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO_ROOT / "bat_file_data_refresh" / "python"
 sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 import duckdb  # noqa: E402
 

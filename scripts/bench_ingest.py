@@ -29,7 +29,6 @@ from pipeline_common.script_support import ArgumentParser  # wrong arguments exi
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS_PYTHON = REPO_ROOT / "bat_file_data_refresh" / "python"
 sys.path.insert(0, str(SCRIPTS_PYTHON))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 SYNC_SCRIPT = SCRIPTS_PYTHON / "azure_sync" / "sync_azure.py"
 DATASET = "ingest_orders"

@@ -23,8 +23,6 @@ import duckdb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO_ROOT / "bat_file_data_refresh" / "python"
-sys.path.insert(0, str(SCRIPTS))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 from orchestration.warehouse.project import dbt_executable  # noqa: E402
 from pipeline_common.config import load_pipeline_config  # noqa: E402

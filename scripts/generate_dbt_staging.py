@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config  # noqa: E402
 from pipeline_common.files import atomic_write  # noqa: E402

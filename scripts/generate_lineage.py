@@ -9,14 +9,11 @@ when it no longer matches the code location's asset graph. After a change to the
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
-sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline_common.script_support import ArgumentParser  # noqa: E402
 

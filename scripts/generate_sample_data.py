@@ -23,7 +23,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.files import atomic_write  # noqa: E402

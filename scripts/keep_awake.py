@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.script_support import ArgumentParser  # noqa: E402
 

@@ -26,7 +26,6 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from postgres_instance import (  # noqa: E402
     DEFAULT_POSTGRES_HOME,

@@ -7,13 +7,11 @@ The connection comes from DAGSTER_POSTGRES_* in the environment or `.env`, never
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.settings import env  # noqa: E402  (reads .env once)
 

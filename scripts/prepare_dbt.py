@@ -14,9 +14,6 @@ from pathlib import Path
 from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 
 def main(argv: list[str] | None = None) -> int:

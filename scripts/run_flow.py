@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import TextIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
-sys.path.insert(0, str(REPO_ROOT))
 
 from pipeline_common.script_support import ArgumentParser  # noqa: E402
 

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from postgres_instance import (  # noqa: E402
     CODE_LOCATION_MODULE,

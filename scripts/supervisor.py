@@ -36,7 +36,6 @@ import psutil
 from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.backoff import exponential_delay  # noqa: E402
 from pipeline_common.files import PatientRotatingFileHandler, atomic_write  # noqa: E402

@@ -19,14 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
 from pipeline_common.script_support import ArgumentParser  # noqa: E402
 
