@@ -450,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  floor vs full rebuild, differing mart rows: {floor_diff}")
         equal = not any(flow_diff.values())
         summary = {
-            "markets": len(orders_markets()), "days": days, "rows_per_day": rows_per_day, "scale": args.scale,
+            "markets": len(orders_markets()), "days": days, "rows_per_day": rows_per_day,
+            "scale": None if args.days or args.rows_per_day else args.scale,
             "order_lines": order_lines, "runs": args.runs,
             **{f"{k}_s": round(v, 2) for k, v in med.items()},
             **{k.replace("/", "_"): round(v, 2) for k, v in ratios.items()},

@@ -383,6 +383,9 @@ def check_schedules(options) -> Result:
             when = "never" if age is None else f"{age / 60:.0f} min ago"
             return problem("schedules", f"the scheduler daemon is not running (last heartbeat {when}): no schedule ticks",
                            fix_start + "; if it runs, look for 'daemon' in logs\\dagster.log")
+        from pipeline_common.config import business_zone
+
+        zone = business_zone()
         ticks = []
         failed = []
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE):
@@ -392,7 +395,7 @@ def check_schedules(options) -> Result:
             if not latest:
                 continue
             tick = latest[0]
-            moment = dt.datetime.fromtimestamp(tick.timestamp, ZoneInfo("Europe/London"))
+            moment = dt.datetime.fromtimestamp(tick.timestamp, zone)
             ticks.append(f"{state.instigator_name} {moment:%d %b %H:%M} {tick.status.value}")
             if tick.status.value == "FAILURE":
                 error = (tick.error.message.splitlines() or ["?"])[0] if tick.error else "?"
@@ -465,7 +468,7 @@ def check_azure(options) -> Result:
 
     config = load_pipeline_config()
     try:
-        from azure_sync.sources import dataset_prefix
+        from pipeline_common.blob_paths import dataset_prefix
         from azure_sync.sync_azure import open_source
 
         source = open_source()

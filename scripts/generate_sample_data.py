@@ -649,7 +649,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=30, help="days of orders ending at --as-of (default 30)")
     parser.add_argument("--rows-per-day", type=int, default=2000, help="weekday order lines per market (default 2000)")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="last day, YYYY-MM-DD (default today, Europe/London)")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="last day, YYYY-MM-DD (default today in pipeline.yaml's timezone)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42); same args give identical files")
     parser.add_argument("--out", type=Path, default=None, help="landing folder (default LANDING_DIR)")
     parser.add_argument("--markets", nargs="+", default=None, help="only these markets (default: all configured)")

@@ -38,6 +38,7 @@ from pipeline_common.script_support import ArgumentParser  # wrong arguments exi
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
 
+from pipeline_common.backoff import exponential_delay  # noqa: E402
 from pipeline_common.files import PatientRotatingFileHandler, replace  # noqa: E402
 from pipeline_common.script_support import UTF8_CHILD_ENV, ScriptError, tolerate_console_encoding  # noqa: E402
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
@@ -76,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def restart_delay(attempt: int, initial: float, maximum: float) -> float:
     """Exponential backoff: initial, 2x, 4x ... capped at maximum (attempt counts from 0)."""
-    return min(maximum, initial * (2 ** min(attempt, 30)))
+    return exponential_delay(attempt, initial, maximum)
 
 
 # --- DAGSTER_HOME ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ double receives exactly one data quality warning for a late export and its remov
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from orchestration.alerts.slack import SlackAlerts
 from pipeline_common.config import load_pipeline_config
 from tests.plugins.slack_server import block_kit_problems
 
-LONDON = freshness.LONDON
+LONDON = ZoneInfo("Europe/London")  # pipeline.yaml timezone
 DAY = dt.date(2026, 3, 10)
 CONFIG = load_pipeline_config()
 EXPORTS = {"tableau_executive_daily_sales": "executive_daily_sales", "daily_sales_tableau_export": "daily_sales_summary"}
@@ -60,7 +61,7 @@ def setup(tmp_path, slack_server, monkeypatch, isolated_env):
         state = {"cursor": None}
 
         def tick(now: dt.datetime) -> None:
-            monkeypatch.setattr(freshness, "london_now", lambda: now)
+            monkeypatch.setattr(freshness, "business_now", lambda: now)
             context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], resources={"slack_alerts": slack})
             sensor.evaluate_tick(context)
             state["cursor"] = context.cursor

@@ -67,3 +67,21 @@ def test_dead_worker_fails_its_run_and_frees_the_slot(tmp_path, slack_server, mo
             for process in (worker, alive_worker):
                 process.kill()
                 process.wait()
+
+
+def test_a_worker_the_code_server_saw_die_is_alerted_with_the_signal(tmp_path, slack_server, monkeypatch):
+    """Under `dagster dev` the code server fails a run whose worker it saw die, with a generic message and the
+    cause in an engine event; the alert says which."""
+    monkeypatch.setenv("SLACK_WEBHOOK_TECHNICAL", slack_server.webhook_url("technical"))
+    slack = SlackAlerts(routes={"technical": "SLACK_WEBHOOK_TECHNICAL"}, max_attempts=1)
+    [failure_sensor] = [s for s in build_run_alert_sensors(Alerts(), dg.DefaultSensorStatus.RUNNING) if "failure" in s.name]
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        first = dg.build_sensor_context(instance=instance, resources={"slack_alerts": slack})
+        failure_sensor.evaluate_tick(first)
+        run = _started_run(instance, 4242)
+        instance.report_engine_event(f"Run execution process for {run.run_id} was terminated by signal 9 (SIGKILL).", run)
+        instance.report_run_failed(run)  # what dagster's gRPC server does, without a message
+        failure_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"slack_alerts": slack}))
+    [alert] = slack_server.for_route("technical")
+    assert "The run's worker process died: Run execution process for" in str(alert["blocks"])
+    assert "terminated by signal 9 (SIGKILL)" in str(alert["blocks"])

@@ -54,8 +54,20 @@ def sensor_harness(tmp_path):
         yield instance, defs, tick
 
 
+def _london_today():
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Europe/London")).date()  # pipeline.yaml timezone
+
+
+def _contract_blob(market: str, day) -> str:
+    """Contract section 2, written out here rather than taken from the code under test."""
+    return f"{market}/raw_data/DWH/Oracle/ingest_orders/{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"
+
+
 def _today_blob(market: str = "UK") -> str:
-    return arrival.daily_blob_name(market, "ingest_orders", arrival.london_today())
+    return _contract_blob(market, _london_today())
 
 
 def _assert_uk_request(defs, request: dg.RunRequest) -> None:
@@ -94,8 +106,8 @@ def test_the_file_due_this_morning_triggers_unless_the_sync_already_holds_it(sen
     from tests.plugins.azurite import orders_csv, run_sync_script
 
     instance, defs, tick = sensor_harness
-    yesterday = arrival.london_today() - dt.timedelta(days=1)
-    blob = arrival.daily_blob_name("UK", "ingest_orders", yesterday)
+    yesterday = _london_today() - dt.timedelta(days=1)
+    blob = _contract_blob("UK", yesterday)
     path = isolated_env / "landing" / blob
     path.parent.mkdir(parents=True)
     path.write_text(orders_csv(yesterday, 3), encoding="utf-8")
@@ -167,7 +179,7 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
         return list(data.run_requests or [])
 
     assert tick() == []
-    workbook = arrival.budget_workbook_path(arrival.london_today().year)
+    workbook = arrival.budget_workbook_path(_london_today().year)
     workbook.parent.mkdir(parents=True)
     workbook.write_bytes(b"v1")
     assert len(tick()) == 1
@@ -237,7 +249,7 @@ def budget_sensor(tmp_path):
 def test_budget_sensor_polls_the_sharepoint_drive_item_etag(budget_sensor, microsoft365, isolated_env):
     """A new version (eTag) of this year's workbook on SharePoint starts one run; the same eTag none;
     only the drive item's metadata is read, never its content."""
-    workbook = f"Budget/Daily Sales Budget {arrival.london_today().year}.xlsx"
+    workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
     assert budget_sensor() == []  # not uploaded yet
     microsoft365.put(workbook, b"version 1")
     [first] = budget_sensor()

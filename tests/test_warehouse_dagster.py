@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestration.resources import DUCKDB_POOL
-from orchestration.warehouse import dbt_selection
 from orchestration.warehouse.assets import DBT_RESOURCE_KEY, build_dbt_assets, raise_for_failure
 from orchestration.warehouse.resource import warehouse_dbt_resource
 from pipeline_common.config import load_pipeline_config
@@ -73,19 +72,6 @@ def test_dbt_step_runs_in_the_duckdb_pool_with_its_op_tag(dbt_assets_def):
     assert op.tags.get("dbt_duckdb") == "true"
     assert op.pool == DUCKDB_POOL
     assert op.retry_policy is None  # test failures are permanent; locks retry via RetryRequested
-
-
-def test_dbt_selection_follows_dbt_selector_syntax(full_defs):
-    graph = full_defs.resolve_asset_graph()
-    selected = dbt_selection("+qi_executive_daily_sales").resolve(graph)
-    names = {k.to_user_string() for k in selected}
-    assert {"qi_executive_daily_sales", "int_orders", "stg_uk_orders", "stg_jp_orders",
-            "stg_budget_daily_sales", "stg_uk_new_names"} <= names
-    assert "uk_commercial_customer_daily" not in names
-    assert "int_orders_summary_daily" not in names
-    assert "uk_orders_azure" not in names  # only dbt models; ingestion is the jobs' choice
-    uk_only = {k.to_user_string() for k in dbt_selection("staging.uk").resolve(graph)}
-    assert uk_only == {"stg_uk_orders", "stg_uk_products_sku", "stg_uk_new_names", "stg_uk_scv"}
 
 
 def _copy_raw(built: BuiltWarehouse, data_dir: Path) -> None:

@@ -128,9 +128,6 @@ def test_incremental_build_equals_full_rebuild_after_each_kind_of_change(warehou
     w = warehouse
     newest = pc.max(pq.read_table(w.orders_files("UK")[-1])["_file_date"]).as_py()
 
-    # Nothing changed: nothing is recomputed, and the tables stay as they are.
-    w.assert_incremental_equals_full_rebuild()
-
     # A new day: each market's next file, with its own new lines and re-issues of earlier lines.
     new_day = newest + dt.timedelta(days=1)
     for market in ("UK", "DE", "IT", "JP"):

@@ -21,10 +21,10 @@ import dagster as dg
 from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.clock import LONDON, london_now
+from orchestration.clock import business_now
 from orchestration.instance_currency import currency_report
 from pipeline_common import currency
-from pipeline_common.config import PipelineConfig
+from pipeline_common.config import PipelineConfig, business_zone
 from pipeline_common.settings import repo_root
 
 FRESHNESS_SENSOR = "export_freshness_alert_sensor"
@@ -37,7 +37,7 @@ def late_message(report: currency.CurrencyReport, config: PipelineConfig, base_u
     title = f"Data not current at {cut:%H:%M}: {names}"
     lines = [f"- {blocks.escape(line)}" for line in report.reasons()]
     summary = (
-        f"The Tableau extracts do not hold yesterday's data for everyone at {cut:%H:%M} Europe/London.\n"
+        f"The Tableau extracts do not hold yesterday's data for everyone at {cut:%H:%M} {config.timezone}.\n"
         + "\n".join(lines) + "\n" + blocks.link(f"{base_url}/assets", "Open the assets")
     )
     fields = {
@@ -52,7 +52,7 @@ def late_message(report: currency.CurrencyReport, config: PipelineConfig, base_u
 def recovered_message(report: currency.CurrencyReport) -> tuple[str, dict]:
     title = "Data current again"
     held = ", ".join(f"{e.name} through {e.data_through}" for e in report.exports)
-    at = report.at.astimezone(LONDON)
+    at = report.at.astimezone(business_zone())
     return title, blocks.message(title, "OK", summary=f"Every export is current as of {at:%Y-%m-%d %H:%M %Z}: {held}.")
 
 
@@ -113,7 +113,7 @@ def evaluate_deadline(state: dict[str, Any], report: currency.CurrencyReport, co
             state["outstanding"] = False
             return "recovered"
         return None
-    today = report.at.astimezone(LONDON).date().isoformat()
+    today = report.at.astimezone(business_zone()).date().isoformat()
     if currency.past_deadline(config, report.at) and state.get("alerted_on") != today:
         state.update(alerted_on=today, outstanding=True)
         return "late"
@@ -132,13 +132,13 @@ def build_freshness_sensor(
         default_status=default_status,
         minimum_interval_seconds=60,
         description=(
-            f"From {alerts.freshness_deadline} Europe/London: one alert a day (route {alerts.freshness_route}) naming "
+            f"From {alerts.freshness_deadline} {config.timezone}: one alert a day (route {alerts.freshness_route}) naming "
             "each late market and dataset and why when an export is not current, one when it is current "
             "again; Tableau data quality warnings on late exports when Tableau is configured."
         ),
     )
     def export_freshness_alert_sensor(context: dg.SensorEvaluationContext, slack_alerts: SlackAlerts):
-        report = currency_report(context.instance, config, london_now())
+        report = currency_report(context.instance, config, business_now())
         state = json.loads(context.cursor) if context.cursor else {}
         verdict = evaluate_deadline(state, report, config)
         if verdict == "late":

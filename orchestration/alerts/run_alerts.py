@@ -11,16 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Sequence
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
 
 from orchestration.alerts import blocks
 from orchestration.alerts.slack import SlackAlerts
-from pipeline_common.config import Alerts
+from pipeline_common.config import Alerts, business_zone
 
-LONDON = ZoneInfo("Europe/London")
 UI_BASE_URL_ENV_VAR = "DAGSTER_UI_BASE_URL"
 ERROR_LINES = 8
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -52,10 +50,10 @@ def first_lines(text: str, count: int = ERROR_LINES) -> str:
     return "\n".join(text.strip().splitlines()[:count])
 
 
-def london_time(timestamp: float | None) -> str:
+def business_time(timestamp: float | None) -> str:
     if timestamp is None:
         return "not started"
-    return dt.datetime.fromtimestamp(timestamp, LONDON).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return dt.datetime.fromtimestamp(timestamp, business_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def error_text(error) -> str:
@@ -76,9 +74,28 @@ def _failure_details(context: dg.RunFailureSensorContext) -> tuple[list[str], st
         steps.append(event.step_key or "?")
         error = getattr(event.event_specific_data, "error", None)
         errors.append(f"{event.step_key}: {error_text(error) if error else first_lines(event.message or '')}")
-    if not errors:  # the run failed outside any step (launch, resources, a cancelled dependency)
-        errors.append(first_lines(context.failure_event.message or "no error message"))
+    if not errors:  # the run failed outside any step (launch, resources, a cancelled dependency, a dead worker)
+        errors.append(first_lines(_run_level_reason(context)))
     return steps, "\n".join(errors)
+
+
+GENERIC_FAILURE = "This run has been marked as failed from outside the execution context."
+CRASH_PREFIX = "Run execution process for"
+
+
+def _run_level_reason(context: dg.RunFailureSensorContext) -> str:
+    """The failure's message; when Dagster's code server failed the run because its worker process died,
+    its own message is generic and the cause is in an engine event ("... terminated by signal 9")."""
+    message = context.failure_event.message or "no error message"
+    if message.strip() != GENERIC_FAILURE:
+        return message
+    from dagster._core.events import DagsterEventType
+
+    for entry in reversed(context.instance.all_logs(context.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)):
+        text = (entry.dagster_event.message if entry.dagster_event else None) or entry.user_message or ""
+        if text.startswith(CRASH_PREFIX):
+            return f"The run's worker process died: {text}"
+    return message
 
 
 def failure_message(context: dg.RunFailureSensorContext, base_url: str) -> tuple[str, dict]:
@@ -90,7 +107,7 @@ def failure_message(context: dg.RunFailureSensorContext, base_url: str) -> tuple
     fields = {
         "Job": blocks.escape(run.job_name),
         "Failed step(s)": blocks.escape(", ".join(steps) or "none (run-level failure)"),
-        "Started (Europe/London)": london_time(record.start_time if record else None),
+        f"Started ({business_zone().key})": business_time(record.start_time if record else None),
         "Attempt": str(attempt_number(run)),
     }
     payload = blocks.message(

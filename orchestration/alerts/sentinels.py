@@ -9,6 +9,7 @@ sends their failures to the sentinel's route.
 
 import datetime as dt
 import decimal
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,31 +22,28 @@ import duckdb
 from orchestration.resources import DUCKDB_POOL
 from pipeline_common.config import Alerts, Sentinel
 from pipeline_common.settings import duckdb_path
-from pipeline_common.warehouse_lock import describe_lock, is_lock_error
+from pipeline_common import warehouse_lock
+from pipeline_common.script_support import ConfigurationError
 
-LOCK_RETRIES = 5
-LOCK_WAIT_SECONDS = 2.0
+LOCK_WAIT_SECONDS = 20.0
 MAX_ROWS_IN_METADATA = 50
 
+log = logging.getLogger(__name__)
 
-def connect_read_only(path: Path, retries: int = LOCK_RETRIES, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only; while a writer (dbt) holds the lock, wait briefly and retry.
 
-    Only a held lock (in DuckDB's POSIX or Windows wording) is waited for; any other error, and a
-    lock that outlasts the retries, fails the check with DuckDB's message.
+def connect_read_only(path: Path, timeout_seconds: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only with the exporter's rule (pipeline_common.warehouse_lock):
+    while a writer (dbt) holds the lock, back off and retry for up to `timeout_seconds`.
+
+    A missing warehouse or any other error fails the check at once; a lock that outlasts the
+    wait fails it with DuckDB's message, and the run's retry policy may try again.
     """
-    if not path.is_file():
-        raise dg.Failure(f"warehouse not found at {path}: build the dbt models first", allow_retries=False)
-    for attempt in range(1, retries + 1):
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.Error as exc:
-            if not is_lock_error(exc):
-                raise dg.Failure(f"cannot open warehouse {path}: {exc}", allow_retries=False) from None
-            if attempt == retries:
-                raise dg.Failure(f"{describe_lock(path, exc)}; gave up after {retries} attempts: {exc}") from None
-            time.sleep(wait * attempt)
-    raise AssertionError("unreachable")
+    try:
+        return warehouse_lock.connect_read_only(path, timeout_seconds, log, sleep=lambda s: time.sleep(s))
+    except warehouse_lock.WarehouseLockedError as exc:
+        raise dg.Failure(str(exc)) from None
+    except ConfigurationError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
 
 
 def _plain(value: Any) -> Any:

@@ -11,19 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import random
 import time
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 import requests
 
+from pipeline_common.backoff import exponential_delay
+from pipeline_common.config import business_zone
 from pipeline_common.files import append_line
 from pipeline_common.secrets import scrub, scrub_data
 from pipeline_common.settings import alerts_dir, env
 
-LONDON = ZoneInfo("Europe/London")
 MAX_RETRY_AFTER_SECONDS = 120.0
 _BODY_EXCERPT_CHARS = 200
 
@@ -105,12 +104,12 @@ class SlackAlerts(dg.ConfigurableResource):
 
     def _backoff(self, attempt: int) -> float:
         # Exponential with jitter so several sensors hitting a Slack outage do not retry in step.
-        return self.backoff_seconds * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+        return exponential_delay(attempt - 1, self.backoff_seconds, spread=0.2)
 
     # --- the fallback -----------------------------------------------------------------------
 
     def _file(self, route: str, severity: str, title: str, payload: dict[str, Any], log: Any, why: str) -> Outcome:
-        now = dt.datetime.now(LONDON)
+        now = dt.datetime.now(business_zone())
         record = {"ts": now.isoformat(), "route": route, "severity": severity, "title": title, "payload": payload}
         folder = alerts_dir()
         folder.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ class BudgetRunConfig(dg.Config):
     years: list[int] | None = Field(
         default=None,
         description="Budget years to ingest; every one must have a workbook. Default: the years touched by "
-        f"the last {LOOKBACK_DAYS} days ending today (Europe/London); only the current year's is required.",
+        f"the last {LOOKBACK_DAYS} days ending today (pipeline.yaml timezone); only the current year's is required.",
     )
 
 

@@ -8,7 +8,7 @@ import dagster as dg
 from orchestration.instance_currency import currency_report
 from pipeline_common import currency
 from pipeline_common.config import Export, PipelineConfig
-from orchestration.clock import london_now
+from orchestration.clock import business_now
 
 EXPORT_CHECK = "export_is_current"
 
@@ -42,6 +42,6 @@ def build_export_check(config: PipelineConfig, export: Export) -> dg.AssetChecks
         ),
     )
     def _export_is_current(context) -> dg.AssetCheckResult:
-        return export_check_result(config, currency_report(context.instance, config, london_now()), export)
+        return export_check_result(config, currency_report(context.instance, config, business_now()), export)
 
     return _export_is_current

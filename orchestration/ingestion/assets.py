@@ -26,7 +26,7 @@ class SyncRunConfig(dg.Config):
     """Launchpad knobs to re-run a missed or bad day without editing code."""
 
     as_of: str | None = Field(
-        default=None, description="Last file date to sync, YYYY-MM-DD (default: today in Europe/London)."
+        default=None, description="Last file date to sync, YYYY-MM-DD (default: today in pipeline.yaml's timezone)."
     )
     days_back: int | None = Field(
         default=None, description="Days of files ending at as_of (default: pipeline.yaml's days_back)."

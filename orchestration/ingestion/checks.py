@@ -13,7 +13,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration.clock import london_now
+from orchestration.clock import business_now
 from orchestration.instance_currency import currency_report
 from pipeline_common import currency
 from pipeline_common.config import Dataset, PipelineConfig
@@ -143,7 +143,7 @@ def build_source_check(config: PipelineConfig, entry: Dataset, asset_key: dg.Ass
         ),
     )
     def _source_is_current(context) -> dg.AssetCheckResult:
-        report = currency_report(context.instance, config, london_now())
+        report = currency_report(context.instance, config, business_now())
         return source_check_result(report.source(entry.market, entry.dataset))
 
     return _source_is_current

@@ -14,6 +14,7 @@ import duckdb
 
 from orchestration.ops.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
 from orchestration.resources import DUCKDB_POOL
+from pipeline_common.backups import prune_stamped, stamped_path
 from pipeline_common.config import PipelineConfig
 from pipeline_common.files import prune, replace
 from pipeline_common.settings import data_dir, duckdb_path
@@ -28,8 +29,7 @@ def backup_warehouse(source: Path, target_dir: Path, keep: int, now: dt.datetime
     if not source.is_file():
         raise FileNotFoundError(f"no warehouse at {source}: build it first (daily_sales_flow_job)")
     target_dir.mkdir(parents=True, exist_ok=True)
-    stamp = (now or dt.datetime.now()).strftime("%Y%m%d_%H%M%S")
-    final = target_dir / f"{source.stem}_{stamp}.duckdb"
+    final = stamped_path(target_dir, source.stem, ".duckdb", now)
     partial = target_dir / f".{final.name}.partial"
     prune(target_dir.glob(".*.partial*"))  # a killed earlier backup; never a visible backup
     try:
@@ -38,7 +38,7 @@ def backup_warehouse(source: Path, target_dir: Path, keep: int, now: dt.datetime
     finally:
         partial.unlink(missing_ok=True)
         Path(f"{partial}.wal").unlink(missing_ok=True)
-    prune_backups(target_dir, source.stem, keep)
+    prune_stamped(target_dir, source.stem, ".duckdb", keep)  # one open in a DuckDB client waits
     return final
 
 
@@ -48,14 +48,6 @@ def _copy_database(source: Path, target: Path) -> None:
         con.execute("ATTACH ? AS backup_target", [str(target)])
         con.execute("COPY FROM DATABASE backup_source TO backup_target")
         con.execute("DETACH backup_target")  # checkpoints and closes the new file before the rename
-
-
-def prune_backups(target_dir: Path, stem: str, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` backups of `stem` (the timestamp sorts by name)."""
-    backups = sorted(target_dir.glob(f"{stem}_????????_??????.duckdb"))
-    doomed = backups[:-keep] if len(backups) > keep else []
-    removed, _held = prune(doomed)  # a backup open in a DuckDB client is left for next time
-    return removed
 
 
 def build_backup_asset(config: PipelineConfig) -> dg.AssetsDefinition:

@@ -18,14 +18,14 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from orchestration.budget.assets import GROUP as BUDGET_GROUP
-from orchestration.clock import london_now
+from orchestration.clock import business_today
 from orchestration.ops.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
+from pipeline_common.blob_paths import daily_blob_name
 from pipeline_common.azure_storage import azure_storage_settings, listing
 from pipeline_common.config import JobSelection, PipelineConfig
 from pipeline_common.script_support import ConfigurationError, ScriptError
@@ -33,7 +33,6 @@ from pipeline_common.secrets import scrub
 from pipeline_common.settings import landing_dir, sharepoint_budget_dir
 from pipeline_common.sharepoint_graph import sharepoint_settings, workbook_version
 
-LONDON = ZoneInfo("Europe/London")
 ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3
 """File dates watched: today, yesterday (the one due this morning) and the day before (a late re-delivery)."""
@@ -47,15 +46,6 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-
-
-def london_today() -> dt.date:
-    return london_now().date()
-
-
-def daily_blob_name(market: str, dataset: str, day: dt.date) -> str:
-    """Contract section 2: {MARKET}/raw_data/DWH/Oracle/{dataset}/{YYYY}/{dataset}_{YYYYMMDD}.csv"""
-    return f"{market}/raw_data/DWH/Oracle/{dataset}/{day:%Y}/{dataset}_{day:%Y%m%d}.csv"
 
 
 def _local_signature(path: Path) -> str | None:
@@ -174,7 +164,7 @@ def build_orders_arrival_sensor(
         ),
     )
     def orders_arrival_sensor(context: dg.SensorEvaluationContext):
-        today = london_today()
+        today = business_today()
         days = [today - dt.timedelta(days=n) for n in range(WATCHED_DAYS)]
         blobs = {daily_blob_name(market, ORDERS_DATASET, day): day for day in days}
         state = json.loads(context.cursor) if context.cursor else {}
@@ -271,7 +261,7 @@ def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.Defa
         "(SharePoint drive item eTag, or the local copy).",
     )
     def budget_workbook_sensor(context: dg.SensorEvaluationContext):
-        year = london_today().year
+        year = business_today().year
         name = budget_workbook_name(year)
         try:
             where, signature = budget_workbook_signature(year)

@@ -20,9 +20,6 @@ from zoneinfo import ZoneInfo
 from pipeline_common.azure_storage import AzureStorageSettings, azure_errors, blob_service_client, describe
 from pipeline_common.leftovers import temp_name
 
-# Contract section 2: every dataset lives under this prefix in its market's tree.
-DATASET_PREFIX = "{market}/raw_data/DWH/Oracle/{dataset}/"
-
 DOWNLOAD_PREFIX = "azure_sync_download"
 """Temporary download names in the system temp folder start with `.{DOWNLOAD_PREFIX}`."""
 
@@ -34,22 +31,6 @@ class Blob:
     name: str
     etag: str
     last_modified: dt.datetime  # timezone-aware
-
-
-def dataset_prefix(market: str, dataset: str) -> str:
-    return DATASET_PREFIX.format(market=market, dataset=dataset)
-
-
-def reference_blob_name(market: str, dataset: str) -> str:
-    return f"{dataset_prefix(market, dataset)}{dataset}.csv"
-
-
-def dated_blob_pattern(market: str, dataset: str) -> re.Pattern[str]:
-    """`{prefix}{YYYY}/{dataset}_{YYYYMMDD}.csv`, capturing the year folder and the file date."""
-    return re.compile(
-        re.escape(dataset_prefix(market, dataset)) + r"(?P<year>\d{4})/" + re.escape(dataset)
-        + r"_(?P<date>\d{8})\.csv"
-    )
 
 
 def layout_problem(name: str, pattern: re.Pattern[str]) -> str | None:

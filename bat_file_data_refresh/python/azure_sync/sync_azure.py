@@ -39,16 +39,14 @@ from azure_sync.sources import (  # noqa: E402
     DOWNLOAD_PREFIX,
     Blob,
     LandingSource,
-    dataset_prefix,
-    dated_blob_pattern,
     layout_problem,
     local_date,
-    reference_blob_name,
 )
+from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, reference_blob_name  # noqa: E402
 from pipeline_common import settings  # noqa: E402
 from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
-from pipeline_common.config import ConfigError, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     EXIT_CONFIG,
     BadDataError,
@@ -70,7 +68,7 @@ FILE_DATE_COLUMN = "_file_date"
 
 EXAMPLES = """\
 examples:
-  # the configured window (pipeline.yaml days_back) ending today (Europe/London)
+  # the configured window (pipeline.yaml days_back) ending today (pipeline.yaml timezone)
   python bat_file_data_refresh/python/azure_sync/sync_azure.py --market UK --dataset ingest_orders
   # a 7-day window ending on a given day, re-converting every file in it
   python bat_file_data_refresh/python/azure_sync/sync_azure.py --market DE --dataset ingest_orders --days-back 7 --as-of 2026-11-20 --force
@@ -143,7 +141,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--market", required=True, help="market code from pipeline.yaml, e.g. UK")
     parser.add_argument("--dataset", required=True, help="dataset from pipeline.yaml, e.g. ingest_orders")
     parser.add_argument("--days-back", type=int, help="window length in days, ending at --as-of (default: pipeline.yaml)")
-    parser.add_argument("--as-of", type=_iso_date, help="last day of the window, YYYY-MM-DD (default: today, Europe/London)")
+    parser.add_argument("--as-of", type=_iso_date, help="last day of the window, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
     parser.add_argument("--force", action="store_true", help="re-sync every file in scope, changed or not")
     args = parser.parse_args(argv)
     if args.days_back is not None and not 1 <= args.days_back <= MAX_DAYS_BACK:
@@ -406,10 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()  # the "internal time" the benchmark reports starts here
     args = parse_args(argv)
     with script_run(SCRIPT_NAME) as run:
-        try:
-            config = load_pipeline_config()
-        except ConfigError as exc:
-            raise ConfigurationError(str(exc)) from None
+        config = load_for_script()
         run.summary = {"market": args.market, "dataset": args.dataset}
         job = build_job(args, config)
         record = outcome_path(settings.raw_dir(), job.market, job.dataset)

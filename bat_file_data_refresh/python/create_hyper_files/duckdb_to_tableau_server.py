@@ -41,7 +41,7 @@ from create_hyper_files.warehouse_reader import (  # noqa: E402
     resolve_tables,
     validate_query,
 )
-from pipeline_common.config import ConfigError, Export, load_pipeline_config  # noqa: E402
+from pipeline_common.config import DEFAULT_TIMEZONE, ConfigError, Export, load_for_script, load_pipeline_config  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     ArgumentParser,
     BadDataError,
@@ -62,7 +62,6 @@ DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 PUBLISH_LOCK_TIMEOUT_ENV_VAR = "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS"
 DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 1800.0
 PUBLISH_LOCK_NAME = ".publish.lock"
-DEFAULT_TIMEZONE = "Europe/London"
 BUILD_DIR_PREFIX = ".build-"
 MAX_NAME_CHARS = 100  # a file name and a Tableau data source name: long enough, never past path limits
 
@@ -166,10 +165,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def pipeline_exports() -> dict[str, Export]:
     """The pipeline's own extracts by name (case-folded: Windows file names and Tableau ignore case)."""
-    try:
-        config = load_pipeline_config()
-    except ConfigError as exc:
-        raise ConfigurationError(f"cannot tell the pipeline's reserved extract names: {exc}") from None
+    config = load_for_script(needed_for="cannot tell the pipeline's reserved extract names")
     return {export.name.casefold(): export for export in config.exports}
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
+from pipeline_common.backoff import jittered_wait
 from pipeline_common.files import FileHeldError, FileAccessError, remove
 from pipeline_common.script_support import TransientError
 
@@ -61,7 +61,7 @@ def exclusive_lock(lock_path: Path, timeout_seconds: float, log: logging.Logger)
     """Hold lock_path for the duration of the block; wait (with backoff) while a live process holds it."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout_seconds
-    delay = 0.25
+    attempt = 0
     denied = False
     while not (created := _try_create(lock_path)):
         denied = denied or created is None
@@ -87,8 +87,8 @@ def exclusive_lock(lock_path: Path, timeout_seconds: float, log: logging.Logger)
                 f"{timeout_seconds:.0f} s); a retry later may succeed"
             )
         log.info("another export is publishing to Tableau; waiting for its lock")
-        time.sleep(min(remaining, random.uniform(delay / 2, delay)))
-        delay = min(delay * 2, 10.0)
+        time.sleep(jittered_wait(attempt, 0.25, 10.0, remaining))
+        attempt += 1
     try:
         yield
     finally:

@@ -8,7 +8,6 @@ out of every log line, including tableauserverclient's own loggers.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from tableauserverclient.server.endpoint.exceptions import (
 )
 
 from pipeline_common import reachability
+from pipeline_common.backoff import exponential_delay
 from pipeline_common.script_support import ConfigurationError, TransientError
 from pipeline_common.settings import env
 
@@ -130,7 +130,7 @@ class _Session:
                     raise TransientError(
                         f"Tableau {what} failed {attempts} times at {self.settings.server_url}: {reason}"
                     ) from None
-                delay = self.settings.retry_delay_seconds * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+                delay = exponential_delay(attempt - 1, self.settings.retry_delay_seconds, spread=0.25)
                 self.log.warning(f"Tableau {what} failed ({reason}); retry {attempt}/{attempts - 1} in {delay:.1f} s")
                 self.sleep(delay)
         raise AssertionError("unreachable")

@@ -16,7 +16,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline_common.script_support import ConfigurationError
 from pipeline_common.settings import repo_root
+
+DEFAULT_TIMEZONE = "Europe/London"
+"""The business time zone when pipeline.yaml does not set `timezone`."""
 
 ColumnType = Literal["integer", "string", "date", "timestamp", "decimal"]
 Cadence = Literal["daily", "monthly", "reference"]
@@ -224,7 +228,7 @@ class Jobs(_Strict):
 
 
 class PipelineConfig(_Strict):
-    timezone: str = "Europe/London"
+    timezone: str = DEFAULT_TIMEZONE
     markets: dict[str, Market]
     dataset_types: dict[str, DatasetType]
     datasets: list[Dataset]
@@ -391,6 +395,22 @@ def load_pipeline_config(path: Path | None = None) -> PipelineConfig:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: config file not found") from exc
     return _cached(path, mtime)
+
+
+def load_for_script(path: Path | None = None, needed_for: str = "") -> PipelineConfig:
+    """The config for a script: a missing or invalid file is a ConfigurationError (exit 78)
+    carrying the file, line and field (prefixed with what it was `needed_for`, if given)."""
+    try:
+        return load_pipeline_config(path)
+    except ConfigError as exc:
+        raise ConfigurationError(f"{needed_for}: {exc}" if needed_for else str(exc)) from None
+
+
+def business_zone(config: PipelineConfig | None = None):
+    """The business time zone (pipeline.yaml `timezone`) as a ZoneInfo."""
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo((config or load_pipeline_config()).timezone)
 
 
 def today_in(timezone: str) -> dt.date:

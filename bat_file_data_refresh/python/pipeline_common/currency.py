@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline_common.blob_paths import daily_blob_name
 from pipeline_common.config import Dataset, Export, PipelineConfig
 
 NOT_ARRIVED = "not arrived"
@@ -327,11 +328,6 @@ def sync_problems(raw_dir: Path, market: str, dataset: str) -> tuple[SyncProblem
         kind = REJECTED if item.get("problem") == "rejected" else SYNC_FAILED
         problems.append(SyncProblem(kind, str(item.get("message", "")), day))
     return tuple(problems)
-
-
-def daily_blob_name(market: str, dataset: str, day: dt.date) -> str:
-    """Contract section 2: {MARKET}/raw_data/DWH/Oracle/{dataset}/{YYYY}/{dataset}_{YYYYMMDD}.csv"""
-    return f"{market}/raw_data/DWH/Oracle/{dataset}/{day:%Y}/{dataset}_{day:%Y%m%d}.csv"
 
 
 def source_lookup() -> Lookup:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pipeline_common.backoff import exponential_delay
 from pipeline_common.leftovers import owner_alive, temp_name
 from pipeline_common.script_support import EXIT_IO, ScriptError, TransientError
 
@@ -219,7 +220,7 @@ def retry_held(
     """
     timeout = held_retry_seconds() if timeout is None else timeout
     started = time.monotonic()
-    pause = _FIRST_PAUSE_S
+    attempt = 0
     while True:
         try:
             return operation()
@@ -229,8 +230,8 @@ def retry_held(
                 if is_held(exc):
                     raise FileHeldError(held_message(path, action, waited), Path(path)) from None
                 raise access_error(path, action, exc) from None
-            sleep(min(pause, max(timeout - waited, 0.0)))
-            pause = min(pause * 2, _MAX_PAUSE_S)
+            sleep(min(exponential_delay(attempt, _FIRST_PAUSE_S, _MAX_PAUSE_S), max(timeout - waited, 0.0)))
+            attempt += 1
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise access_error(path, action, exc) from None
@@ -293,13 +294,14 @@ def leftovers(target: Path, suffix: str = "tmp") -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(target: Path, fsync: bool = True, timeout: float | None = None) -> Iterator[Path]:
+def atomic_write(target: Path, fsync: bool = True, timeout: float | None = None,
+                 suffix: str = "tmp") -> Iterator[Path]:
     """Yield a temporary path beside `target`; when the block succeeds, move it over `target`.
 
     The temporary file is removed whatever happens, so a failure leaves the old target as it was.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)
+    tmp = temp_path(target, suffix)
     try:
         yield tmp
         if fsync:

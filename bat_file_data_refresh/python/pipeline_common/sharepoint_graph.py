@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import random
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pipeline_common import reachability
+from pipeline_common.backoff import exponential_delay
 from pipeline_common.script_support import BadDataError, ConfigurationError, TransientError
 from pipeline_common.secrets import register, scrub
 from pipeline_common.settings import env
@@ -450,7 +450,7 @@ def _call(client: _Client, step: str, call: Callable[[], T], on_retry: Callable[
                 _network_failure(settings, exc, GRAPH_ENDPOINT if settings.graph_endpoint != DEFAULT_GRAPH_ENDPOINT
                                  else SITE_URL, settings.graph_endpoint, step)
             wait = None
-        delay = wait if wait is not None else min(8.0, 2 ** (attempt - 1)) * random.uniform(0.75, 1.25)
+        delay = wait if wait is not None else exponential_delay(attempt - 1, 1.0, 8.0, spread=0.25)
         if on_retry is not None:
             on_retry()
         sleep(delay)

@@ -17,13 +17,13 @@ src/common/local_file_system.cpp, commit 044a04a7cd39e6e8235f756597ae42dde084e5e
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline_common.backoff import jittered_wait
 from pipeline_common.script_support import ConfigurationError, TransientError
 
 LOCK_MESSAGE_MARKERS = (
@@ -86,7 +86,7 @@ def connect_read_only(
     if not path.is_file():
         raise ConfigurationError(f"warehouse not found at {path} (DUCKDB_PATH); build it with dbt first")
     deadline = time.monotonic() + timeout_seconds
-    delay = 0.5
+    attempt = 0
     while True:
         try:
             return duckdb.connect(str(path), read_only=True)
@@ -99,9 +99,9 @@ def connect_read_only(
                     f"warehouse {path} stayed locked by another process for {timeout_seconds:.0f} s "
                     f"({holder_hint(exc)}); giving up, a retry later may succeed. DuckDB said: {exc}"
                 ) from None
-            # Full jitter keeps several waiting readers from retrying in lock-step.
-            wait = min(remaining, random.uniform(delay / 2, delay))
+            # Jitter keeps several waiting readers from retrying in lock-step.
+            wait = jittered_wait(attempt, 0.5, MAX_BACKOFF_SECONDS, remaining)
             log.info(f"warehouse {path.name} is locked by another process; retrying in {wait:.1f} s "
                      f"({holder_hint(exc)})")
             sleep(wait)
-            delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+            attempt += 1

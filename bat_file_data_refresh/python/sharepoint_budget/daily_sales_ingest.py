@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 
-from pipeline_common.config import ConfigError, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.config import load_for_script, today_in  # noqa: E402
 from pipeline_common.files import recover_set, replace_together, temp_path  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
@@ -46,7 +46,7 @@ WORKBOOK_NAME = "Daily Sales Budget {year}.xlsx"
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--year", type=_year, default=None, help="budget year (default: this year, Europe/London)")
+    parser.add_argument("--year", type=_year, default=None, help="budget year (default: this year in pipeline.yaml's timezone)")
     parser.add_argument(
         "--source", type=Path, default=None,
         help="a workbook file or a folder holding 'Daily Sales Budget {YYYY}.xlsx' "
@@ -176,10 +176,7 @@ def save_record(year: int, fingerprint: str, summary: dict) -> None:
 
 
 def ingest(year: int | None, source: Path | None, skip_missing: bool, run: ScriptRun) -> dict:
-    try:
-        config = load_pipeline_config()
-    except ConfigError as exc:
-        raise ConfigurationError(str(exc)) from None
+    config = load_for_script()
     year = year or today_in(config.timezone).year
     run.summary = {"budget_year": year}
     recover_set(output_paths(year))  # put back an earlier pair a run killed mid-swap left aside
