@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 from postgres_instance import (  # noqa: E402
     DEFAULT_POSTGRES_HOME,
     DEFAULT_POSTGRES_PORT,
@@ -70,7 +71,7 @@ class Report:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-home", type=Path, default=DEFAULT_SOURCE_HOME, help=f"the desktop's SQLite DAGSTER_HOME (default {DEFAULT_SOURCE_HOME})")
     parser.add_argument("--to-home", type=Path, default=None, help=f"DAGSTER_HOME of the Postgres instance (default {DEFAULT_POSTGRES_HOME})")
     parser.add_argument("--dry-run", action="store_true", help="count what would be copied; write nothing")

@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 
 
+from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 from postgres_instance import (  # noqa: E402
     CODE_LOCATION_MODULE,
     CODE_LOCATION_NAME,
@@ -65,7 +66,7 @@ log = logging.getLogger("serve")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
     parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000, on 127.0.0.1)")
