@@ -34,12 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_CONFIG
 
-    from orchestration.warehouse.project import dbt_project, prepare_manifest
+    from orchestration.warehouse.resource import prepare_manifest
     from pipeline_common.settings import duckdb_path
 
     # DuckDB does not create missing folders, and a bare `dbt build` from the README needs this one.
     duckdb_path().parent.mkdir(parents=True, exist_ok=True)
-    path = prepare_manifest(dbt_project)
+    path = prepare_manifest()
     print(f"dbt manifest ready: {path}")
     if os.name == "nt":
         # dbt writes paths ~190 characters below the repo root: under a deep OneDrive folder they

@@ -299,11 +299,11 @@ def _masked(line: str) -> str:
 
 def prepare_instance(home: Path) -> None:
     """Create or upgrade Dagster's schema in Postgres, then fail runs a stop left in flight and
-    set the duckdb pool's limit (orchestration.ops.recovery, as the desktop supervisor does)."""
+    set the duckdb pool's limit (orchestration.maintenance.recovery, as the desktop supervisor does)."""
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     for command in (
         [sys.executable, "-m", "dagster", "instance", "migrate"],
-        [sys.executable, "-m", "orchestration.ops.recovery"],
+        [sys.executable, "-m", "orchestration.maintenance.recovery"],
     ):
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=SETUP_TIMEOUT_S)
         for line in (result.stdout + result.stderr).splitlines():

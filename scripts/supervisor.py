@@ -169,7 +169,7 @@ def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) ->
 
 def recover_interrupted_runs(home: Path) -> None:
     """Fail runs a reboot left in flight (their pool slots come back) before Dagster starts."""
-    command = [sys.executable, "-m", "orchestration.ops.recovery"]
+    command = [sys.executable, "-m", "orchestration.maintenance.recovery"]
     result = subprocess.run(
         command, cwd=REPO_ROOT, env=child_env(home), capture_output=True, timeout=300,
         encoding="utf-8", errors="replace",  # the child runs in UTF-8 mode

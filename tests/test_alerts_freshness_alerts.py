@@ -16,7 +16,7 @@ import pytest
 from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
-from orchestration.alerts import freshness
+from orchestration.alerts import freshness_alerts as freshness
 from orchestration.alerts.slack import SlackAlerts
 from pipeline_common.config import load_pipeline_config
 from tests.plugins.slack_server import block_kit_problems

@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 from dagster_dbt import DbtProject
 
-from orchestration.warehouse.project import dbt_executable, manifest_path
+from orchestration.warehouse.project import dbt_executable
+from orchestration.warehouse.resource import manifest_path
 from pipeline_common.config import parse_pipeline_config
 from tests.test_dbt_generated_staging import load_generator
 

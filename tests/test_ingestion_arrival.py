@@ -10,7 +10,7 @@ import os
 import dagster as dg
 import pytest
 
-from orchestration.sensors import arrival
+from orchestration.ingestion import arrival
 from pipeline_common.config import load_pipeline_config
 
 CONFIG = load_pipeline_config()

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.ops.housekeeping import build_housekeeping, delete_old_runs, instance_sqlite_files
+from orchestration.maintenance.housekeeping import build_housekeeping, delete_old_runs, instance_sqlite_files
 from pipeline_common.config import load_pipeline_config
 
 REPO = Path(__file__).resolve().parents[1]

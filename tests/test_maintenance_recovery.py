@@ -16,7 +16,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from orchestration.ops.recovery import fail_interrupted_runs, set_pool_limits
+from orchestration.maintenance.recovery import fail_interrupted_runs, set_pool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 

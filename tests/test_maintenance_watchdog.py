@@ -11,7 +11,7 @@ from dagster._core.events import EngineEventData
 
 from orchestration.alerts.run_alerts import build_run_alert_sensors
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.ops.watchdog import fail_dead_runs
+from orchestration.maintenance.watchdog import fail_dead_runs
 from orchestration.resources import DUCKDB_POOL
 from pipeline_common.config import Alerts
 

@@ -24,7 +24,7 @@ from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.scheduler.instigation import InstigatorStatus, SensorInstigatorData, TickData, TickStatus
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from orchestration.ops.housekeeping import build_housekeeping, delete_old_runs
+from orchestration.maintenance.housekeeping import build_housekeeping, delete_old_runs
 from pipeline_common.config import load_pipeline_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,16 +29,16 @@ from dagster._core.events import EngineEventData
 from dagster._core.test_utils import freeze_time
 
 from orchestration import clock
-from orchestration.alerts.freshness import build_freshness_sensor
+from orchestration.alerts.freshness_alerts import build_freshness_sensor
 from orchestration.alerts.slack import SlackAlerts
 from orchestration.instance_currency import currency_report
 from orchestration.exports.checks import build_export_check
 from orchestration.ingestion.assets import build_sync_asset
 from orchestration.ingestion.checks import build_checks
-from orchestration.ops.recovery import fail_interrupted_runs
-from orchestration.ops.schedules import build_job, build_schedule
+from orchestration.maintenance.recovery import fail_interrupted_runs
+from orchestration.jobs.schedules import build_job, build_schedule
 from orchestration.resources import shared_resources
-from orchestration.sensors.arrival import build_orders_arrival_sensor
+from orchestration.ingestion.arrival import build_orders_arrival_sensor
 from pipeline_common.config import load_pipeline_config
 from tests.plugins.azurite import LandingTree, orders_csv
 

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from orchestration.warehouse.assets import DBT_RESOURCE_KEY, FULL_REBUILD_JOB
-from orchestration.warehouse.project import dbt_executable, dbt_project, prepared_for, warehouse_env
+from orchestration.warehouse.project import dbt_executable, prepared_for, warehouse_dbt_project, warehouse_env
 from orchestration.warehouse.resource import WarehouseDbtCliResource
 
 REPARSE_MESSAGE = "Unable to do partial parsing"
@@ -63,12 +63,12 @@ def test_dbt_asset_starts_one_dbt_per_build_without_reparsing(built_warehouse, d
     data_dir = isolated_env
     shutil.copytree(built_warehouse.data_dir / "raw", data_dir / "raw")
     log = tmp_path / "dbt_calls.jsonl"
-    resource = WarehouseDbtCliResource(project_dir=dbt_project, dbt_executable=str(recording_dbt(tmp_path, log)))
+    resource = WarehouseDbtCliResource(project_dir=warehouse_dbt_project(), dbt_executable=str(recording_dbt(tmp_path, log)))
 
     # First build in a fresh warehouse with paths the manifest was not prepared for: it prepares once.
     result = dg.materialize([dbt_assets_def], resources={DBT_RESOURCE_KEY: resource})
     assert result.success
-    assert prepared_for(dbt_project) == warehouse_env()
+    assert prepared_for(warehouse_dbt_project()) == warehouse_env()
     duckdb_path = Path(warehouse_env()["DUCKDB_PATH"])
     assert set(last_builds(duckdb_path).values()) == {"full"}
 
@@ -78,7 +78,7 @@ def test_dbt_asset_starts_one_dbt_per_build_without_reparsing(built_warehouse, d
     builds = last_builds(duckdb_path)
     assert builds["qi_executive_daily_sales"] == builds["stg_uk_orders"] == "incremental", builds
     second = calls(log)[-1]
-    dbt_log = (Path(dbt_project.project_dir) / second["target"] / "dbt.log").read_text(encoding="utf-8")
+    dbt_log = (Path(warehouse_dbt_project().project_dir) / second["target"] / "dbt.log").read_text(encoding="utf-8")
     assert REPARSE_MESSAGE not in dbt_log
 
     # Every dbt process the resource started was a build: no `dbt --version`, no other helper call.

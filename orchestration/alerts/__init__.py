@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.alerts.check_alerts import build_check_alert_sensor
-from orchestration.alerts.freshness import build_freshness_sensor
+from orchestration.alerts.freshness_alerts import build_freshness_sensor
 from orchestration.alerts.run_alerts import build_run_alert_sensors
 from orchestration.alerts.sentinels import build_sentinel_checks
 from orchestration.alerts.slack import slack_alerts_from_config

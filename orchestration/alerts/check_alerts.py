@@ -109,7 +109,7 @@ def build_check_alert_sensor(alerts: Alerts, default_status: dg.DefaultSensorSta
 
 
 CURRENCY_CHECKS = ("source_is_current", "export_is_current")
-"""Reported once a day by the deadline alert (alerts/freshness.py), which names every late dataset."""
+"""Reported once a day by the deadline alert (alerts/freshness_alerts.py), which names every late dataset."""
 
 
 def _alert(context: Any, slack: SlackAlerts, alerts: Alerts, evaluation: Any, run_id: str) -> int:

@@ -23,7 +23,7 @@ import dagster as dg
 
 from orchestration.budget.assets import GROUP as BUDGET_GROUP
 from orchestration.clock import business_today
-from orchestration.ops.selection import asset_selection
+from orchestration.jobs.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.blob_paths import daily_blob_name
 from pipeline_common.azure_storage import azure_storage_settings, listing

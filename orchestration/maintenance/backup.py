@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from orchestration.ops.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
+from orchestration.jobs.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
 from orchestration.resources import DUCKDB_POOL
 from pipeline_common.backups import prune_stamped, stamped_path
 from pipeline_common.config import PipelineConfig

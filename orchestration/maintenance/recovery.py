@@ -2,7 +2,7 @@
 
 Runs a reboot left STARTING/STARTED/CANCELING have no process behind them any more: they are
 marked failed (or canceled) with a reason, are not auto-retried, and their pool slots are freed.
-The duckdb pool's limit is set to 1 explicitly. Run as `python -m orchestration.ops.recovery`.
+The duckdb pool's limit is set to 1 explicitly. Run as `python -m orchestration.maintenance.recovery`.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from pydantic import Field
 from dagster_dbt import DbtCliInvocation, dbt_assets
 
 from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
-from orchestration.warehouse.project import dbt_project, manifest_path
-from orchestration.warehouse.resource import WarehouseDbtCliResource, warehouse_dbt_resource
+from orchestration.warehouse.project import warehouse_dbt_project
+from orchestration.warehouse.resource import WarehouseDbtCliResource, manifest_path, warehouse_dbt_resource
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
 from pipeline_common.warehouse_lock import is_lock_message
@@ -75,7 +75,7 @@ def dbt_build_args(run_config: WarehouseRunConfig) -> list[str]:
 def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     @dbt_assets(
         manifest=manifest_path(),
-        project=dbt_project,
+        project=warehouse_dbt_project(),
         dagster_dbt_translator=WarehouseTranslator(config, code_references=True),
         name="warehouse_dbt_models",
         op_tags=DBT_OP_TAGS,

@@ -1,18 +1,19 @@
-"""The one `DbtProject` of the code location, and the manifest it loads.
+"""The one `DbtProject` of the code location (a cached factory), the dbt executable and the
+warehouse paths dbt runs with.
 
-The manifest is prepared at install time (`python scripts/prepare_dbt.py`, run by the set-up
-scripts), not on every code load; when it is missing, it is parsed once here, with a log line.
+Preparing the manifest needs the dbt resource, so it lives in resource.py, which imports this
+module (never the other way round).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -22,9 +23,11 @@ from pipeline_common.files import atomic_write
 
 DBT_PROJECT_DIR = settings.repo_root() / "dbt"
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
-_log = logging.getLogger(__name__)
+@cache
+def warehouse_dbt_project() -> DbtProject:
+    """The code location's DbtProject, built once on first use."""
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
 def dbt_executable() -> str:
@@ -61,7 +64,7 @@ def _prepared_record(project: DbtProject) -> Path:
     return (target if target.is_absolute() else Path(project.project_dir) / target) / PREPARED_FOR_FILE
 
 
-def prepared_for(project: DbtProject = dbt_project) -> dict[str, str] | None:
+def prepared_for(project: DbtProject) -> dict[str, str] | None:
     """The warehouse paths the manifest (and dbt's partial parse) was prepared with, if recorded."""
     try:
         values = json.loads(_prepared_record(project).read_text(encoding="utf-8"))
@@ -70,30 +73,7 @@ def prepared_for(project: DbtProject = dbt_project) -> dict[str, str] | None:
     return values if isinstance(values, dict) else None
 
 
-def prepare_manifest(project: DbtProject = dbt_project) -> Path:
-    """Run `dbt parse` for the project (with the warehouse paths resolved); return the manifest path.
-
-    dbt's partial parse depends on DATA_DIR and DUCKDB_PATH (the profile's path, the sources'
-    locations), so the paths are recorded beside the manifest: a run with other paths prepares
-    again once instead of re-parsing the project on every dbt call.
-    """
-    from orchestration.warehouse.resource import WarehouseDbtCliResource
-
-    dbt = WarehouseDbtCliResource(project_dir=project, dbt_executable=dbt_executable())
-    dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
-    record = _prepared_record(project)
-    with atomic_write(record, fsync=False) as tmp:
+def record_prepared(project: DbtProject) -> None:
+    """Write down the warehouse paths the manifest was just prepared with (see prepared_for)."""
+    with atomic_write(_prepared_record(project), fsync=False) as tmp:
         tmp.write_text(json.dumps(warehouse_env(), sort_keys=True), encoding="utf-8")
-    return project.manifest_path
-
-
-def manifest_path(project: DbtProject = dbt_project) -> Path:
-    """The prepared manifest; parse once (and say so) when set-up did not prepare it."""
-    if not project.manifest_path.is_file():
-        _log.warning(
-            "dbt manifest missing at %s: parsing the dbt project once now "
-            "(run `python scripts/prepare_dbt.py` at install time to skip this)",
-            project.manifest_path,
-        )
-        prepare_manifest(project)
-    return project.manifest_path

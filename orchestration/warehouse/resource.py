@@ -13,23 +13,26 @@ processes a build starts, fails and says so. dagster-dbt is pinned exactly in re
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliInvocation, DbtCliResource
+from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from packaging import version
 
 from orchestration.warehouse.project import (
     dbt_executable,
-    dbt_project,
     environment,
-    prepare_manifest,
     prepared_for,
+    record_prepared,
+    warehouse_dbt_project,
     warehouse_env,
 )
 from pipeline_common.script_support import UTF8_CHILD_ENV
+
+_log = logging.getLogger(__name__)
 
 
 class WarehouseDbtCliResource(DbtCliResource):
@@ -43,8 +46,9 @@ class WarehouseDbtCliResource(DbtCliResource):
     def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
         values = warehouse_env()
         Path(values["DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
-        if args and args[0] != "parse" and prepared_for(dbt_project) != values:
-            prepare_manifest(dbt_project)
+        project = warehouse_dbt_project()
+        if args and args[0] != "parse" and prepared_for(project) != values:
+            prepare_manifest(project)
         # UTF-8 mode: dagster-dbt reads dbt's output as UTF-8, a Windows console's dbt writes cp1252.
         with environment({**values, **UTF8_CHILD_ENV}):
             return super().cli(args, **kwargs)
@@ -58,5 +62,32 @@ class WarehouseDbtCliResource(DbtCliResource):
 
 
 def warehouse_dbt_resource() -> WarehouseDbtCliResource:
-    return WarehouseDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    return WarehouseDbtCliResource(project_dir=warehouse_dbt_project(), dbt_executable=dbt_executable())
+
+
+def prepare_manifest(project: DbtProject | None = None) -> Path:
+    """Run `dbt parse` for the project (with the warehouse paths resolved); return the manifest path.
+
+    dbt's partial parse depends on DATA_DIR and DUCKDB_PATH (the profile's path, the sources'
+    locations), so the paths are recorded beside the manifest: a run with other paths prepares
+    again once instead of re-parsing the project on every dbt call.
+    """
+    project = project or warehouse_dbt_project()
+    dbt = WarehouseDbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+    dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    record_prepared(project)
+    return project.manifest_path
+
+
+def manifest_path(project: DbtProject | None = None) -> Path:
+    """The prepared manifest; parse once (and say so) when set-up did not prepare it."""
+    project = project or warehouse_dbt_project()
+    if not project.manifest_path.is_file():
+        _log.warning(
+            "dbt manifest missing at %s: parsing the dbt project once now "
+            "(run `python scripts/prepare_dbt.py` at install time to skip this)",
+            project.manifest_path,
+        )
+        prepare_manifest(project)
+    return project.manifest_path
 
