@@ -11,9 +11,7 @@ executive rows, and the next three commands.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import datetime as dt
 import os
 import sys
 import threading
@@ -25,7 +23,7 @@ from typing import TextIO
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-from pipeline_common.script_support import ArgumentParser  # noqa: E402
+from pipeline_common.script_support import ArgumentParser, iso_date  # noqa: E402
 
 DEFAULT_JOB = "daily_sales_flow_job"
 EXECUTIVE_TABLE = "qi_executive_daily_sales"
@@ -54,13 +52,6 @@ def _instance():
 
     prepare_home(Path(home))
     return dg.DagsterInstance.get()
-
-
-def _iso_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def _sync_ops_config(job, as_of: str) -> dict:
@@ -286,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-file", type=Path, default=DEFAULT_LOG_FILE,
                         help=f"where the run's full log goes (default {DEFAULT_LOG_FILE.relative_to(REPO_ROOT)})")
     parser.add_argument("--verbose", action="store_true", help="print the run's full log here instead")
-    parser.add_argument("--as-of", type=_iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today, London)")
+    parser.add_argument("--as-of", type=iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
     args = parser.parse_args(argv)
     # Redirected on Windows, stdout is cp1252: DuckDB's box-drawing table and 東京 must not crash us.
     from pipeline_common.script_support import tolerate_console_encoding

@@ -80,7 +80,7 @@ def test_a_permission_problem_that_is_no_held_file_is_exit_74_with_free_space(tm
     with pytest.raises(FileAccessError) as raised:
         replace(tmp_path / "x", target)
     assert raised.value.exit_code == EXIT_IO
-    assert str(target) in str(raised.value) and "GB free" in str(raised.value)
+    assert str(target) in str(raised.value) and "MB free on" in str(raised.value)
 
 
 def test_the_holding_process_is_named_when_it_can_be_found(tmp_path, held_files):

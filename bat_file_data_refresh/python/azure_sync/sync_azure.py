@@ -54,6 +54,7 @@ from pipeline_common.script_support import (  # noqa: E402
     PipelineIOError,
     ScriptRun,
     TransientError,
+    iso_date,
     io_error,
     print_summary,
     script_run,
@@ -141,7 +142,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--market", required=True, help="market code from pipeline.yaml, e.g. UK")
     parser.add_argument("--dataset", required=True, help="dataset from pipeline.yaml, e.g. ingest_orders")
     parser.add_argument("--days-back", type=int, help="window length in days, ending at --as-of (default: pipeline.yaml)")
-    parser.add_argument("--as-of", type=_iso_date, help="last day of the window, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
+    parser.add_argument("--as-of", type=iso_date, help="last day of the window, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
     parser.add_argument("--force", action="store_true", help="re-sync every file in scope, changed or not")
     args = parser.parse_args(argv)
     if args.days_back is not None and not 1 <= args.days_back <= MAX_DAYS_BACK:
@@ -149,13 +150,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.as_of is not None and args.as_of < dt.date(1900, 1, 1) + dt.timedelta(days=MAX_DAYS_BACK):
         parser.error(f"--as-of {args.as_of} is too early; expected a date after 1910")
     return args
-
-
-def _iso_date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:

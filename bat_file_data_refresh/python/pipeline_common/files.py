@@ -16,7 +16,6 @@ import errno
 import logging
 import logging.handlers
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 
 from pipeline_common.backoff import exponential_delay
 from pipeline_common.leftovers import owner_alive, temp_name
-from pipeline_common.script_support import EXIT_IO, ScriptError, TransientError
+from pipeline_common.script_support import EXIT_IO, ScriptError, TransientError, free_space_text
 
 T = TypeVar("T")
 
@@ -181,17 +180,6 @@ def _restart_manager_holders(path: Path) -> list[str]:  # pragma: no cover - Win
         rm.RmEndSession(session)
 
 
-def _free_space(path: Path) -> str:
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        free = shutil.disk_usage(probe).free
-    except OSError:
-        return "free space unknown"
-    return f"{free / 1e9:.1f} GB free"
-
-
 def held_message(path: Path, action: str, waited: float) -> str:
     names = holders(path)
     who = ", ".join(names) if names else f"another program (most likely {likely_program(path)})"
@@ -203,7 +191,7 @@ def held_message(path: Path, action: str, waited: float) -> str:
 
 def access_error(path: Path, action: str, error: OSError) -> FileAccessError:
     reason = "disk full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
-    return FileAccessError(f"cannot {action} {path}: {reason} ({_free_space(path)})", Path(path))
+    return FileAccessError(f"cannot {action} {path}: {reason} ({free_space_text(path)})", Path(path))
 
 
 def retry_held(

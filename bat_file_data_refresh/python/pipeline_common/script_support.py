@@ -78,6 +78,16 @@ class PipelineIOError(ScriptError):
     exit_code = EXIT_IO
 
 
+def iso_date(text: str) -> "dt.date":
+    """argparse `type=` for a YYYY-MM-DD date: a bad one is a usage error (exit 78) quoting it."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
 def free_space_text(path: Path | str) -> str:
     """`12.3 MB free on /data` for the disk holding `path` (its nearest existing folder)."""
     probe = Path(path)
