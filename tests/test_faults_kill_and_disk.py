@@ -164,6 +164,21 @@ def budget_landing(tmp_path: Path, sample_landing: Path) -> Path:
     return root
 
 
+def _new_workbook_version(path: Path) -> None:
+    """Save a new version of the workbook (one budget cell changed), as an editor in Excel would."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path)
+    sheet = book["Budget"]
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool) and cell.column > 2:
+                cell.value = cell.value + 1
+                book.save(path)
+                return
+    raise AssertionError(f"no budget number to change in {path}")
+
+
 def _budget_outputs(data_dir: Path) -> dict[str, bytes]:
     folder = data_dir / "raw" / "budget"
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))}
@@ -278,6 +293,7 @@ def test_budget_on_a_full_disk_exits_74_and_keeps_earlier_files(tmp_path: Path, 
         env = _env(disk / "data", budget_landing)
         assert _run(BUDGET, ["--year", str(YEAR)], env).returncode == 0
         before = _budget_outputs(disk / "data")
+        _new_workbook_version(budget_landing / "sharepoint" / WORKBOOK)  # else the unchanged workbook is skipped
         _fill(disk, 4 * 1024)
 
         result = _run(BUDGET, ["--year", str(YEAR)], env)
