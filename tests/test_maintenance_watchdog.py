@@ -79,7 +79,7 @@ def test_a_worker_the_code_server_saw_die_is_alerted_with_the_signal(tmp_path, s
         first = dg.build_sensor_context(instance=instance, resources={"slack_alerts": slack})
         failure_sensor.evaluate_tick(first)
         run = _started_run(instance, 4242)
-        instance.report_engine_event(f"Run execution process for {run.run_id} was terminated by signal 9 (SIGKILL).", run)
+        instance.report_engine_event(f"[DagsterApiServer] Run execution process for {run.run_id} was terminated by signal 9 (SIGKILL).", run)
         instance.report_run_failed(run)  # what dagster's gRPC server does, without a message
         failure_sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"slack_alerts": slack}))
     [alert] = slack_server.for_route("technical")

@@ -93,8 +93,9 @@ def _run_level_reason(context: dg.RunFailureSensorContext) -> str:
 
     for entry in reversed(context.instance.all_logs(context.dagster_run.run_id, of_type=DagsterEventType.ENGINE_EVENT)):
         text = (entry.dagster_event.message if entry.dagster_event else None) or entry.user_message or ""
-        if text.startswith(CRASH_PREFIX):
-            return f"The run's worker process died: {text}"
+        # The code server prefixes its own class name: "[DagsterApiServer] Run execution process for ..."
+        if CRASH_PREFIX in text:
+            return f"The run's worker process died: {text[text.index(CRASH_PREFIX):]}"
     return message
 
 
