@@ -16,7 +16,6 @@ import argparse
 import logging
 import logging.handlers
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from supervisor import (  # noqa: E402
     KillOnCloseJob,
     ProcessTree,
     create_job,
+    install_stop_handlers,
     interrupt,
     pump_output,
     restart_delay,
@@ -166,10 +166,7 @@ class Serve:
         self.stop_requested.set()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGINT, self.request_stop)
-        signal.signal(signal.SIGTERM, self.request_stop)
-        if IS_WINDOWS:
-            signal.signal(signal.SIGBREAK, self.request_stop)
+        install_stop_handlers(self.request_stop)
 
     def wait_for_code_server(self) -> bool:
         """Start the daemon and webserver once the code server answers, so they load it at once."""

@@ -443,6 +443,14 @@ def _quietly(action) -> None:
         pass
 
 
+def install_stop_handlers(handler) -> None:
+    """Ctrl+C, a polite kill and (Windows) Ctrl+Break all ask for the same orderly stop."""
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    if IS_WINDOWS:
+        signal.signal(signal.SIGBREAK, handler)
+
+
 # --- the supervision loop ----------------------------------------------------------------------
 
 
@@ -458,10 +466,7 @@ class Supervisor:
         self.stop_requested.set()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGINT, self.request_stop)
-        signal.signal(signal.SIGTERM, self.request_stop)
-        if IS_WINDOWS:
-            signal.signal(signal.SIGBREAK, self.request_stop)
+        install_stop_handlers(self.request_stop)
 
     def run(self) -> int:
         out = dagster_output_logger(self.args.log_dir.resolve())
