@@ -16,10 +16,14 @@ import dagster_shared.record as record
 CODE_REFERENCES_KEY = "dagster/code_references"
 
 
-def legacy_script_reference(script: Path) -> dict[str, dg.CodeReferencesMetadataValue]:
-    """Asset metadata linking to the legacy script the asset runs (merged before the factory's link)."""
-    reference = dg.LocalFileCodeReference(file_path=str(Path(script).resolve()), label=f"legacy script {script.name}")
-    return {CODE_REFERENCES_KEY: dg.CodeReferencesMetadataValue(code_references=[reference])}
+def legacy_script_reference(*scripts: Path) -> dict[str, dg.CodeReferencesMetadataValue]:
+    """Asset metadata linking to the legacy script(s) the asset runs, the one doing the work first
+    (merged before the factory's link)."""
+    references = [
+        dg.LocalFileCodeReference(file_path=str(Path(script).resolve()), label=f"legacy script {Path(script).name}")
+        for script in scripts
+    ]
+    return {CODE_REFERENCES_KEY: dg.CodeReferencesMetadataValue(code_references=references)}
 
 
 def with_code_references(defs: dg.Definitions) -> dg.Definitions:

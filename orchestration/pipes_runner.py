@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +88,64 @@ def run_legacy_script(
             cwd=str(repo_root()),
         )
     except DagsterPipesExecutionError as exc:
-        code = _exit_code(exc)
-        full = scrub(Path(error_file).read_text(encoding="utf-8", errors="replace").strip())
-        detail = full[:_ERROR_EXCERPT_CHARS] or scrub(str(exc))
-        if code == EXIT_TRANSIENT:
-            raise TransientScriptError(f"{script.name} hit a transient error (exit {code}): {detail}") from None
-        if code in PERMANENT_FAILURES:
-            raise dg.Failure(
-                description=f"{script.name} {PERMANENT_FAILURES[code]} (exit {code}): {detail}",
-                metadata={"script": script.name, "exit_code": code},
-                allow_retries=False,
-            ) from None
-        _crashed(context, script, args, code, full or str(exc))
-        raise AssertionError("unreachable")  # _crashed always raises
+        _raise_for_exit(context, script, args, _exit_code(exc), Path(error_file), str(exc))
+        raise AssertionError("unreachable")  # _raise_for_exit always raises
     finally:
         Path(error_file).unlink(missing_ok=True)
+
+
+def stream_legacy_script(
+    context: dg.AssetExecutionContext, script: Path, args: Sequence[str]
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Like run_legacy_script, for a script that reports several assets (sync_batch.py): what it
+    reported is yielded even when it then fails, so one bad dataset does not hide the others'
+    materializations; then its exit code maps to retry-or-fail the same way."""
+    command = [sys.executable, str(script), *args]
+    context.log.info(f"running {script.name} {' '.join(args)}")
+    fd, error_file = tempfile.mkstemp(prefix="pipeline-error-", suffix=".txt")
+    os.close(fd)
+    try:
+        with dg.open_pipes_session(
+            context=context,
+            context_injector=dg.PipesTempFileContextInjector(),
+            message_reader=dg.PipesTempFileMessageReader(),
+        ) as session:
+            env = {**os.environ, ERROR_FILE_ENV_VAR: error_file, **UTF8_CHILD_ENV, **session.get_bootstrap_env_vars()}
+            process = subprocess.Popen(command, env=env, cwd=str(repo_root()))
+            try:
+                code = process.wait()
+            except dg.DagsterExecutionInterruptedError:  # the run was terminated: stop the script too
+                process.terminate()
+                process.wait(timeout=30)
+                raise
+        # Only what the script reported: a dataset it could not sync must not look materialized.
+        yield from session.get_results(implicit_materializations=False)
+        if code != 0:
+            _raise_for_exit(context, script, args, code, Path(error_file), f"{script.name} exited with code {code}")
+    finally:
+        Path(error_file).unlink(missing_ok=True)
+
+
+def _raise_for_exit(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    script: Path,
+    args: Sequence[str],
+    code: int | None,
+    error_file: Path,
+    fallback: str,
+) -> None:
+    """Raise what a script's non-zero exit calls for: retry (75), fail at once (65, 74, 78), or a crash."""
+    full = scrub(error_file.read_text(encoding="utf-8", errors="replace").strip()) if error_file.exists() else ""
+    detail = full[:_ERROR_EXCERPT_CHARS] or scrub(fallback)
+    if code == EXIT_TRANSIENT:
+        raise TransientScriptError(f"{script.name} hit a transient error (exit {code}): {detail}") from None
+    if code in PERMANENT_FAILURES:
+        raise dg.Failure(
+            description=f"{script.name} {PERMANENT_FAILURES[code]} (exit {code}): {detail}",
+            metadata={"script": script.name, "exit_code": code},
+            allow_retries=False,
+        ) from None
+    _crashed(context, script, args, code, full or fallback)
 
 
 def _crashed(

@@ -55,16 +55,12 @@ def _instance():
 
 
 def _sync_ops_config(job, as_of: str) -> dict:
-    """Run config giving every sync step of the job the same as_of (a missed day, a benchmark's fixed date)."""
-    from pipeline_common.config import load_pipeline_config
+    """Run config giving the job's sync step the as_of (a missed day, a benchmark's fixed date)."""
+    from orchestration.ingestion.assets import SYNC_STEP
 
-    config = load_pipeline_config()
-    sync_assets = {config.asset_name(entry.market, entry.dataset) for entry in config.datasets}
-    ops: dict = {}
-    for node in job.graph.node_dict.values():
-        if node.name in sync_assets:
-            ops[node.name] = {"config": {"as_of": as_of}}
-    return ops
+    if SYNC_STEP not in job.graph.node_dict:
+        return {}
+    return {SYNC_STEP: {"config": {"as_of": as_of}}}
 
 
 def _quiet_preview_warnings() -> None:

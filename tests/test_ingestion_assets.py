@@ -37,6 +37,11 @@ def _materialize(selection: str, run_config: dict) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("ingest_test").execute_in_process(run_config=run_config, raise_on_error=False)
 
 
+def _materializations(result: dg.ExecuteInProcessResult, asset: str) -> list[dg.AssetMaterialization]:
+    return [event.event_specific_data.materialization for event in result.get_asset_materialization_events()
+            if event.asset_key == dg.AssetKey(asset)]
+
+
 @pytest.fixture
 def landing(sample_landing: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LANDING_DIR", str(sample_landing))
@@ -64,10 +69,10 @@ def test_definitions_build_one_asset_per_configured_dataset():
 
 def test_orders_asset_materializes_through_pipes_with_metadata_and_checks(landing, isolated_env):
     days = 5
-    config = {"ops": {"uk_orders_azure": {"config": {"as_of": SAMPLE_AS_OF.isoformat(), "days_back": days}}}}
+    config = {"ops": {"azure_sync": {"config": {"as_of": SAMPLE_AS_OF.isoformat(), "days_back": days}}}}
     result = _materialize("uk_orders_azure", config)
     assert result.success
-    [materialization] = result.asset_materializations_for_node("uk_orders_azure")
+    [materialization] = _materializations(result, "uk_orders_azure")
     metadata = {name: value.value for name, value in materialization.metadata.items()}
     assert metadata["files_synced"] == days
     assert metadata["files_skipped"] == 0
@@ -83,7 +88,7 @@ def test_orders_asset_materializes_through_pipes_with_metadata_and_checks(landin
 
     # The same run again: nothing changed, nothing re-synced.
     again = _materialize("uk_orders_azure", config)
-    [second] = again.asset_materializations_for_node("uk_orders_azure")
+    [second] = _materializations(again, "uk_orders_azure")
     assert second.metadata["files_synced"].value == 0
     assert second.metadata["files_skipped"].value == days
 
@@ -92,7 +97,7 @@ def test_schema_check_fails_on_a_parquet_that_breaks_the_contract(landing, isola
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    config = {"ops": {"uk_orders_azure": {"config": {"as_of": SAMPLE_AS_OF.isoformat(), "days_back": 1}}}}
+    config = {"ops": {"azure_sync": {"config": {"as_of": SAMPLE_AS_OF.isoformat(), "days_back": 1}}}}
     assert _materialize("uk_orders_azure", config).success
     [path] = (isolated_env / "raw" / "UK" / "ingest_orders").rglob("*.parquet")
     table = pq.read_table(path)
@@ -109,7 +114,7 @@ def test_schema_check_fails_on_a_parquet_that_breaks_the_contract(landing, isola
 
 
 def test_bad_run_config_date_fails_without_retry(landing):
-    config = {"ops": {"uk_orders_azure": {"config": {"as_of": "20-11-2026"}}}}
+    config = {"ops": {"azure_sync": {"config": {"as_of": "20-11-2026"}}}}
     result = _materialize("uk_orders_azure", config)
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]

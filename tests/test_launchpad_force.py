@@ -19,14 +19,15 @@ def _materialize(run_config: dict) -> dg.ExecuteInProcessResult:
 
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("uk_orders_azure")})
     return job.execute_in_process(
-        run_config={"ops": {"uk_orders_azure": {"config": run_config}}},
+        run_config={"ops": {"azure_sync": {"config": run_config}}},
         resources={"pipes_subprocess_client": dg.PipesSubprocessClient()},
         raise_on_error=False,
     )
 
 
 def _synced(result: dg.ExecuteInProcessResult) -> tuple[int, int]:
-    [materialization] = result.asset_materializations_for_node("uk_orders_azure")
+    [materialization] = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+                         if e.asset_key == dg.AssetKey("uk_orders_azure")]
     return materialization.metadata["files_synced"].value, materialization.metadata["files_skipped"].value
 
 

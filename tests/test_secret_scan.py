@@ -81,7 +81,7 @@ def test_nothing_a_failing_run_writes_holds_a_secret(
             sensor.evaluate_tick(first)
             result = defs.resolve_job_def("secret_scan").execute_in_process(
                 instance=instance, raise_on_error=False,
-                run_config={"ops": {"uk_orders_azure": {"config": {"as_of": SAMPLE_AS_OF.isoformat()}}}},
+                run_config={"ops": {"azure_sync": {"config": {"as_of": SAMPLE_AS_OF.isoformat()}}}},
             )
             second = dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"slack_alerts": slack})
             sensor.evaluate_tick(second)
@@ -89,7 +89,7 @@ def test_nothing_a_failing_run_writes_holds_a_secret(
     assert not result.success
     failures = {e.step_key: e.event_specific_data.error.message for e in result.all_events if e.is_step_failure}
     assert "AADSTS700016" in failures["daily_sales_budget_exchange_ingest"]  # the echoing endpoint was reached
-    assert "HTTP 403" in failures["uk_orders_azure"] and "SAS" in failures["uk_orders_azure"]
+    assert "HTTP 403" in failures["azure_sync"] and "SAS" in failures["azure_sync"]
     assert microsoft365.token_forms and "client_secret" in microsoft365.token_forms[0]
 
     signature = parse_qs(SAS)["sig"][0]  # decoded: Zm9v+b2FyL3NlY3JldA/9xq7Kp=

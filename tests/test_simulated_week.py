@@ -33,7 +33,7 @@ from orchestration.alerts.freshness_alerts import build_freshness_sensor
 from orchestration.alerts.slack import SlackAlerts
 from orchestration.instance_currency import currency_report
 from orchestration.exports.checks import build_export_check
-from orchestration.ingestion.assets import build_sync_asset
+from orchestration.ingestion.assets import build_sync_assets
 from orchestration.ingestion.checks import build_checks
 from orchestration.maintenance.recovery import fail_interrupted_runs
 from orchestration.jobs.schedules import build_job, build_schedule
@@ -90,7 +90,7 @@ class Week:
         self.arrival = [build_orders_arrival_sensor(CONFIG, m, dg.DefaultSensorStatus.RUNNING) for m in MARKETS]
         [self.alert] = build_freshness_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
         self.defs = dg.Definitions(
-            assets=[*(build_sync_asset(CONFIG, e) for e in entries), *_stand_ins()],
+            assets=[build_sync_assets(CONFIG, entries), *_stand_ins()],
             asset_checks=[
                 *(c for e in entries for c in build_checks(CONFIG, e)),
                 *(build_export_check(CONFIG, x) for x in CONFIG.exports),

@@ -1,11 +1,15 @@
-"""Asset factory: one Azure -> Parquet sync asset per (market, dataset) in pipeline.yaml, run through Pipes.
+"""Asset factory: the Azure -> Parquet sync assets, one per (market, dataset) in pipeline.yaml, made by
+one subsettable multi-asset (`azure_sync`) that syncs a run's selected datasets in one Pipes process.
 
 Assets made (names from `dataset_types[].asset_name` in pipeline.yaml): `uk_orders_azure`,
 `de_orders_azure`, `it_orders_azure`, `jp_orders_azure` (`{market}_orders_azure`),
 `uk_products_sku` ... `jp_products_sku`, `uk_new_names`, `uk_scv`.
 
-Each asset shells out to the legacy `sync_azure.py` (the same script an analyst can run by
-hand), so logs stream into the run and the script's counts become materialization metadata.
+The step runs the legacy `sync_batch.py`, which runs, per dataset, exactly the code of
+`sync_azure.py` (the script an analyst runs by hand, contract section 3), a few datasets at a time:
+one Python start for the run instead of one per dataset. Each dataset is reported as its own
+asset with the script's counts as materialization metadata; logs stream into the run. A run that
+selects one asset (an arrival run, a manual materialization) syncs that dataset only.
 """
 
 import datetime as dt
@@ -15,11 +19,12 @@ from pydantic import Field
 
 from orchestration.code_references import legacy_script_reference
 from orchestration.ingestion.checks import build_checks
-from orchestration.pipes_runner import run_legacy_script, script_path
+from orchestration.pipes_runner import script_path, stream_legacy_script
 from orchestration.resources import RETRY_POLICY
 from pipeline_common.config import Dataset, PipelineConfig
 
-SYNC_SCRIPT = "azure_sync/sync_azure.py"
+SYNC_SCRIPT = "azure_sync/sync_batch.py"
+DATASET_SCRIPT = "azure_sync/sync_azure.py"  # what sync_batch.py runs per dataset
 
 
 class SyncRunConfig(dg.Config):
@@ -34,9 +39,13 @@ class SyncRunConfig(dg.Config):
     force: bool = Field(default=False, description="Re-sync every file in the window, changed or not.")
 
 
-def sync_arguments(entry: Dataset, run_config: SyncRunConfig) -> list[str]:
-    """The sync script's command-line arguments for one dataset and one run's config."""
-    args = ["--market", entry.market, "--dataset", entry.dataset]
+SYNC_STEP = "azure_sync"
+"""The multi-asset's op: the launchpad's `ops:` key for the run config below."""
+
+
+def sync_arguments(entries: list[Dataset], run_config: SyncRunConfig) -> list[str]:
+    """sync_batch.py's command-line arguments for the selected datasets and one run's config."""
+    args = ["--datasets", *(f"{entry.market}:{entry.dataset}" for entry in entries)]
     if run_config.as_of:
         try:
             dt.date.fromisoformat(run_config.as_of)
@@ -46,46 +55,50 @@ def sync_arguments(entry: Dataset, run_config: SyncRunConfig) -> list[str]:
                 allow_retries=False,
             ) from None
         args += ["--as-of", run_config.as_of]
-    days_back = run_config.days_back if run_config.days_back is not None else entry.days_back
-    args += ["--days-back", str(days_back)]
-    if run_config.force or entry.force:
+    if run_config.days_back is not None:  # else each dataset's own pipeline.yaml days_back
+        args += ["--days-back", str(run_config.days_back)]
+    if run_config.force:  # pipeline.yaml's per-dataset `force` is applied by the script itself
         args.append("--force")
     return args
 
 
-def build_sync_asset(config: PipelineConfig, entry: Dataset) -> dg.AssetsDefinition:
+def sync_spec(config: PipelineConfig, entry: Dataset) -> dg.AssetSpec:
     dataset_type = config.dataset_type(entry.dataset)
-    name = config.asset_name(entry.market, entry.dataset)
     window = "the one reference file" if dataset_type.cadence == "reference" else (
         f"{dataset_type.cadence} files of the last {entry.days_back} days"
     )
-
-    @dg.asset(
-        name=name,
+    return dg.AssetSpec(
+        key=config.asset_name(entry.market, entry.dataset),
         group_name=dataset_type.group,
         description=(
             f"{entry.market} `{entry.dataset}` synced from the Azure container (or the local landing "
-            f"folder) to Parquet under $DATA_DIR/raw/{entry.market}/{entry.dataset}/: {window}."
+            f"folder) to Parquet under $DATA_DIR/raw/{entry.market}/{entry.dataset}/: {window}. "
+            f"Synced with the run's other selected datasets in one `{SYNC_STEP}` step (sync_batch.py)."
         ),
         kinds={"azure", "parquet", "python"},
         tags={"market": entry.market.lower(), "dataset": entry.dataset},
-        retry_policy=RETRY_POLICY,
-        metadata=legacy_script_reference(script_path(SYNC_SCRIPT)),
+        metadata=legacy_script_reference(script_path(DATASET_SCRIPT), script_path(SYNC_SCRIPT)),
     )
-    def _sync(
-        context: dg.AssetExecutionContext,
-        config: SyncRunConfig,
-        pipes_subprocess_client: dg.PipesSubprocessClient,
-    ) -> dg.MaterializeResult:
-        invocation = run_legacy_script(
-            context, pipes_subprocess_client, script_path(SYNC_SCRIPT), sync_arguments(entry, config)
-        )
-        return invocation.get_materialize_result()
+
+
+def build_sync_assets(config: PipelineConfig, datasets: list[Dataset] | None = None) -> dg.AssetsDefinition:
+    """The `azure_sync` multi-asset over `datasets` (default: every dataset in pipeline.yaml)."""
+    datasets = config.datasets if datasets is None else datasets
+    entries = {dg.AssetKey(config.asset_name(entry.market, entry.dataset)): entry for entry in datasets}
+
+    @dg.multi_asset(
+        name=SYNC_STEP,
+        specs=[sync_spec(config, entry) for entry in datasets],
+        can_subset=True,
+        retry_policy=RETRY_POLICY,
+    )
+    def _sync(context: dg.AssetExecutionContext, config: SyncRunConfig):
+        selected = [entry for key, entry in entries.items() if key in context.selected_asset_keys]
+        yield from stream_legacy_script(context, script_path(SYNC_SCRIPT), sync_arguments(selected, config))
 
     return _sync
 
 
 def build_defs(config: PipelineConfig) -> dg.Definitions:
-    assets = [build_sync_asset(config, entry) for entry in config.datasets]
     checks = [check for entry in config.datasets for check in build_checks(config, entry)]
-    return dg.Definitions(assets=assets, asset_checks=checks)
+    return dg.Definitions(assets=[build_sync_assets(config)], asset_checks=checks)

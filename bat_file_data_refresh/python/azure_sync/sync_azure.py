@@ -152,22 +152,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def build_job(args: argparse.Namespace, config: PipelineConfig) -> SyncJob:
+def build_job(
+    config: PipelineConfig, market: str, dataset: str, days_back: int | None = None,
+    as_of: dt.date | None = None, force: bool = False,
+) -> SyncJob:
+    """One dataset's sync from pipeline.yaml, with the command line's overrides (None: the config's)."""
     try:
-        entry = config.dataset(args.market, args.dataset)
+        entry = config.dataset(market, dataset)
     except ConfigError as exc:
         raise ConfigurationError(str(exc)) from None
-    kind = config.dataset_type(args.dataset)
+    kind = config.dataset_type(dataset)
     return SyncJob(
-        market=args.market,
-        dataset=args.dataset,
+        market=market,
+        dataset=dataset,
         columns=dict(kind.columns),
-        currency=config.markets[args.market].currency,
+        currency=config.markets[market].currency,
         cadence=kind.cadence,
         timezone=config.timezone,
-        days_back=args.days_back or entry.days_back,
-        as_of=args.as_of or today_in(config.timezone),
-        force=args.force or entry.force,
+        days_back=days_back or entry.days_back,
+        as_of=as_of or today_in(config.timezone),
+        force=force or entry.force,
     )
 
 
@@ -350,7 +354,10 @@ def newest_file_date(targets: list[Target]) -> str | None:
     return max(dates).isoformat() if dates else None
 
 
-def report(run: ScriptRun, job: SyncJob, summary: dict[str, Any], targets: list[Target], raw_dir: Path) -> None:
+def report(
+    run: ScriptRun, job: SyncJob, summary: dict[str, Any], targets: list[Target], raw_dir: Path,
+    asset_key: str | None = None,
+) -> None:
     metadata: dict[str, Any] = {
         key: summary[key]
         for key in ("files_listed", "files_synced", "files_skipped", "files_failed", "rows_loaded")
@@ -360,7 +367,7 @@ def report(run: ScriptRun, job: SyncJob, summary: dict[str, Any], targets: list[
     if newest is not None:
         metadata["newest_file_date"] = newest
     metadata["output_dir"] = str(raw_dir / job.market / job.dataset)
-    run.report_materialization(metadata)
+    run.report_materialization(metadata, asset_key=asset_key)
 
 
 def fail_if_needed(job: SyncJob, outcomes: list[Outcome], summary: dict[str, Any]) -> None:
@@ -394,28 +401,37 @@ def _record_outcome(path: Path, outcomes: list[Outcome], error: str | None) -> N
         print(f"warning: could not record the sync outcome in {path}: {exc}", file=sys.stderr)
 
 
+def sync_dataset(
+    job: SyncJob, run: ScriptRun, started: float
+) -> tuple[dict[str, Any], list[Target], list[Outcome]]:
+    """Sync one dataset, record its outcome for the currency check and log it. The caller decides
+    the exit (fail_if_needed) and then reports the materialization (report)."""
+    record = outcome_path(settings.raw_dir(), job.market, job.dataset)
+    try:
+        summary, targets, outcomes = run_sync(job, run, started)
+    except Exception as exc:  # the currency check says "sync failed" with this message
+        _record_outcome(record, [], f"{type(exc).__name__}: {str(exc).strip()[:500]}")
+        raise
+    _record_outcome(record, outcomes, None)
+    for outcome in outcomes:
+        if outcome.error is not None:
+            run.log.error(f"{OUTCOME_WORDS[outcome.exit_code]}: {outcome.error}")
+    if summary["files_listed"] == 0 and job.cadence != "reference":
+        run.log.warning(f"{job.market}/{job.dataset}: no files in the window" + _window_text(job))
+    return summary, targets, outcomes
+
+
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()  # the "internal time" the benchmark reports starts here
     args = parse_args(argv)
     with script_run(SCRIPT_NAME) as run:
         config = load_for_script()
         run.summary = {"market": args.market, "dataset": args.dataset}
-        job = build_job(args, config)
-        record = outcome_path(settings.raw_dir(), job.market, job.dataset)
-        try:
-            summary, targets, outcomes = run_sync(job, run, started)
-        except Exception as exc:  # the currency check says "sync failed" with this message
-            _record_outcome(record, [], f"{type(exc).__name__}: {str(exc).strip()[:500]}")
-            raise
-        _record_outcome(record, outcomes, None)
+        job = build_job(config, args.market, args.dataset, args.days_back, args.as_of, args.force)
+        summary, targets, outcomes = sync_dataset(job, run, started)
         run.summary = summary
-        for outcome in outcomes:
-            if outcome.error is not None:
-                run.log.error(f"{OUTCOME_WORDS[outcome.exit_code]}: {outcome.error}")
-        if summary["files_listed"] == 0 and job.cadence != "reference":
-            run.log.warning(f"{job.market}/{job.dataset}: no files in the window" + _window_text(job))
-        report(run, job, summary, targets, settings.raw_dir())
         fail_if_needed(job, outcomes, summary)
+        report(run, job, summary, targets, settings.raw_dir())
         print_summary(summary)
 
 

@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -141,6 +142,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
+_PIPES_LOCK = threading.RLock()
+"""Pipes appends each message to one file with no lock of its own: a script syncing several datasets
+in threads (sync_batch.py) must not interleave two messages."""
+
+
 class _PipesLogHandler(logging.Handler):
     def __init__(self, pipes: Any):
         super().__init__()
@@ -150,7 +156,8 @@ class _PipesLogHandler(logging.Handler):
         try:
             level = record.levelname.lower()
             method = getattr(self._pipes.log, "warning" if level == "warn" else level, self._pipes.log.info)
-            method(self.format(record))
+            with _PIPES_LOCK:
+                method(self.format(record))
         except Exception:  # logging must never take the script down
             pass
 
@@ -172,7 +179,8 @@ class ScriptRun:
     def report_materialization(self, metadata: Mapping[str, Any], asset_key: str | None = None) -> None:
         if self.pipes is None:
             return
-        self.pipes.report_asset_materialization(metadata=scrub_data(dict(metadata)), asset_key=asset_key)
+        with _PIPES_LOCK:
+            self.pipes.report_asset_materialization(metadata=scrub_data(dict(metadata)), asset_key=asset_key)
 
     def report_check(
         self, check_name: str, passed: bool, metadata: Mapping[str, Any] | None = None,
@@ -180,10 +188,11 @@ class ScriptRun:
     ) -> None:
         if self.pipes is None:
             return
-        self.pipes.report_asset_check(
-            check_name=check_name, passed=passed, severity=severity,
-            metadata=scrub_data(dict(metadata or {})), asset_key=asset_key,
-        )
+        with _PIPES_LOCK:
+            self.pipes.report_asset_check(
+                check_name=check_name, passed=passed, severity=severity,
+                metadata=scrub_data(dict(metadata or {})), asset_key=asset_key,
+            )
 
 
 def _make_logger(name: str) -> logging.Logger:

@@ -1,0 +1,165 @@
+"""Sync several datasets in one process: what Dagster's `azure_sync` step runs, one Python start for all.
+
+Each dataset goes through exactly the code of `sync_azure.py` (same window, same checks, same outputs,
+same state); up to --workers datasets run at once, each with its own file pool as `sync_azure.py` has.
+Under Dagster Pipes every dataset is reported as its own asset (`{market}_orders_azure`, ...), as soon
+as it is done, so a failing dataset does not hide the others' materializations.
+
+One JSON line per dataset (the line `sync_azure.py` would print, with an `error` field if it failed),
+then, last, one JSON object for the batch. Exit code: 0 when every dataset synced, else the one that
+needs the most attention of the failed datasets' codes: 74 (disk, permissions), 78 (configuration),
+75 (transient: a retry syncs what is left), 65 (bad data); a crash (a bug) in any dataset ends in 1
+after the others finished.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+from azure_sync.sync_azure import MAX_DAYS_BACK, build_job, fail_if_needed, report, sync_dataset  # noqa: E402
+from pipeline_common import settings  # noqa: E402
+from pipeline_common.config import PipelineConfig, load_for_script  # noqa: E402
+from pipeline_common.script_support import (  # noqa: E402
+    EXIT_BAD_DATA,
+    EXIT_CONFIG,
+    EXIT_IO,
+    EXIT_TRANSIENT,
+    ArgumentParser,
+    BadDataError,
+    ConfigurationError,
+    PipelineIOError,
+    ScriptError,
+    ScriptRun,
+    TransientError,
+    iso_date,
+    print_summary,
+    script_run,
+)
+from pipeline_common.secrets import scrub  # noqa: E402
+
+SCRIPT_NAME = "sync_batch"
+DEFAULT_WORKERS = int(os.environ.get("SYNC_DATASET_WORKERS") or 4)
+"""Datasets synced at once. Most of a daily run's datasets find nothing new (a listing and a state
+file); the few with new files parse them on Arrow's own CPU pool, so a small number is enough."""
+
+# Which failure a batch exits with when datasets fail differently: the one a person must see first.
+EXIT_PRECEDENCE = (EXIT_IO, EXIT_CONFIG, EXIT_TRANSIENT, EXIT_BAD_DATA)
+_ERRORS = {EXIT_IO: PipelineIOError, EXIT_CONFIG: ConfigurationError, EXIT_TRANSIENT: TransientError,
+           EXIT_BAD_DATA: BadDataError}
+
+EXAMPLES = """\
+examples:
+  # every dataset of pipeline.yaml, each with its configured window ending today
+  python bat_file_data_refresh/python/azure_sync/sync_batch.py
+  # the four orders datasets as of a given day
+  python bat_file_data_refresh/python/azure_sync/sync_batch.py --datasets UK:ingest_orders DE:ingest_orders IT:ingest_orders JP:ingest_orders --as-of 2026-11-20
+"""
+
+
+@dataclass
+class DatasetResult:
+    market: str
+    dataset: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int = 0
+    error: str | None = None
+    crash: BaseException | None = None
+
+
+def parse_args(argv: list[str] | None):
+    parser = ArgumentParser(
+        prog="sync_batch.py", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--datasets", nargs="+", metavar="MARKET:DATASET",
+                        help="datasets to sync, e.g. UK:ingest_orders (default: every dataset in pipeline.yaml)")
+    parser.add_argument("--days-back", type=int, help="window length in days for every daily dataset (default: each one's pipeline.yaml value)")
+    parser.add_argument("--as-of", type=iso_date, help="last day of the window, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
+    parser.add_argument("--force", action="store_true", help="re-sync every file in scope, changed or not")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"datasets synced at once (default {DEFAULT_WORKERS})")
+    args = parser.parse_args(argv)
+    if args.days_back is not None and not 1 <= args.days_back <= MAX_DAYS_BACK:
+        parser.error(f"--days-back must be between 1 and {MAX_DAYS_BACK}, got {args.days_back}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    for item in args.datasets or []:
+        if item.count(":") != 1 or not all(item.split(":")):
+            parser.error(f"--datasets {item!r}: expected MARKET:DATASET, e.g. UK:ingest_orders")
+    return args
+
+
+def selected(config: PipelineConfig, items: list[str] | None) -> list[tuple[str, str]]:
+    if not items:
+        return [(entry.market, entry.dataset) for entry in config.datasets]
+    pairs = [tuple(item.split(":")) for item in items]
+    return list(dict.fromkeys(pairs))  # a dataset named twice is synced once
+
+
+def sync_one_dataset(config: PipelineConfig, market: str, dataset: str, args, run: ScriptRun) -> DatasetResult:
+    """One dataset, start to end; its failure becomes its result, never the others' problem."""
+    result = DatasetResult(market, dataset, summary={"market": market, "dataset": dataset})
+    try:
+        job = build_job(config, market, dataset, args.days_back, args.as_of, args.force)
+        summary, targets, outcomes = sync_dataset(job, run, time.perf_counter())
+        result.summary = summary
+        fail_if_needed(job, outcomes, summary)
+        # Reported as soon as it is done, and only when it synced: a failed dataset is not materialized.
+        report(run, job, summary, targets, settings.raw_dir(), asset_key=config.asset_name(market, dataset))
+    except ScriptError as exc:
+        result.exit_code, result.error = exc.exit_code, scrub(str(exc))
+    except (ConnectionError, TimeoutError) as exc:  # a socket-level blip, as script_run maps it for one dataset
+        result.exit_code, result.error = EXIT_TRANSIENT, scrub(f"network error: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug: the other datasets finish, then the batch crashes with it
+        result.crash = exc
+    return result
+
+
+def batch_summary(results: list[DatasetResult]) -> dict[str, Any]:
+    failed = [f"{r.market}/{r.dataset}" for r in results if r.exit_code or r.crash]
+    totals = {key: sum(r.summary.get(key, 0) for r in results)
+              for key in ("files_listed", "files_synced", "files_skipped", "files_failed", "rows_loaded")}
+    return {"datasets": len(results), "datasets_failed": len(failed), **totals,
+            **({"failed": failed} if failed else {})}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with script_run(SCRIPT_NAME) as run:
+        config = load_for_script()
+        pairs = selected(config, args.datasets)
+        for market, dataset in pairs:  # an unknown dataset stops the batch before any work (78)
+            build_job(config, market, dataset, args.days_back, args.as_of, args.force)
+        run.summary = {"datasets": len(pairs)}
+        workers = min(args.workers, len(pairs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataset") as pool:
+            futures = [pool.submit(sync_one_dataset, config, market, dataset, args, run) for market, dataset in pairs]
+            results = [future.result() for future in futures]
+        for result in results:
+            line = dict(result.summary)
+            if result.error is not None:
+                line["error"] = {"code": result.exit_code, "message": result.error}
+            print_summary(line)
+        run.summary = batch_summary(results)
+        crashes = [result.crash for result in results if result.crash is not None]
+        if crashes:
+            raise crashes[0]
+        failed = [result for result in results if result.exit_code]
+        if failed:
+            code = next(code for code in EXIT_PRECEDENCE if any(r.exit_code == code for r in failed))
+            raise _ERRORS[code](f"{len(failed)} of {len(results)} dataset(s) not synced:\n  " + "\n  ".join(
+                f"{r.market}/{r.dataset} (exit {r.exit_code}): {r.error}" for r in failed))
+        print_summary(run.summary)
+
+
+if __name__ == "__main__":
+    main()
