@@ -30,6 +30,7 @@ EXECUTIVE_TABLE = "qi_executive_daily_sales"
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 DEFAULT_LOG_FILE = REPO_ROOT / "logs" / "run_flow.log"
 POLL_SECONDS = 0.5
+MAX_ASSETS_SHOWN = 6  # per step line
 IS_WINDOWS = os.name == "nt"
 
 
@@ -116,7 +117,7 @@ class StepPrinter:
                        DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.ASSET_MATERIALIZATION,
                        DagsterEventType.ASSET_CHECK_EVALUATION}
         self._seen = 0
-        self._materializing: set[str] = set()
+        self._materialized: dict[str, list[str]] = {}  # step -> the assets it materialized
         self._checks_passed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="run-flow-steps", daemon=True)
@@ -150,7 +151,7 @@ class StepPrinter:
 
     def _line(self, event) -> str | None:
         if event.is_step_materialization:
-            self._materializing.add(event.step_key)
+            self._materialized.setdefault(event.step_key, []).append(event.asset_key.to_user_string())
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if evaluation.passed:
@@ -158,9 +159,15 @@ class StepPrinter:
             else:
                 return f"  CHECK   {evaluation.asset_key.to_user_string()}: {evaluation.check_name} failed"
         elif event.is_step_success:
-            if event.step_key not in self._materializing:
+            assets = self._materialized.get(event.step_key)
+            if not assets:
                 return None  # a check step: counted above
-            return f"  ok      {event.step_key}  ({event.event_specific_data.duration_ms / 1000:.1f} s)"
+            line = f"  ok      {event.step_key}  ({event.event_specific_data.duration_ms / 1000:.1f} s)"
+            if assets != [event.step_key]:  # a step making several assets (the syncs, dbt): name them
+                shown = ", ".join(assets[:MAX_ASSETS_SHOWN])
+                more = len(assets) - MAX_ASSETS_SHOWN
+                line += f": {shown}" + (f" and {more} more" if more > 0 else "")
+            return line
         elif event.is_step_failure:
             message = event.event_specific_data.error.message.strip().splitlines()[0][:300]
             return f"  FAILED  {event.step_key}: {message}"

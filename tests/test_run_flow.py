@@ -23,9 +23,10 @@ def test_the_run_belongs_to_its_job_in_the_served_code_location(sample_landing, 
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_id = re.search(r"^run (\S+) of ingest_scv_job \(location retail_sales\)", done.stdout, re.M).group(1)
-    assert re.search(r"^  ok      uk_scv  \(", done.stdout, re.M)
+    # one line for the sync step, naming the asset it materialized
+    assert re.search(r"^  ok      azure_sync  \([0-9.]+ s\): uk_scv$", done.stdout, re.M)
     # the scripts' own lines went to the log file, once, not to the console
-    assert "sync_azure" not in done.stdout and "sync_azure" in (tmp_path / "run.log").read_text()
+    assert "sync_batch" not in done.stdout and "sync_batch" in (tmp_path / "run.log").read_text()
 
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
