@@ -104,13 +104,14 @@ def test_schema_check_fails_on_a_parquet_that_breaks_the_contract(landing, isola
     pq.write_table(table.set_column(table.schema.get_field_index("quantity"), "quantity",
                                     table["quantity"].cast(pa.string())), path)
 
-    from orchestration.ingestion.checks import build_checks
-
-    schema_check, *_ = build_checks(load_pipeline_config(), load_pipeline_config().dataset("UK", "ingest_orders"))
-    evaluation = schema_check()
+    # The next run finds the file unchanged (nothing re-synced) and checks what is on disk.
+    again = _materialize("uk_orders_azure", config)
+    evaluations = {e.check_name: e for e in again.get_asset_check_evaluations()}
+    evaluation = evaluations["parquet_schema_matches_contract"]
     assert not evaluation.passed
     problems = evaluation.metadata["problems"].value
     assert "column 'quantity' is string, expected integer" in next(iter(problems.values()))
+    assert not again.success, "the schema check is blocking: the step fails, downstream would not run"
 
 
 def test_bad_run_config_date_fails_without_retry(landing):

@@ -47,3 +47,22 @@ def test_force_resyncs_unchanged_files(sync_landing: LandingTree, isolated_env: 
     forced = _materialize({**window, "force": True})
     assert forced.success and _synced(forced) == (DAYS, 0)
     assert all(p.stat().st_mtime_ns != s for p, s in zip(outputs, stamps))  # rewritten
+
+
+def test_readme_launchpad_config_is_accepted_by_the_sync_step(sync_landing: LandingTree, isolated_env: Path):
+    """The YAML the README tells the analyst to paste into the launchpad runs as it stands."""
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Re-running a missed or bad day from the UI**"):]
+    block = section[section.index("```yaml") + len("```yaml"):section.index("```", section.index("```yaml") + 7)]
+    run_config = yaml.safe_load(block)
+    [(op, body)] = run_config["ops"].items()
+    day = dt.date.fromisoformat(body["config"]["as_of"])
+    sync_landing.write_orders("UK", day, rows=3)
+    from orchestration.definitions import defs
+
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("uk_orders_azure")})
+    result = job.execute_in_process(run_config=run_config, raise_on_error=False)
+    assert result.success
+    assert _synced(result) == (1, 0)

@@ -34,7 +34,6 @@ from orchestration.alerts.slack import SlackAlerts
 from orchestration.instance_currency import currency_report
 from orchestration.exports.checks import build_export_check
 from orchestration.ingestion.assets import build_sync_assets
-from orchestration.ingestion.checks import build_checks
 from orchestration.maintenance.recovery import fail_interrupted_runs
 from orchestration.jobs.schedules import build_job, build_schedule
 from orchestration.resources import shared_resources
@@ -92,7 +91,6 @@ class Week:
         self.defs = dg.Definitions(
             assets=[build_sync_assets(CONFIG, entries), *_stand_ins()],
             asset_checks=[
-                *(c for e in entries for c in build_checks(CONFIG, e)),
                 *(build_export_check(CONFIG, x) for x in CONFIG.exports),
             ],
             jobs=[self.morning_job],

@@ -18,7 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from orchestration.code_references import legacy_script_reference
-from orchestration.ingestion.checks import build_checks
+from orchestration.ingestion.checks import check_results, check_specs
 from orchestration.pipes_runner import script_path, stream_legacy_script
 from orchestration.resources import RETRY_POLICY
 from pipeline_common.config import Dataset, PipelineConfig
@@ -82,23 +82,30 @@ def sync_spec(config: PipelineConfig, entry: Dataset) -> dg.AssetSpec:
 
 
 def build_sync_assets(config: PipelineConfig, datasets: list[Dataset] | None = None) -> dg.AssetsDefinition:
-    """The `azure_sync` multi-asset over `datasets` (default: every dataset in pipeline.yaml)."""
+    """The `azure_sync` multi-asset over `datasets` (default: every dataset in pipeline.yaml), with
+    their checks (evaluated in the same step, right after the sync)."""
+    pipeline_config = config  # the body's `config` parameter is the run config
     datasets = config.datasets if datasets is None else datasets
     entries = {dg.AssetKey(config.asset_name(entry.market, entry.dataset)): entry for entry in datasets}
 
     @dg.multi_asset(
         name=SYNC_STEP,
         specs=[sync_spec(config, entry) for entry in datasets],
+        check_specs=[spec for entry in datasets for spec in check_specs(config, entry)],
         can_subset=True,
         retry_policy=RETRY_POLICY,
     )
     def _sync(context: dg.AssetExecutionContext, config: SyncRunConfig):
         selected = [entry for key, entry in entries.items() if key in context.selected_asset_keys]
-        yield from stream_legacy_script(context, script_path(SYNC_SCRIPT), sync_arguments(selected, config))
+        try:
+            yield from stream_legacy_script(context, script_path(SYNC_SCRIPT), sync_arguments(selected, config))
+        except Exception:  # a dataset failed: still check them all (its source_is_current says why it is late)
+            yield from check_results(context, pipeline_config, entries)
+            raise
+        yield from check_results(context, pipeline_config, entries)
 
     return _sync
 
 
 def build_defs(config: PipelineConfig) -> dg.Definitions:
-    checks = [check for entry in config.datasets for check in build_checks(config, entry)]
-    return dg.Definitions(assets=[build_sync_assets(config)], asset_checks=checks)
+    return dg.Definitions(assets=[build_sync_assets(config)])

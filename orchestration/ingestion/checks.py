@@ -1,12 +1,15 @@
-"""Asset checks on the synced Parquet: the schema matches the contract, and the newest day has rows.
+"""Asset checks of the sync assets: the Parquet schema matches the contract, the newest day has rows,
+and the source is current (contract section 9).
 
-They read Parquet footers only (no data pages), so they cost milliseconds even over a month of files.
+They are check specs of the `azure_sync` step and are evaluated in it, right after the sync: no step
+of their own. They read Parquet footers only (no data pages), so they cost milliseconds even over a
+month of files.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -61,55 +64,81 @@ def newest_file(files: list[Path]) -> tuple[str, Path] | None:
     return max(dated) if dated else None
 
 
-def build_checks(config: PipelineConfig, entry: Dataset) -> list[dg.AssetChecksDefinition]:
+SCHEMA_CHECK = "parquet_schema_matches_contract"
+NEWEST_DAY_CHECK = "newest_day_has_rows"
+
+
+def check_specs(config: PipelineConfig, entry: Dataset) -> list[dg.AssetCheckSpec]:
+    """The checks of one sync asset. They are evaluated in the sync step itself, right after the
+    datasets synced (check_results): no step of their own, so they cost no step overhead."""
     asset_key = dg.AssetKey(config.asset_name(entry.market, entry.dataset))
-    dataset_type = config.dataset_type(entry.dataset)
-    columns = dict(dataset_type.columns)
-
-    @dg.asset_check(
-        asset=asset_key,
-        name="parquet_schema_matches_contract",
-        blocking=True,
+    specs = [dg.AssetCheckSpec(
+        name=SCHEMA_CHECK, asset=asset_key, blocking=True,
         description="Every synced Parquet file has the contract's columns and types plus _source_blob and _file_date.",
-    )
-    def _schema_check() -> dg.AssetCheckResult:
-        files = parquet_files(entry)
-        if not files:
-            return dg.AssetCheckResult(
-                passed=False, metadata={"files": 0, "problem": f"no Parquet under {dataset_dir(entry)}"}
-            )
-        bad = {}
-        for path in files:
-            problems = schema_problems(pq.read_schema(path), columns)
-            if problems:
-                bad[str(path.relative_to(raw_dir()))] = "; ".join(problems)
+    )]
+    if config.dataset_type(entry.dataset).cadence == "daily":
+        specs.append(dg.AssetCheckSpec(
+            name=NEWEST_DAY_CHECK, asset=asset_key, description="The newest synced file date holds at least one row.",
+        ))
+        specs.append(dg.AssetCheckSpec(
+            name=SOURCE_CHECK, asset=asset_key,
+            description=(
+                f"The file for the day before is synced by {config.due_time(entry):%H:%M} London time "
+                "(pipeline.yaml): WARN while it is not yet due, ERROR once it is late, with the reason."
+            ),
+        ))
+    return specs
+
+
+def schema_check_result(config: PipelineConfig, entry: Dataset) -> dg.AssetCheckResult:
+    files = parquet_files(entry)
+    if not files:
         return dg.AssetCheckResult(
-            passed=not bad,
-            metadata={"files": len(files), "files_with_problems": len(bad), "problems": dg.MetadataValue.json(bad)},
+            passed=False, metadata={"files": 0, "problem": f"no Parquet under {dataset_dir(entry)}"}
         )
+    columns = dict(config.dataset_type(entry.dataset).columns)
+    bad = {}
+    for path in files:
+        problems = schema_problems(pq.read_schema(path), columns)
+        if problems:
+            bad[str(path.relative_to(raw_dir()))] = "; ".join(problems)
+    return dg.AssetCheckResult(
+        passed=not bad,
+        metadata={"files": len(files), "files_with_problems": len(bad), "problems": dg.MetadataValue.json(bad)},
+    )
 
-    checks = [_schema_check]
-    if dataset_type.cadence == "daily":
 
-        @dg.asset_check(
-            asset=asset_key,
-            name="newest_day_has_rows",
-            description="The newest synced file date holds at least one row.",
+def newest_day_result(entry: Dataset) -> dg.AssetCheckResult:
+    newest = newest_file(parquet_files(entry))
+    if newest is None:
+        return dg.AssetCheckResult(passed=False, metadata={"problem": "no dated Parquet files"})
+    stamp, path = newest
+    rows = pq.read_metadata(path).num_rows
+    newest_date = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}"
+    return dg.AssetCheckResult(
+        passed=rows > 0, metadata={"newest_file_date": newest_date, "rows": rows, "file": path.name}
+    )
+
+
+def check_results(
+    context: dg.AssetExecutionContext, config: PipelineConfig, entries: dict[dg.AssetKey, Dataset]
+) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks of the sync step, evaluated on what is on disk now (after the sync).
+    A dataset whose sync failed is checked too: its source_is_current then says why it is late."""
+    report = None
+    for check_key in sorted(context.selected_asset_check_keys, key=lambda key: key.to_user_string()):
+        entry = entries[check_key.asset_key]
+        if check_key.name == SCHEMA_CHECK:
+            result = schema_check_result(config, entry)
+        elif check_key.name == NEWEST_DAY_CHECK:
+            result = newest_day_result(entry)
+        else:
+            report = report or currency_report(context.instance, config, business_now())
+            result = source_check_result(report.source(entry.market, entry.dataset))
+        yield dg.AssetCheckResult(
+            asset_key=check_key.asset_key, check_name=check_key.name, passed=result.passed,
+            severity=result.severity, description=result.description, metadata=result.metadata,
         )
-        def _newest_day_check() -> dg.AssetCheckResult:
-            newest = newest_file(parquet_files(entry))
-            if newest is None:
-                return dg.AssetCheckResult(passed=False, metadata={"problem": "no dated Parquet files"})
-            stamp, path = newest
-            rows = pq.read_metadata(path).num_rows
-            newest_date = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:]}"
-            return dg.AssetCheckResult(
-                passed=rows > 0, metadata={"newest_file_date": newest_date, "rows": rows, "file": path.name}
-            )
-
-        checks.append(_newest_day_check)
-        checks.append(build_source_check(config, entry, asset_key))
-    return checks
 
 
 def source_check_result(status: currency.SourceStatus) -> dg.AssetCheckResult:
@@ -131,19 +160,3 @@ def source_check_result(status: currency.SourceStatus) -> dg.AssetCheckResult:
             "reason": status.why() or ("next file pending" if status.next_pending else "current"),
         },
     )
-
-
-def build_source_check(config: PipelineConfig, entry: Dataset, asset_key: dg.AssetKey) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=asset_key,
-        name=SOURCE_CHECK,
-        description=(
-            f"The file for the day before is synced by {config.due_time(entry):%H:%M} London time "
-            "(pipeline.yaml): WARN while it is not yet due, ERROR once it is late, with the reason."
-        ),
-    )
-    def _source_is_current(context) -> dg.AssetCheckResult:
-        report = currency_report(context.instance, config, business_now())
-        return source_check_result(report.source(entry.market, entry.dataset))
-
-    return _source_is_current
