@@ -116,7 +116,7 @@ class StepPrinter:
         self._types = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
                        DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.ASSET_MATERIALIZATION,
                        DagsterEventType.ASSET_CHECK_EVALUATION}
-        self._seen = 0
+        self._cursor: str | None = None
         self._materialized: dict[str, list[str]] = {}  # step -> the assets it materialized
         self._checks_passed = 0
         self._stop = threading.Event()
@@ -141,13 +141,15 @@ class StepPrinter:
                 self._print_new()
 
     def _print_new(self) -> None:
-        records = self._instance.all_logs(self._run_id, of_type=self._types)
-        for record in records[self._seen:]:
-            line = self._line(record.dagster_event)
+        # Only the events since the last poll: re-reading the whole run every tick would compete
+        # with the run itself for the SQLite file and the CPU.
+        connection = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, of_type=self._types)
+        for record in connection.records:
+            line = self._line(record.event_log_entry.dagster_event)
             if line:
                 self._out.write(line + "\n")
         self._out.flush()
-        self._seen = len(records)
+        self._cursor = connection.cursor or self._cursor
 
     def _line(self, event) -> str | None:
         if event.is_step_materialization:
@@ -239,6 +241,8 @@ def print_exports(instance, run_id: str) -> None:
 
 
 def print_executive_rows(limit: int) -> None:
+    if limit <= 0:
+        return
     import duckdb
 
     from pipeline_common.settings import duckdb_path
