@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     with script_run(SCRIPT_NAME) as run:
         config = load_for_script()
         pairs = selected(config, args.datasets)
+        run.summary = {"datasets": len(pairs)}
         for market, dataset in pairs:  # an unknown dataset stops the batch before any work (78)
             build_job(config, market, dataset, args.days_back, args.as_of, args.force)
-        run.summary = {"datasets": len(pairs)}
         workers = min(args.workers, len(pairs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataset") as pool:
             futures = [pool.submit(sync_one_dataset, config, market, dataset, args, run) for market, dataset in pairs]
