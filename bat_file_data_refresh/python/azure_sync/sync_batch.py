@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
@@ -90,6 +91,8 @@ def parse_args(argv: list[str] | None):
     args = parser.parse_args(argv)
     if args.days_back is not None and not 1 <= args.days_back <= MAX_DAYS_BACK:
         parser.error(f"--days-back must be between 1 and {MAX_DAYS_BACK}, got {args.days_back}")
+    if args.as_of is not None and args.as_of < dt.date(1900, 1, 1) + dt.timedelta(days=MAX_DAYS_BACK):
+        parser.error(f"--as-of {args.as_of} is too early; expected a date after 1910")
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     for item in args.datasets or []:
