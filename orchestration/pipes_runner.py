@@ -10,6 +10,7 @@ at once, and the step is retried once only, not the RetryPolicy's five times ove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -77,21 +78,12 @@ def run_legacy_script(
     args: Sequence[str],
 ) -> PipesClientCompletedInvocation:
     """Run `python <script> <args>` through Pipes; map its exit code to retry-or-fail."""
-    command = [sys.executable, str(script), *args]
-    # The script's name and arguments are not secret; its environment may be, so it is not logged.
-    context.log.info(f"running {script.name} {' '.join(args)}")
-    fd, error_file = tempfile.mkstemp(prefix="pipeline-error-", suffix=".txt")
-    os.close(fd)
-    try:
-        return pipes_client.run(
-            context=context, command=command, env={ERROR_FILE_ENV_VAR: error_file, **UTF8_CHILD_ENV},
-            cwd=str(repo_root()),
-        )
-    except DagsterPipesExecutionError as exc:
-        _raise_for_exit(context, script, args, _exit_code(exc), Path(error_file), str(exc))
-        raise AssertionError("unreachable")  # _raise_for_exit always raises
-    finally:
-        Path(error_file).unlink(missing_ok=True)
+    with _script_launch(context, script, args) as (command, env, error_file):
+        try:
+            return pipes_client.run(context=context, command=command, env=env, cwd=str(repo_root()))
+        except DagsterPipesExecutionError as exc:
+            _raise_for_exit(context, script, args, _exit_code(exc), error_file, str(exc))
+            raise AssertionError("unreachable")  # _raise_for_exit always raises
 
 
 def stream_legacy_script(
@@ -100,18 +92,15 @@ def stream_legacy_script(
     """Like run_legacy_script, for a script that reports several assets (sync_batch.py): what it
     reported is yielded even when it then fails, so one bad dataset does not hide the others'
     materializations; then its exit code maps to retry-or-fail the same way."""
-    command = [sys.executable, str(script), *args]
-    context.log.info(f"running {script.name} {' '.join(args)}")
-    fd, error_file = tempfile.mkstemp(prefix="pipeline-error-", suffix=".txt")
-    os.close(fd)
-    try:
+    with _script_launch(context, script, args) as (command, env, error_file):
         with dg.open_pipes_session(
             context=context,
             context_injector=dg.PipesTempFileContextInjector(),
             message_reader=dg.PipesTempFileMessageReader(),
         ) as session:
-            env = {**os.environ, ERROR_FILE_ENV_VAR: error_file, **UTF8_CHILD_ENV, **session.get_bootstrap_env_vars()}
-            process = subprocess.Popen(command, env=env, cwd=str(repo_root()))
+            process = subprocess.Popen(
+                command, env={**os.environ, **env, **session.get_bootstrap_env_vars()}, cwd=str(repo_root())
+            )
             try:
                 code = process.wait()
             except dg.DagsterExecutionInterruptedError:  # the run was terminated: stop the script too
@@ -121,7 +110,21 @@ def stream_legacy_script(
         # Only what the script reported: a dataset it could not sync must not look materialized.
         yield from session.get_results(implicit_materializations=False)
         if code != 0:
-            _raise_for_exit(context, script, args, code, Path(error_file), f"{script.name} exited with code {code}")
+            _raise_for_exit(context, script, args, code, error_file, f"{script.name} exited with code {code}")
+
+
+@contextlib.contextmanager
+def _script_launch(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, script: Path, args: Sequence[str]
+) -> Iterator[tuple[list[str], dict[str, str], Path]]:
+    """The command, the extra environment (UTF-8 mode, the error file the script writes its failure
+    to) and that error file, removed afterwards whatever happens."""
+    # The script's name and arguments are not secret; its environment may be, so it is not logged.
+    context.log.info(f"running {script.name} {' '.join(args)}")
+    fd, error_file = tempfile.mkstemp(prefix="pipeline-error-", suffix=".txt")
+    os.close(fd)
+    try:
+        yield [sys.executable, str(script), *args], {ERROR_FILE_ENV_VAR: error_file, **UTF8_CHILD_ENV}, Path(error_file)
     finally:
         Path(error_file).unlink(missing_ok=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,15 +18,6 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 from orchestration.maintenance.recovery import fail_interrupted_runs, set_pool_limits
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
 
 
 def _big_warehouse(path: Path) -> None:

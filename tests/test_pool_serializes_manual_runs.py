@@ -6,7 +6,6 @@ warehouse at the same time: one step runs after the other."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +17,6 @@ from dagster._core.events import DagsterEventType
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = ["warehouse_backup", "tableau_executive_daily_sales"]
-
-
-@pytest.fixture
-def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
 
 
 def _step_window(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:

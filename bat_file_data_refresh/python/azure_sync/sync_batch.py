@@ -31,17 +31,13 @@ from azure_sync.sync_azure import MAX_DAYS_BACK, build_job, fail_if_needed, repo
 from pipeline_common import settings  # noqa: E402
 from pipeline_common.config import PipelineConfig, load_for_script  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
-    EXIT_BAD_DATA,
-    EXIT_CONFIG,
-    EXIT_IO,
-    EXIT_TRANSIENT,
     ArgumentParser,
     BadDataError,
     ConfigurationError,
     PipelineIOError,
-    ScriptError,
     ScriptRun,
     TransientError,
+    classify_failure,
     iso_date,
     print_summary,
     script_run,
@@ -54,9 +50,7 @@ DEFAULT_WORKERS = int(os.environ.get("SYNC_DATASET_WORKERS") or 4)
 file); the few with new files parse them on Arrow's own CPU pool, so a small number is enough."""
 
 # Which failure a batch exits with when datasets fail differently: the one a person must see first.
-EXIT_PRECEDENCE = (EXIT_IO, EXIT_CONFIG, EXIT_TRANSIENT, EXIT_BAD_DATA)
-_ERRORS = {EXIT_IO: PipelineIOError, EXIT_CONFIG: ConfigurationError, EXIT_TRANSIENT: TransientError,
-           EXIT_BAD_DATA: BadDataError}
+BY_URGENCY = (PipelineIOError, ConfigurationError, TransientError, BadDataError)
 
 EXAMPLES = """\
 examples:
@@ -118,12 +112,12 @@ def sync_one_dataset(config: PipelineConfig, market: str, dataset: str, args, ru
         fail_if_needed(job, outcomes, summary)
         # Reported as soon as it is done, and only when it synced: a failed dataset is not materialized.
         report(run, job, summary, targets, settings.raw_dir(), asset_key=config.asset_name(market, dataset))
-    except ScriptError as exc:
-        result.exit_code, result.error = exc.exit_code, scrub(str(exc))
-    except (ConnectionError, TimeoutError) as exc:  # a socket-level blip, as script_run maps it for one dataset
-        result.exit_code, result.error = EXIT_TRANSIENT, scrub(f"network error: {type(exc).__name__}: {exc}")
-    except Exception as exc:  # a bug: the other datasets finish, then the batch crashes with it
-        result.crash = exc
+    except Exception as exc:  # mapped as script_run maps it for one dataset; a bug ends the batch after the others
+        failure = classify_failure(exc)
+        if failure is None:
+            result.crash = exc
+        else:
+            result.exit_code, result.error = failure[0], scrub(failure[1])
     return result
 
 
@@ -158,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
             raise crashes[0]
         failed = [result for result in results if result.exit_code]
         if failed:
-            code = next(code for code in EXIT_PRECEDENCE if any(r.exit_code == code for r in failed))
-            raise _ERRORS[code](f"{len(failed)} of {len(results)} dataset(s) not synced:\n  " + "\n  ".join(
+            codes = {r.exit_code for r in failed}
+            error_class = next(cls for cls in BY_URGENCY if cls.exit_code in codes)
+            raise error_class(f"{len(failed)} of {len(results)} dataset(s) not synced:\n  " + "\n  ".join(
                 f"{r.market}/{r.dataset} (exit {r.exit_code}): {r.error}" for r in failed))
         print_summary(run.summary)
 

@@ -253,22 +253,13 @@ def script_run(name: str) -> Iterator[ScriptRun]:
         crash: Exception | None = None
         try:
             yield run
-        except ScriptError as exc:
-            exit_code = _fail(run, exc.exit_code, str(exc))
-            _cut_chain(exc)
-        except (ConnectionError, TimeoutError) as exc:  # a socket-level blip that escaped the script's mapping
-            exit_code = _fail(run, EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}")
-            _cut_chain(exc)
-        except OSError as exc:
-            if exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files: 74
-                exit_code = _fail(run, EXIT_IO, str(io_error(None, exc, "accessing")))
-            else:
+        except Exception as exc:
+            failure = classify_failure(exc)
+            if failure is None:  # a crash (a bug): exit 1 with the traceback, for the run log
                 _record_crash(run, exc)
                 crash = exc
-            _cut_chain(exc)
-        except Exception as exc:  # a crash (a bug): exit 1 with the traceback, for the run log
-            _record_crash(run, exc)
-            crash = exc
+            else:
+                exit_code = _fail(run, *failure)
             _cut_chain(exc)
         finally:
             if handler is not None:
@@ -280,6 +271,17 @@ def script_run(name: str) -> Iterator[ScriptRun]:
             raise crash
         if exit_code is not None:
             raise SystemExit(exit_code)
+
+
+def classify_failure(exc: Exception) -> tuple[int, str] | None:
+    """(exit code, message) for a foreseeable failure (contract section 8), None for a crash (a bug)."""
+    if isinstance(exc, ScriptError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, (ConnectionError, TimeoutError)):  # a socket-level blip that escaped the script's mapping
+        return EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files
+        return EXIT_IO, str(io_error(None, exc, "accessing"))
+    return None
 
 
 def _cut_chain(exc: BaseException) -> None:
