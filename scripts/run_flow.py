@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ DEFAULT_JOB = "daily_sales_flow_job"
 EXECUTIVE_TABLE = "qi_executive_daily_sales"
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 DEFAULT_LOG_FILE = REPO_ROOT / "logs" / "run_flow.log"
-POLL_SECONDS = 0.5
 MAX_ASSETS_SHOWN = 6  # per step line
 IS_WINDOWS = os.name == "nt"
 
@@ -104,52 +102,26 @@ def output_to(log_file: Path | None) -> Iterator[TextIO]:
 
 
 class StepPrinter:
-    """Follows the run's events in the instance and prints one line per finished asset step; check
-    steps are counted into one closing line, and a failed check is named at once."""
+    """Prints one line per finished asset step from the run's events as the run yields them; check
+    results are counted into one closing line, and a failed check is named at once. Nothing is read
+    back from the instance: the events come straight from the executing run."""
 
-    def __init__(self, instance, run_id: str, out: TextIO):
-        from dagster import DagsterEventType
-
-        self._instance = instance
-        self._run_id = run_id
+    def __init__(self, out: TextIO):
         self._out = out
-        self._types = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
-                       DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.ASSET_MATERIALIZATION,
-                       DagsterEventType.ASSET_CHECK_EVALUATION}
-        self._cursor: str | None = None
         self._materialized: dict[str, list[str]] = {}  # step -> the assets it materialized
         self._checks_passed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._follow, name="run-flow-steps", daemon=True)
 
-    def __enter__(self) -> StepPrinter:
-        self._thread.start()
-        return self
+    def show(self, event) -> None:
+        line = self._line(event)
+        if line:
+            self._out.write(line + "\n")
+            self._out.flush()
 
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._print_new()
+    def finish(self) -> None:
         if self._checks_passed:
             plural = "" if self._checks_passed == 1 else "s"
             self._out.write(f"  ok      {self._checks_passed} asset check{plural} passed\n")
             self._out.flush()
-
-    def _follow(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            with contextlib.suppress(Exception):  # a busy SQLite file: try again on the next tick
-                self._print_new()
-
-    def _print_new(self) -> None:
-        # Only the events since the last poll: re-reading the whole run every tick would compete
-        # with the run itself for the SQLite file and the CPU.
-        connection = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, of_type=self._types)
-        for record in connection.records:
-            line = self._line(record.event_log_entry.dagster_event)
-            if line:
-                self._out.write(line + "\n")
-        self._out.flush()
-        self._cursor = connection.cursor or self._cursor
 
     def _line(self, event) -> str | None:
         if event.is_step_materialization:
@@ -180,7 +152,7 @@ class StepPrinter:
 
 def launch_and_execute(instance, job_name: str, run_config: dict, out: TextIO, log_file: Path | None):
     """Create the run as the UI does (remote origin, job tags, snapshot) and execute it here."""
-    from dagster._core.execution.api import execute_run
+    from dagster._core.execution.api import execute_run_iterator
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
@@ -205,8 +177,10 @@ def launch_and_execute(instance, job_name: str, run_config: dict, out: TextIO, l
         out.write(f"run {run.run_id} of {job_name} (location {location_name})"
                   + (f"; full log: {_shown(log_file)}" if log_file else "") + "\n")
         out.flush()
-        with StepPrinter(instance, run.run_id, out):
-            execute_run(recon_job, run, instance)
+        printer = StepPrinter(out)
+        for event in execute_run_iterator(recon_job, run, instance):
+            printer.show(event)
+        printer.finish()
     return instance.get_run_by_id(run.run_id)
 
 
