@@ -29,6 +29,7 @@ EXECUTIVE_TABLE = "qi_executive_daily_sales"
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 DEFAULT_LOG_FILE = REPO_ROOT / "logs" / "run_flow.log"
 MAX_ASSETS_SHOWN = 6  # per step line
+FAILURE_DETAIL_LINES = 5  # of a failed step's message, under its line
 IS_WINDOWS = os.name == "nt"
 
 
@@ -143,11 +144,25 @@ class StepPrinter:
                 line += f": {shown}" + (f" and {more} more" if more > 0 else "")
             return line
         elif event.is_step_failure:
-            message = event.event_specific_data.error.message.strip().splitlines()[0][:300]
-            return f"  FAILED  {event.step_key}: {message}"
+            return f"  FAILED  {event.step_key}: {failure_text(event.event_specific_data.error.message)}"
         elif event.is_step_up_for_retry:
             return f"  retry   {event.step_key} (will run again with backoff)"
         return None
+
+
+def failure_text(message: str) -> str:
+    """A step's error for the console: without Python's exception class, and with the first lines of
+    its detail (which dataset, file, line and column), each line cut at 300 characters."""
+    lines = [line.rstrip()[:300] for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    head, _, rest = lines[0].partition(": ")
+    if rest and "." in head and " " not in head:  # "dagster._core....Failure: text" -> "text"
+        lines[0] = rest
+    shown = lines[:1 + FAILURE_DETAIL_LINES]
+    if len(lines) > len(shown):
+        shown.append(f"  ... {len(lines) - len(shown)} more line(s) in the run's log")
+    return "\n          ".join(shown)
 
 
 def launch_and_execute(instance, job_name: str, run_config: dict, out: TextIO, log_file: Path | None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -41,3 +42,28 @@ def test_the_run_belongs_to_its_job_in_the_served_code_location(sample_landing, 
         found = instance.get_runs(dg.RunsFilter(job_name="ingest_scv_job",
                                                 tags={".dagster/repository": "__repository__@retail_sales"}))
         assert [r.run_id for r in found] == [run_id]
+
+
+def test_a_failed_step_and_its_failed_checks_are_named_on_the_console(sample_landing, isolated_env, tmp_path):
+    """The console follows the run as it happens: the failing step's line carries the reason, and every
+    check that did not pass is named (a sync that failed still has its checks evaluated)."""
+    landing = tmp_path / "landing"
+    shutil.copytree(sample_landing, landing)
+    [newest] = sorted(landing.glob("UK/**/ingest_scv_*.csv"))[-1:]
+    newest.write_text('"customer_id","segment","lifetime_orders","lifetime_value_gbp"\n'
+                      '100001,"Occasional",three,733.79\n', encoding="utf-8")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), "LANDING_DIR": str(landing)}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_flow.py"), "--job", "ingest_scv_job", "--rows", "0",
+         "--log-file", str(tmp_path / "run.log")],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    failed = re.search(r"^  FAILED  azure_sync: (.+)$", done.stdout, re.M)
+    # the reason without Python's exception class, then the detail naming the dataset, file and cell
+    assert failed.group(1).startswith("sync_batch.py rejected bad input (exit 65)"), done.stdout
+    detail = done.stdout[failed.end():].split("\n  CHECK")[0]
+    assert "UK/ingest_scv" in detail and "line 2, column 'lifetime_orders'" in detail, done.stdout
+    # the only SCV file was rejected, so no Parquet exists: the schema check fails whatever the clock says
+    assert re.search(r"^  CHECK   uk_scv: parquet_schema_matches_contract failed$", done.stdout, re.M), done.stdout
+    assert re.search(r"^ingest_scv_job: FAILURE in \d+ s", done.stdout, re.M)
