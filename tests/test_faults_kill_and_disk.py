@@ -319,3 +319,48 @@ def test_export_on_a_full_disk_exits_74_and_leaves_no_build_folder(tmp_path: Pat
         assert "Traceback" not in result.stderr
         assert _hidden(out) == [] if out.exists() else True
         assert not (out / "full_disk.hyper").exists()
+
+
+# A query DuckDB writes to a plain Parquet file of a few MB, and whose load into Hyper needs a few MB
+# more on the same disk (the temporary Parquet sits beside the extract being built).
+_HYPER_QUERY = "select i, (i * 7919 % 1000003)::varchar || 'x' as s, i % 13 as k from range(300000) t(i)"
+
+
+def _plain_parquet_bytes(tmp_path: Path) -> int:
+    """Size of the query's result as plain, uncompressed Parquet: what the export stages for Hyper
+    (docs/exports.md)."""
+    import duckdb
+
+    probe = tmp_path / "probe.parquet"
+    duckdb.connect().execute(
+        f"copy ({_HYPER_QUERY}) to '{probe}' (format parquet, compression uncompressed, dictionary_size_limit 1)"
+    )
+    return probe.stat().st_size
+
+
+@pytest.mark.parametrize(("stage", "room_after_parquet"), [("creating", 40 * 1024), ("loading", 1024 * 1024)])
+def test_export_whose_disk_fills_in_the_hyper_stage_exits_74(
+    tmp_path: Path, built_warehouse, stage: str, room_after_parquet: int
+) -> None:
+    """Hyper says only "growing the database file failed": when it creates the file, or when it writes
+    a data block. Both are a full disk (74, the extract named), not bad data (65) nor a crash (1)."""
+    parquet_bytes = _plain_parquet_bytes(tmp_path)
+    with _small_disk(tmp_path / "disk", "24m") as disk:
+        out = disk / "exports"
+        env = _env(built_warehouse.data_dir, built_warehouse.landing, DUCKDB_PATH=str(built_warehouse.duckdb_path))
+        kept = _run(EXPORT, ["--sql", "select 1 as one", "--name", "hyper_stage", "--no-publish", "--out", str(out)], env)
+        assert kept.returncode == 0, kept.stderr[-3000:]
+        earlier = (out / "hyper_stage.hyper").read_bytes()
+        _fill(disk, parquet_bytes + room_after_parquet)
+
+        result = _run(EXPORT, ["--sql", _HYPER_QUERY, "--name", "hyper_stage", "--no-publish", "--out", str(out)], env)
+
+        assert result.returncode == 74, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        error = json.loads(result.stdout.strip().splitlines()[-1])["error"]
+        assert error["code"] == 74
+        # the message names the extract being built (so the Parquet stage passed) and the free space
+        assert "hyper_stage.hyper: No space left on device" in error["message"], error["message"]
+        assert "MB free on" in error["message"]
+        assert (out / "hyper_stage.hyper").read_bytes() == earlier
+        assert _hidden(out) == []

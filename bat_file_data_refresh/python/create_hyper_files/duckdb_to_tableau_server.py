@@ -259,7 +259,7 @@ def build_extract(
             casts={e.table.name: e.casts for e in exported if e.casts},
         )
     except Exception as exc:
-        full = disk_full_error(work_dir, exc)  # Hyper reports a full disk as a HyperException
+        full = disk_full_error(staged, exc)  # Hyper's HyperException "growing the database file failed"
         if full is not None:
             raise full from None
         raise

@@ -107,7 +107,10 @@ FILE_SYSTEM_ERRNOS = frozenset(
 )
 """OSErrors that are about the pipeline's own files (exit 74); other OSErrors are not foreseen."""
 
-DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full")
+# How the OS and the libraries say "disk full": errno 28, its Windows text, DuckDB, and Hyper (which reports
+# a full disk only as "growing the database file failed", when creating the file or writing a data block).
+DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full",
+                     "growing the database file failed")
 
 
 def disk_full_error(path: Path | str, exc: BaseException, action: str = "writing") -> PipelineIOError | None:
