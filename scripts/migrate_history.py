@@ -2,7 +2,8 @@
 
 Copies finished runs (with their job and plan snapshots, creation, start and end times), every
 event of each run (asset materializations, observations, check results, logs), events recorded
-outside a run, schedule and sensor state with their tick history, and backfills. Idempotent: what
+outside a run, schedule and sensor state with their tick history, backfills, and each copied run's
+captured stdout/stderr (the compute logs the UI shows per step). Idempotent: what
 is already in Postgres is left alone, so a second run copies nothing; a run whose copy was cut
 short is copied again whole. Runs still in flight (queued, starting, started, canceling) are
 skipped and reported; run the script again once they have finished.
@@ -64,6 +65,7 @@ class Report:
     instigator_states: Count
     ticks: Count
     backfills: Count
+    compute_logs: Count  # captured stdout/stderr, one per step (or per run of in-process steps)
 
     @classmethod
     def empty(cls) -> Report:
@@ -168,6 +170,70 @@ def _copy_run(source, destination, record, events: list) -> None:
             destination.run_storage.handle_run_event(run.run_id, event.dagster_event, update_timestamp=when)
 
 
+def _captured_log_keys(manager, run_id: str, events: list) -> list[list[str]]:
+    """The compute-log keys a run recorded: its LOGS_CAPTURED events name them."""
+    from dagster._core.events import DagsterEventType
+
+    keys = []
+    for event in events:
+        if event.is_dagster_event and event.dagster_event_type == DagsterEventType.LOGS_CAPTURED:
+            file_key = event.dagster_event.event_specific_data.file_key
+            key = list(manager.build_log_key_for_run(run_id, file_key))
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _local_log_files(manager, log_key: list[str]) -> list[Path]:
+    from dagster._core.storage.compute_log_manager import ComputeIOType
+    from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION
+
+    return [Path(manager.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type]))
+            for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR)]
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """Whole or not at all: a copy cut short leaves the target as it was."""
+    import shutil
+
+    from pipeline_common.files import atomic_write
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(target) as partial:
+        shutil.copyfile(source, partial)
+
+
+def migrate_compute_logs(source, destination, run_id: str, events: list, report: Report, dry_run: bool) -> None:
+    """A finished run's captured stdout/stderr, file by file, when both instances keep them on local
+    disk (the desktop's default, and the deployment's `storage` volume); a log whose files are already
+    there, the same size, is left alone, so a migration cut short is completed by the next one."""
+    from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+
+    from_logs, to_logs = source.compute_log_manager, destination.compute_log_manager
+    keys = _captured_log_keys(from_logs, run_id, events)
+    report.compute_logs.source += len(keys)
+    if not isinstance(from_logs, LocalComputeLogManager) or not isinstance(to_logs, LocalComputeLogManager):
+        report.compute_logs.skipped += len(keys)
+        if keys:
+            print(f"compute logs of run {run_id} not copied: {type(from_logs).__name__} -> "
+                  f"{type(to_logs).__name__} (only local-disk compute logs are copied)")
+        return
+    for key in keys:
+        pairs = [(a, b) for a, b in zip(_local_log_files(from_logs, key), _local_log_files(to_logs, key)) if a.exists()]
+        if all(b.exists() and b.stat().st_size == a.stat().st_size for a, b in pairs) and (
+            to_logs.is_capture_complete(key) or not from_logs.is_capture_complete(key)
+        ):
+            report.compute_logs.already_there += 1
+            continue
+        report.compute_logs.copied += 1
+        if dry_run:
+            continue
+        for from_file, to_file in pairs:
+            _copy_file(from_file, to_file)
+        if from_logs.is_capture_complete(key):  # the UI stops waiting for more output
+            Path(to_logs.complete_artifact_path(key)).touch()
+
+
 def migrate_runs(source, destination, report: Report, dry_run: bool) -> None:
     in_flight = _in_flight_statuses()
     records = sorted(source.get_run_records(), key=lambda r: r.create_timestamp)
@@ -180,8 +246,11 @@ def migrate_runs(source, destination, report: Report, dry_run: bool) -> None:
         if run.status in in_flight:
             report.runs.skipped += 1
             report.events.skipped += len(events)
+            report.compute_logs.skipped += len(_captured_log_keys(source.compute_log_manager, run.run_id, events))
             print(f"skipped run {run.run_id} ({run.job_name}): still {run.status.value}; migrate again once it has finished")
             continue
+        # The logs first: a run counts as there once its events are, and must not be left without them.
+        migrate_compute_logs(source, destination, run.run_id, events, report, dry_run)
         if destination.has_run(run.run_id):
             if len(destination.all_logs(run.run_id)) == len(events):
                 report.runs.already_there += 1

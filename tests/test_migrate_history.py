@@ -112,7 +112,13 @@ def test_desktop_history_moves_to_postgres_once_and_whole(tmp_path, desktop_home
         check_keys = list({e.dagster_event.event_specific_data.asset_check_key for e in checks})
         latest_checks = source.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
         states = source.all_instigator_state()
+        # the run's captured stdout/stderr, as the UI reads them per log key
+        (run_id,) = {r.dagster_run.run_id for r in runs}
+        log_keys = [source.compute_log_manager.build_log_key_for_run(run_id, e.dagster_event.event_specific_data.file_key)
+                    for e in events if e.dagster_event_type == DagsterEventType.LOGS_CAPTURED]
+        captured = {tuple(key): source.compute_log_manager.get_log_data(key) for key in log_keys}
     assert len(runs) == 1 and materializations and checks and len(states) == 2
+    assert captured and any(data.stdout or data.stderr for data in captured.values())
 
     # Dry run: the counts, and nothing written.
     code, dry, output = _migrate(env, *args, "--dry-run")
@@ -121,7 +127,9 @@ def test_desktop_history_moves_to_postgres_once_and_whole(tmp_path, desktop_home
     assert dry["runs"] == {"source": 1, "copied": 1, "already_there": 0, "skipped": 0}
     assert dry["events"]["copied"] == len(events)
     assert dry["asset_materializations"]["copied"] == len(materializations)
+    assert dry["compute_logs"] == {"source": len(captured), "copied": len(captured), "already_there": 0, "skipped": 0}
     assert "would copy" in output
+    assert not (to_home / "storage").exists() or not any((to_home / "storage").rglob("*.*"))
     assert postgres_server.query(postgres_db, "select count(*) from runs") == [(0,)]
     assert postgres_server.query(postgres_db, "select count(*) from event_logs") == [(0,)]
 
@@ -132,6 +140,7 @@ def test_desktop_history_moves_to_postgres_once_and_whole(tmp_path, desktop_home
     assert first["asset_materializations"]["copied"] == len(materializations)
     assert first["asset_check_results"]["copied"] == len(checks)
     assert first["instigator_states"]["copied"] == 2 and first["ticks"]["copied"] == 1
+    assert first["compute_logs"]["copied"] == len(captured)
     assert postgres_server.query(postgres_db, "select count(*) from runs") == [(1,)]
     assert postgres_server.query(postgres_db, "select count(*) from event_logs") == [(len(events),)]
 
@@ -140,6 +149,7 @@ def test_desktop_history_moves_to_postgres_once_and_whole(tmp_path, desktop_home
     assert code == 0, output
     assert all(count["copied"] == 0 for name, count in second.items() if isinstance(count, dict) and "copied" in count), second
     assert second["runs"]["already_there"] == 1 and second["events"]["already_there"] == len(events)
+    assert second["compute_logs"]["already_there"] == len(captured)
     assert postgres_server.query(postgres_db, "select count(*) from event_logs") == [(len(events),)]
 
     # The new instance answers as the old one did: run times, latest materializations (what the
@@ -166,6 +176,11 @@ def test_desktop_history_moves_to_postgres_once_and_whole(tmp_path, desktop_home
             sensor = by_name[CURSOR_SENSOR]
             (tick,) = destination.get_ticks(sensor.instigator_origin_id, sensor.selector_id)
             assert tick.status == TickStatus.SKIPPED and tick.skip_reason == "no new UK orders file"
+            # each step's stdout/stderr, byte for byte, and complete (the UI stops polling for more)
+            for key, data in captured.items():
+                moved_log = destination.compute_log_manager.get_log_data(list(key))
+                assert (moved_log.stdout, moved_log.stderr) == (data.stdout, data.stderr), key
+                assert destination.compute_log_manager.is_capture_complete(list(key)), key
     finally:
         for name in postgres_server.environment(postgres_db):
             os.environ.pop(name, None)
