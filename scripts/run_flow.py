@@ -108,21 +108,30 @@ class StepPrinter:
     back from the instance: the events come straight from the executing run."""
 
     def __init__(self, out: TextIO):
-        self._out = out
+        self._out: TextIO | None = out
         self._materialized: dict[str, list[str]] = {}  # step -> the assets it materialized
         self._checks_passed = 0
 
     def show(self, event) -> None:
         line = self._line(event)
         if line:
-            self._out.write(line + "\n")
-            self._out.flush()
+            self._write(line)
 
     def finish(self) -> None:
         if self._checks_passed:
             plural = "" if self._checks_passed == 1 else "s"
-            self._out.write(f"  ok      {self._checks_passed} asset check{plural} passed\n")
+            self._write(f"  ok      {self._checks_passed} asset check{plural} passed")
+
+    def _write(self, line: str) -> None:
+        # The run is executed by the loop that feeds this printer: a console that went away (a closed
+        # pipe, a closed window) must stop the printing, never the run.
+        if self._out is None:
+            return
+        try:
+            self._out.write(line + "\n")
             self._out.flush()
+        except (OSError, ValueError):
+            self._out = None
 
     def _line(self, event) -> str | None:
         if event.is_step_materialization:

@@ -67,3 +67,24 @@ def test_a_failed_step_and_its_failed_checks_are_named_on_the_console(sample_lan
     # the only SCV file was rejected, so no Parquet exists: the schema check fails whatever the clock says
     assert re.search(r"^  CHECK   uk_scv: parquet_schema_matches_contract failed$", done.stdout, re.M), done.stdout
     assert re.search(r"^ingest_scv_job: FAILURE in \d+ s", done.stdout, re.M)
+
+
+def test_a_console_that_goes_away_does_not_break_the_run(sample_landing, isolated_env, tmp_path, monkeypatch):
+    """The run is executed by the loop that prints its steps: when the reader of the console goes away
+    (a closed pipe, a closed window) right after the first line, the run still finishes and succeeds."""
+    home = tmp_path / "dagster_home"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LANDING_DIR": str(sample_landing)}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "run_flow.py"), "--job", "ingest_scv_job", "--rows", "0",
+         "--log-file", str(tmp_path / "run.log")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path,
+    )
+    first = process.stdout.readline().decode()
+    process.stdout.close()  # nobody reads the step lines any more
+    process.wait(timeout=600)
+    run_id = re.match(r"run (\S+) of ingest_scv_job", first).group(1)
+
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert (isolated_env / "raw" / "UK" / "ingest_scv").is_dir()
