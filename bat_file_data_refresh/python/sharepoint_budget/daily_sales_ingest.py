@@ -19,9 +19,7 @@ import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pacsv  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 from pipeline_common.config import load_for_script, today_in  # noqa: E402
 from pipeline_common.files import atomic_write, recover_set, replace_together, temp_path  # noqa: E402
@@ -36,8 +34,15 @@ from pipeline_common.script_support import (  # noqa: E402
 )
 from pipeline_common.settings import raw_dir, sharepoint_budget_dir  # noqa: E402
 from sharepoint_budget.sharepoint import MissingWorkbookError, download_workbook, sharepoint_settings  # noqa: E402
-from sharepoint_budget import workbook as workbook_module  # noqa: E402
-from sharepoint_budget.workbook import ParsedWorkbook, parse_workbook  # noqa: E402
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from sharepoint_budget.workbook import ParsedWorkbook
+
+# The parser (openpyxl, numpy) and pyarrow are imported only when a workbook is parsed and written:
+# an unchanged workbook, the daily case, costs a hash and no more (docs/performance.md).
+WORKBOOK_PARSER = Path(__file__).resolve().with_name("workbook.py")
 
 SCRIPT_NAME = "daily_sales_ingest"
 WORKBOOK_NAME = "Daily Sales Budget {year}.xlsx"
@@ -90,6 +95,8 @@ def workbook_file(year: int, source: Path | None, run: ScriptRun) -> Iterator[tu
 
 
 def _csv_bytes(table: pa.Table) -> bytes:
+    import pyarrow.csv as pacsv
+
     sink = io.BytesIO()
     pacsv.write_csv(table, sink)
     return sink.getvalue()
@@ -133,7 +140,7 @@ def record_path(year: int) -> Path:
 
 def workbook_fingerprint(path: Path, markets: list[str], currencies: set[str]) -> str:
     digest = hashlib.sha256()
-    digest.update(Path(workbook_module.__file__).read_bytes())
+    digest.update(WORKBOOK_PARSER.read_bytes())
     digest.update(json.dumps([RECORD_VERSION, sorted(markets), sorted(currencies)]).encode())
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -187,6 +194,8 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
                 run.log.info(f"budget {year}: workbook unchanged since the last ingest; outputs kept")
                 run.report_materialization({**unchanged, "source": label, "unchanged": True})
                 return unchanged
+            from sharepoint_budget.workbook import parse_workbook
+
             parsed = parse_workbook(path, year, markets, currencies)
     except MissingWorkbookError as exc:
         if not skip_missing:
