@@ -198,8 +198,7 @@ def _copy_file(source: Path, target: Path) -> None:
 
     from pipeline_common.files import atomic_write
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(target) as partial:
+    with atomic_write(target) as partial:  # makes the target's folder
         shutil.copyfile(source, partial)
 
 
@@ -220,9 +219,9 @@ def migrate_compute_logs(source, destination, run_id: str, events: list, report:
         return
     for key in keys:
         pairs = [(a, b) for a, b in zip(_local_log_files(from_logs, key), _local_log_files(to_logs, key)) if a.exists()]
-        if all(b.exists() and b.stat().st_size == a.stat().st_size for a, b in pairs) and (
-            to_logs.is_capture_complete(key) or not from_logs.is_capture_complete(key)
-        ):
+        complete = from_logs.is_capture_complete(key)
+        files_there = all(b.exists() and b.stat().st_size == a.stat().st_size for a, b in pairs)
+        if files_there and (to_logs.is_capture_complete(key) or not complete):
             report.compute_logs.already_there += 1
             continue
         report.compute_logs.copied += 1
@@ -230,7 +229,7 @@ def migrate_compute_logs(source, destination, run_id: str, events: list, report:
             continue
         for from_file, to_file in pairs:
             _copy_file(from_file, to_file)
-        if from_logs.is_capture_complete(key):  # the UI stops waiting for more output
+        if complete:  # the UI stops waiting for more output
             Path(to_logs.complete_artifact_path(key)).touch()
 
 

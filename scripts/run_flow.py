@@ -153,21 +153,23 @@ class StepPrinter:
                 line += f": {shown}" + (f" and {more} more" if more > 0 else "")
             return line
         elif event.is_step_failure:
-            return f"  FAILED  {event.step_key}: {failure_text(event.event_specific_data.error.message)}"
+            return f"  FAILED  {event.step_key}: {failure_text(event.event_specific_data.error)}"
         elif event.is_step_up_for_retry:
             return f"  retry   {event.step_key} (will run again with backoff)"
         return None
 
 
-def failure_text(message: str) -> str:
-    """A step's error for the console: without Python's exception class, and with the first lines of
-    its detail (which dataset, file, line and column), each line cut at 300 characters."""
-    lines = [line.rstrip()[:300] for line in message.strip().splitlines() if line.strip()]
+def failure_text(error) -> str:
+    """A step's error (Dagster's SerializableErrorInfo) for the console: without the exception's class,
+    and with the first lines of its detail (which dataset, file, line and column), each cut at 300."""
+    head, separator, rest = error.message.strip().partition(": ")
+    if separator and head.rsplit(".", 1)[-1] == error.cls_name:  # "dagster....Failure: text" -> "text"
+        message = rest
+    else:
+        message = error.message.strip()
+    lines = [line.rstrip()[:300] for line in message.splitlines() if line.strip()]
     if not lines:
         return "(no message)"
-    head, _, rest = lines[0].partition(": ")
-    if rest and "." in head and " " not in head:  # "dagster._core....Failure: text" -> "text"
-        lines[0] = rest
     shown = lines[:1 + FAILURE_DETAIL_LINES]
     if len(lines) > len(shown):
         shown.append(f"  ... {len(lines) - len(shown)} more line(s) in the run's log")

@@ -259,7 +259,9 @@ def build_extract(
             casts={e.table.name: e.casts for e in exported if e.casts},
         )
     except Exception as exc:
-        full = disk_full_error(staged, exc)  # Hyper's HyperException "growing the database file failed"
+        # Hyper says "growing the database file failed" for a full disk, when creating the file or
+        # (inside the BadDataError of a failed load) when writing a data block: both are 74, not 65.
+        full = disk_full_error(staged, exc)
         if full is not None:
             raise full from None
         raise

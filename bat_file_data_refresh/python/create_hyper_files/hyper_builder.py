@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline_common.script_support import BadDataError, disk_full_error
+from pipeline_common.script_support import BadDataError
 from tableauhyperapi import (
     Connection,
     CreateMode,
@@ -49,10 +49,9 @@ def load_parquet(hyper: HyperProcess, hyper_path: Path, parquet_by_table: Mappin
             try:
                 connection.execute_command(f"CREATE TABLE {target} AS (SELECT * FROM {source})")
             except HyperException as exc:
-                full = disk_full_error(hyper_path, exc)
-                if full is not None:  # the disk, not the data: exit 74, not 65
-                    raise full from None
-                # Deterministic for a given table (a type or value Hyper rejects): retrying cannot help.
+                # A full disk ("growing the database file failed") is told apart by the caller, which
+                # maps every Hyper error of the build through disk_full_error. Otherwise:
+                # deterministic for a given table (a type or value Hyper rejects): retrying cannot help.
                 raise BadDataError(f"Hyper could not load table {table!r}: {exc.main_message}") from None
             counts[table] = int(connection.execute_scalar_query(f"SELECT COUNT(*) FROM {target}"))
     return counts
