@@ -127,6 +127,70 @@ def test_types_hyper_cannot_read_are_cast_to_what_tableau_users_expect(
     assert row[5] == "3c0d1a5e-6b1e-4a4b-9c59-0f6c1c8d2a10" and json.loads(row[6]) == {"a": [1, 2]}
 
 
+def _calendar_warehouse(isolated_env: Path, monkeypatch, valid_to: str) -> Path:
+    """A warehouse whose `subscriptions` table has one row ending on `valid_to` (an SCD-style table)."""
+    warehouse = isolated_env / "calendar.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "CREATE OR REPLACE TABLE subscriptions AS SELECT * FROM (VALUES "
+            "(1, DATE '2026-01-01', DATE '2026-06-30', TIMESTAMP '2026-01-01 09:00:00'), "
+            f"(2, DATE '2026-07-01', {valid_to}, TIMESTAMP '2026-07-01 09:00:00')"
+            ") AS t(id, valid_from, valid_to, signed_up_at)"
+        )
+    monkeypatch.setenv("DUCKDB_PATH", str(warehouse))
+    return warehouse
+
+
+@pytest.mark.parametrize("source", ["table", "sql"])
+def test_dates_tableau_cannot_store_are_refused_naming_the_column_and_the_earlier_extract_survives(
+    isolated_env, run_export, monkeypatch, source
+):
+    # An open-ended row (valid_to = 'infinity') is common in DuckDB; Hyper cannot store it.
+    _calendar_warehouse(isolated_env, monkeypatch, "DATE '2026-12-31'")
+    good = run_export("--tables", "subscriptions", "--name", "subscriptions", "--no-publish")
+    assert good.returncode == 0, good.stderr
+    extract = isolated_env / "exports" / "subscriptions.hyper"
+    before = extract.read_bytes()
+
+    _calendar_warehouse(isolated_env, monkeypatch, "DATE 'infinity'")
+    args = ["--tables", "subscriptions"] if source == "table" else ["--sql", "SELECT * FROM subscriptions"]
+    for extra in (["--dry-run"], ["--no-publish"]):
+        refused = run_export(*args, "--name", "subscriptions", *extra)
+        assert refused.returncode == 65, refused.stderr
+        message = summary(refused.stdout)["error"]["message"]
+        assert message.startswith("table main.subscriptions:" if source == "table" else "--sql:")
+        assert "column 'valid_to': 1 row(s) with a date Tableau cannot store (infinity)" in message
+        assert "4713 BC" in message and "294276" in message and "parquet" not in message.lower()
+    assert extract.read_bytes() == before
+    assert sorted(p.name for p in (isolated_env / "exports").iterdir()) == ["backup", "subscriptions.hyper"]
+
+
+def test_a_timestamp_before_hypers_first_day_is_refused_and_the_calendars_ends_load(
+    isolated_env, run_export, monkeypatch, tmp_path
+):
+    _calendar_warehouse(isolated_env, monkeypatch, "DATE '2026-12-31'")
+    too_early = run_export(
+        "--sql", "SELECT id, TIMESTAMP '-infinity' AS since FROM subscriptions", "--name", "early", "--no-publish"
+    )
+    assert too_early.returncode == 65, too_early.stderr
+    assert "column 'since': 2 row(s) with a date Tableau cannot store (-infinity)" in too_early.stderr
+
+    ends = run_export(
+        "--sql",
+        "SELECT DATE '4713-01-01 (BC)' AS first_day, DATE '294276-12-31' AS last_day, "
+        "CAST(DATE '4713-01-01 (BC)' AS TIMESTAMP) AS first_moment",
+        "--name", "calendar_ends", "--no-publish",
+    )
+    assert ends.returncode == 0, ends.stderr
+    table = read_hyper(isolated_env / "exports" / "calendar_ends.hyper", tmp_path / "hyper")["Extract.Extract"]
+    assert table["columns"] == {"first_day": "DATE", "last_day": "DATE", "first_moment": "TIMESTAMP"}
+    [(first_day, last_day, first_moment)] = table["rows"]
+    assert (last_day.year, last_day.month, last_day.day) == (294276, 12, 31)
+    assert (first_day.year, first_day.month, first_day.day) == (-4712, 1, 1)  # 4713 BC: there is no year 0
+    moment_day = first_moment.date()
+    assert (moment_day.year, moment_day.month, moment_day.day, first_moment.hour) == (-4712, 1, 1, 0)
+
+
 def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, run_export, isolated_env):
     good = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
     assert good.returncode == 0, good.stderr

@@ -39,6 +39,14 @@ _WIDENED_TYPES = {
     # Wall-clock time in the session time zone (the pipeline's business time zone).
     "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
 }
+# Hyper's calendar, measured by loading DuckDB's Parquet into Hyper (tableauhyperapi 0.0.26963):
+# dates and timestamps from 1 January 4713 BC, dates up to 31 December 294276 (DuckDB's timestamps
+# end before that). 'infinity' and '-infinity' dates, and '-infinity' timestamps, do not load.
+HYPER_FIRST_DAY = "4713-01-01 (BC)"
+HYPER_LAST_DAY = "294276-12-31"
+HYPER_CALENDAR = "1 January 4713 BC to 31 December 294276"
+_DATE_TYPES = {"DATE"}
+_TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"}
 # Integers wider than BIGINT (e.g. DuckDB's sum() of INTEGER is HUGEINT): BIGINT when the data fits.
 _WIDE_INTEGER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
 _DECIMAL_RE = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
@@ -250,6 +258,44 @@ def _max_abs(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource, colu
     return {c: float(v or 0.0) for c, v in zip(columns, row, strict=True)}
 
 
+def _outside_calendar(data_type: str, value_sql: str) -> str | None:
+    """SQL true where a date or timestamp value is one Hyper cannot store; None for other types."""
+    if data_type in _DATE_TYPES:
+        return f"({value_sql} < DATE '{HYPER_FIRST_DAY}' OR {value_sql} > DATE '{HYPER_LAST_DAY}')"
+    if data_type in _TIMESTAMP_TYPES:
+        return f"(CAST({value_sql} AS TIMESTAMP) < CAST(DATE '{HYPER_FIRST_DAY}' AS TIMESTAMP))"
+    return None
+
+
+def check_calendar(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource, columns: list[tuple[str, str]]) -> None:
+    """Refuse dates and timestamps Hyper cannot store, naming the column, the rows and a value.
+
+    Hyper would reject them half-way through the load, naming only a temporary Parquet file and a
+    row group. One scan of the date columns instead, before anything is written.
+    """
+    checks = [(c, cond) for c, t in columns if (cond := _outside_calendar(t, quote_identifier(c)))]
+    if not checks:
+        return
+    exprs = ", ".join(
+        f"count(*) FILTER (WHERE {cond}), CAST(min({quote_identifier(c)}) FILTER (WHERE {cond}) AS VARCHAR), "
+        f"CAST(max({quote_identifier(c)}) FILTER (WHERE {cond}) AS VARCHAR)"
+        for c, cond in checks
+    )
+    row = con.execute(f"SELECT {exprs} FROM {table.sql}").fetchone() or ()
+    problems = []
+    for i, (column, _) in enumerate(checks):
+        count, earliest, latest = row[3 * i: 3 * i + 3]
+        if count:
+            values = earliest if earliest == latest else f"{earliest} .. {latest}"
+            problems.append(f"column {column!r}: {count} row(s) with a date Tableau cannot store ({values})")
+    if problems:
+        where = "--sql" if isinstance(table, QuerySource) else f"table {table.schema}.{table.name}"
+        raise BadDataError(
+            f"{where}: {'; '.join(problems)}. Tableau extracts hold dates from {HYPER_CALENDAR}; "
+            "filter those rows out or replace the values (e.g. with NULL) in a --sql query"
+        )
+
+
 def target_type(data_type: str, max_abs: float | None = None) -> str | None:
     """The type to cast a DuckDB column to before Hyper reads it, or None when it loads as is."""
     if data_type in _NATIVE_TYPES:
@@ -275,6 +321,7 @@ def target_type(data_type: str, max_abs: float | None = None) -> str | None:
 def plan_casts(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource) -> tuple[list[str], dict[str, str]]:
     """SELECT expressions for the source's columns and the casts applied (column -> 'FROM -> TO')."""
     columns = describe(con, table.sql)
+    check_calendar(con, table, columns)
     ranges = _max_abs(con, table, [c for c, t in columns if _needs_range_check(t)])
     exprs: list[str] = []
     casts: dict[str, str] = {}
