@@ -28,6 +28,9 @@ SCRIPT = textwrap.dedent(
         if mode == "disk_full":
             import errno
             raise OSError(errno.ENOSPC, "No space left on device", str(counter.parent / "out.parquet"))
+        if mode == "crash_with_secret":
+            import os
+            raise RuntimeError(f"token endpoint refused client secret {os.environ['SHAREPOINT_CLIENT_SECRET']}")
         if mode == "killed":
             import os, signal
             os.kill(os.getpid(), signal.SIGKILL)
@@ -127,3 +130,23 @@ def test_disk_full_fails_at_once_with_exit_74(tmp_path):
     message = failure.event_specific_data.error.message
     assert "I/O error on the pipeline's own files (exit 74)" in message
     assert "out.parquet: No space left on device" in message and "MB free on" in message
+
+
+@pytest.mark.timeout(120)
+def test_a_secret_in_a_crash_message_never_reaches_the_event_log(tmp_path, isolated_env, monkeypatch):
+    """The exception Pipes reports ('[pipes] ... closed with exception') is scrubbed, not just the log lines."""
+    import orchestration.pipes_runner as pipes_runner
+
+    secret = "Q~8sEcr3t/With+Odd=Chars&more"
+    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", secret)
+    monkeypatch.setattr(pipes_runner, "CRASH_RETRY_SECONDS", 0)
+    instance = dg.DagsterInstance.ephemeral()
+    result, attempts = _materialize(tmp_path, "crash_with_secret", max_retries=0, instance=instance)
+
+    assert not result.success
+    records = instance.all_logs(result.run_id)
+    assert any("closed with exception" in (r.user_message or "") for r in records), "Pipes reported the crash"
+    assert any("token endpoint refused client secret ***" in (r.user_message or "") for r in records)
+    for record in records:
+        assert secret not in str(record), record.user_message
+    assert secret not in str(_filed_alerts(isolated_env))

@@ -47,3 +47,19 @@ def test_tokens_registered_at_run_time_are_masked_in_nested_metadata() -> None:
     register(token)
     assert scrub_data({"source": f"x {token}", "rows": 3, "list": [quote(token)]}) == {
         "source": "x ***", "rows": 3, "list": ["***"]}
+
+
+def test_a_crash_leaves_the_script_with_its_message_scrubbed(monkeypatch) -> None:
+    """Class: a secret quoted by an unforeseen exception's own args (what Pipes reports as 'closed with
+    exception'), in any encoding; the crash keeps its type."""
+    from pipeline_common.script_support import script_run
+
+    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", SECRET)
+    monkeypatch.delenv("DAGSTER_PIPES_CONTEXT", raising=False)
+    for encoded in (SECRET, quote(SECRET, safe="")):
+        with pytest.raises(RuntimeError) as caught:
+            with script_run("scrub_test"):
+                raise RuntimeError(f"token endpoint said: {encoded}", 42)
+        assert caught.value.args[1] == 42  # what is not text stays as it was
+        assert encoded not in str(caught.value.args) and "***" in caught.value.args[0]
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
