@@ -132,6 +132,7 @@ def test_tableau_warning_set_once_and_removed_on_recovery(setup, slack_server, t
     tick(_at(DAY, 7, 29))
     assert tableau_server.calls("dqw_add") == 0, "nothing before the deadline"
     tick(_at(DAY, 7, 30))
+    assert tableau_server.calls("dqw_add") == 2, "set at the deadline itself, one per export"
     tick(_at(DAY, 7, 31))
     tick(_at(DAY, 8, 0))
     assert tableau_server.calls("dqw_add") == 2  # one per export, once
@@ -159,3 +160,47 @@ def test_no_tableau_calls_when_unconfigured(setup, tableau_server):
     _day_before_is_in(instance, except_market="JP")
     tick(_at(DAY, 7, 31))
     assert tableau_server.requests == []
+
+
+def test_tableau_warning_follows_a_changed_reason(setup, tableau_server, monkeypatch):
+    """Class: the pipeline's warning is already on the data source and the reason changes (another market
+    late, one of two recovered): the warning is replaced by one with the new reason, never kept stale or
+    doubled, and someone else's warning stays."""
+    instance, tick = setup
+    for name, value in tableau_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TABLEAU_PUBLISH_RETRY_SECONDS", "0")
+    for name in EXPORTS.values():
+        tableau_server.add_datasource(name)
+    someone_elses = tableau_server.datasources["daily_sales_summary"][0]
+    tableau_server.dqws[someone_elses] = [{
+        "id": "dqw-analyst", "type": "MAINTENANCE", "message": "Budget being revised", "isActive": "true",
+        "isSevere": "false", "contentId": someone_elses,
+    }]
+    for market in MARKETS:  # the day before yesterday is in everywhere; yesterday only for UK and JP
+        _synced(market, DAY - dt.timedelta(days=2), _at(DAY - dt.timedelta(days=1), 6, 0))
+    for market in ("UK", "JP"):
+        _synced(market, DAY - dt.timedelta(days=1), _at(DAY, 6, 0))
+    for asset in EXPORTS:
+        _materialized(instance, asset, _at(DAY, 7, 20))
+
+    def ours(name: str) -> list[str]:
+        return [w["message"] for w in tableau_server.warnings_on(name) if w["type"] == "STALE"]
+
+    tick(_at(DAY, 7, 30))
+    for name in EXPORTS.values():
+        [first] = ours(name)
+        assert "DE ingest_orders: file for 2026-03-09 not arrived" in first
+        assert "IT ingest_orders: file for 2026-03-09 not arrived" in first
+
+    _synced("DE", DAY - dt.timedelta(days=1), _at(DAY, 8, 0))  # DE arrives, IT is still late
+    tick(_at(DAY, 8, 1))
+    for name in EXPORTS.values():
+        [updated] = ours(name)
+        assert "IT ingest_orders: file for 2026-03-09 not arrived" in updated
+        assert "DE ingest_orders" not in updated, "the warning still gives the old reason"
+    kept = [(w["type"], w["message"]) for w in tableau_server.warnings_on("daily_sales_summary") if w["type"] != "STALE"]
+    assert kept == [("MAINTENANCE", "Budget being revised")]
+    adds = tableau_server.calls("dqw_add")
+    tick(_at(DAY, 8, 2))  # the same reason again: nothing is rewritten
+    assert tableau_server.calls("dqw_add") == adds

@@ -85,3 +85,30 @@ def test_a_worker_the_code_server_saw_die_is_alerted_with_the_signal(tmp_path, s
     [alert] = slack_server.for_route("technical")
     assert "The run's worker process died: Run execution process for" in str(alert["blocks"])
     assert "terminated by signal 9 (SIGKILL)" in str(alert["blocks"])
+
+
+def test_a_live_process_younger_than_the_run_is_not_its_worker(tmp_path):
+    """Class: the recorded pid now belongs to a live, unrelated process (the worker died, the PC rebooted or the
+    pid was reused): it started after the run, so it cannot be the run's worker and the run is failed; a live
+    process older than the run's start is the worker and its run is left alone."""
+    import datetime as dt
+
+    import time_machine
+
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        older = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        younger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            # A run that started an hour ago whose recorded pid is held by a process started just now.
+            with time_machine.travel(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1), tick=True):
+                stale = _started_run(instance, younger.pid)
+            # A run started now whose worker (started before it) lives.
+            current = _started_run(instance, older.pid)
+            assert fail_dead_runs(instance) == [stale.run_id]
+            assert younger.poll() is None, "the unrelated process is left running"
+            assert instance.get_run_by_id(stale.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert instance.get_run_by_id(current.run_id).status == dg.DagsterRunStatus.STARTED
+        finally:
+            for process in (older, younger):
+                process.kill()
+                process.wait()
