@@ -1,4 +1,5 @@
-"""The whole code location loads, and its shape (assets, groups, checks, jobs, schedules, sensors) is
+"""The whole code location loads, and its shape (assets with their deps, groups, pools and retry policies,
+check specs with blocking and deps, jobs, schedules, sensors) is
 snapshot-tested: a change to the graph shows up as a reviewed diff of tests/snapshots/definitions.json.
 
 Refresh after an intended change: UPDATE_SNAPSHOTS=1 scripts/test.sh tests/test_definitions_snapshot.py
@@ -23,8 +24,21 @@ def _shape() -> dict:
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
-        checks = sorted(c.name for c in graph.asset_check_keys if c.asset_key == key)
-        assets[key.to_user_string()] = {"group": node.group_name, "checks": checks}
+        checks = {
+            c.name: {"blocking": graph.get(c).blocking,
+                     "deps": sorted(k.to_user_string() for k in graph.get(c).parent_entity_keys)}
+            for c in graph.asset_check_keys if c.asset_key == key
+        }
+        shape = {"group": node.group_name, "checks": checks,
+                 "deps": sorted(k.to_user_string() for k in node.parent_keys)}
+        if node.is_executable:  # what runs it: the pools it takes and how its op is retried
+            retry = node.assets_def.op.retry_policy
+            shape["pools"] = sorted(node.pools or ())
+            shape["retry_policy"] = None if retry is None else {
+                "max_retries": retry.max_retries, "delay": retry.delay,
+                "backoff": retry.backoff.value if retry.backoff else None,
+                "jitter": retry.jitter.value if retry.jitter else None}
+        assets[key.to_user_string()] = shape
     schedules = {
         s.name: {"job": s.job_name, "cron": s.cron_schedule, "timezone": s.execution_timezone,
                  "default_status": s.default_status.value}
