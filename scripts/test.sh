@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Command 2: set up (venv, packages, dbt manifest, Azurite, Chromium, PostgreSQL) and run the tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k sync
+#   scripts/test.sh          every test (CI runs this), in parallel (pytest-xdist, TEST_WORKERS, default 2)
+#   scripts/test.sh --fast   all but the `scenario` tier (real services, built warehouse, long scenarios):
+#                            no Azurite, Chromium or PostgreSQL needed; tiers in docs/testing.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fast=0
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--fast" ]; then fast=1; else args+=("$arg"); fi
+done
+workers="${TEST_WORKERS:-2}"
 scripts/setup.sh dev
+if [ "$fast" = "1" ]; then
+  echo "==> running the fast tier (-m 'not scenario', $workers workers)"
+  exec .venv/bin/python -m pytest -n "$workers" -m "not scenario" ${args[@]+"${args[@]}"}
+fi
 echo "==> Azurite (Azure Storage emulator, from npm)"
 .venv/bin/python scripts/ensure_azurite.py
 if ! command -v chromium >/dev/null 2>&1; then
@@ -22,5 +35,5 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "WARNING: postgresql is not installed; the Postgres instance tests will fail" >&2
   fi
 fi
-echo "==> running the tests"
-exec .venv/bin/python -m pytest "$@"
+echo "==> running the tests ($workers workers)"
+exec .venv/bin/python -m pytest -n "$workers" ${args[@]+"${args[@]}"}

@@ -66,3 +66,25 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
+
+
+# --- test tiers (docs/testing.md) ---------------------------------------------------------------
+# `scripts/test.sh` runs every test; `scripts/test.sh --fast` leaves out the `scenario` tier. A test is in
+# that tier when it is marked `scenario` or `e2e` itself (or its module's `pytestmark` is), or when it uses one
+# of these fixtures, directly or through another fixture: a new test that starts a real service or needs the
+# session's built warehouse is tiered without anyone remembering to mark it.
+SCENARIO_FIXTURES = frozenset({
+    "azurite",          # a real Azurite (Node.js) for the session
+    "postgres_server",  # a real PostgreSQL cluster (initdb) for the session
+    "postgres_db",
+    "built_warehouse",  # the sample landing synced, budget ingested and `dbt build` run (~1 min)
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("scenario") is None and (
+            item.get_closest_marker("e2e") is not None or fixtures & SCENARIO_FIXTURES
+        ):
+            item.add_marker(pytest.mark.scenario)

@@ -44,11 +44,13 @@ RUN = 'query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
 REPOS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 
 
-def _config_without_arrival_sensors(tmp: Path) -> Path:
+def _config_without_arrival_sensors(tmp: Path, alerts: dict | None = None) -> Path:
     """pipeline.yaml as is, but the landing-folder arrival sensors off: they would start their own
-    runs on the sample files and make the run counts below depend on sensor timing."""
+    runs on the sample files and make the run counts below depend on sensor timing. `alerts`: more
+    `alerts:` settings (a test's shorter sensor interval)."""
     raw = yaml.safe_load((REPO / "pipeline.yaml").read_text(encoding="utf-8"))
     raw.setdefault("alerts", {}).setdefault("arrival_sensors", {})["running_by_default"] = False
+    raw["alerts"].update(alerts or {})
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
@@ -57,12 +59,12 @@ def _config_without_arrival_sensors(tmp: Path) -> Path:
 class Stack:
     """The supervisor under test plus every process it ever had below it."""
 
-    def __init__(self, tmp: Path, data_dir: Path):
+    def __init__(self, tmp: Path, data_dir: Path, alerts: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = tmp / "dagster_home"
         self.logs = tmp / "logs"
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PIPELINE_CONFIG": str(_config_without_arrival_sensors(tmp))}
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PIPELINE_CONFIG": str(_config_without_arrival_sensors(tmp, alerts))}
         env.pop("DAGSTER_HOME", None)
         flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
         self.process = subprocess.Popen(

@@ -41,6 +41,27 @@ def _worker(stack: Stack, run_id: str, timeout: float = 120) -> psutil.Process:
     raise AssertionError(f"no worker process announced for run {run_id}\n{stack.log_tail()}")
 
 
+TICKS = """
+query Ticks($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { ticks(limit: 5) { timestamp status } } } }
+}
+"""
+
+
+def _wait_for_a_tick_after(stack: Stack, sensor: str, after: float, timeout: float = 120) -> None:
+    """Until the sensor has finished an evaluation that started after `after` (epoch seconds)."""
+    selector = stack.selector("x")
+    selector = {"repositoryName": selector["repositoryName"],
+                "repositoryLocationName": selector["repositoryLocationName"], "sensorName": sensor}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ticks = stack.graphql(TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
+        if any(t["timestamp"] > after and t["status"] != "STARTED" for t in ticks):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{sensor} did not evaluate again within {timeout}s\n{stack.log_tail()}")
+
+
 def _alerts_for(data_dir: Path, run_id: str) -> list[dict]:
     found = []
     for path in (data_dir / "alerts").glob("alerts_*.jsonl"):
@@ -52,7 +73,7 @@ def _alerts_for(data_dir: Path, run_id: str) -> list[dict]:
 
 
 def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_env, sample_landing):  # noqa: F811
-    stack = Stack(tmp_path, isolated_env)
+    stack = Stack(tmp_path, isolated_env, alerts={"run_alert_interval_seconds": 3})  # events, not sleeps
     orphans: list[psutil.Process] = []
     try:
         stack.wait_until_up()
@@ -74,13 +95,13 @@ def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_e
 
         deadline = time.monotonic() + 120
         while not _alerts_for(isolated_env, first) and time.monotonic() < deadline:
-            time.sleep(2)
+            time.sleep(0.5)
         alerts = _alerts_for(isolated_env, first)
         assert len(alerts) == 1, alerts
         assert alerts[0]["route"] == "technical", alerts
         said = json.dumps(alerts[0]["payload"])
         assert "worker process" in said and ("SIGKILL" in said or f"pid {worker.pid}" in said), alerts
-        time.sleep(35)  # another run-alert sensor interval: still one alert
+        _wait_for_a_tick_after(stack, "run_failure_alert_sensor", time.time())  # it looked again: still one alert
         assert len(_alerts_for(isolated_env, first)) == 1
         # The queued run ran to its end (its own outcome depends on the reference data this test never synced).
         assert _wait_for(stack, second, {"SUCCESS"}, timeout=300) in {"SUCCESS", "FAILURE"}, stack.log_tail()

@@ -17,6 +17,7 @@ from dagster._core.events import DagsterEventType
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = ["warehouse_backup", "tableau_executive_daily_sales"]
+pytestmark = pytest.mark.scenario  # two `dagster asset materialize` processes (docs/testing.md tiers)
 
 
 def _step_window(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:

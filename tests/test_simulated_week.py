@@ -41,7 +41,7 @@ from orchestration.ingestion.arrival import build_orders_arrival_sensor
 from pipeline_common.config import load_pipeline_config
 from tests.plugins.azurite import LandingTree, orders_csv
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.scenario]  # a week of real runs (docs/testing.md tiers)
 
 LONDON = ZoneInfo("Europe/London")
 CONFIG = load_pipeline_config()

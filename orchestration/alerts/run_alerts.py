@@ -154,7 +154,7 @@ def build_run_alert_sensors(alerts: Alerts, default_status: dg.DefaultSensorStat
     @dg.run_failure_sensor(
         name="run_failure_alert_sensor",
         default_status=default_status,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=alerts.run_alert_interval_seconds,
         description=f"Slack alert (route {route}) for each failed run that will not be retried.",
     )
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext, slack_alerts: SlackAlerts):
@@ -169,7 +169,7 @@ def build_run_alert_sensors(alerts: Alerts, default_status: dg.DefaultSensorStat
         run_status=dg.DagsterRunStatus.SUCCESS,
         name="run_recovery_alert_sensor",
         default_status=default_status,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=alerts.run_alert_interval_seconds,
         description=f"Slack note (route {route}) when a job succeeds after an alerted failure.",
     )
     def run_recovery_alert_sensor(context: dg.RunStatusSensorContext, slack_alerts: SlackAlerts):

@@ -157,6 +157,8 @@ class Alerts(_Strict):
     backoff_seconds: float = Field(default=2.0, ge=0, le=300)
     sentinels: list[Sentinel] = Field(default_factory=list)
     arrival_sensors: ArrivalSensors = Field(default_factory=ArrivalSensors)
+    # How often the run failure/recovery alert sensors look (tests shorten it instead of sleeping).
+    run_alert_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
     @field_validator("routes")
     @classmethod

@@ -1,0 +1,160 @@
+"""Mutation testing of the rule modules with mutmut (docs/testing.md, "Mutation testing"). Not run by CI.
+
+    .venv/bin/python scripts/mutation_test.py            # all rule modules, report score and survivors
+    .venv/bin/python scripts/mutation_test.py --keep DIR # keep the work folder (mutmut's state) in DIR
+
+mutmut breaks one thing at a time in a copy of the code (a `>` made `>=`, a constant changed, a call dropped)
+and runs the tests that cover that line; a mutant the tests do not notice "survives". The rule modules are
+those that decide what is accepted, kept, alerted or hidden: value rules, the strict CSV reader's checks, the
+budget sheet's guards, freshness decisions, secret scrubbing and exit-code classification.
+
+The work happens in a copy of the working tree in a temporary folder (the tree itself is never changed),
+laid out so that mutmut's module names match the imports: each rule module's top-level package is moved to
+`src/`. Needs Linux or macOS (mutmut forks a process per mutant). CPU-heavy: run it at low priority
+(`nice -n 19`); it runs one worker unless --workers says otherwise. Exit 0 when the score reaches --target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+RULE_MODULES = [
+    "azure_sync.value_rules",          # value rules at sync (contract section 3)
+    "azure_sync.csv_reader",           # the strict CSV reader's checks
+    "sharepoint_budget.workbook",      # the budget sheet's guards
+    "pipeline_common.currency",        # freshness decisions ("is my data current?")
+    "pipeline_common.secrets",         # secret scrubbing
+    "pipeline_common.script_support",  # exit-code classification (contract section 8)
+]
+# In-process tests of those modules (a mutant is only seen by tests that import the mutated copy in the
+# same process: tests that start the scripts as subprocesses cannot kill it, so they are not listed).
+TESTS = [
+    "tests/test_sync_value_rules.py", "tests/test_faults_property.py", "tests/test_csv_reader_rules.py",
+    "tests/test_budget_rules.py", "tests/test_currency.py", "tests/test_secrets_scrub.py",
+    "tests/test_exit_codes.py",
+]
+TREE_PARTS = ["tests", "orchestration", "scripts", "bat_file_data_refresh", "dbt", "pipeline.yaml",
+              "dagster.yaml", "workspace.yaml"]
+
+
+def _package_dir(module: str) -> Path:
+    """The folder of `module`'s top-level package inside the repo (installed or not)."""
+    package, leaf = module.split(".")[0], module.split(".")[-1]
+    for pattern in (package, f"*/{package}", f"*/*/{package}"):  # namespace packages too (no __init__.py)
+        found = [p for p in REPO.glob(pattern) if (p / f"{leaf}.py").is_file() and ".venv" not in p.parts]
+        if found:
+            return found[0].resolve()
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"cannot find the package of {module}")
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+def _tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode("utf-8")
+    return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
+
+
+def stage(work: Path) -> list[str]:
+    """Copy the working tree into `work`, each rule module's package moved to src/; return mutmut's config."""
+    for name in _tracked_files():
+        target = work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    packages = {module.split(".")[0]: _package_dir(module) for module in RULE_MODULES}
+    for package, location in packages.items():  # scripts started as subprocesses keep their unmutated copy
+        shutil.copytree(work / location.relative_to(REPO), work / "src" / package)
+    conftest = work / "tests" / "conftest.py"  # in-process imports take the mutated copy, whatever conftest adds
+    conftest.write_text(conftest.read_text(encoding="utf-8")
+                        + "\nsys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))\n", encoding="utf-8")
+    only = [f"src/{m.replace('.', '/')}.py" for m in RULE_MODULES]
+    tests = [t for t in TESTS if (work / t).exists()]
+    also_copy = [p for p in TREE_PARTS if (work / p).exists()]
+    pyproject = work / "pyproject.toml"  # mutmut's settings, in the work folder's copy only
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + "\n[tool.mutmut]\n"
+        'source_paths = ["src"]\n'
+        f"only_mutate = {json.dumps(only)}\n"
+        f"also_copy = {json.dumps(also_copy)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist", "-q"]\n',
+        encoding="utf-8",
+    )
+    return tests
+
+
+def results(work: Path, env: dict[str, str]) -> dict[str, str]:
+    shown = subprocess.run([str(Path(sys.executable).with_name("mutmut")), "results", "--all", "true"], cwd=work,
+                           env=env, capture_output=True, text=True)
+    found = {}
+    for line in shown.stdout.splitlines():
+        match = re.match(r"^\s*(\S+\.x_\S+):\s*(.+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", type=Path, help="work folder to use and keep (default: a temporary one, removed)")
+    parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--target", type=float, default=90.0, help="score (percent killed) to pass (default 90)")
+    parser.add_argument("--json", type=Path, help="also write the score and survivors to this file")
+    args = parser.parse_args(argv)
+    if os.name == "nt":
+        print("mutmut needs fork(): run this on Linux or macOS (WSL works)", file=sys.stderr)
+        return 78
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="mutation_"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if not (work / "mutants").exists():
+            tests = stage(work)
+        else:
+            tests = [t for t in TESTS if (work / t).exists()]
+        env = {**os.environ, "PIPELINE_CONFIG": str(work / "mutants" / "pipeline.yaml"), "PYTHONDONTWRITEBYTECODE": "1"}
+        print(f"==> mutmut over {len(RULE_MODULES)} rule modules, tests: {' '.join(tests)} (work folder {work})")
+        subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(args.workers)],
+                       cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
+        found = results(work, env)
+        counted = {k: v for k, v in found.items() if v not in ("not checked", "skipped")}
+        killed = [k for k, v in counted.items() if v in ("killed", "timeout", "caught by type check")]
+        survivors = sorted(k for k, v in counted.items() if v in ("survived", "no tests"))
+        score = 100.0 * len(killed) / len(counted) if counted else 0.0
+        per_module: dict[str, list[int]] = {}
+        for name, status in counted.items():
+            module = name.split(".x_")[0]
+            tally = per_module.setdefault(module, [0, 0])
+            tally[1] += 1
+            tally[0] += status in ("killed", "timeout", "caught by type check")
+        for module, (k, n) in sorted(per_module.items()):
+            print(f"  {module}: {k}/{n} killed ({100.0 * k / n:.1f}%)")
+        print(f"score: {len(killed)}/{len(counted)} mutants killed ({score:.1f}%); {len(survivors)} survived")
+        for name in survivors:
+            print(f"  survived: {name} ({counted[name]})")
+        print(f"see one: cd {work} && {Path(sys.executable).with_name('mutmut')} show <name>" if args.keep else
+              "(re-run with --keep DIR to inspect survivors with `mutmut show <name>`)")
+        if args.json:
+            args.json.write_text(json.dumps({"score": round(score, 1), "killed": len(killed), "total": len(counted),
+                                             "per_module": per_module, "survivors": survivors}, indent=2) + "\n",
+                                 encoding="utf-8")
+        return 0 if score >= args.target else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
