@@ -32,6 +32,15 @@ def run_ingest(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_ingest_in_process(*args: str):
+    """The script's main in this process (tests/plugins/in_process.py): for the sheet's rules, not the CLI."""
+    from sharepoint_budget import daily_sales_ingest
+
+    from tests.plugins.in_process import run_main
+
+    return run_main(daily_sales_ingest.main, args)
+
+
 def summary_of(result: subprocess.CompletedProcess[str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -220,8 +229,20 @@ BAD_CASES = {
 }
 
 
+CLI_BAD_CASES = ["non-numeric cell", "missing Budget sheet"]  # through the real script as well
+
+
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_input_names_the_cell_and_keeps_earlier_outputs(case: str, landing: Path, isolated_env: Path) -> None:
+    _bad_input_is_refused(case, landing, isolated_env, run_ingest_in_process)
+
+
+@pytest.mark.parametrize("case", CLI_BAD_CASES)
+def test_bad_input_is_refused_by_the_command_line(case: str, landing: Path, isolated_env: Path) -> None:
+    _bad_input_is_refused(case, landing, isolated_env, run_ingest)
+
+
+def _bad_input_is_refused(case: str, landing: Path, isolated_env: Path, run_ingest) -> None:
     assert run_ingest("--year", str(YEAR)).returncode == 0
     before = {p: p.read_bytes() for p in outputs(isolated_env)}
     change, message = BAD_CASES[case]

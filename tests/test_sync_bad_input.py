@@ -2,7 +2,8 @@
 
 Each case first syncs a good file for day 1, then replaces it with a broken version and adds a good
 file for day 2. The run must exit 65, name the problem exactly, keep day 1's Parquet byte-identical,
-leave no temporary files, and still sync day 2.
+leave no temporary files, and still sync day 2. The cases run the script's main in-process (they test
+the rules); a few of them also run the real command line (exit code, stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.plugins.azurite import ORDERS_HEADER, LandingTree, csv_text, orders_blob_name, orders_rows, run_sync_script
+from tests.plugins.azurite import (
+    ORDERS_HEADER, LandingTree, csv_text, orders_blob_name, orders_rows, run_sync_in_process, run_sync_script,
+)
 
 DAY_1 = dt.date(2026, 11, 19)
 DAY_2 = dt.date(2026, 11, 20)
@@ -140,8 +143,20 @@ def _leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
 
+CLI_CASES = ["first bad line wins", "invalid UTF-8", "empty file"]  # one of each kind, through the real script
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_file_is_rejected_and_loses_nothing(case: str, sync_landing: LandingTree, isolated_env: Path) -> None:
+    _rejected_and_nothing_lost(case, sync_landing, isolated_env, run_sync_in_process)
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_bad_file_is_rejected_by_the_command_line(case: str, sync_landing: LandingTree, isolated_env: Path) -> None:
+    _rejected_and_nothing_lost(case, sync_landing, isolated_env, run_sync_script)
+
+
+def _rejected_and_nothing_lost(case: str, sync_landing: LandingTree, isolated_env: Path, run_sync_script) -> None:
     make_content, message = CASES[case]
     sync_landing.write_orders("UK", DAY_1, rows=20)
     first = run_sync_script(*ARGS)

@@ -229,6 +229,17 @@ def run_sync_script(*args: str, env: dict[str, str] | None = None, timeout: floa
     return SyncRun(result.returncode, result.stdout, result.stderr)
 
 
+def run_sync_in_process(*args: str, env: dict[str, str] | None = None) -> SyncRun:
+    """sync_azure.main in this process (tests/plugins/in_process.py): for tests of the rules, not of the
+    command line. stdout, the log lines and the exit code as run_sync_script has them."""
+    from azure_sync import sync_azure
+
+    from tests.plugins.in_process import run_main
+
+    done = run_main(sync_azure.main, args, env)
+    return SyncRun(done.returncode, done.stdout, done.stderr)
+
+
 @pytest.fixture
 def sync_landing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LandingTree:
     """An empty landing folder, set as LANDING_DIR for the scripts the test runs."""
