@@ -15,7 +15,7 @@ workers="${TEST_WORKERS:-2}"
 scripts/setup.sh dev
 if [ "$fast" = "1" ]; then
   echo "==> running the fast tier (-m 'not scenario', $workers workers)"
-  exec .venv/bin/python -m pytest -n "$workers" -m "not scenario" ${args[@]+"${args[@]}"}
+  exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup -m "not scenario" ${args[@]+"${args[@]}"}
 fi
 echo "==> Azurite (Azure Storage emulator, from npm)"
 .venv/bin/python scripts/ensure_azurite.py
@@ -36,4 +36,4 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   fi
 fi
 echo "==> running the tests ($workers workers)"
-exec .venv/bin/python -m pytest -n "$workers" ${args[@]+"${args[@]}"}
+exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup ${args[@]+"${args[@]}"}

@@ -88,3 +88,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.get_closest_marker("e2e") is not None or fixtures & SCENARIO_FIXTURES
         ):
             item.add_marker(pytest.mark.scenario)
+        if "built_warehouse" in fixtures:
+            # pytest-xdist (--dist loadgroup, scripts/test.sh): the tests that read the session's built warehouse
+            # share one worker, so it is built once per run rather than once per worker (~1 min each).
+            item.add_marker(pytest.mark.xdist_group("built_warehouse"))
