@@ -6,6 +6,8 @@ import json
 from urllib.parse import quote, quote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline_common.secrets import register, scrub, scrub_data
 
@@ -63,3 +65,79 @@ def test_a_crash_leaves_the_script_with_its_message_scrubbed(monkeypatch) -> Non
         assert caught.value.args[1] == 42  # what is not text stays as it was
         assert encoded not in str(caught.value.args) and "***" in caught.value.args[0]
         assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
+KEY_NAMES = ["AccountKey", "accountkey", "ACCOUNTKEY", " AccountKey ", "SharedAccessSignature", "sharedaccesssignature",
+             "SHAREDACCESSSIGNATURE", "sig", "SIG", "Sig"]
+SECRET_TEXT = st.text(alphabet=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+                      min_size=8, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(key_name=st.sampled_from(KEY_NAMES), value=SECRET_TEXT)
+def test_a_connection_string_part_is_masked_on_its_own_whatever_the_key_spelling(key_name, value) -> None:
+    """Class: the secret part of a connection string (AccountKey, SharedAccessSignature, sig, in any letter
+    case, spaces around the key) quoted alone, without its `Key=` prefix for the patterns to catch."""
+    connection = f"DefaultEndpointsProtocol=https;AccountName=acct;{key_name}={value};EndpointSuffix=core.windows.net"
+    cleaned = scrub(f"the server quoted {value} back", {"AZURE_STORAGE_CONNECTION_STRING": connection})
+    assert value not in cleaned and cleaned == "the server quoted *** back"
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(signature=SECRET_TEXT)
+def test_the_signature_inside_a_sas_is_masked_raw_and_url_encoded(signature) -> None:
+    sas = f"sv=2025-11-05&sp=rl&sig={quote(signature, safe='')}&se=2099-01-01"
+    for shown in (signature, quote(signature, safe="")):
+        cleaned = scrub(f"signature {shown} rejected", {"AZURE_STORAGE_SAS_TOKEN": sas})
+        assert cleaned == "signature *** rejected", (shown, cleaned)
+
+
+def test_registered_values_from_six_characters_on_are_secrets() -> None:
+    register(None, "", "abcd5", "abcde6", "  ")  # nothing set, too short, just long enough
+    assert scrub("x abcd5 y") == "x abcd5 y"
+    assert scrub("x abcde6 y") == "x *** y"
+
+
+def test_log_records_are_scrubbed_in_message_arguments_and_traceback(monkeypatch) -> None:
+    import io
+    import logging
+
+    from pipeline_common.secrets import ScrubbingFilter
+
+    monkeypatch.setenv("TABLEAU_PAT_SECRET", SECRET)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(ScrubbingFilter())
+    log = logging.getLogger("scrub_filter_test")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        log.warning("token %s refused, %d tries", SECRET, 3)
+        log.warning("plain %s and %d", "words", 7)  # nothing secret: rendered as usual
+        log.warning("broken format %d", "not a number")  # not ours to fix: the record still passes
+        try:
+            raise RuntimeError(f"endpoint said {quote(SECRET, safe='')}")
+        except RuntimeError:
+            log.exception("sign-in failed")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert SECRET not in text and quote(SECRET, safe="") not in text
+    assert "token *** refused, 3 tries" in text and "plain words and 7" in text
+    assert "RuntimeError: endpoint said ***" in text and "Traceback (most recent call last)" in text
+
+
+def test_an_uncaught_exception_is_printed_scrubbed(monkeypatch, capsys) -> None:
+    import sys
+
+    from pipeline_common.secrets import install_excepthook
+
+    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", SECRET)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook()
+    try:
+        raise ValueError(f"bad secret {SECRET}")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    printed = capsys.readouterr().err
+    assert SECRET not in printed and "ValueError: bad secret ***" in printed and "Traceback" in printed
