@@ -120,3 +120,45 @@ def test_the_summary_message_is_scrubbed(monkeypatch) -> None:
 
     code, summary, _ = _end(fail)
     assert code == 65 and "pat-secret-value-123456" not in summary["message"] and "***" in summary["message"]
+
+
+@pytest.mark.parametrize(("name", "advice"), [
+    ("ENOSPC", "free some space on that disk, then re-run"),
+    ("EDQUOT", "free some space (disk quota), then re-run"),
+    ("EACCES", "give the pipeline's account write access to that folder, then re-run"),
+    ("EPERM", "give the pipeline's account write access to that folder, then re-run"),
+    ("EROFS", "the disk is read-only; point DATA_DIR at a writable disk"),
+    ("EIO", "check the disk and the folder's permissions, then re-run"),
+])
+def test_an_io_error_names_the_path_the_reason_the_free_space_and_what_to_do(tmp_path, name, advice) -> None:
+    """Contract section 8: the 74 message names the path and the free space; the advice fits the cause."""
+    target = tmp_path / "raw" / "out.parquet"
+
+    def fail():
+        raise OSError(getattr(errno, name), f"reason for {name}", str(target))
+
+    code, summary, _ = _end(fail)
+    assert code == 74
+    message = summary["message"]
+    assert message.startswith(f"accessing {target}: reason for {name} (")
+    assert " MB free on " in message and message.endswith(f"); {advice}")
+
+
+def test_an_io_error_without_a_path_or_text_still_says_what_it_is() -> None:
+    def fail():
+        raise PermissionError(errno.EACCES, "")
+
+    code, summary, _ = _end(fail)
+    assert code == 74 and summary["message"].startswith("accessing ?: [Errno 13] ")
+
+
+@pytest.mark.parametrize("text", ["IO Error: No space left on device", 'Hyper: {"errno":"28"}',
+                                  "There is not enough space on the disk.", "DISK FULL", "growing the database file failed"])
+def test_a_library_saying_the_disk_is_full_is_an_io_error(tmp_path, text) -> None:
+    from pipeline_common.script_support import disk_full_error
+
+    error = disk_full_error(tmp_path / "w.duckdb", RuntimeError(text))
+    assert error is not None and error.exit_code == 74
+    assert str(error).startswith(f"writing {tmp_path / 'w.duckdb'}: No space left on device (")
+    assert str(error).endswith("); free some space on that disk, then re-run")
+    assert disk_full_error(tmp_path / "w.duckdb", RuntimeError("Catalog Error: table x does not exist")) is None

@@ -80,3 +80,36 @@ def test_generated_ids_are_accepted_exactly_when_unique(tmp_path_factory, start,
     if shuffle:
         data.shuffle(ids)
     assert _check(tmp_path_factory.mktemp("ids"), ids) == _expected(ids)
+
+
+BREAKS = {  # column -> (a value breaking its rule, what the message expects)
+    "quantity": ("0", "expected an integer >= 1"),
+    "unit_price": ("-0.01", "expected a price >= 0"),
+    "currency": ("EUR", "expected the market's currency 'GBP'"),
+    "channel": ("FAX", "expected one of TV, WEB, APP, PHONE"),
+    "status": ("LOST", "expected one of COMPLETED, SHIPPED, CANCELLED, RETURNED"),
+    "order_date": ((DAY + dt.timedelta(days=1)).isoformat(), f"expected a date not after the file date {DAY}"),
+}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(faults=st.dictionaries(st.integers(0, 11), st.sampled_from(sorted(BREAKS)), min_size=1, max_size=3))
+def test_the_first_broken_value_rule_in_file_order_is_named(tmp_path_factory, faults) -> None:
+    """Class: one or more rows each breaking one value rule; the earliest line is named, with its column,
+    the rule and the value."""
+    from azure_sync.csv_reader import BadFileError, read_strict_csv
+    from azure_sync.value_rules import check_values
+    from pipeline_common.config import load_pipeline_config
+
+    rows = orders_rows(DAY, 12)
+    for index, column in faults.items():
+        rows[index][ORDERS_HEADER.index(column)] = BREAKS[column][0]
+    path = tmp_path_factory.mktemp("rules") / "orders.csv"
+    path.write_text(csv_text(ORDERS_HEADER, rows), encoding="utf-8")
+    columns = dict(load_pipeline_config().dataset_type("ingest_orders").columns)
+    with pytest.raises(BadFileError) as caught:
+        check_values(read_strict_csv(path, BLOB, columns), BLOB, MARKET_CURRENCY["UK"], DAY)
+    first = min(faults)
+    value, expected = BREAKS[faults[first]]
+    assert str(caught.value) == f"{BLOB} line {first + 2}, column {faults[first]!r}: {expected}, got {value!r}"
