@@ -1,7 +1,7 @@
 """Mutation testing of the rule modules with mutmut (docs/testing.md, "Mutation testing"). Not run by CI.
 
-    .venv/bin/python scripts/mutation_test.py            # all rule modules, report score and survivors
-    .venv/bin/python scripts/mutation_test.py --keep DIR # keep the work folder (mutmut's state) in DIR
+    .venv/bin/python scripts/dev/mutation_test.py            # all rule modules: score and survivors
+    .venv/bin/python scripts/dev/mutation_test.py --keep DIR # keep the work folder (mutmut's state) in DIR
 
 mutmut breaks one thing at a time in a copy of the code (a `>` made `>=`, a constant changed, a call dropped)
 and runs the tests that cover that line; a mutant the tests do not notice "survives". The rule modules are
@@ -28,13 +28,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 RULE_MODULES = [
     "azure_sync.value_rules",          # value rules at sync (contract section 3)
     "azure_sync.csv_reader",           # the strict CSV reader's checks
     "sharepoint_budget.workbook",      # the budget sheet's guards
-    "pipeline_common.currency",        # freshness decisions ("is my data current?")
+    "pipeline_common.freshness",       # freshness decisions ("is my data current?")
     "pipeline_common.secrets",         # secret scrubbing
     "pipeline_common.script_support",  # exit-code classification (contract section 8)
 ]
@@ -45,7 +45,7 @@ MUTANTS = [
     "azure_sync.value_rules.*",
     "azure_sync.csv_reader.*",
     "sharepoint_budget.workbook.*",
-    "pipeline_common.currency.*",
+    "pipeline_common.freshness.*",
     "pipeline_common.secrets.*",
     "pipeline_common.script_support.x_classify_failure__*",
     "pipeline_common.script_support.x_io_error__*",
@@ -57,10 +57,10 @@ MUTANTS = [
 # same process: tests that start the scripts as subprocesses cannot kill it, so they are not listed).
 TESTS = [
     "tests/test_sync_value_rules.py", "tests/test_faults_property.py", "tests/test_csv_reader_rules.py",
-    "tests/test_budget_rules.py", "tests/test_currency.py", "tests/test_secrets_scrub.py",
+    "tests/test_budget_rules.py", "tests/test_freshness.py", "tests/test_secrets_scrub.py",
     "tests/test_exit_codes.py", "tests/test_alerts_freshness_alerts.py",
 ]
-TREE_PARTS = ["tests", "orchestration", "scripts", "bat_file_data_refresh", "dbt", "pipeline.yaml",
+TREE_PARTS = ["tests", "orchestration", "scripts", "bat_file_data_refresh", "pipeline_common", "dbt", "pipeline.yaml",
               "dagster.yaml", "workspace.yaml"]
 
 
@@ -94,7 +94,8 @@ def stage(work: Path) -> list[str]:
         shutil.copytree(work / location.relative_to(REPO), work / "src" / package)
     conftest = work / "tests" / "conftest.py"  # in-process imports take the mutated copy, whatever conftest adds
     conftest.write_text(conftest.read_text(encoding="utf-8")
-                        + "\nsys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))\n", encoding="utf-8")
+                        + "\nimport sys as _sys\nfrom pathlib import Path as _Path\n\n"
+                        "_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / 'src'))\n", encoding="utf-8")
     only = [f"src/{m.replace('.', '/')}.py" for m in RULE_MODULES]
     tests = [t for t in TESTS if (work / t).exists()]
     also_copy = [p for p in TREE_PARTS if (work / p).exists()]
