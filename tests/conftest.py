@@ -66,9 +66,10 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # --- test tiers (docs/testing.md) ---------------------------------------------------------------
 # `scripts/test.sh` runs every test; `scripts/test.sh --fast` leaves out the `scenario` tier. A test is in
-# that tier when it is marked `scenario` or `e2e` itself (or its module's `pytestmark` is), or when it uses one
+# that tier when it is marked `scenario`, `e2e` or `azurite` (or its module's `pytestmark` is), or when it uses one
 # of these fixtures, directly or through another fixture: a new test that starts a real service or needs the
 # session's built warehouse is tiered without anyone remembering to mark it.
+SCENARIO_MARKERS = ("e2e", "azurite")  # a real `dagster dev`; the Azure sync against Azurite or an unreachable one
 SCENARIO_FIXTURES = frozenset({
     "azurite",          # a real Azurite (Node.js) for the session
     "postgres_server",  # a real PostgreSQL cluster (initdb) for the session
@@ -81,7 +82,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("scenario") is None and (
-            item.get_closest_marker("e2e") is not None or fixtures & SCENARIO_FIXTURES
+            any(item.get_closest_marker(name) is not None for name in SCENARIO_MARKERS) or fixtures & SCENARIO_FIXTURES
         ):
             item.add_marker(pytest.mark.scenario)
         if "built_warehouse" in fixtures:
