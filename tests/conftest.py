@@ -78,11 +78,27 @@ SCENARIO_FIXTURES = frozenset({
 })
 
 
+# And the tests measured slow: tests/tier_durations.json, written by scripts/dev/tier_durations.py from a full
+# run's junit XML (the fast tier keeps the fastest tests that fit its time budget).
+TIER_DURATIONS = Path(__file__).with_name("tier_durations.json")
+
+
+def _measured_slow() -> frozenset[str]:
+    import json
+
+    try:
+        return frozenset(json.loads(TIER_DURATIONS.read_text(encoding="utf-8"))["slow"])
+    except (OSError, ValueError, KeyError):
+        return frozenset()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow = _measured_slow()
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("scenario") is None and (
             any(item.get_closest_marker(name) is not None for name in SCENARIO_MARKERS) or fixtures & SCENARIO_FIXTURES
+            or item.nodeid in slow
         ):
             item.add_marker(pytest.mark.scenario)
         if "built_warehouse" in fixtures:

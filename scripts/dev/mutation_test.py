@@ -16,7 +16,6 @@ laid out so that mutmut's module names match the imports: each rule module's top
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import importlib.util
 import json
@@ -124,7 +123,9 @@ def results(work: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, help="work folder to use and keep (default: a temporary one, removed)")
     parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--target", type=float, default=90.0, help="score (percent killed) to pass (default 90)")

@@ -1,0 +1,62 @@
+"""Record which tests are slow, for the test tiers (docs/testing.md): `scripts/test.sh --fast` leaves them out.
+
+    scripts/test.sh --junitxml=/tmp/tests.xml              # a full run, with each test's time
+    .venv/bin/python scripts/dev/tier_durations.py /tmp/tests.xml
+
+Writes tests/tier_durations.json: the tests whose time, added up from the fastest on, no longer fits the
+fast tier's budget (--budget, default 180 s of test time: 2 workers, under 2 minutes). tests/conftest.py
+puts those in the `scenario` tier, beside the tests it tiers by marker and fixture. A new test is in the
+fast tier until the file is recorded again; mark a test you know to be slow `scenario` at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "tests" / "tier_durations.json"
+
+
+def node_id(case: ET.Element) -> str:
+    """pytest's node id from a junit <testcase> (classname tests.test_x, name test_y[param])."""
+    parts = case.get("classname", "").split(".")
+    if parts[-1][:1].isupper():  # a test class: tests.test_x.TestY
+        return f"{'/'.join(parts[:-1])}.py::{parts[-1]}::{case.get('name')}"
+    return f"{'/'.join(parts)}.py::{case.get('name')}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline_common.script_support import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("junit_xml", type=Path, help="pytest --junitxml output of a full run")
+    parser.add_argument("--budget", type=float, default=180.0, help="seconds of test time the fast tier may take")
+    args = parser.parse_args(argv)
+    try:
+        root = ET.parse(args.junit_xml).getroot()
+    except (OSError, ET.ParseError) as exc:
+        print(f"{args.junit_xml}: cannot read it as a junit XML file: {exc}", file=sys.stderr)
+        return 65
+    times = {}
+    for case in root.iter("testcase"):
+        if case.find("skipped") is None:
+            times[node_id(case)] = times.get(node_id(case), 0.0) + float(case.get("time") or 0)
+    if not times:
+        print(f"{args.junit_xml}: no test cases", file=sys.stderr)
+        return 65
+    spent, slow = 0.0, []
+    for name, seconds in sorted(times.items(), key=lambda item: (item[1], item[0])):
+        spent += seconds
+        if spent > args.budget:
+            slow.append(name)
+    OUT.write_text(json.dumps({"budget_seconds": args.budget, "measured_tests": len(times), "slow": sorted(slow)},
+                              indent=1) + "\n", encoding="utf-8")
+    print(f"{len(slow)} of {len(times)} tests recorded slow in {OUT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
