@@ -96,3 +96,27 @@ def test_references_survive_serialization_to_the_webserver(references):
     spec = next(s for s in defs.resolve_all_asset_specs() if s.key == dg.AssetKey("uk_orders_azure"))
     value = spec.metadata["dagster/code_references"]
     assert deserialize_value(serialize_value(value)) == value
+
+
+def test_every_staging_model_names_the_macro_and_the_config_entries_it_comes_from():
+    """stg_<market>_<dataset> is two generated lines: its description in the UI says where the rest is,
+    and what it names exists (the macro in that file, the dataset and its type in pipeline.yaml)."""
+    import re
+
+    from orchestration.definitions import defs
+    from pipeline_common.config import load_pipeline_config
+
+    config = load_pipeline_config()
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for entry in config.datasets:
+        name = f"stg_{entry.market.lower()}_{entry.dataset}"
+        description = specs[name].description or ""
+        named = re.search(r"macro (\w+) \(([\w/.]+)\)", description)
+        assert named, f"{name}: no macro named in {description!r}"
+        macro, macro_file = named.groups()
+        assert re.search(rf"{{%-?\s*macro {macro}\(", (REPO_ROOT / macro_file).read_text(encoding="utf-8")), (name, macro_file)
+        assert f"datasets ({entry.market}, {entry.dataset})" in description, name
+        assert f"dataset_types.{entry.dataset}" in description, name
+        config.dataset_type(entry.dataset)  # the type it names is declared
+        model_sql = (REPO_ROOT / "dbt" / "models" / "staging" / entry.market.lower() / f"{name}.sql").read_text(encoding="utf-8")
+        assert f"{macro}('{entry.market}', '{entry.dataset}')" in model_sql, name
