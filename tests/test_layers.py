@@ -1,6 +1,6 @@
 """The code's layers, as the README and docs/where_things_are.md describe them: scripts -> orchestration ->
 legacy script packages -> pipeline_common. No module imports from a layer above its own, also not inside a
-function, and no Python file edits sys.path: every import resolves through the installed packages."""
+function, and no Python file edits the import path: every import resolves through the installed packages."""
 
 from __future__ import annotations
 
@@ -70,6 +70,6 @@ def test_no_python_file_edits_sys_path():
 @pytest.mark.parametrize("module", ["pipeline_common.freshness", "azure_sync.sync_azure", "create_hyper_files.duckdb_to_tableau_server",
                                     "sharepoint_budget.daily_sales_ingest", "scripts.supervisor", "scripts.dev.bench"])
 def test_every_package_imports_from_any_folder(module, tmp_path):
-    """Installed packages, not paths: an import works with no project folder on sys.path at all."""
+    """Installed packages, not paths: an import works with no project folder on the import path at all."""
     done = subprocess.run([sys.executable, "-I", "-c", f"import {module}"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
