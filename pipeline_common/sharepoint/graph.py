@@ -32,7 +32,7 @@ from pipeline_common.sharepoint.settings import (
     SharePointSettings,
 )
 from pipeline_common.sharepoint.signin import (
-    GraphClient,
+    SignedInClient,
     network_failure,
 )
 
@@ -70,7 +70,7 @@ def _retry_after(response: Any) -> float | None:
             return None
 
 
-def graph_call(client: GraphClient, step: str, call: Callable[[], T], on_retry: Callable[[], None] | None = None,
+def graph_call(client: SignedInClient, step: str, call: Callable[[], T], on_retry: Callable[[], None] | None = None,
           not_found: Callable[[], Exception] | None = None, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run one Graph call: transient answers retried in process (Retry-After honoured), the rest classified."""
     import requests
@@ -125,7 +125,7 @@ def _graph_failure(settings: SharePointSettings, step: str, status: int | None, 
     return ConfigurationError(f"{where}: {step} failed (HTTP {status} {code}): {detail[:300]}")
 
 
-def _site_id(client: GraphClient) -> str:
+def _site_id(client: SignedInClient) -> str:
     settings = client.settings
     site = graph_call(
         client, "site lookup", lambda: client.graph.sites.get_by_url(settings.site_url).execute_query(),
@@ -137,7 +137,7 @@ def _site_id(client: GraphClient) -> str:
     return str(site.id)
 
 
-def document_library(client: GraphClient) -> tuple[str, str, str]:
+def document_library(client: SignedInClient) -> tuple[str, str, str]:
     """(drive id, library name, path inside the library) of SHAREPOINT_BUDGET_FOLDER."""
     settings = client.settings
     cached = client.drives.get(settings.folder)

@@ -47,7 +47,7 @@ _AADSTS_HINTS = {
 
 
 @dataclass
-class GraphClient:
+class SignedInClient:
     """One signed-in GraphClient with its msal app (token cache) and the resolved site and library."""
 
     settings: SharePointSettings
@@ -56,7 +56,7 @@ class GraphClient:
     drives: dict[str, tuple[str, str]] = field(default_factory=dict)  # folder -> (drive id, library name)
 
 
-_clients: dict[str, GraphClient] = {}
+_clients: dict[str, SignedInClient] = {}
 
 
 def _classify_token_failure(settings: SharePointSettings, result: dict[str, Any]) -> Exception:
@@ -123,7 +123,7 @@ def network_failure(settings: SharePointSettings, exc: BaseException, variable: 
     ) from None
 
 
-def _token(client: GraphClient) -> dict[str, Any]:
+def _token(client: SignedInClient) -> dict[str, Any]:
     import requests
 
     settings = client.settings
@@ -139,7 +139,7 @@ def _token(client: GraphClient) -> dict[str, Any]:
     return result
 
 
-def signed_in_client(settings: SharePointSettings) -> GraphClient:
+def signed_in_client(settings: SharePointSettings) -> SignedInClient:
     """A cached client per configuration (msal keeps the token until it nearly expires)."""
     cached = _clients.get(settings.cache_key)
     if cached is not None:
@@ -156,7 +156,7 @@ def signed_in_client(settings: SharePointSettings) -> GraphClient:
         def service_root_url(self) -> str:  # the configured cloud's Graph (the library knows only its enum)
             return f"{settings.graph_endpoint}/v1.0"
 
-    holder: dict[str, GraphClient] = {}
+    holder: dict[str, SignedInClient] = {}
 
     class _Graph(GraphClient):
         def pending_request(self) -> GraphRequest:
@@ -165,7 +165,7 @@ def signed_in_client(settings: SharePointSettings) -> GraphClient:
             return self._pending_request  # type: ignore[return-value]
 
     graph = _Graph().with_transport(timeout=HTTP_TIMEOUT)
-    client = GraphClient(settings=settings, app=_msal_app(settings), graph=graph)
+    client = SignedInClient(settings=settings, app=_msal_app(settings), graph=graph)
     holder["client"] = client
     _clients[settings.cache_key] = client
     return client

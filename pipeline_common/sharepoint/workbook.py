@@ -18,7 +18,7 @@ from pipeline_common.sharepoint.graph import (
     document_library,
 )
 from pipeline_common.sharepoint.signin import (
-    GraphClient,
+    SignedInClient,
     signed_in_client,
 )
 
@@ -39,7 +39,7 @@ class WorkbookVersion:
     drive_id: str
 
 
-def _workbooks_in(client: GraphClient, drive_id: str, folder: str) -> list[str]:
+def _workbooks_in(client: SignedInClient, drive_id: str, folder: str) -> list[str]:
     def children() -> Any:
         root = client.graph.drives[drive_id].root
         target = root.get_by_path(folder) if folder else root
