@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("junit_xml", type=Path, help="pytest --junitxml output of a full run")
     parser.add_argument("--budget", type=float, default=180.0, help="seconds of test time the fast tier may take")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to write (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
     try:
         root = ET.parse(args.junit_xml).getroot()
@@ -52,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         spent += seconds
         if spent > args.budget:
             slow.append(name)
-    OUT.write_text(json.dumps({"budget_seconds": args.budget, "measured_tests": len(times), "slow": sorted(slow)},
+    args.out.write_text(json.dumps({"budget_seconds": args.budget, "measured_tests": len(times), "slow": sorted(slow)},
                               indent=1) + "\n", encoding="utf-8")
-    print(f"{len(slow)} of {len(times)} tests recorded slow in {OUT.relative_to(REPO)}")
+    print(f"{len(slow)} of {len(times)} tests recorded slow in {args.out}")
     return 0
 
 
