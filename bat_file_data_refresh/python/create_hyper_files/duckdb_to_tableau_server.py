@@ -20,7 +20,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from typing import Any, TextIO  # noqa: E402
 
 from create_hyper_files.backups import backup_extract, prune_backups  # noqa: E402
@@ -110,6 +110,8 @@ class BuildResult:
     hyper_path: Path
     rows: dict[str, int]
     casts: dict[str, dict[str, str]]
+    columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Per table: (column, type as the extract holds it: DuckDB's, or the Tableau cast's target)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -291,12 +293,15 @@ def build_extract(
         prepare_session(con, timezone)
         work_dir = _make_work_dir(out_dir, name)
         exported = []
+        columns: dict[str, list[tuple[str, str]]] = {}
         for i, source in enumerate(sources):
             label = f"reading {'the query' if isinstance(source, QuerySource) else source.name} from DuckDB"
             with progress.stage(label, detail=lambda: _percent(con)) as done:
                 item = export_parquet(con, source, work_dir / f"{i}.parquet")
                 done(f"{item.rows:,} rows")
             exported.append(item)
+            columns[item.table.name] = [(c, item.casts[c].split(" -> ")[1] if c in item.casts else t)
+                                        for c, t in describe(con, source.sql)]
     except BaseException as exc:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -324,6 +329,7 @@ def build_extract(
             hyper_path=target,
             rows={e.table.name: e.rows for e in exported},
             casts={e.table.name: e.casts for e in exported if e.casts},
+            columns=columns,
         )
     except Exception as exc:
         # Hyper says "growing the database file failed" for a full disk, when creating the file or
@@ -479,6 +485,7 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
             done("published" if content_url else "skipped (not configured)")
     metadata: dict[str, Any] = {f"rows_{table}": rows for table, rows in result.rows.items()}
     metadata.update(hyper_size_bytes=size, published=content_url is not None, hyper_path=str(result.hyper_path))
+    metadata["dagster/column_schema"] = column_schema_metadata(result.columns)
     if content_url is not None:
         metadata["tableau_content_url"] = content_url
     run_ctx.report_materialization(metadata)
@@ -487,6 +494,16 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     if args.sql is not None:
         summary["sql"] = args.sql.strip()
     return summary
+
+
+def column_schema_metadata(columns: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    """The extract's columns and types for the asset's Columns tab (Pipes `table_schema` metadata); the
+    columns of a several-table extract are named `table.column`."""
+    qualify = len(columns) > 1
+    return {"type": "table_schema", "raw_value": {"columns": [
+        {"name": f"{table}.{column}" if qualify else column, "type": data_type}
+        for table, table_columns in columns.items() for column, data_type in table_columns
+    ]}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
