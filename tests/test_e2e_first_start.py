@@ -42,9 +42,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 def _config(tmp: Path) -> Path:
     """pipeline.yaml as is, with the arrival sensors on (as shipped) and ticking often (orders every
-    5 s; the budget sensor keeps its 60 s floor), so three ticks come within minutes."""
+    10 s, the least allowed; the budget sensor keeps its 60 s floor), so three ticks come within minutes."""
     raw = yaml.safe_load((REPO / "pipeline.yaml").read_text(encoding="utf-8"))
-    raw.setdefault("alerts", {})["arrival_sensors"] = {"running_by_default": True, "minimum_interval_seconds": 5}
+    raw.setdefault("alerts", {})["arrival_sensors"] = {"running_by_default": True, "minimum_interval_seconds": 10}
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
