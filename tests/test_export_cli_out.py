@@ -37,7 +37,7 @@ def test_out_ending_in_hyper_is_the_extracts_own_file(export_warehouse, run_expo
     assert target.is_file()
     assert summary(result.stdout)["hyper_path"] == str(target)
     assert _files(folder) == ["uk_week.hyper"]  # no folder of that name, no build files left
-    assert len(read_hyper(target, tmp_path / "read")["Extract"]) == 4  # a real extract Tableau opens
+    assert len(read_hyper(target, tmp_path / "read")["Extract.Extract"]["rows"]) == 4  # an extract Tableau opens
     assert not (isolated_env / "exports").exists()
 
 
