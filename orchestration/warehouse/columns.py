@@ -24,6 +24,7 @@ READ_TIMEOUT_SECONDS = 10.0
 
 def relation(table_name: str | None, fallback: str) -> tuple[str | None, str]:
     """(schema, table) of dagster-dbt's `dagster/table_name` (`db.schema.table`, maybe quoted)."""
+    table_name = getattr(table_name, "value", table_name)  # a TextMetadataValue, or the raw string
     if not table_name:
         return None, fallback
     parts = [part.strip('"') for part in str(table_name).split(".")]
@@ -62,9 +63,9 @@ def with_column_schemas(context: dg.AssetExecutionContext, events: Iterable) -> 
         by_table.setdefault(table, []).append(cols)
     for event in events:
         if isinstance(event, dg.Output) and columns:
-            key = context.assets_def.asset_key_for_output(event.output_name)
-            schema, table = relation(context.assets_def.metadata_by_key.get(key, {}).get(TABLE_NAME_KEY),
-                                     key.path[-1])
+            key = context.asset_key_for_output(event.output_name)
+            spec = context.assets_def.specs_by_key.get(key)
+            schema, table = relation((spec.metadata or {}).get(TABLE_NAME_KEY) if spec else None, key.path[-1])
             found = columns.get((schema.lower(), table.lower())) if schema else None
             if found is None and len(by_table.get(table.lower(), [])) == 1:
                 found = by_table[table.lower()][0]
