@@ -408,7 +408,7 @@ def run_under_dagster(command: list[str], asset: str, env: dict[str, str], timeo
     done: list[subprocess.CompletedProcess] = []
 
     @dg.asset(name=asset)
-    def export_asset(context: dg.AssetExecutionContext):
+    def export_asset(context):  # no annotation: dg is imported locally (string annotations)
         with dg.open_pipes_session(context=context, context_injector=dg.PipesEnvContextInjector(),
                                    message_reader=dg.PipesTempFileMessageReader()) as session:
             done.append(subprocess.run(command, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
