@@ -303,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     tolerate_console_encoding()
 
     _quiet_preview_warnings()
+    # dbt colours its console lines even into a file: logs/run_flow.log gets plain text.
+    os.environ.setdefault("DBT_USE_COLORS", "false")
     import dagster as dg
 
     from orchestration.definitions import defs

@@ -169,6 +169,7 @@ def child_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(home)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("DBT_USE_COLORS", "false")  # the runs' dbt lines as plain text (their logs, dagster.log)
     # UTF-8 mode for every Python below (dagster, run workers, dbt, the legacy scripts): on Windows
     # they would otherwise print in the ANSI code page (cp1252), which pump_output reads as UTF-8.
     env.update(UTF8_CHILD_ENV)
