@@ -33,8 +33,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 IS_WINDOWS = os.name == "nt"
 VENV = REPO_ROOT / ".venv"
@@ -246,7 +244,7 @@ def task_problems(server_xml: str | None, wake_xml: str | None, settings: dict) 
 def check_task(options) -> Result:
     if not IS_WINDOWS:
         return skipped("task", "Windows only (Task Scheduler); on Linux run scripts/start.sh under your service manager")
-    from windows_task import load_settings
+    from scripts.windows_task import load_settings
 
     settings = load_settings()
     name = settings["task_name"]
@@ -468,7 +466,7 @@ def check_azure(options) -> Result:
     config = load_pipeline_config()
     try:
         from pipeline_common.blob_paths import dataset_prefix
-        from azure_sync.sync_azure import open_source
+        from pipeline_common.source_container import open_source
 
         source = open_source()
     except ScriptError as exc:
@@ -492,18 +490,27 @@ def check_azure(options) -> Result:
             source.close()
 
 
-def check_sharepoint(options) -> Result:
-    from pipeline_common.config import load_pipeline_config, today_in
+def configured(name: str, load: Callable[[], object | None], unset: str) -> tuple[object | None, Result | None]:
+    """(settings, None) for a service whose variables are set; (None, the result to report) when they are
+    wrong (a PROBLEM naming the variables) or unset (SKIPPED: `unset` says what happens instead)."""
     from pipeline_common.script_support import ScriptError
 
     try:
-        from sharepoint_budget.sharepoint import download_workbook, sharepoint_settings
-
-        settings = sharepoint_settings()
+        settings = load()
     except ScriptError as exc:
-        return problem("sharepoint", str(exc), "fix the SHAREPOINT_* variables in .env (see .env.example)")
-    if settings is None:
-        return skipped("sharepoint", "not configured: the budget workbook is read from the landing folder")
+        return None, problem(name, str(exc), f"fix the {name.upper()}_* variables in .env (see .env.example)")
+    return (settings, None) if settings is not None else (None, skipped(name, unset))
+
+
+def check_sharepoint(options) -> Result:
+    from pipeline_common.config import load_pipeline_config, today_in
+    from pipeline_common.script_support import ScriptError
+    from sharepoint_budget.workbook_download import download_workbook, sharepoint_settings
+
+    settings, result = configured("sharepoint", sharepoint_settings,
+                                  "not configured: the budget workbook is read from the landing folder")
+    if result is not None:
+        return result
     year = today_in(load_pipeline_config().timezone).year
     name = f"Daily Sales Budget {year}.xlsx"
     try:
@@ -517,16 +524,11 @@ def check_sharepoint(options) -> Result:
 
 
 def check_tableau(options) -> Result:
-    from pipeline_common.script_support import ScriptError
+    from create_hyper_files.tableau_publisher import tableau_settings
 
-    try:
-        from create_hyper_files.tableau_publisher import tableau_settings
-
-        settings = tableau_settings()
-    except ScriptError as exc:
-        return problem("tableau", str(exc), "fix the TABLEAU_* variables in .env (see .env.example)")
-    if settings is None:
-        return skipped("tableau", "not configured: extracts are built and backed up, not published")
+    settings, result = configured("tableau", tableau_settings, "not configured: extracts are built and backed up, not published")
+    if result is not None:
+        return result
     import tableauserverclient as TSC
 
     server = TSC.Server(settings.server_url, use_server_version=True,
@@ -596,7 +598,23 @@ def run_check(name: str, options) -> Result:
         return problem(name, f"the check itself failed: {_short(exc)}", "report this line to the pipeline's maintainer")
 
 
+def outside_the_project() -> Result | None:
+    """A Python without the project's installed packages (not the venv) can check nothing else: say so."""
+    import importlib.util
+
+    if importlib.util.find_spec("pipeline_common") is not None:
+        return None
+    result = check_python(None)
+    if result.status == "OK":
+        result = problem("python", f"the project's packages are not installed in {VENV}", "run scripts\\setup.bat")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
+    outside = outside_the_project()
+    if outside is not None:  # paths only: no secret to scrub, and no scrubber to import
+        print(f"{outside.status:<8} {outside.name}: {outside.detail} | fix: {outside.fix}\n\n1 problem(s): fix them from the top")
+        return 1
     from pipeline_common.script_support import ArgumentParser, tolerate_console_encoding
 
     tolerate_console_encoding()

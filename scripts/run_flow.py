@@ -55,7 +55,7 @@ def _instance(home: Path | None):
 
     if home is None:
         return dg.DagsterInstance.ephemeral()
-    from supervisor import prepare_home  # scripts/ is on sys.path when run as a script
+    from scripts.supervisor import prepare_home
 
     prepare_home(home)
     os.environ["DAGSTER_HOME"] = str(home)  # the instance below, and the steps' subprocesses

@@ -6,7 +6,7 @@ First line: `CURRENT`, or `NOT CURRENT: ` and what is late and why. Then, per ma
 dataset, the newest file date synced (data through) and the date expected; per Tableau export,
 when it was rebuilt and the data-through date it holds. Exit 0 when current, 1 when not, 78 for
 bad arguments or config. The same rules drive the UI's checks, the 07:30 alert and Tableau's
-data quality warning (pipeline_common/currency.py).
+data quality warning (pipeline_common/freshness.py).
 
 `--at` in the past evaluates the files present now at that time (the sync's state and the exports'
 rebuilds as they are now, not as they were then): a file synced since counts as if it had been
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from orchestration.instance_currency import currency_report
+    from orchestration.instance_freshness import freshness_report
     from pipeline_common.config import ConfigError, load_pipeline_config
 
     try:
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     at = args.at.replace(tzinfo=zone) if args.at else now
     note = past_note(at, now)
     with dg.DagsterInstance.get() as instance:
-        report = currency_report(instance, config, at)
+        report = freshness_report(instance, config, at)
     if args.json:
         print(json.dumps({**report.to_json(), **({"note": note} if note else {})}, ensure_ascii=True))
     else:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from orchestration.ingestion import arrival
+from orchestration.budget import arrival
 from pipeline_common.config import load_pipeline_config
 from tests.plugins.frozen_clock import frozen_clock, frozen_clock_env
 from tests.plugins.sample_data import SAMPLE_AS_OF

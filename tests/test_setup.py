@@ -4,7 +4,7 @@ Classes: the lock holds every package of the tree, hashed, for Linux and Windows
 its requirements file at the same version (else the set-up refuses it, naming the pin); an
 interpreter older than 3.11, or none, is refused before anything is created, with the version found
 and what to do; every install phase prints its time. The timings themselves are a benchmark
-(`python scripts/bench.py setup`, docs/performance.md), not a test.
+(`python scripts/dev/bench.py setup`, docs/performance.md), not a test.
 """
 
 from __future__ import annotations

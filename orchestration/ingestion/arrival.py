@@ -1,16 +1,12 @@
-"""Arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau exports)
-when a recent orders file lands, and the budget ingest when the current year's workbook changes.
+"""Orders arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau
+exports) when a recent orders file lands. (The budget workbook's sensor is the budget domain's:
+orchestration/budget/arrival.py.)
 
-Listing only, never downloads: Azure Blob `list_blobs` with the sync's own credentials (connection
-string, SAS token or Entra ID: pipeline_common.azure_storage) when Azure is configured, else the
-local landing folder. The budget sensor reads the SharePoint drive item's eTag through Microsoft
-Graph when SharePoint is configured (pipeline_common.sharepoint_graph), else the local workbook's
-size and mtime. The cursor (JSON: file -> ETag, or size+mtime locally)
+Listing only, never downloads: the sync's own source (pipeline_common.source_container: Azure Blob
+with the sync's credentials when configured, else the local landing folder). The cursor (JSON:
+file -> ETag, or size+mtime locally)
 makes each file version trigger exactly once; a changed file triggers again; a file the sync
-already holds in that version (same ETag in its state file) triggers nothing, and neither does a
-workbook version the budget ingest already read (its record, pipeline_common.budget_record; for a
-history from before that record, a materialization of the budget asset after the workbook last
-changed). So the first tick on a home where the demo or a by-hand flow ran starts no run. Sensor runs do the
+already holds in that version (same ETag in its state file) triggers nothing. Sensor runs do the
 least work: their own jobs never include the warehouse backup, run in process like the scheduled
 jobs, and say in their tags which market and file started them.
 """
@@ -24,24 +20,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.budget.assets import ASSET_NAME as BUDGET_ASSET
-from orchestration.budget.assets import GROUP as BUDGET_GROUP
 from orchestration.clock import business_today
-from orchestration.jobs.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
+from orchestration.schedules.selection import asset_selection
+from orchestration.sensor_support import TRIGGER_TAG, arrival_sensor_status, source_problem
 from pipeline_common.blob_paths import daily_blob_name
-from pipeline_common.budget_record import local_version, output_sizes, read_record
-from pipeline_common.azure_storage import azure_storage_settings, listing
 from pipeline_common.config import JobSelection, PipelineConfig
-from pipeline_common.script_support import ConfigurationError, ScriptError
-from pipeline_common.secrets import scrub
-from pipeline_common.settings import landing_dir, sharepoint_budget_dir
-from pipeline_common.sharepoint_graph import sharepoint_settings, workbook_version
+from pipeline_common.script_support import ScriptError
+from pipeline_common.source_container import find_blob
 
 ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3
 """File dates watched: today, yesterday (the one due this morning) and the day before (a late re-delivery)."""
-TRIGGER_TAG = "pipeline/trigger"
 VERSION_TAG = "pipeline/file_version"
 MAX_ATTEMPTS = 3
 """Runs per file version: a run that died (worker killed, PC restarted) is requested again, up to this."""
@@ -53,20 +43,13 @@ IN_FLIGHT = [
 ]
 
 
-def _local_signature(path: Path) -> str | None:
-    return local_version(path)
-
-
 def list_signatures(blob_name: str) -> dict[str, str]:
     """{blob name: version signature} for the blobs named `blob_name` (0 or 1 of them).
 
     Raises ScriptError (configuration or transient) with a message fit for the sensor's tick.
     """
-    storage = azure_storage_settings()
-    if storage is not None:
-        return {b.name: f"etag={b.etag}" for b in listing(storage)(blob_name) if b.name == blob_name}
-    signature = _local_signature(landing_dir() / Path(*blob_name.split("/")))
-    return {blob_name: signature} if signature else {}
+    found = find_blob(blob_name, listing_only=True)
+    return {found[0].name: found[1]} if found else {}
 
 
 def synced_etag(market: str, dataset: str, blob_name: str) -> str | None:
@@ -106,16 +89,6 @@ def build_orders_arrival_job(config: PipelineConfig, market: str):
         selection=asset_selection(config, JobSelection(cadences=["daily"], markets=[market], downstream=True)),
         description=f"Started by {market.lower()}_orders_arrival_sensor: {market} orders, the models and exports built on them.",
         tags={DUCKDB_RUN_TAG: "true", "market": market},
-        executor_def=dg.in_process_executor,
-    )
-
-
-def build_budget_arrival_job(config: PipelineConfig):
-    return dg.define_asset_job(
-        name="budget_workbook_arrival_job",
-        selection=asset_selection(config, JobSelection(groups=[BUDGET_GROUP], downstream=True)),
-        description="Started by budget_workbook_sensor: the budget ingest, the models and exports built on it.",
-        tags={DUCKDB_RUN_TAG: "true"},
         executor_def=dg.in_process_executor,
     )
 
@@ -175,7 +148,7 @@ def build_orders_arrival_sensor(
         try:
             listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
         except ScriptError as exc:
-            return _source_problem(context, exc)
+            return source_problem(context, exc)
         todo: dict[str, str] = {}
         held = 0
         for name, sig in listed.items():
@@ -223,103 +196,7 @@ def _entry(value: object) -> dict:
     return {"sig": str(value), "attempts": 1}
 
 
-def _source_problem(context: dg.SensorEvaluationContext, exc: ScriptError) -> dg.SkipReason:
-    """A source the sensor cannot read: transient trouble skips this tick; a configuration error fails it."""
-    message = scrub(exc)
-    if isinstance(exc, ConfigurationError):
-        raise dg.DagsterError(message) from None  # a failed tick shows in the UI until the variable is fixed
-    context.log.warning(message)
-    return dg.SkipReason(f"source not reachable this time: {message}")
-
-
-def budget_workbook_name(year: int) -> str:
-    return f"Daily Sales Budget {year}.xlsx"
-
-
-def budget_workbook_path(year: int) -> Path:
-    return sharepoint_budget_dir() / budget_workbook_name(year)
-
-
-def budget_workbook_state(year: int) -> tuple[str, str | None, float | None]:
-    """(where, version, last modified as a POSIX timestamp) of this year's workbook: the version is the
-    SharePoint drive item's eTag (metadata only, no download) when SharePoint is configured, else the
-    local copy's size and mtime; None when the workbook is absent."""
-    settings = sharepoint_settings()
-    name = budget_workbook_name(year)
-    if settings is not None:
-        version = workbook_version(settings, name)
-        if version is None:
-            return f"SharePoint '{settings.file_path(name)}'", None, None
-        return f"SharePoint '{settings.file_path(name)}'", f"etag={version.etag}", _timestamp(version.last_modified)
-    path = budget_workbook_path(year)
-    signature = _local_signature(path)
-    return str(path), signature, (path.stat().st_mtime if signature else None)
-
-
-def _timestamp(iso: str) -> float | None:
-    try:
-        return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def budget_version_held(instance: dg.DagsterInstance, year: int, signature: str, modified: float | None) -> str | None:
-    """Why this workbook version needs no run (the budget ingest already read it), or None.
-
-    The ingest's record names the version it read; a record without one (written before it did) or
-    no record at all (a migrated history) falls back to the instance: a materialization of the budget
-    asset after the workbook last changed has read this version.
-    """
-    record = read_record(year)
-    if record is not None and record.get("source_version") and record.get("output_sizes") == output_sizes(year):
-        return "the budget ingest's record holds it" if record["source_version"] == signature else None
-    event = instance.get_latest_materialization_event(dg.AssetKey(BUDGET_ASSET))
-    if event is not None and modified is not None and event.timestamp > modified:
-        when = dt.datetime.fromtimestamp(event.timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return f"{BUDGET_ASSET} was materialized at {when}, after the workbook last changed"
-    return None
-
-
-def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="budget_workbook_sensor",
-        job=build_budget_arrival_job(config),
-        default_status=default_status,
-        minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
-        description="Runs the budget ingest and everything downstream when this year's budget workbook changes "
-        "(SharePoint drive item eTag, or the local copy).",
-    )
-    def budget_workbook_sensor(context: dg.SensorEvaluationContext):
-        year = business_today().year
-        name = budget_workbook_name(year)
-        try:
-            where, signature, modified = budget_workbook_state(year)
-        except ScriptError as exc:
-            return _source_problem(context, exc)
-        if signature is None:
-            return dg.SkipReason(f"no budget workbook at {where}")
-        if signature == context.cursor:
-            return dg.SkipReason(f"{name} unchanged")
-        held = budget_version_held(context.instance, year, signature, modified)
-        if held is not None:  # e.g. the first tick after the demo: remember the version, start nothing
-            return dg.SensorResult(skip_reason=f"{name}: this version is already ingested ({held})", cursor=signature)
-        return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=f"{name}@{signature}",
-                    tags={"trigger_file": name, DUCKDB_RUN_TAG: "true", TRIGGER_TAG: f"budget workbook {name} changed"},
-                )
-            ],
-            cursor=signature,
-        )
-
-    return budget_workbook_sensor
-
-
 def build_arrival_sensors(config: PipelineConfig) -> Sequence[dg.SensorDefinition]:
-    running = config.alerts.arrival_sensors.running_by_default
-    status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    status = arrival_sensor_status(config)
     markets = [d.market for d in config.datasets if d.dataset == ORDERS_DATASET]
-    return [build_orders_arrival_sensor(config, m, status) for m in markets] + [
-        build_budget_workbook_sensor(config, status)
-    ]
+    return [build_orders_arrival_sensor(config, m, status) for m in markets]
