@@ -122,8 +122,17 @@ def install(dev: bool) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Wrong arguments are a configuration error (78); pipeline_common's parser is not installed yet here."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dev", action="store_true", help="the test requirements too (requirements-dev.lock)")
     parser.add_argument("--lock", action="store_true", help="regenerate requirements.lock and requirements-dev.lock")
     args = parser.parse_args(argv)

@@ -52,7 +52,9 @@ def measure(commit: str, work: Path, python: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78
+
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="commit measured first (e.g. the last before the uv set-up)")
     parser.add_argument("--candidate", default="HEAD", help="commit compared with it (default HEAD)")
     parser.add_argument("--python", default=sys.executable if sys.prefix == sys.base_prefix else "python3",
