@@ -74,6 +74,17 @@ def render(report, zone: ZoneInfo) -> str:
     return "\n".join(lines)
 
 
+def _tableau_warnings_line() -> str | None:
+    """What the deadline sensor found out about Tableau's data quality warnings (licence), if anything."""
+    try:
+        from pipeline_common.tableau.session import tableau_settings
+        from pipeline_common.tableau.warnings import availability_text
+
+        return availability_text(tableau_settings())
+    except Exception:  # a half-set Tableau configuration is the exporter's and the doctor's to report
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home or (Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else REPO_ROOT / "dagster_home")
@@ -98,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     at = args.at.replace(tzinfo=zone) if args.at else dt.datetime.now(zone)
     with dg.DagsterInstance.get() as instance:
         report = currency_report(instance, config, at)
+    warnings_line = _tableau_warnings_line()
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=True))
+        print(json.dumps({**report.to_json(), "tableau_warnings": warnings_line}, ensure_ascii=True))
     else:
-        print(render(report, zone))
+        print(render(report, zone) + (f"\n\n{warnings_line}" if warnings_line else ""))
     return EXIT_CURRENT if report.current else EXIT_NOT_CURRENT
 
 

@@ -261,3 +261,30 @@ def test_budget_sensor_polls_the_sharepoint_drive_item_etag(budget_sensor, micro
     assert budget_sensor() == []
     assert microsoft365.steps("content") == 0 and microsoft365.downloads == []
     assert len(microsoft365.token_forms) == 1  # the token is cached between ticks
+
+
+def test_budget_sensor_ignores_metadata_edits_and_autosave_that_only_move_the_etag(
+    budget_sensor, microsoft365, isolated_env
+):
+    """The cTag changes with the content only: a workbook open in Excel (autosave) or a metadata edit moves
+    the eTag every minute and must not start a run each time; a content change still does."""
+    workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
+    microsoft365.put(workbook, b"version 1")
+    [first] = budget_sensor()
+    for _ in range(3):
+        microsoft365.touch(workbook)
+        assert budget_sensor() == []
+    microsoft365.put(workbook, b"version 2")
+    [second] = budget_sensor()
+    assert second.run_key != first.run_key
+
+
+def test_budget_sensor_falls_back_to_the_etag_when_graph_gives_no_ctag(budget_sensor, microsoft365, isolated_env):
+    workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
+    microsoft365.put(workbook, b"version 1")
+    microsoft365.ctags[workbook] = ""  # an answer without cTag (Graph leaves it out for some items)
+    [first] = budget_sensor()
+    assert "etag=" in first.run_key
+    microsoft365.touch(workbook)
+    [second] = budget_sensor()
+    assert second.run_key != first.run_key

@@ -32,6 +32,7 @@ from pipeline_common.script_support import ConfigurationError, ScriptError
 from pipeline_common.secrets import scrub
 from pipeline_common.settings import landing_dir, sharepoint_budget_dir
 from pipeline_common.sharepoint_graph import sharepoint_settings, workbook_version
+from pipeline_common.time_budget import SENSOR_BUDGET_SECONDS, within
 
 ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3
@@ -63,7 +64,9 @@ def list_signatures(blob_name: str) -> dict[str, str]:
     """
     storage = azure_storage_settings()
     if storage is not None:
-        return {b.name: f"etag={b.etag}" for b in listing(storage)(blob_name) if b.name == blob_name}
+        found = within(SENSOR_BUDGET_SECONDS / WATCHED_DAYS, f"listing {blob_name}",
+                       lambda: listing(storage, in_sensor=True)(blob_name))
+        return {b.name: f"etag={b.etag}" for b in found if b.name == blob_name}
     signature = _local_signature(landing_dir() / Path(*blob_name.split("/")))
     return {blob_name: signature} if signature else {}
 
@@ -227,7 +230,7 @@ def _source_problem(context: dg.SensorEvaluationContext, exc: ScriptError) -> dg
     message = scrub(exc)
     if isinstance(exc, ConfigurationError):
         raise dg.DagsterError(message) from None  # a failed tick shows in the UI until the variable is fixed
-    context.log.warning(message)
+    context.log.warning(message)  # e.g. "... deferred to the next tick" when the time budget ran out
     return dg.SkipReason(f"source not reachable this time: {message}")
 
 
@@ -245,8 +248,10 @@ def budget_workbook_signature(year: int) -> tuple[str, str | None]:
     settings = sharepoint_settings()
     name = budget_workbook_name(year)
     if settings is not None:
-        version = workbook_version(settings, name)
-        return f"SharePoint '{settings.file_path(name)}'", (f"etag={version.etag}" if version else None)
+        # cTag: content only (the eTag also moves on metadata edits and Excel's autosave); eTag when absent.
+        version = within(SENSOR_BUDGET_SECONDS, "the SharePoint workbook lookup",
+                         lambda: workbook_version(settings, name, in_sensor=True))
+        return f"SharePoint '{settings.file_path(name)}'", (version.tag if version else None)
     path = budget_workbook_path(year)
     return str(path), _local_signature(path)
 
@@ -258,7 +263,7 @@ def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.Defa
         default_status=default_status,
         minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
         description="Runs the budget ingest and everything downstream when this year's budget workbook changes "
-        "(SharePoint drive item eTag, or the local copy).",
+        "(SharePoint drive item cTag, eTag as a fallback; or the local copy).",
     )
     def budget_workbook_sensor(context: dg.SensorEvaluationContext):
         year = business_today().year

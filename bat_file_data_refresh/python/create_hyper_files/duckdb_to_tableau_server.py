@@ -23,12 +23,6 @@ from typing import Any, TextIO  # noqa: E402
 from create_hyper_files.backups import backup_extract, prune_backups  # noqa: E402
 from create_hyper_files.hyper_builder import build_hyper, hyper_table_names  # noqa: E402
 from create_hyper_files.progress import Progress  # noqa: E402
-from create_hyper_files.publish_lock import exclusive_lock  # noqa: E402
-from create_hyper_files.tableau_publisher import (  # noqa: E402
-    guard_client_logs,
-    publish_extract,
-    tableau_settings,
-)
 from create_hyper_files.warehouse_reader import (  # noqa: E402
     QuerySource,
     TableRef,
@@ -54,6 +48,8 @@ from pipeline_common.script_support import (  # noqa: E402
 from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
 from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
 from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
+from pipeline_common.tableau.publish import publish_extract  # noqa: E402
+from pipeline_common.tableau.session import guard_client_logs, tableau_settings  # noqa: E402
 from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
@@ -61,7 +57,6 @@ LOCK_TIMEOUT_ENV_VAR = "EXPORT_LOCK_TIMEOUT_SECONDS"
 DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 PUBLISH_LOCK_TIMEOUT_ENV_VAR = "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS"
 DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 1800.0
-PUBLISH_LOCK_NAME = ".publish.lock"
 BUILD_DIR_PREFIX = ".build-"
 MAX_NAME_CHARS = 100  # a file name and a Tableau data source name: long enough, never past path limits
 
@@ -302,9 +297,9 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
         return None
     guard_client_logs(settings.pat_secret, *handlers)
     lock_timeout = float(env(PUBLISH_LOCK_TIMEOUT_ENV_VAR) or DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS)
-    # A PAT allows one session at a time: publishes from parallel runs queue on this lock.
-    with exclusive_lock(result.hyper_path.parent / PUBLISH_LOCK_NAME, lock_timeout, log):
-        published = publish_extract(result.hyper_path, name, settings, log)
+    # A PAT allows one session at a time: publishes from parallel runs (and the deadline sensor's data
+    # quality warnings) queue on the PAT's session lock, $DATA_DIR/locks/tableau-session-*.lock.
+    published = publish_extract(result.hyper_path, name, settings, log, lock_timeout=lock_timeout)
     log.info(f"published {name} to Tableau project {settings.project!r} (content URL {published.content_url})")
     return published.content_url
 

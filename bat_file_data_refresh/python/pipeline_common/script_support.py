@@ -237,6 +237,9 @@ def write_error_file(message: str) -> None:
 def script_run(name: str) -> Iterator[ScriptRun]:
     """Open Pipes when launched by Dagster, else run plain; turn ScriptError into an exit code."""
     tolerate_console_encoding()
+    from pipeline_common.tls import use_os_trust_store
+
+    use_os_trust_store()  # every HTTPS client of the script verifies against the OS trust store
     logger = _make_logger(name)
     pipes_cm: contextlib.AbstractContextManager[Any]
     if os.environ.get(PIPES_ENV_VAR):
@@ -280,6 +283,13 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
     """(exit code, message) for a foreseeable failure (contract section 8), None for a crash (a bug)."""
     if isinstance(exc, ScriptError):
         return exc.exit_code, str(exc)
+    from pipeline_common.tls import certificate_failure
+
+    reason = certificate_failure(exc)
+    if reason is not None:  # never transient: a certificate does not fix itself (contract section 1)
+        return EXIT_CONFIG, (f"a server's certificate could not be verified ({reason}); if a corporate proxy "
+                             "inspects HTTPS, its root CA belongs in the operating system's certificate store "
+                             "(docs/sources.md)")
     if isinstance(exc, (ConnectionError, TimeoutError)):  # a socket-level blip that escaped the script's mapping
         return EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files
@@ -287,11 +297,57 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
     return None
 
 
+def _scrub_arg(value: Any) -> Any:
+    """An exception argument with every secret masked, at any depth (bytes, containers, objects)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("utf-8", "replace")
+        cleaned = scrub(text)
+        return value if cleaned == text else cleaned.encode()
+    if isinstance(value, Mapping):
+        return {_scrub_arg(k): _scrub_arg(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(_scrub_arg(item) for item in value) if not hasattr(value, "_fields") else value
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    text = repr(value)
+    return value if scrub(text) == text else scrub(text)  # an object whose repr quotes a secret
+
+
 def _cut_chain(exc: BaseException) -> None:
-    """Detach an exception from the library errors behind it and scrub its own text."""
+    """Detach an exception from the library errors behind it and scrub everything it can print.
+
+    Pipes reports the ending exception by its str() and its arguments; both may quote a secret (a
+    URL with a SAS, a token in a library's message, bytes of a response body)."""
     exc.__context__ = exc.__cause__ = None
     exc.__suppress_context__ = True
-    exc.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    exc.args = tuple(_scrub_arg(arg) for arg in exc.args)
+    for name, value in list(vars(exc).items()) if hasattr(exc, "__dict__") else []:
+        cleaned = _scrub_arg(value)
+        if cleaned is not value:
+            try:
+                setattr(exc, name, cleaned)
+            except (AttributeError, TypeError):
+                pass
+    if isinstance(exc, OSError):
+        for name in ("filename", "filename2", "strerror"):
+            value = getattr(exc, name, None)
+            if isinstance(value, str) and scrub(value) != value:
+                setattr(exc, name, scrub(value))
+    try:
+        text = str(exc)
+    except Exception:
+        return
+    if scrub(text) != text:  # a __str__ of its own still quotes a secret: keep the type, mask the text
+        cleaned_text = scrub(text)
+        original = type(exc)
+        masked = type(original.__name__, (original,), {"__str__": lambda self: cleaned_text,
+                                                       "__module__": original.__module__})
+        try:
+            exc.__class__ = masked
+        except TypeError:  # a built-in type whose layout forbids it: arguments already scrubbed
+            pass
 
 
 def _record_crash(run: ScriptRun, exc: BaseException) -> None:

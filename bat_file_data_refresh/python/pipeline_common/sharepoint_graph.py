@@ -25,7 +25,9 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from pipeline_common import reachability
+import logging
+
+from pipeline_common import reachability, tls
 from pipeline_common.backoff import exponential_delay
 from pipeline_common.script_support import BadDataError, ConfigurationError, TransientError
 from pipeline_common.secrets import register, scrub
@@ -55,10 +57,11 @@ ACS_RETIRED = (
     "Azure ACS app-only sign-in for SharePoint Online was retired on 2 April 2026 (Microsoft 365 message "
     "center MC693863), so this configuration can no longer sign in. Register a Microsoft Entra ID app, "
     f"grant it Sites.Selected on the site, and set {TENANT}, {CLIENT_ID} and either {CLIENT_SECRET} or "
-    f"{CERTIFICATE_PATH} + {CERTIFICATE_THUMBPRINT} (docs/sources.md walks through it)"
+    f"{CERTIFICATE_PATH} (docs/sources.md walks through it)"
 )
 REACHABILITY_KIND = "sharepoint"
 HTTP_TIMEOUT = (15, 120)  # (connect, read) seconds: a stalled server fails (and is retried), never hangs
+SENSOR_HTTP_TIMEOUT = (5, 10)  # inside a sensor tick: one try per call, the next tick is the retry
 CHUNK_BYTES = 1024 * 1024
 ATTEMPTS = 3  # per call, in process; then exit 75 and Dagster's RetryPolicy takes over
 MAX_RETRY_AFTER_SECONDS = 30.0  # a longer Retry-After is left to Dagster's retry rather than slept through
@@ -76,9 +79,18 @@ class MissingWorkbookError(BadDataError):
 @dataclass(frozen=True)
 class Certificate:
     path: Path
-    thumbprint: str  # SHA-1, upper-case hex, as the Entra admin center shows it
+    thumbprint: str
+    """Upper-case hex: the certificate's SHA-256 thumbprint (what the sign-in sends as x5t#S256), or for a
+    key-only file the SHA-1 thumbprint given in SHAREPOINT_CERTIFICATE_THUMBPRINT (the deprecated form)."""
     private_key_pem: str = field(repr=False)
     expires: dt.datetime | None = None
+    certificate_pem: str | None = None
+    notes: tuple[str, ...] = ()
+    """Warnings for the operator (a SHA-1 thumbprint, a key-only file), logged by the callers."""
+
+    @property
+    def uses_sha256(self) -> bool:
+        return self.certificate_pem is not None
 
 
 @dataclass(frozen=True)
@@ -142,9 +154,9 @@ def sharepoint_settings(now: dt.datetime | None = None) -> SharePointSettings | 
             "configured: keep one (the certificate is the stronger choice, docs/sources.md)"
         )
     if has_certificate:
-        missing += [name for name in (CERTIFICATE_PATH, CERTIFICATE_THUMBPRINT) if not values[name]]
+        missing += [name for name in (CERTIFICATE_PATH,) if not values[name]]
     elif not has_secret:
-        missing.append(f"{CLIENT_SECRET} (or {CERTIFICATE_PATH} + {CERTIFICATE_THUMBPRINT})")
+        missing.append(f"{CLIENT_SECRET} (or {CERTIFICATE_PATH})")
     if missing:
         raise ConfigurationError(
             f"SharePoint is half configured: set {', '.join(missing)} (or unset every SHAREPOINT_ variable "
@@ -194,17 +206,34 @@ def normalise_thumbprint(value: str) -> str:
     return re.sub(r"[\s:]", "", value).upper()
 
 
+SHA1_THUMBPRINT_NOTE = (
+    f"{CERTIFICATE_THUMBPRINT} holds a SHA-1 thumbprint. The sign-in now identifies the certificate by its SHA-256 "
+    "thumbprint (x5t#S256, signed with PS256), as Microsoft Entra ID recommends, computed from the certificate "
+    f"file; {CERTIFICATE_THUMBPRINT} is optional and only checked against the file: remove it, or set the SHA-256 "
+    "thumbprint {sha256}"
+)
+KEY_ONLY_NOTE = (
+    f"'{{path}}' holds the private key without its certificate, so the sign-in falls back to the deprecated SHA-1 "
+    f"thumbprint (x5t, RS256) from {CERTIFICATE_THUMBPRINT}; put the certificate into the file (PEM: key and "
+    "certificate together, or the .pfx) so the SHA-256 form is used"
+)
+
+
 def load_certificate(path: Path, thumbprint: str, password: str | None, now: dt.datetime | None = None) -> Certificate:
-    """The private key (PEM, or a .pfx/.p12 as Windows exports it) and its thumbprint, checked locally."""
+    """The private key and certificate (PEM, or a .pfx/.p12 as Windows exports it), checked locally.
+
+    The thumbprint is optional: given as SHA-1 (40 hex digits, what older admin pages showed) it is
+    checked against the file and a note says it is no longer what the sign-in sends; given as
+    SHA-256 (64 hex digits) it is checked too."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    wanted = normalise_thumbprint(thumbprint)
-    if not re.fullmatch(r"[0-9A-F]{40}", wanted):
+    wanted = normalise_thumbprint(thumbprint or "")
+    if wanted and not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", wanted):
         raise ConfigurationError(
-            f"{CERTIFICATE_THUMBPRINT} must be the certificate's SHA-1 thumbprint, 40 hex digits, as the "
-            "app registration's 'Certificates & secrets' page shows it"
+            f"{CERTIFICATE_THUMBPRINT} must be the certificate's thumbprint, SHA-256 (64 hex digits) or SHA-1 "
+            "(40), as the app registration's 'Certificates & secrets' page shows it; or leave it unset"
         )
     try:
         data = path.read_bytes()
@@ -229,24 +258,34 @@ def load_certificate(path: Path, thumbprint: str, password: str | None, now: dt.
         hint = (f"wrong {CERTIFICATE_PASSWORD}, or not a PEM private key / PKCS#12 file" if password
                 else "not a PEM private key / PKCS#12 (.pfx) file")
         raise ConfigurationError(f"{CERTIFICATE_PATH}: cannot open '{path}': {hint}") from None
-    expires = None
-    if certificate is not None:
-        actual = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's x5t is SHA-1
-        if actual != wanted:
-            raise ConfigurationError(
-                f"{CERTIFICATE_THUMBPRINT} is {wanted} but the certificate in '{path}' has thumbprint {actual}: "
-                "set the thumbprint of this certificate (and upload it to the app registration)"
-            )
-        expires = certificate.not_valid_after_utc
-        if expires <= (now or dt.datetime.now(dt.timezone.utc)):
-            raise ConfigurationError(
-                f"the certificate in '{path}' ({actual}) expired on {expires:%Y-%m-%d}: create a new one and "
-                "upload it to the app registration"
-            )
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    return Certificate(path=path, thumbprint=wanted, private_key_pem=pem, expires=expires)
+    if certificate is None:  # a key-only PEM: only the deprecated SHA-1 form can name it
+        if len(wanted) != 40:
+            raise ConfigurationError(
+                f"{CERTIFICATE_PATH}: '{path}' holds the private key without its certificate: put the certificate "
+                "into the file (the .pfx, or the PEM key followed by the PEM certificate)"
+            )
+        return Certificate(path=path, thumbprint=wanted, private_key_pem=pem,
+                           notes=(KEY_ONLY_NOTE.format(path=path),))
+    sha1 = certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - only to check a given SHA-1 value
+    sha256 = certificate.fingerprint(hashes.SHA256()).hex().upper()
+    actual = sha1 if len(wanted) == 40 else sha256
+    if wanted and actual != wanted:
+        raise ConfigurationError(
+            f"{CERTIFICATE_THUMBPRINT} is {wanted} but the certificate in '{path}' has thumbprint {actual}: "
+            "set the thumbprint of this certificate (and upload it to the app registration), or unset the variable"
+        )
+    expires = certificate.not_valid_after_utc
+    if expires <= (now or dt.datetime.now(dt.timezone.utc)):
+        raise ConfigurationError(
+            f"the certificate in '{path}' ({sha256}) expired on {expires:%Y-%m-%d}: create a new one and "
+            "upload it to the app registration"
+        )
+    notes = (SHA1_THUMBPRINT_NOTE.format(sha256=sha256),) if len(wanted) == 40 else ()
+    return Certificate(path=path, thumbprint=sha256, private_key_pem=pem, expires=expires,
+                       certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(), notes=notes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,6 +315,7 @@ class _Client:
     app: Any
     graph: Any
     drives: dict[str, tuple[str, str]] = field(default_factory=dict)  # folder -> (drive id, library name)
+    attempts: int = ATTEMPTS
 
 
 _clients: dict[str, _Client] = {}
@@ -303,19 +343,24 @@ def _classify_token_failure(settings: SharePointSettings, result: dict[str, Any]
     return ConfigurationError(f"{where} refused ({error}): {first_line}")
 
 
-def _msal_app(settings: SharePointSettings) -> Any:
+def _msal_app(settings: SharePointSettings, timeout: tuple[float, float] = HTTP_TIMEOUT) -> Any:
     import msal
     import requests
 
     authority = f"{settings.authority_host}/{settings.tenant}"
     credential: Any = settings.client_secret
-    if settings.certificate is not None:
+    if settings.certificate is not None and settings.certificate.uses_sha256:
+        # msal 1.39: with `public_certificate` and no `thumbprint` the assertion carries x5t#S256 and x5c
+        # and is signed PS256 (Entra ID's current guidance); `thumbprint` alone is the deprecated SHA-1/RS256.
+        credential = {"private_key": settings.certificate.private_key_pem,
+                      "public_certificate": settings.certificate.certificate_pem}
+    elif settings.certificate is not None:
         credential = {"private_key": settings.certificate.private_key_pem, "thumbprint": settings.certificate.thumbprint}
     host = urlsplit(settings.authority_host).hostname or ""
     where = f"Microsoft Entra ID at {settings.authority_host} (tenant {settings.tenant})"
     try:
         return msal.ConfidentialClientApplication(
-            settings.client_id, authority=authority, client_credential=credential, timeout=HTTP_TIMEOUT,
+            settings.client_id, authority=authority, client_credential=credential, timeout=timeout,
             # A sovereign-cloud or test host is not on msal's list; the tenant discovery still runs.
             instance_discovery=None if host in KNOWN_AUTHORITY_HOSTS else False,
         )
@@ -338,6 +383,9 @@ def _raise(exc: Exception) -> Any:
 
 
 def _network_failure(settings: SharePointSettings, exc: BaseException, variable: str, url: str, step: str) -> None:
+    certificate = tls.certificate_error(exc, url, variable)
+    if certificate is not None:  # never transient (contract section 1)
+        raise certificate from None
     host = urlsplit(url).hostname
     reachability.raise_if_unresolvable(exc, REACHABILITY_KIND, settings.fingerprint, host, variable)
     raise TransientError(
@@ -361,11 +409,15 @@ def _token(client: _Client) -> dict[str, Any]:
     return result
 
 
-def _client(settings: SharePointSettings) -> _Client:
+def _client(settings: SharePointSettings, timeout: tuple[float, float] = HTTP_TIMEOUT) -> _Client:
     """A cached client per configuration (msal keeps the token until it nearly expires)."""
-    cached = _clients.get(settings.cache_key)
+    key = f"{settings.cache_key}/{timeout}"
+    cached = _clients.get(key)
     if cached is not None:
         return cached
+    tls.use_os_trust_store()
+    for note in settings.certificate.notes if settings.certificate else ():
+        logging.getLogger("pipeline_common.sharepoint").warning(note)
     from office365.graph_client import GraphClient
     from office365.graph_request import GraphRequest
 
@@ -386,10 +438,11 @@ def _client(settings: SharePointSettings) -> _Client:
                 self._pending_request = _Request().with_access_token(lambda: _token(holder["client"]))
             return self._pending_request  # type: ignore[return-value]
 
-    graph = _Graph().with_transport(timeout=HTTP_TIMEOUT)
-    client = _Client(settings=settings, app=_msal_app(settings), graph=graph)
+    graph = _Graph().with_transport(timeout=timeout)
+    client = _Client(settings=settings, app=_msal_app(settings, timeout), graph=graph,
+                     attempts=1 if timeout == SENSOR_HTTP_TIMEOUT else ATTEMPTS)
     holder["client"] = client
-    _clients[settings.cache_key] = client
+    _clients[key] = client
     return client
 
 
@@ -427,7 +480,8 @@ def _call(client: _Client, step: str, call: Callable[[], T], on_retry: Callable[
 
     settings = client.settings
     where = f"SharePoint {settings.site_url}"
-    for attempt in range(1, ATTEMPTS + 1):
+    attempts = client.attempts
+    for attempt in range(1, attempts + 1):
         try:
             result = call()
             reachability.mark_working(REACHABILITY_KIND, settings.fingerprint)
@@ -440,13 +494,13 @@ def _call(client: _Client, step: str, call: Callable[[], T], on_retry: Callable[
                 raise _graph_failure(settings, step, status, code, scrub(getattr(exc, "message", "") or exc)) from None
             wait = _retry_after(response)
             reason = f"HTTP {status}" + (f", Retry-After {wait:.0f} s" if wait is not None else "")
-            if attempt == ATTEMPTS or (wait is not None and wait > MAX_RETRY_AFTER_SECONDS):
+            if attempt == attempts or (wait is not None and wait > MAX_RETRY_AFTER_SECONDS):
                 kind = "throttled" if status == 429 else "unavailable"
                 raise TransientError(
                     f"{where}: {step} {kind} ({reason}) after {attempt} attempt(s); a retry later may succeed"
                 ) from None
         except requests.RequestException as exc:
-            if attempt == ATTEMPTS:
+            if attempt == attempts or tls.certificate_failure(exc):
                 _network_failure(settings, exc, GRAPH_ENDPOINT if settings.graph_endpoint != DEFAULT_GRAPH_ENDPOINT
                                  else SITE_URL, settings.graph_endpoint, step)
             wait = None
@@ -529,20 +583,31 @@ def _inside(settings: SharePointSettings, library: str) -> str:
 
 @dataclass(frozen=True)
 class WorkbookVersion:
-    """What the budget sensor compares: the drive item's eTag (changes with every saved version)."""
+    """What the budget sensor compares: the drive item's cTag, which changes when the content changes
+    (the eTag also changes on metadata edits, a rename, and Excel's autosave of an open workbook)."""
 
     etag: str
     last_modified: str
     size: int
     item_id: str
     drive_id: str
+    ctag: str = ""
+
+    @property
+    def tag(self) -> str:
+        """`ctag=...` (content), or `etag=...` when the answer has no cTag (the fallback)."""
+        return f"ctag={self.ctag}" if self.ctag else f"etag={self.etag}"
 
 
 def _workbooks_in(client: _Client, drive_id: str, folder: str) -> list[str]:
     def children() -> Any:
-        root = client.graph.drives[drive_id].root
-        target = root.get_by_path(folder) if folder else root
-        return target.children.get().execute_query()
+        # Graph documents GET /drives/{drive-id}/items/{item-id}/children (and root/children); the library's
+        # path form would send `root:/{path}://children`. So: the folder's item by path, then its children.
+        drive = client.graph.drives[drive_id]
+        if not folder:
+            return drive.root.children.get().execute_query()
+        item = drive.root.get_by_path(folder).get().execute_query()
+        return drive.items[str(item.id)].children.get().execute_query()
 
     try:
         items = _call(client, "folder listing", children, not_found=lambda: FileNotFoundError(folder))
@@ -554,9 +619,10 @@ def _workbooks_in(client: _Client, drive_id: str, folder: str) -> list[str]:
     return sorted(str(i.name) for i in items if str(i.name or "").lower().endswith(WORKBOOK_SUFFIXES))
 
 
-def workbook_version(settings: SharePointSettings, file_name: str) -> WorkbookVersion | None:
-    """The workbook's current version (drive item metadata only, no download); None when it is absent."""
-    client = _client(settings)
+def workbook_version(settings: SharePointSettings, file_name: str, in_sensor: bool = False) -> WorkbookVersion | None:
+    """The workbook's current version (drive item metadata only, no download); None when it is absent.
+    `in_sensor`: short timeouts and one try per call (the budget sensor's tick is the retry)."""
+    client = _client(settings, SENSOR_HTTP_TIMEOUT if in_sensor else HTTP_TIMEOUT)
     drive_id, _, folder = _library(client)
     path = f"{folder}/{file_name}" if folder else file_name
 
@@ -569,7 +635,8 @@ def workbook_version(settings: SharePointSettings, file_name: str) -> WorkbookVe
         return None
     props = item.properties
     return WorkbookVersion(
-        etag=str(props.get("eTag") or props.get("cTag") or ""), last_modified=str(props.get("lastModifiedDateTime") or ""),
+        etag=str(props.get("eTag") or ""), ctag=str(props.get("cTag") or ""),
+        last_modified=str(props.get("lastModifiedDateTime") or ""),
         size=int(props.get("size") or 0), item_id=str(props.get("id") or item.id), drive_id=drive_id,
     )
 
