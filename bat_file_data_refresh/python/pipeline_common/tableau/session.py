@@ -158,8 +158,12 @@ def failure(exc: BaseException, settings: TableauSettings, what: str) -> ScriptE
     certificate = tls.certificate_error(exc, settings.server_url, "TABLEAU_SERVER_URL")
     if certificate is not None:
         return certificate
-    if isinstance(exc, NonXMLResponseError):
-        body = exc.args[0] if exc.args else b""
+    page = isinstance(exc, ServerResponseError) and not str(getattr(exc, "code", "") or "").strip().isdigit() \
+        and "<html" in f"{getattr(exc, 'summary', '')} {getattr(exc, 'detail', '')}".lower()
+    if isinstance(exc, NonXMLResponseError) or page:
+        # TSC raises NonXMLResponseError for a page that is not XML, and a ServerResponseError without a
+        # Tableau error code for an HTML page that happens to parse as XML: both are not Tableau answering.
+        body = (exc.args[0] if exc.args else b"") if not page else f"{exc.summary} {exc.detail}"
         return ConfigurationError(
             f"Tableau {what}: {settings.server_url} answered with a page that is not Tableau's REST API "
             f"({_html_text(body) or 'no text'!r}): a proxy, a single sign-on page or another server is in the "
@@ -205,8 +209,11 @@ class Session:
                 delay = exponential_delay(attempt - 1, self.settings.retry_delay_seconds, spread=0.25)
                 self.log.warning(f"Tableau {what} failed ({reason}); retry {attempt}/{attempts - 1} in {delay:.1f} s")
                 self.sleep(delay)
-            except NonXMLResponseError as exc:
-                raise failure(exc, self.settings, what) from None  # type: ignore[misc]
+            except (NonXMLResponseError, ServerResponseError) as exc:
+                fatal = failure(exc, self.settings, what)
+                if fatal is None:
+                    raise
+                raise fatal from None
         raise AssertionError("unreachable")
 
     def sign_in(self) -> None:
