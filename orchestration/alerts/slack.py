@@ -81,6 +81,12 @@ def _pace(url: str, deadline: float) -> bool:
     return True
 
 
+def _posted(url: str) -> None:
+    """The post is over: the next one to this webhook counts its second from here (Slack counts arrivals)."""
+    with _pace_lock:
+        _last_post[hashlib.sha256(url.encode()).hexdigest()] = time.monotonic()
+
+
 class SlackAlerts(dg.ConfigurableResource):
     """Routes alerts to Slack. `routes` maps a route to the NAME of the env var holding its webhook."""
 
@@ -133,7 +139,10 @@ class SlackAlerts(dg.ConfigurableResource):
                 break
             timeout = max(1.0, min(self.timeout_seconds, deadline - time.monotonic()))
             try:
-                response = requests.post(url, json=payload, timeout=timeout)
+                try:
+                    response = requests.post(url, json=payload, timeout=timeout)
+                finally:
+                    _posted(url)
             except (requests.Timeout, requests.ConnectionError) as exc:
                 reason = certificate_failure(exc)
                 if reason is not None:  # not retried: the machine does not trust the certificate it was shown
