@@ -133,6 +133,7 @@ class FakeMicrosoft365:
     etags: dict[str, str] = field(default_factory=dict)
     granted: bool = True  # Sites.Selected grant on the site
     refuse_sha1: bool = False  # a tenant that no longer accepts SHA-1 (x5t, RS256) client assertions
+    graph_delay_seconds: float = 0.0  # a slow Graph: every Graph answer waits this long
     echo_form_in_errors: bool = False  # a token endpoint that quotes the request in its error text
     fail: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)  # step -> queued failures
     token_forms: list[dict[str, list[str]]] = field(default_factory=list)
@@ -356,6 +357,8 @@ def _handler(state: FakeMicrosoft365) -> type[BaseHTTPRequestHandler]:
             return False
 
         def _graph(self, path: str) -> None:
+            if state.graph_delay_seconds:
+                time.sleep(state.graph_delay_seconds)
             site_prefix = f"/sites/{SITE_HOST}:"
             drive_prefix = f"/drives/{state.drive_id}"
             if path.startswith(site_prefix):
