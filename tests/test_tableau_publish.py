@@ -45,7 +45,7 @@ def test_publish_overwrites_the_datasource_in_the_named_project(
     assert not published.chunked
     assert hashlib.sha256(published.content).digest() == hashlib.sha256(hyper.read_bytes()).digest()
     assert tableau_server.calls("signout") == 1
-    assert not (isolated_env / "exports" / ".publish.lock").exists()
+    assert not list((isolated_env / "locks").glob("tableau-session-*.lock"))  # released after the publish
     assert_secret_never_shown(result, isolated_env)
 
 
