@@ -161,6 +161,11 @@ def test_without_data_management_the_refusal_is_recorded_once_and_never_asked_ag
                             capture_output=True, text=True, encoding="utf-8", timeout=180,
                             cwd=os.path.dirname(os.path.dirname(__file__)))
     assert "Tableau data quality warnings: NOT AVAILABLE" in status.stdout, status.stderr[-2000:]
+    # And the doctor, which signs in (holding the PAT's lock) and reports the recorded refusal as a problem.
+    doctor = subprocess.run([sys.executable, "scripts/doctor.py", "--check", "tableau"], capture_output=True,
+                            text=True, encoding="utf-8", timeout=180, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert doctor.returncode == 1 and "NOT AVAILABLE" in doctor.stdout and "Data Management" in doctor.stdout
+    assert PAT_SECRET not in doctor.stdout + doctor.stderr
 
 
 def test_ours_is_updated_in_place_and_deleted_by_id_and_others_keep_their_history(tableau_server, isolated_env, monkeypatch):
