@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_common import azure_storage, sharepoint_graph
+from pipeline_common import azure_storage
+from pipeline_common.sharepoint import graph as sharepoint_graph
 from pipeline_common.script_support import EXIT_CONFIG, ConfigurationError, ScriptError
 from tests.plugins.entra_graph import CLIENT_ID, TENANT_ID
 
