@@ -84,7 +84,7 @@ def certificate_failure(exc: BaseException) -> str | None:
     """The verification error's own words when `exc` (or anything behind it) is a failed certificate check."""
     for item in _chain(exc):
         if isinstance(item, ssl.SSLCertVerificationError):
-            return str(item.verify_message or item)
+            return str(getattr(item, "verify_message", None) or item)
         text = str(item)
         if any(marker in text for marker in CERTIFICATE_MARKERS):
             start = text.find("certificate verify failed")
