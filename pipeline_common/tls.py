@@ -71,8 +71,8 @@ def _chain(exc: BaseException | None):
     stack = [exc]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue  # `reason` is a string on some errors (an HTTP reason phrase)
         seen.add(id(current))
         yield current
         stack += [current.__cause__, current.__context__, getattr(current, "reason", None),

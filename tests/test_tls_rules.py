@@ -60,4 +60,7 @@ def test_a_certificate_failure_is_found_behind_any_wrapping_and_is_78_not_75(dep
 
 def test_other_network_errors_are_not_certificate_failures():
     assert tls.certificate_failure(requests.ConnectionError("Connection refused")) is None
+    refused = RuntimeError("HTTP 403")
+    refused.reason = "Server failed to authenticate the request"  # a reason phrase, not an exception
+    assert tls.certificate_failure(refused) is None and classify_failure(refused) is None
     assert classify_failure(ConnectionResetError("reset"))[0] == 75
