@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -390,18 +390,3 @@ def sensor_retry_policy() -> Any:
     from azure.storage.blob import ExponentialRetry
 
     return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1, random_jitter_range=1)
-
-
-def listing(settings: AzureStorageSettings, in_sensor: bool = False) -> Callable[[str], list[Any]]:
-    """A function listing blob properties by name prefix, for callers that only list (the sensors)."""
-
-    def list_prefix(prefix: str) -> list[Any]:
-        options: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30}
-        if in_sensor:
-            options = {**SENSOR_CLIENT_OPTIONS, "retry_policy": sensor_retry_policy()}
-        with azure_errors(f"listing {describe(settings)}", settings):
-            with blob_service_client(settings, **options) as service:
-                container = service.get_container_client(settings.container)
-                return list(container.list_blobs(name_starts_with=prefix))
-
-    return list_prefix

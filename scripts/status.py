@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from orchestration.instance_freshness import currency_report
+    from orchestration.instance_freshness import freshness_report
     from pipeline_common.config import ConfigError, load_pipeline_config
 
     try:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     zone = ZoneInfo(config.timezone)
     at = args.at.replace(tzinfo=zone) if args.at else dt.datetime.now(zone)
     with dg.DagsterInstance.get() as instance:
-        report = currency_report(instance, config, at)
+        report = freshness_report(instance, config, at)
     warnings_line = _tableau_warnings_line()
     if args.json:
         print(json.dumps({**report.to_json(), "tableau_warnings": warnings_line}, ensure_ascii=True))

@@ -11,6 +11,7 @@ import time
 import dagster as dg
 import pytest
 
+from orchestration.budget import arrival as budget_arrival
 from orchestration.ingestion import arrival
 from pipeline_common.config import load_pipeline_config
 
@@ -166,7 +167,7 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
     def budget() -> None:
         """Stands in for the budget asset."""
 
-    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    sensor = budget_arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
     defs = dg.Definitions(assets=[budget], sensors=[sensor])
     cursor = None
 
@@ -180,7 +181,7 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
         return list(data.run_requests or [])
 
     assert tick() == []
-    workbook = arrival.budget_workbook_path(_london_today().year)
+    workbook = budget_arrival.budget_workbook_path(_london_today().year)
     workbook.parent.mkdir(parents=True)
     workbook.write_bytes(b"v1")
     assert len(tick()) == 1
@@ -230,7 +231,7 @@ def budget_sensor(tmp_path):
     def budget() -> None:
         """Stands in for the budget asset."""
 
-    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    sensor = budget_arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
     defs = dg.Definitions(assets=[budget], sensors=[sensor])
     home = tmp_path / "home"
     home.mkdir()
@@ -285,7 +286,7 @@ def test_budget_sensor_defers_to_the_next_tick_when_graph_is_slower_than_its_bud
 ):
     """Dagster gives a sensor evaluation 60 s; a slow Graph must not make the tick time out: the lookup
     stops at the sensor's time budget, the tick ends with a log line, and the next tick does the work."""
-    monkeypatch.setattr(arrival, "SENSOR_BUDGET_SECONDS", 2.0)  # 40 s in production
+    monkeypatch.setattr(budget_arrival, "SENSOR_BUDGET_SECONDS", 2.0)  # 40 s in production
     workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
     microsoft365.put(workbook, b"version 1")
     microsoft365.graph_delay_seconds = 4.0  # slower than the budget, faster than the client's read timeout
