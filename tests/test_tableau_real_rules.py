@@ -28,7 +28,7 @@ from tests.plugins.tableau_server import (
 )
 
 FAST = {"TABLEAU_PUBLISH_RETRIES": "3", "TABLEAU_PUBLISH_RETRY_SECONDS": "0.05"}
-SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export")
+SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "sales_adhoc")  # an analyst's export
 LOG = logging.getLogger("test.tableau")
 
 
