@@ -46,7 +46,7 @@ from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, refer
 from pipeline_common import settings  # noqa: E402
 from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
-from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in  # noqa: E402
+from pipeline_common.config import ConfigError, DatasetType, PipelineConfig, load_for_script, today_in  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     EXIT_CONFIG,
     BadDataError,
@@ -97,6 +97,7 @@ class SyncJob:
     market: str
     dataset: str
     columns: dict[str, str]
+    kind: DatasetType
     currency: str
     cadence: str
     timezone: str
@@ -165,7 +166,8 @@ def build_job(
     return SyncJob(
         market=market,
         dataset=dataset,
-        columns=dict(kind.columns),
+        columns=kind.column_types,
+        kind=kind,
         currency=config.markets[market].currency,
         cadence=kind.cadence,
         timezone=config.timezone,
@@ -226,7 +228,7 @@ def sync_one(
             except OSError as exc:
                 raise io_error(path, exc, "reading") from None
         file_date = target.file_date if job.cadence != "reference" else None
-        check_values(parsed, target.blob.name, job.currency, file_date)
+        check_values(parsed, target.blob.name, job.kind, job.currency, file_date)
         if parsed.dropped_columns:
             run.log.warning(
                 f"{target.blob.name}: unknown column(s) {', '.join(map(repr, parsed.dropped_columns))} dropped"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -53,11 +54,110 @@ class Market(_Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+DECIMAL_LIMIT = Decimal("9999999999999999.99")
+"""The largest magnitude a decimal(18, 2) holds: the warehouse's money type."""
+
+
+class Column(_Strict):
+    """One column of a dataset type: what the sync accepts and what dbt's staging tests check.
+
+    The exact text format follows from the type (docs/rejected_inputs.md): integers are decimal
+    digits with an optional leading '-'; decimals the same with at most 2 places after a '.';
+    dates `YYYY-MM-DD`; timestamps `YYYY-MM-DD HH:MM:SS`. An empty cell is null.
+    """
+
+    type: ColumnType
+    nullable: bool = Field(default=False, description="an empty cell is allowed")
+    min: Decimal | None = Field(default=None, description="integer/decimal: smallest allowed value")
+    max: Decimal | None = Field(default=None, description="integer/decimal: largest allowed value")
+    allowed: list[str] | None = Field(default=None, min_length=1, description="string: the only values allowed")
+    market_currency: bool = Field(default=False, description="string: must be the market's own currency")
+    not_after_file_date: bool = Field(default=False, description="date: not after the file's date")
+    max_length: int | None = Field(default=None, ge=1, le=65536, description="string: at most this many characters")
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Column:
+        numeric = self.type in ("integer", "decimal")
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"'min'/'max' apply to integer and decimal columns only (type is {self.type})")
+        if self.type != "string":
+            for field in ("allowed", "market_currency", "max_length"):
+                if getattr(self, field) not in (None, False):
+                    raise ValueError(f"'{field}' applies to string columns only (type is {self.type})")
+        if self.not_after_file_date and self.type != "date":
+            raise ValueError(f"'not_after_file_date' applies to date columns only (type is {self.type})")
+        limits = (Decimal(INT64_MIN), Decimal(INT64_MAX)) if self.type == "integer" else (-DECIMAL_LIMIT, DECIMAL_LIMIT)
+        for field in ("min", "max"):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if not value.is_finite() or not limits[0] <= value <= limits[1]:
+                raise ValueError(f"'{field}' {value} is outside what a {self.type} column holds ({limits[0]}..{limits[1]})")
+            if self.type == "integer" and value != value.to_integral_value():
+                raise ValueError(f"'{field}' {value} must be a whole number for an integer column")
+            if self.type == "decimal" and value != value.quantize(Decimal("0.01")):
+                raise ValueError(f"'{field}' {value} has more than 2 decimal places")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' {self.min} is above 'max' {self.max}")
+        return self
+
+    @property
+    def bounds(self) -> tuple[Decimal, Decimal]:
+        """(lowest, highest) value the sync accepts: the declared bounds, else the type's own."""
+        if self.type == "integer":
+            low, high = Decimal(INT64_MIN), Decimal(INT64_MAX)
+        else:
+            low, high = -DECIMAL_LIMIT, DECIMAL_LIMIT
+        return (self.min if self.min is not None else low, self.max if self.max is not None else high)
+
+
 class DatasetType(_Strict):
     cadence: Cadence
     asset_name: str = Field(description="Asset key template; {market} is the lower-case market.")
     group: str
-    columns: dict[str, ColumnType]
+    columns: dict[str, Column] = Field(min_length=1)
+    grain: list[str] = Field(min_length=1, description="one row per these columns (unique within a file; latest file wins)")
+    change_date: str | None = Field(
+        default=None, description="date column whose days an incremental staging model rebuilds (daily datasets)",
+    )
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`order_id: integer` is short for `order_id: {type: integer}`."""
+        if isinstance(value, dict):
+            return {name: {"type": spec} if isinstance(spec, str) else spec for name, spec in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> DatasetType:
+        for name in self.columns:
+            if not _IDENTIFIER_RE.match(str(name)):
+                raise ValueError(f"column {name!r} {_IDENTIFIER_HINT}")
+        lowered = [name.lower() for name in self.columns]
+        for name in self.columns:
+            if lowered.count(name.lower()) > 1:
+                raise ValueError(f"columns {name!r}: two columns differ only in case (DuckDB and Tableau fold case)")
+        for name in self.grain:
+            if name not in self.columns:
+                raise ValueError(f"grain column {name!r} is not one of the columns {list(self.columns)}")
+            if self.columns[name].nullable:
+                raise ValueError(f"grain column {name!r} must not be nullable")
+        if len(set(self.grain)) != len(self.grain):
+            raise ValueError(f"grain {self.grain} names a column twice")
+        if self.change_date is not None:
+            column = self.columns.get(self.change_date)
+            if column is None or column.type != "date":
+                raise ValueError(f"change_date {self.change_date!r} must name a date column")
+            if self.cadence != "daily":
+                raise ValueError("'change_date' applies to daily datasets only")
+        return self
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        """{column: type}, in file order."""
+        return {name: column.type for name, column in self.columns.items()}
     due: str | None = Field(
         default=None, pattern=CLOCK_TIME,
         description="Daily datasets: London time on day D by which the file for D - file_lag_days is due.",
