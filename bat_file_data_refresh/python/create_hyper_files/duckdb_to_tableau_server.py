@@ -39,6 +39,7 @@ from create_hyper_files.warehouse_reader import (  # noqa: E402
     plan_casts,
     prepare_session,
     resolve_tables,
+    sandbox,
     validate_query,
 )
 from pipeline_common.config import DEFAULT_TIMEZONE, ConfigError, Export, load_for_script, load_pipeline_config  # noqa: E402
@@ -53,7 +54,7 @@ from pipeline_common.script_support import (  # noqa: E402
 )
 from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
 from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
-from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
+from pipeline_common.settings import data_dir, duckdb_path, env, exports_dir  # noqa: E402
 from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
@@ -220,11 +221,13 @@ def build_extract(
     progress = progress or Progress(None, enabled=False)
     con = connect_read_only(warehouse, lock_timeout, log)
     work_dir: Path | None = None
+    planned = _work_dir_path(out_dir, name)
     try:
+        prepare_session(con, timezone)
+        sandbox(con, writable=planned)  # analyst SQL reads the warehouse only; DuckDB writes only the build folder
         # Validate before anything is created: a wrong name or query leaves no folder behind.
         sources = _resolve_sources(con, tables, query)
-        prepare_session(con, timezone)
-        work_dir = _make_work_dir(out_dir, name)
+        work_dir = _make_work_dir(out_dir, planned)
         exported = []
         for i, source in enumerate(sources):
             label = f"reading {'the query' if isinstance(source, QuerySource) else source.name} from DuckDB"
@@ -269,16 +272,33 @@ def build_extract(
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _make_work_dir(out_dir: Path, name: str) -> Path:
+def _work_dir_path(out_dir: Path, name: str) -> Path:
+    # The work dir sits beside the target so the final os.replace never crosses file systems; its
+    # name carries this process's identity, so a killed run's folder is removed by the next run.
+    return out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
+
+
+def _make_work_dir(out_dir: Path, work_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        # The work dir sits beside the target so the final os.replace never crosses file systems; its
-        # name carries this process's identity, so a killed run's folder is removed by the next run.
-        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
         work_dir.mkdir()
         return work_dir
     except OSError as exc:
         raise io_error(out_dir, exc) from None
+
+
+def refuse_pipeline_folders(out: Path) -> None:
+    """`--out` never writes into the pipeline's own folders: DATA_DIR (its exports, their backups, the
+    warehouse backups, raw data) and the warehouse's folder. Without --out an ad-hoc extract goes to
+    $DATA_DIR/exports, where the reserved names keep it from replacing a production extract."""
+    target = out.expanduser().resolve()
+    for label, folder in (("DATA_DIR", data_dir()), ("the warehouse folder (DUCKDB_PATH)", duckdb_path().parent)):
+        folder = folder.expanduser().resolve()
+        if target == folder or folder in target.parents:
+            raise ConfigurationError(
+                f"--out {out}: inside the pipeline's own folder {folder} ({label}), where its extracts, backups "
+                "and data live; leave --out out to write to $DATA_DIR/exports, or choose a folder outside it"
+            )
 
 
 def remove_leftovers(out_dir: Path, log: logging.Logger) -> None:
@@ -333,8 +353,9 @@ def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: T
     """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
     con = connect_read_only(duckdb_path(), args.lock_timeout, log)
     try:
-        sources = _resolve_sources(con, args.tables, args.sql)
         prepare_session(con, business_timezone())
+        sandbox(con)
+        sources = _resolve_sources(con, args.tables, args.sql)
         plan = []
         for source in sources:
             columns = describe(con, source.sql)
@@ -379,6 +400,8 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     if args.list:
         return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
     check_name(args.name, args.pipeline_export, args.tables)
+    if args.out is not None:
+        refuse_pipeline_folders(args.out)
     out_dir = args.out.expanduser().resolve() if args.out is not None else exports_dir()
     if args.dry_run:
         return dry_run(args, out_dir, log, sys.stdout)
