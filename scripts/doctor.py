@@ -617,4 +617,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from pipeline_common.script_support import run_main  # any OSError, bad config: 74/78, never a traceback
+
+    raise SystemExit(run_main(main))

@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 from pipeline_common.config import PipelineConfig, load_pipeline_config  # noqa: E402
 from pipeline_common.files import atomic_write  # noqa: E402
-from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
+from pipeline_common.script_support import ArgumentParser, run_main  # noqa: E402  (wrong arguments exit 78)
 
 DBT_DIR = REPO_ROOT / "dbt"
 STAGING_DIR = Path("models") / "staging"
@@ -217,4 +217,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))
