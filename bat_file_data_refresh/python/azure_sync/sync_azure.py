@@ -127,10 +127,7 @@ class Outcome:
     exit_code: int = 0
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # wrong arguments are a configuration error (78), not 2
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+from pipeline_common.script_support import ArgumentParser as _ArgumentParser  # noqa: E402  (78 and the JSON line)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
