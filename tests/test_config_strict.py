@@ -109,7 +109,7 @@ SCRIPTS = [
     [sys.executable, str(REPO_ROOT / "bat_file_data_refresh/python/create_hyper_files/duckdb_to_tableau_server.py"),
      "--tables", "x", "--name", "y", "--no-publish"],
     [sys.executable, str(REPO_ROOT / "bat_file_data_refresh/python/sharepoint_budget/daily_sales_ingest.py")],
-    [sys.executable, str(REPO_ROOT / "scripts/generate_dbt_staging.py"), "--check"],
+    [sys.executable, str(REPO_ROOT / "scripts/dev/generate_dbt_staging.py"), "--check"],
     [sys.executable, str(REPO_ROOT / "scripts/status.py")],
 ]
 

@@ -118,7 +118,7 @@ def test_status_with_a_dagster_home_that_is_a_file_is_74(tmp_path, isolated_env)
     [str(SCRIPTS / "create_hyper_files" / "duckdb_to_tableau_server.py"), "--bogus"],
     [str(SCRIPTS / "sharepoint_budget" / "daily_sales_ingest.py"), "--year", "twenty"],
     [str(REPO_ROOT / "scripts" / "status.py"), "--at", "tomorrow"],
-    [str(REPO_ROOT / "scripts" / "generate_dbt_staging.py"), "--nope"],
+    [str(REPO_ROOT / "scripts" / "dev" / "generate_dbt_staging.py"), "--nope"],
 ], ids=lambda s: Path(s[0]).name)
 def test_argument_errors_print_the_json_line_too(isolated_env, script):
     done = _run(script, dict(os.environ))

@@ -64,7 +64,7 @@ def test_a_fifth_dataset_type_flows_through_sync_dbt_and_an_export(tmp_path):
                  "s = u.spec_from_file_location('g', sys.argv[1]); g = u.module_from_spec(s); s.loader.exec_module(g);"
                  "from pipeline_common.config import load_pipeline_config;"
                  "print(g.write(load_pipeline_config(), Path(sys.argv[2])))",
-                 str(REPO_ROOT / "scripts" / "generate_dbt_staging.py"), str(dbt_dir)], env)
+                 str(REPO_ROOT / "scripts" / "dev" / "generate_dbt_staging.py"), str(dbt_dir)], env)
     assert done.returncode == 0, done.stderr
     model_sql = dbt_dir / "models" / "staging" / "uk" / "stg_uk_returns.sql"
     assert model_sql.is_file(), done.stdout

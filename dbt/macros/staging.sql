@@ -5,7 +5,7 @@
 {% macro dataset_grain(dataset) -%}
   {%- set types = pipeline_dataset_types() -%}
   {%- if dataset not in types -%}
-    {{ exceptions.raise_compiler_error("dataset_grain: dataset '" ~ dataset ~ "' is not in pipeline.yaml dataset_types; run python scripts/generate_dbt_staging.py") }}
+    {{ exceptions.raise_compiler_error("dataset_grain: dataset '" ~ dataset ~ "' is not in pipeline.yaml dataset_types; run python scripts/dev/generate_dbt_staging.py") }}
   {%- endif -%}
   {{ return(types[dataset]['grain']) }}
 {%- endmacro %}
@@ -90,7 +90,7 @@ qualify row_number() over (
   {{ return(found) }}
 {%- endmacro %}
 
-{#- The staging model of one market's dataset (scripts/generate_dbt_staging.py names them alike). -#}
+{#- The staging model of one market's dataset (scripts/dev/generate_dbt_staging.py names them alike). -#}
 {% macro model_name_for(market, dataset) -%}
   {{ return('stg_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
 {%- endmacro %}

@@ -46,9 +46,10 @@ EXPECTED_TEXT: dict[str, str] = {
     "decimal": "a decimal with at most 2 places (18 digits)",
 }
 
-TEXT_CHECKED = frozenset({"integer", "timestamp", "decimal"})
+TEXT_CHECKED = frozenset({"integer", "timestamp", "decimal", "date"})
 """Types Arrow's parser reads more leniently than the contract allows ('0x10' as 16, a bare date as
-midnight, '1e2' as 100): read as text, checked against the exact format (vectorised), then cast."""
+midnight, '1e2' as 100, ' 2026-11-19' with its space): read as text, checked against the exact
+format (vectorised), then cast."""
 
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_SHOWN_VALUE = 60
@@ -138,6 +139,8 @@ def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray 
     Vectorised (Arrow kernels, no regex): the cheapest test first, the slower ones only if needed."""
     if kind == "timestamp":
         ok = pc.and_(pc.equal(pc.binary_length(text), 19), pc.invert(pc.match_substring(text, "T")))
+    elif kind == "date":  # the cast then accepts only YYYY-MM-DD of a real day; the length rules out padding
+        ok = pc.equal(pc.binary_length(text), 10)
     else:
         body = text
         if pc.any(pc.starts_with(text, "-")).as_py():

@@ -21,13 +21,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))  # the sync's package, as bench_ingest.py
-
-from azure_sync.csv_reader import EXPECTED_TEXT  # noqa: E402
-from azure_sync.value_rules import column_rules  # noqa: E402
-from pipeline_common.config import PipelineConfig, load_pipeline_config  # noqa: E402
-from pipeline_common.script_support import (  # noqa: E402
+from azure_sync.csv_reader import EXPECTED_TEXT
+from azure_sync.value_rules import column_rules
+from pipeline_common.config import PipelineConfig, load_pipeline_config
+from pipeline_common.script_support import (
     ArgumentParser,
     BadDataError,
     ConfigurationError,
@@ -37,6 +34,7 @@ from pipeline_common.script_support import (  # noqa: E402
     run_main,
 )
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC = REPO_ROOT / "docs" / "rejected_inputs.md"
 SCHEMA = "declared schema"
 EXIT_MAP = "exit-code map"
@@ -50,7 +48,7 @@ FORMATS = {
 
 
 def _marker(name: str, end: bool = False) -> str:
-    return f"<!-- {'END' if end else 'BEGIN'} GENERATED {name} (scripts/generate_rejected_inputs.py) -->"
+    return f"<!-- {'END' if end else 'BEGIN'} GENERATED {name} (scripts/dev/generate_rejected_inputs.py) -->"
 
 
 def _cell(text: str) -> str:
@@ -135,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = render(current, load_pipeline_config())
     if args.check:
         if wanted != current:
-            print("docs/rejected_inputs.md is out of date: run python scripts/generate_rejected_inputs.py",
+            print("docs/rejected_inputs.md is out of date: run python scripts/dev/generate_rejected_inputs.py",
                   file=sys.stderr)
             return 1
         print("docs/rejected_inputs.md is in sync with pipeline.yaml and the exit-code map")
