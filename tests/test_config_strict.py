@@ -111,6 +111,9 @@ SCRIPTS = [
     [sys.executable, str(REPO_ROOT / "bat_file_data_refresh/python/sharepoint_budget/daily_sales_ingest.py")],
     [sys.executable, str(REPO_ROOT / "scripts/dev/generate_dbt_staging.py"), "--check"],
     [sys.executable, str(REPO_ROOT / "scripts/status.py")],
+    [sys.executable, str(REPO_ROOT / "scripts/prepare_dbt.py")],
+    [sys.executable, str(REPO_ROOT / "scripts/generate_sample_data.py"), "--days", "1", "--out", "unused"],
+    [sys.executable, str(REPO_ROOT / "scripts/dev/generate_rejected_inputs.py"), "--check"],
 ]
 
 
