@@ -631,6 +631,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline_common.script_support import run_main  # any OSError, bad config: 74/78, never a traceback
-
+    try:  # any OSError, bad config: 74/78, never a traceback
+        from pipeline_common.script_support import run_main
+    except ImportError:  # run by a Python outside the project's venv: the python check says so
+        raise SystemExit(main()) from None
     raise SystemExit(run_main(main))
