@@ -105,8 +105,9 @@ def render_models(config: PipelineConfig, market: str, datasets: list[str]) -> s
         kind = config.dataset_type(dataset)
         grain = list(kind.grain)
         description = (
-            f"{market} {dataset}, typed; one row per {', '.join(grain)} (latest file wins). Built by the "
-            f"stage_dataset macro (dbt/macros/staging.sql) from pipeline.yaml dataset_types.{dataset}."
+            f"{market} {dataset}, typed; one row per {', '.join(grain)} (latest file wins). "
+            f"Built by the macro stage_dataset (dbt/macros/staging.sql) from pipeline.yaml "
+            f"datasets ({market}, {dataset}) and dataset_types.{dataset}."
         )
         not_null = grain + [name for name, spec in kind.columns.items() if not spec.nullable and name not in grain]
         bounds = {name: [_number(spec.min), _number(spec.max)] for name, spec in kind.columns.items()
