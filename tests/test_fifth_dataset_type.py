@@ -70,7 +70,8 @@ def test_a_fifth_dataset_type_flows_through_sync_dbt_and_an_export(tmp_path):
     assert model_sql.is_file(), done.stdout
     models = yaml.safe_load((dbt_dir / "models" / "staging" / "uk" / "_uk__models.yml").read_text(encoding="utf-8"))
     returns_model = next(m for m in models["models"] if m["name"] == "stg_uk_returns")
-    assert {"within_bounds": {"arguments": {"bounds": {"return_id": ["1", None], "order_line_id": ["1", None],
+    assert {"within_bounds": {"name": "within_bounds_stg_uk_returns",
+                              "arguments": {"bounds": {"return_id": ["1", None], "order_line_id": ["1", None],
                                                        "refund": ["0", "5000"]}}}} in returns_model["data_tests"]
 
     done = _run([sys.executable, str(REPO_ROOT / "scripts" / "generate_sample_data.py"), "--days", "3",
@@ -91,7 +92,7 @@ def test_a_fifth_dataset_type_flows_through_sync_dbt_and_an_export(tmp_path):
     done = _run([dbt_executable(), "build", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir),
                  "--select", "stg_uk_returns"], dbt_env)
     assert done.returncode == 0, done.stdout[-4000:]
-    assert "within_bounds_stg_uk_returns" in done.stdout  # the generated tests ran
+    assert "within_bounds_stg_uk_returns" in done.stdout  # the generated tests ran  # the generated tests ran
     with duckdb.connect(str(duckdb_path), read_only=True) as connection:
         rows, reasons, newest = connection.execute(
             "select count(*), list(distinct reason order by reason), max(return_date) from stg_uk_returns").fetchone()

@@ -122,7 +122,8 @@ def render_models(config: PipelineConfig, market: str, datasets: list[str]) -> s
             f"          arguments: {{columns: {_yaml(not_null)}}}",
         ]
         if bounds:
-            lines += ["      - within_bounds:", f"          arguments: {{bounds: {_yaml(bounds)}}}"]
+            lines += ["      - within_bounds:", f"          name: within_bounds_{model_name(market, dataset)}",
+                      f"          arguments: {{bounds: {_yaml(bounds)}}}"]
         column_tests = _column_tests(config, market, dataset, datasets)
         if column_tests:
             lines += ["    columns:"]
