@@ -110,6 +110,7 @@ FILE_SYSTEM_ERRNOS = frozenset(
 # How the OS and the libraries say "disk full": errno 28, its Windows text, DuckDB, and Hyper (which reports
 # a full disk only as "growing the database file failed", when creating the file or writing a data block).
 DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full",
+                     "disk is full",
                      "growing the database file failed")
 
 
@@ -142,6 +143,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
+        with contextlib.suppress(OSError, ValueError):  # the JSON line of contract section 8, on stdout
+            print_summary({"error": {"code": EXIT_CONFIG, "message": f"{self.prog}: {message}"}})
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
@@ -283,6 +286,8 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
     """(exit code, message) for a foreseeable failure (contract section 8), None for a crash (a bug)."""
     if isinstance(exc, ScriptError):
         return exc.exit_code, str(exc)
+    import socket
+
     from pipeline_common.tls import certificate_failure
 
     reason = certificate_failure(exc)
@@ -290,10 +295,17 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
         return EXIT_CONFIG, (f"a server's certificate could not be verified ({reason}); if a corporate proxy "
                              "inspects HTTPS, its root CA belongs in the operating system's certificate store "
                              "(docs/sources.md)")
-    if isinstance(exc, (ConnectionError, TimeoutError)):  # a socket-level blip that escaped the script's mapping
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):  # a network blip the script did not map
         return EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}"
-    if isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files
+    if isinstance(exc, OSError):  # any errno: disk full, permission, a file where a folder should be, a name too long
         return EXIT_IO, str(io_error(None, exc, "accessing"))
+    if isinstance(exc, UnicodeError):  # text that is not in its encoding (input files are checked earlier, named)
+        return EXIT_BAD_DATA, f"a file is not valid text in its encoding: {exc}"
+    if isinstance(exc, MemoryError):
+        return EXIT_IO, "out of memory: close other programs or lower the work's size, then re-run"
+    full = disk_full_error("the pipeline's files", exc)
+    if full is not None:  # a library (DuckDB, Hyper, SQLite under DAGSTER_HOME) saying the disk is full
+        return EXIT_IO, str(full)
     return None
 
 
@@ -313,6 +325,25 @@ def _scrub_arg(value: Any) -> Any:
         return value
     text = repr(value)
     return value if scrub(text) == text else scrub(text)  # an object whose repr quotes a secret
+
+
+def run_main(main: Any, argv: list[str] | None = None) -> int:
+    """For a script that does not run inside `script_run` (status.py, doctor.py, the generators):
+    its foreseeable failures end in the contract's codes through the same map (classify_failure),
+    with the message on stderr and the JSON line on stdout; a bug still shows its traceback."""
+    tolerate_console_encoding()
+    try:
+        return main(argv)
+    except Exception as exc:
+        failure = classify_failure(exc)
+        if failure is None:
+            raise
+        code, message = failure
+        message = scrub(message)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"error: {message}\n")
+            print_summary({"error": {"code": code, "message": message}})
+        return code
 
 
 def _cut_chain(exc: BaseException) -> None:

@@ -651,4 +651,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:  # any OSError, bad config: 74/78, never a traceback
+        from pipeline_common.script_support import run_main
+    except ImportError:  # run by a Python outside the project's venv: the python check says so
+        raise SystemExit(main()) from None
+    raise SystemExit(run_main(main))

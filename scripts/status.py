@@ -32,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # bad arguments are a configuration error (78)
         self.print_usage(sys.stderr)
         print(f"status.py: error: {message}", file=sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": f"status.py: {message}"}}))
         sys.exit(EXIT_CONFIG)
 
 
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_pipeline_config()
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": str(exc)}}))
         return EXIT_CONFIG
     zone = ZoneInfo(config.timezone)
     now = dt.datetime.now(zone)
@@ -136,4 +138,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_common.script_support import run_main  # any OSError, a full Dagster home, bad config: 74/78
+
+    sys.exit(run_main(main))
