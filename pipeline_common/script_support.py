@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from pipeline_common.secrets import ScrubbingFilter, install_excepthook, scrub, scrub_data
 
@@ -297,6 +298,9 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
                              "(docs/sources.md)")
     if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):  # a network blip the script did not map
         return EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}"
+    http = _requests_failure(exc)
+    if http is not None:  # requests' errors are OSErrors too: they must not read as the pipeline's own files
+        return http
     if isinstance(exc, OSError):  # any errno: disk full, permission, a file where a folder should be, a name too long
         return EXIT_IO, str(io_error(None, exc, "accessing"))
     if isinstance(exc, UnicodeError):  # text that is not in its encoding (input files are checked earlier, named)
@@ -307,6 +311,25 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
     if full is not None:  # a library (DuckDB, Hyper, SQLite under DAGSTER_HOME) saying the disk is full
         return EXIT_IO, str(full)
     return None
+
+
+def _requests_failure(exc: Exception) -> tuple[int, str] | None:
+    """A `requests` error the script did not map: an HTTP answer by its status (429 and 5xx transient,
+    401/403 rejected credentials, other 4xx configuration), anything else (connection, timeout, proxy) 75.
+    Never quotes the server's body: it can echo what was sent."""
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
+        return None
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    host = urlsplit(getattr(response, "url", "") or "").hostname or "the server"
+    if isinstance(status, int):
+        if status == 429 or status >= 500:
+            return EXIT_TRANSIENT, f"{host} answered HTTP {status}: will be retried"
+        if status in (401, 403):
+            return EXIT_CONFIG, f"{host} refused the credentials (HTTP {status}): check the configured account"
+        return EXIT_CONFIG, f"{host} answered HTTP {status}: check the configured URL and names"
+    return EXIT_TRANSIENT, f"network error: {type(exc).__name__}"
 
 
 def _scrub_arg(value: Any) -> Any:

@@ -124,3 +124,30 @@ def test_argument_errors_print_the_json_line_too(isolated_env, script):
     done = _run(script, dict(os.environ))
     assert done.returncode == 78, (done.stdout, done.stderr)
     assert _json_line(done)["error"]["code"] == 78
+
+
+def _http_error(status: int):
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    response.url = "https://tableau.example.test/api/3.22/auth/signin"
+    response._content = b"<error>secret-body</error>"
+    return requests.HTTPError(f"{status} error", response=response)
+
+
+@pytest.mark.parametrize(("make", "code"), [
+    (lambda: __import__("requests").ConnectionError("Max retries exceeded"), 75),
+    (lambda: __import__("requests").Timeout("read timed out"), 75),
+    (lambda: __import__("requests").exceptions.ProxyError("proxy refused"), 75),
+    (lambda: _http_error(503), 75),
+    (lambda: _http_error(429), 75),
+    (lambda: _http_error(401), 78),
+    (lambda: _http_error(404), 78),
+])
+def test_requests_errors_are_network_not_the_pipelines_files(make, code):
+    """requests' exceptions subclass OSError: they must not be reported as a disk or permission fault (74),
+    and the server's body is never quoted."""
+    found = classify_failure(make())
+    assert found is not None and found[0] == code, found
+    assert "secret-body" not in found[1]
