@@ -2,7 +2,7 @@
 
 The ingest (sharepoint_budget/daily_sales_ingest.py) writes `$DATA_DIR/raw/_state/budget/
 daily_sales_budget_{YYYY}.json` after each ingest: the workbook fingerprint, the outputs' sizes, the
-summary and the version of the source it read (`source_version`: `etag=...` for SharePoint,
+summary and the version of the source it read (`source_version`: `ctag=...` (or `etag=...`) for SharePoint,
 `size=...;mtime_ns=...` for a local file; the same strings the budget sensor lists). The sensor
 compares the workbook's current version with it, so a version the demo, a by-hand run or a scheduled
 run already ingested starts nothing, even on the sensor's very first tick.
