@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from pipeline_common.settings import raw_dir
+from pipeline_common.blob_paths import local_signature
 
 
 def output_paths(year: int) -> tuple[Path, Path]:
@@ -25,13 +26,8 @@ def record_path(year: int) -> Path:
     return raw_dir() / "_state" / "budget" / f"daily_sales_budget_{year}.json"
 
 
-def local_version(path: Path) -> str | None:
-    """A local file's version as the sensor and the record spell it; None when the file is absent."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
+local_version = local_signature
+"""A local file's version as the sensor and the record spell it (`size=...;mtime_ns=...`); None when absent."""
 
 
 def output_sizes(year: int) -> list[int] | None:

@@ -30,6 +30,7 @@ from pipeline_common.azure_storage import (
     sensor_retry_policy,
     describe,
 )
+from pipeline_common.blob_paths import local_signature  # noqa: F401 - part of this module's interface
 from pipeline_common.leftovers import temp_name
 
 DOWNLOAD_PREFIX = "azure_sync_download"
@@ -68,15 +69,6 @@ def file_date_of(name: str, pattern: re.Pattern[str]) -> dt.date | None:
 
 def local_date(moment: dt.datetime, timezone: str) -> dt.date:
     return moment.astimezone(ZoneInfo(timezone)).date()
-
-
-def local_signature(path: Path) -> str | None:
-    """A local file's version as the arrival sensors' cursors hold it (`size=S;mtime_ns=M`); None if absent."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
 
 
 class LandingSource:
