@@ -2,7 +2,7 @@
 
 The ingest (sharepoint_budget/daily_sales_ingest.py) writes `$DATA_DIR/raw/_state/budget/
 daily_sales_budget_{YYYY}.json` after each ingest: the workbook fingerprint, the outputs' sizes, the
-summary and the version of the source it read (`source_version`: `etag=...` for SharePoint,
+summary and the version of the source it read (`source_version`: `ctag=...` (or `etag=...`) for SharePoint,
 `size=...;mtime_ns=...` for a local file; the same strings the budget sensor lists). The sensor
 compares the workbook's current version with it, so a version the demo, a by-hand run or a scheduled
 run already ingested starts nothing, even on the sensor's very first tick.
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from pipeline_common.settings import raw_dir
+from pipeline_common.blob_paths import local_signature
 
 
 def output_paths(year: int) -> tuple[Path, Path]:
@@ -25,13 +26,8 @@ def record_path(year: int) -> Path:
     return raw_dir() / "_state" / "budget" / f"daily_sales_budget_{year}.json"
 
 
-def local_version(path: Path) -> str | None:
-    """A local file's version as the sensor and the record spell it; None when the file is absent."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
+local_version = local_signature
+"""A local file's version as the sensor and the record spell it (`size=...;mtime_ns=...`); None when absent."""
 
 
 def output_sizes(year: int) -> list[int] | None:

@@ -32,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # bad arguments are a configuration error (78)
         self.print_usage(sys.stderr)
         print(f"status.py: error: {message}", file=sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": f"status.py: {message}"}}))
         sys.exit(EXIT_CONFIG)
 
 
@@ -89,6 +90,17 @@ def render(report, zone: ZoneInfo, note: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def _tableau_warnings_line() -> str | None:
+    """What the deadline sensor found out about Tableau's data quality warnings (licence), if anything."""
+    try:
+        from pipeline_common.tableau.session import tableau_settings
+        from pipeline_common.tableau.warnings import availability_text
+
+        return availability_text(tableau_settings())
+    except Exception:  # a half-set Tableau configuration is the exporter's and the doctor's to report
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home or (Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else REPO_ROOT / "dagster_home")
@@ -108,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_pipeline_config()
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": str(exc)}}))
         return EXIT_CONFIG
     zone = ZoneInfo(config.timezone)
     now = dt.datetime.now(zone)
@@ -115,12 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     note = past_note(at, now)
     with dg.DagsterInstance.get() as instance:
         report = freshness_report(instance, config, at)
+    warnings_line = _tableau_warnings_line()
     if args.json:
-        print(json.dumps({**report.to_json(), **({"note": note} if note else {})}, ensure_ascii=True))
+        print(json.dumps({**report.to_json(), **({"note": note} if note else {}),
+                          "tableau_warnings": warnings_line}, ensure_ascii=True))
     else:
-        print(render(report, zone, note))
+        print(render(report, zone, note) + (f"\n\n{warnings_line}" if warnings_line else ""))
     return EXIT_CURRENT if report.current else EXIT_NOT_CURRENT
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_common.script_support import run_main  # any OSError, a full Dagster home, bad config: 74/78
+
+    sys.exit(run_main(main))

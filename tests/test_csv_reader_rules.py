@@ -28,7 +28,7 @@ def _read(path: Path):
     from azure_sync.csv_reader import read_strict_csv
     from pipeline_common.config import load_pipeline_config
 
-    return read_strict_csv(path, BLOB, dict(load_pipeline_config().dataset_type("ingest_orders").columns))
+    return read_strict_csv(path, BLOB, load_pipeline_config().dataset_type("ingest_orders").column_types)
 
 
 def _quote(value: str) -> str:

@@ -32,9 +32,9 @@ def _check(tmp_path: Path, ids: list[int]) -> str | None:
         row[1] = str(value)
     path = tmp_path / "orders.csv"
     path.write_text(csv_text(ORDERS_HEADER, rows), encoding="utf-8")
-    columns = dict(load_pipeline_config().dataset_type("ingest_orders").columns)
+    kind = load_pipeline_config().dataset_type("ingest_orders")
     try:
-        check_values(read_strict_csv(path, BLOB, columns), BLOB, MARKET_CURRENCY["UK"], DAY)
+        check_values(read_strict_csv(path, BLOB, kind.column_types), BLOB, kind, MARKET_CURRENCY["UK"], DAY)
     except BadFileError as exc:
         return str(exc)
     return None
@@ -83,8 +83,8 @@ def test_generated_ids_are_accepted_exactly_when_unique(tmp_path_factory, start,
 
 
 BREAKS = {  # column -> (a value breaking its rule, what the message expects)
-    "quantity": ("0", "expected an integer >= 1"),
-    "unit_price": ("-0.01", "expected a price >= 0"),
+    "quantity": ("0", "expected a number >= 1"),
+    "unit_price": ("-0.01", "expected a number >= 0"),
     "currency": ("EUR", "expected the market's currency 'GBP'"),
     "channel": ("FAX", "expected one of TV, WEB, APP, PHONE"),
     "status": ("LOST", "expected one of COMPLETED, SHIPPED, CANCELLED, RETURNED"),
@@ -107,9 +107,9 @@ def test_the_first_broken_value_rule_in_file_order_is_named(tmp_path_factory, fa
         rows[index][ORDERS_HEADER.index(column)] = BREAKS[column][0]
     path = tmp_path_factory.mktemp("rules") / "orders.csv"
     path.write_text(csv_text(ORDERS_HEADER, rows), encoding="utf-8")
-    columns = dict(load_pipeline_config().dataset_type("ingest_orders").columns)
+    kind = load_pipeline_config().dataset_type("ingest_orders")
     with pytest.raises(BadFileError) as caught:
-        check_values(read_strict_csv(path, BLOB, columns), BLOB, MARKET_CURRENCY["UK"], DAY)
+        check_values(read_strict_csv(path, BLOB, kind.column_types), BLOB, kind, MARKET_CURRENCY["UK"], DAY)
     first = min(faults)
     value, expected = BREAKS[faults[first]]
     assert str(caught.value) == f"{BLOB} line {first + 2}, column {faults[first]!r}: {expected}, got {value!r}"

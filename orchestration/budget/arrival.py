@@ -29,6 +29,7 @@ from pipeline_common.script_support import ScriptError
 from pipeline_common.settings import sharepoint_budget_dir
 from pipeline_common.sharepoint.settings import sharepoint_settings
 from pipeline_common.sharepoint.workbook import workbook_version
+from pipeline_common.time_budget import SENSOR_BUDGET_SECONDS, within
 from pipeline_common.source_container import local_signature
 
 
@@ -52,15 +53,17 @@ def budget_workbook_path(year: int) -> Path:
 
 def budget_workbook_state(year: int) -> tuple[str, str | None, float | None]:
     """(where, version, last modified as a POSIX timestamp) of this year's workbook: the version is the
-    SharePoint drive item's eTag (metadata only, no download) when SharePoint is configured, else the
-    local copy's size and mtime; None when the workbook is absent."""
+    SharePoint drive item's cTag (content only; the eTag also moves on metadata edits and Excel's
+    autosave; the eTag only when there is no cTag), metadata only, no download, inside the sensor's time
+    budget, when SharePoint is configured; else the local copy's size and mtime; None when absent."""
     settings = sharepoint_settings()
     name = budget_workbook_name(year)
     if settings is not None:
-        version = workbook_version(settings, name)
+        version = within(SENSOR_BUDGET_SECONDS, "the SharePoint workbook lookup",
+                         lambda: workbook_version(settings, name, in_sensor=True))
         if version is None:
             return f"SharePoint '{settings.file_path(name)}'", None, None
-        return f"SharePoint '{settings.file_path(name)}'", f"etag={version.etag}", _timestamp(version.last_modified)
+        return f"SharePoint '{settings.file_path(name)}'", version.tag, _timestamp(version.last_modified)
     path = budget_workbook_path(year)
     signature = local_signature(path)
     return str(path), signature, (path.stat().st_mtime if signature else None)
@@ -97,7 +100,7 @@ def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.Defa
         default_status=default_status,
         minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
         description="Runs the budget ingest and everything downstream when this year's budget workbook changes "
-        "(SharePoint drive item eTag, or the local copy).",
+        "(SharePoint drive item cTag, eTag as a fallback; or the local copy).",
     )
     def budget_workbook_sensor(context: dg.SensorEvaluationContext):
         year = business_today().year

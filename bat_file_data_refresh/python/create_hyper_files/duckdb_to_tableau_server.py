@@ -23,12 +23,6 @@ from typing import Any, TextIO
 from create_hyper_files.extract_backups import backup_extract, prune_backups
 from create_hyper_files.hyper_builder import build_hyper, hyper_table_names
 from create_hyper_files.progress import Progress
-from create_hyper_files.publish_lock import exclusive_lock
-from create_hyper_files.tableau_publisher import (
-    guard_client_logs,
-    publish_extract,
-    tableau_settings,
-)
 from create_hyper_files.warehouse_reader import (
     QuerySource,
     TableRef,
@@ -39,6 +33,7 @@ from create_hyper_files.warehouse_reader import (
     plan_casts,
     prepare_session,
     resolve_tables,
+    sandbox,
     validate_query,
 )
 from pipeline_common.config import DEFAULT_TIMEZONE, ConfigError, Export, load_for_script, load_pipeline_config
@@ -53,7 +48,9 @@ from pipeline_common.script_support import (
 )
 from pipeline_common.files import replace, reserved_name_problem
 from pipeline_common.leftovers import remove_stale, temp_name
-from pipeline_common.settings import duckdb_path, env, exports_dir
+from pipeline_common.settings import data_dir, duckdb_path, env, exports_dir
+from pipeline_common.tableau.publish import publish_extract
+from pipeline_common.tableau.session import guard_client_logs, tableau_settings
 from pipeline_common.warehouse_lock import connect_read_only
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
@@ -61,7 +58,6 @@ LOCK_TIMEOUT_ENV_VAR = "EXPORT_LOCK_TIMEOUT_SECONDS"
 DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 PUBLISH_LOCK_TIMEOUT_ENV_VAR = "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS"
 DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 1800.0
-PUBLISH_LOCK_NAME = ".publish.lock"
 BUILD_DIR_PREFIX = ".build-"
 MAX_NAME_CHARS = 100  # a file name and a Tableau data source name: long enough, never past path limits
 
@@ -284,11 +280,13 @@ def build_extract(
     progress = progress or Progress(None, enabled=False)
     con = connect_read_only(warehouse, lock_timeout, log)
     work_dir: Path | None = None
+    planned = _work_dir_path(out_dir, name)
     try:
+        prepare_session(con, timezone)
+        sandbox(con, writable=planned)  # analyst SQL reads the warehouse only; DuckDB writes only the build folder
         # Validate before anything is created: a wrong name or query leaves no folder behind.
         sources = _resolve_sources(con, tables, query)
-        prepare_session(con, timezone)
-        work_dir = _make_work_dir(out_dir, name)
+        work_dir = _make_work_dir(out_dir, planned)
         exported = []
         columns: dict[str, list[tuple[str, str]]] = {}
         for i, source in enumerate(sources):
@@ -339,16 +337,33 @@ def build_extract(
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _make_work_dir(out_dir: Path, name: str) -> Path:
+def _work_dir_path(out_dir: Path, name: str) -> Path:
+    # The work dir sits beside the target so the final os.replace never crosses file systems; its
+    # name carries this process's identity, so a killed run's folder is removed by the next run.
+    return out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
+
+
+def _make_work_dir(out_dir: Path, work_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        # The work dir sits beside the target so the final os.replace never crosses file systems; its
-        # name carries this process's identity, so a killed run's folder is removed by the next run.
-        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
         work_dir.mkdir()
         return work_dir
     except OSError as exc:
         raise io_error(out_dir, exc) from None
+
+
+def refuse_pipeline_folders(out: Path, folder: Path | None = None) -> None:
+    """`--out` never writes into the pipeline's own folders: DATA_DIR (its exports, their backups, the
+    warehouse backups, raw data) and the warehouse's folder. Without --out an ad-hoc extract goes to
+    $DATA_DIR/exports, where the reserved names keep it from replacing a production extract."""
+    target = (folder or out).expanduser().resolve()  # --out FILE.hyper: the folder it goes into
+    for label, own in (("DATA_DIR", data_dir()), ("the warehouse folder (DUCKDB_PATH)", duckdb_path().parent)):
+        own = own.expanduser().resolve()
+        if target == own or own in target.parents:
+            raise ConfigurationError(
+                f"--out {out}: inside the pipeline's own folder {own} ({label}), where its extracts, backups "
+                "and data live; leave --out out to write to $DATA_DIR/exports, or choose a folder outside it"
+            )
 
 
 def remove_leftovers(out_dir: Path, log: logging.Logger) -> None:
@@ -372,9 +387,9 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
         return None
     guard_client_logs(settings.pat_secret, *handlers)
     lock_timeout = float(env(PUBLISH_LOCK_TIMEOUT_ENV_VAR) or DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS)
-    # A PAT allows one session at a time: publishes from parallel runs queue on this lock.
-    with exclusive_lock(result.hyper_path.parent / PUBLISH_LOCK_NAME, lock_timeout, log):
-        published = publish_extract(result.hyper_path, name, settings, log)
+    # A PAT allows one session at a time: publishes from parallel runs (and the deadline sensor's data
+    # quality warnings) queue on the PAT's session lock, $DATA_DIR/locks/tableau-session-*.lock.
+    published = publish_extract(result.hyper_path, name, settings, log, lock_timeout=lock_timeout)
     log.info(f"published {name} to Tableau project {settings.project!r} (content URL {published.content_url})")
     return published.content_url
 
@@ -403,8 +418,9 @@ def dry_run(args: argparse.Namespace, where: Target, log: logging.Logger, out: T
     """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
     con = connect_read_only(duckdb_path(), args.lock_timeout, log)
     try:
-        sources = _resolve_sources(con, args.tables, args.sql)
         prepare_session(con, business_timezone())
+        sandbox(con)
+        sources = _resolve_sources(con, args.tables, args.sql)
         plan = []
         for source in sources:
             columns = describe(con, source.sql)
@@ -449,7 +465,9 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     if args.list:
         return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
     where = output_target(args.out, args.name)
-    check_name(args.name, dagster_assets(run_ctx), args.tables, where.hyper_path)
+    check_name(args.name, dagster_assets(run_ctx), args.tables, where.hyper_path)  # a production extract: 65
+    if args.out is not None:
+        refuse_pipeline_folders(args.out, where.folder)  # anything else in the pipeline's own folders: 78
     out_dir = where.folder
     if args.dry_run:
         return dry_run(args, where, log, sys.stdout)

@@ -373,6 +373,20 @@ def export_parquet(con: duckdb.DuckDBPyConnection, table: TableRef | QuerySource
     return ExportedTable(table=table, parquet_path=target, rows=rows, casts=casts)
 
 
+def sandbox(con: duckdb.DuckDBPyConnection, writable: Path | None = None) -> None:
+    """Shut the session in with the warehouse: no file, HTTP or extension access (DuckDB's
+    `enable_external_access = false`), except the export's own build folder `writable` (where its
+    Parquet goes), and the configuration locked so a query cannot undo it. Analyst SQL (`--sql`)
+    can then read only the warehouse's tables, never `.env`, `/etc/passwd` or a URL. Call it after
+    prepare_session (the lock also freezes the session settings)."""
+    allowed = [] if writable is None else [writable.as_posix().rstrip("/") + "/"]
+    con.execute(f"SET allowed_directories = [{', '.join(quote_literal(a) for a in allowed)}]")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
 def prepare_session(con: duckdb.DuckDBPyConnection, timezone: str) -> None:
     """Session settings for the export.
 

@@ -82,7 +82,7 @@ def workbook_file(year: int, source: Path | None, run: ScriptRun) -> Iterator[tu
     run.log.info(f"downloading '{settings.file_path(name)}' from SharePoint {settings.site_url}")
     temp, version = download_workbook_version(settings, name)
     try:
-        yield temp, f"sharepoint:{settings.file_path(name)}", f"etag={version.etag}"
+        yield temp, f"sharepoint:{settings.file_path(name)}", version.tag
     finally:
         temp.unlink(missing_ok=True)
 
