@@ -54,6 +54,7 @@ from pipeline_common.script_support import (  # noqa: E402
 from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
 from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
 from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
+from pipeline_common.budget import duckdb_settings  # noqa: E402
 from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
@@ -218,7 +219,7 @@ def build_extract(
 ) -> BuildResult:
     """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (Hyper), replaced in one step."""
     progress = progress or Progress(None, enabled=False)
-    con = connect_read_only(warehouse, lock_timeout, log)
+    con = connect_read_only(warehouse, lock_timeout, log, settings=duckdb_settings("exporter"))
     work_dir: Path | None = None
     try:
         # Validate before anything is created: a wrong name or query leaves no folder behind.
@@ -311,7 +312,7 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
 
 def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, out: TextIO) -> dict[str, Any]:
     """--list: every table with its row count and columns, and the reserved extract names."""
-    con = connect_read_only(warehouse, lock_timeout, log)
+    con = connect_read_only(warehouse, lock_timeout, log, settings=duckdb_settings("exporter"))
     try:
         tables = list_tables(con)
     finally:
@@ -331,7 +332,7 @@ def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, ou
 
 def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: TextIO) -> dict[str, Any]:
     """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
-    con = connect_read_only(duckdb_path(), args.lock_timeout, log)
+    con = connect_read_only(duckdb_path(), args.lock_timeout, log, settings=duckdb_settings("exporter"))
     try:
         sources = _resolve_sources(con, args.tables, args.sql)
         prepare_session(con, business_timezone())
