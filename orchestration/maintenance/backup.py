@@ -18,7 +18,6 @@ backup is always whole. `restore_warehouse` builds a new DuckDB file from a back
 their DDL, rows from the Parquet, then the views) next to the target and swaps it in.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import json
