@@ -181,8 +181,8 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
     step("restore", [python, "-c", RESTORE_SNIPPET, second_info["path"], str(restored)], warm_landing)
     tables = bf.model_tables(bench.duckdb_path)
     all_tables = _all_tables(bench.duckdb_path)
-    restore_diff = bf.differing_rows(bench.duckdb_path, restored, all_tables)
-    restore_identical = not any(restore_diff.values()) and all_tables == _all_tables(restored)
+    restore_identical = all_tables == _all_tables(restored) and not any(
+        whole_table_differences(bench.duckdb_path, restored, all_tables).values())
     restored.unlink(missing_ok=True)
     with bf.duckdb.connect(str(bench.duckdb_path), read_only=True) as con:
         order_lines = con.execute("select count(*) from int_orders").fetchone()[0]
@@ -221,10 +221,26 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
 
 
 def _all_tables(path: Path) -> list[str]:
+    """Every table, bookkeeping ones included, with its schema, and its column names and types."""
     with bf.duckdb.connect(str(path), read_only=True) as con:
-        return [row[0] for row in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'main' "
-            "and table_type = 'BASE TABLE' order by 1").fetchall()]
+        return [f"{schema}.{table}: {columns}" for schema, table, columns in con.execute(
+            "select schema_name, table_name, string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
+            "from duckdb_columns() where database_name = current_database() group by all order by 1, 2").fetchall()]
+
+
+def whole_table_differences(left: Path, right: Path, tables: list[str]) -> dict[str, int]:
+    """Per table (every column), the rows in one warehouse and not the other, both ways, multiset-exact."""
+    result = {}
+    with bf.duckdb.connect(str(left), read_only=True) as con:
+        con.execute(f"attach '{right.as_posix()}' as other (read_only)")
+        for entry in tables:
+            schema, table = entry.split(":")[0].split(".", 1)
+            a = f'select * from "{schema}"."{table}"'
+            b = f'select * from other."{schema}"."{table}"'
+            result[entry.split(":")[0]] = con.execute(
+                f"select (select count(*) from ({a} except all {b})) + (select count(*) from ({b} except all {a}))"
+            ).fetchone()[0]
+    return result
 
 
 # ---------------------------------------------------------------- main
