@@ -17,7 +17,7 @@ memory** (the sum of the resident memory of the step's process and all its desce
 
 At the shortest length also (d) the warm stages by hand and (e) the floor (scripts/bench_flow.py), so
 the 30-day ratios c/d, c/e, c/a come from the same run. Disk: the warehouse file, the backups (hard
-links counted once) and the Dagster home. Prints a table and, last, one JSON line. The budget of
+links counted once) and the Dagster home. Prints a table and, last, one JSON line. The resource limits of
 pipeline.yaml applies to every step (DuckDB memory_limit/threads/temp_directory, below-normal priority).
 
 Usage: python scripts/bench.py year [--days 30 365] [--rows-per-day N] [--runs N] [--keep DIR]
@@ -109,7 +109,7 @@ BACKUP_SNIPPET = """
 import json, sys
 from pathlib import Path
 from orchestration.maintenance.backup import backup_warehouse
-from pipeline_common.budget import duckdb_settings, lower_current_process
+from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 lower_current_process()
 path = backup_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), keep=7, settings=duckdb_settings("backup"))
 manifest = json.loads((path / "manifest.json").read_text())
@@ -120,7 +120,7 @@ RESTORE_SNIPPET = """
 import sys
 from pathlib import Path
 from orchestration.maintenance.backup import restore_warehouse
-from pipeline_common.budget import duckdb_settings, lower_current_process
+from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 lower_current_process()
 restore_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), settings=duckdb_settings("backup"))
 """
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
     args = parser.parse_args(argv)
     lengths = sorted(args.days)
-    budget = load_pipeline_config().budget
+    limits = load_pipeline_config().resource_limits
     with tempfile.TemporaryDirectory(prefix="bench_year_") as scratch:
         root = args.keep or Path(scratch)
         results = []
@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
     short, long = results[0], results[-1]
     print(f"\nmachine: {os.cpu_count()} logical CPUs, {psutil.virtual_memory().total / GB:.1f} GB RAM; "
-          f"budget: dbt {budget.dbt.memory_limit}/{budget.dbt.threads} threads, exporter "
-          f"{budget.exporter.memory_limit}, backup {budget.backup.memory_limit}, priority {budget.priority}")
+          f"resource limits: dbt {limits.dbt.memory_limit}/{limits.dbt.threads} threads, exporter "
+          f"{limits.exporter.memory_limit}, backup {limits.backup.memory_limit}, priority {limits.priority}")
     header = "| step | " + " | ".join(f"{r['days']} days: s | peak tree GB | largest GB" for r in results) + " |"
     print(header)
     for name in ("history", "a", "backup", "c", "backup+1", "restore", "rebuild"):
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['dagster_home_bytes'] / 10**6:.1f} MB; restore identical: {r['restore_identical']}; "
               f"flow equals full rebuild: {r['flow_equals_full_rebuild']}")
     peak = max(s["peak_tree_bytes"] for r in results for s in r["steps"].values())
-    limit = max(memory_bytes(b.memory_limit) for b in (budget.dbt, budget.exporter, budget.backup))
+    limit = max(memory_bytes(b.memory_limit) for b in (limits.dbt, limits.exporter, limits.backup))
     targets = {
         "warm_long_over_short": round(long["steps"]["c"]["seconds"] / short["steps"]["c"]["seconds"], 2),
         "rebuild_long_s": long["steps"]["rebuild"]["seconds"],

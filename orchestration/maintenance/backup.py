@@ -33,7 +33,7 @@ import duckdb
 from orchestration.jobs.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
 from orchestration.resources import DUCKDB_POOL
 from pipeline_common.backups import STAMP_FORMAT, stamped_path
-from pipeline_common.budget import duckdb_settings, lower_current_process
+from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 from pipeline_common.config import PipelineConfig
 from pipeline_common.files import prune, replace
 from pipeline_common.settings import data_dir, duckdb_path
@@ -289,7 +289,7 @@ def build_backup_asset(config: PipelineConfig) -> dg.AssetsDefinition:
                      "kept; unchanged months are hard-linked from the previous backup)."),
     )
     def warehouse_backup(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        lower_current_process(config)  # the budget: below normal priority (pipeline.yaml budget.priority)
+        lower_current_process(config)  # the resource limits: below normal priority (pipeline.yaml resource_limits.priority)
         try:
             path = backup_warehouse(duckdb_path(), backup_dir(), keep, settings=duckdb_settings("backup", config))
         except FileNotFoundError as exc:

@@ -47,7 +47,7 @@ from pipeline_common import settings  # noqa: E402
 from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
 from pipeline_common.leftovers import remove_stale  # noqa: E402
 from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in  # noqa: E402
-from pipeline_common.budget import apply_arrow_threads  # noqa: E402
+from pipeline_common.resource_limits import apply_arrow_threads  # noqa: E402
 from pipeline_common.script_support import (  # noqa: E402
     EXIT_CONFIG,
     BadDataError,
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with script_run(SCRIPT_NAME) as run:
         config = load_for_script()
-        apply_arrow_threads(config)  # the budget: pyarrow's thread pools (pipeline.yaml budget.sync)
+        apply_arrow_threads(config)  # the resource limits: pyarrow's thread pools (pipeline.yaml resource_limits.sync)
         run.summary = {"market": args.market, "dataset": args.dataset}
         job = build_job(config, args.market, args.dataset, args.days_back, args.as_of, args.force)
         summary, targets, outcomes = sync_dataset(job, run, started)

@@ -54,7 +54,7 @@ from pipeline_common.script_support import (  # noqa: E402
 from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
 from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
 from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
-from pipeline_common.budget import duckdb_settings  # noqa: E402
+from pipeline_common.resource_limits import duckdb_settings  # noqa: E402
 from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
 
 SCRIPT_NAME = "duckdb_to_tableau_server"

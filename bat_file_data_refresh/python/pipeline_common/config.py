@@ -242,7 +242,7 @@ def memory_bytes(size: str) -> int:
     return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
 
 
-class DuckDBBudget(_Strict):
+class DuckDBLimits(_Strict):
     """What one DuckDB process of the pipeline may use (DuckDB settings `memory_limit`, `threads`)."""
 
     memory_limit: str = Field(pattern=MEMORY_SIZE, description="DuckDB's buffer memory; beyond it, it spills")
@@ -256,7 +256,7 @@ class DuckDBBudget(_Strict):
         return value
 
 
-class SyncBudget(_Strict):
+class SyncLimits(_Strict):
     """The sync reads CSV with pyarrow (no DuckDB): its CPU threads and how many datasets at once."""
 
     threads: int = Field(default=2, ge=1, le=256, description="pyarrow's CPU and I/O thread pools")
@@ -266,13 +266,13 @@ class SyncBudget(_Strict):
 Priority = Literal["below_normal", "normal"]
 
 
-class Budget(_Strict):
-    """Memory and CPU the pipeline may take on the desktop (docs/performance.md, "The budget")."""
+class ResourceLimits(_Strict):
+    """Memory and CPU the pipeline may take on the desktop (docs/performance.md, "Resource limits")."""
 
-    dbt: DuckDBBudget = Field(default_factory=lambda: DuckDBBudget(memory_limit="1.5GB", threads=2))
-    exporter: DuckDBBudget = Field(default_factory=lambda: DuckDBBudget(memory_limit="1GB", threads=2))
-    backup: DuckDBBudget = Field(default_factory=lambda: DuckDBBudget(memory_limit="1GB", threads=2))
-    sync: SyncBudget = Field(default_factory=SyncBudget)
+    dbt: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1.5GB", threads=2))
+    exporter: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1GB", threads=2))
+    backup: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1GB", threads=2))
+    sync: SyncLimits = Field(default_factory=SyncLimits)
     temp_directory: str = Field(
         default="warehouse/spill", min_length=1,
         description="Where DuckDB spills beyond memory_limit; relative paths are under DATA_DIR",
@@ -296,7 +296,7 @@ class PipelineConfig(_Strict):
     exports: list[Export] = Field(default_factory=list)
     alerts: Alerts = Field(default_factory=Alerts)
     jobs: Jobs = Field(default_factory=Jobs)
-    budget: Budget = Field(default_factory=Budget)
+    resource_limits: ResourceLimits = Field(default_factory=ResourceLimits)
 
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:

@@ -79,7 +79,7 @@ def connect_read_only(
 ):
     """Open the warehouse read-only; while another process holds its lock, back off and retry.
 
-    `settings`: DuckDB settings for the connection (the exporter's budget, pipeline_common.budget).
+    `settings`: DuckDB settings for the connection (the exporter's resource limits, pipeline_common.resource_limits).
 
     Raises ConfigurationError when the file is missing or cannot be opened for another reason,
     WarehouseLockedError (exit 75, retried by Dagster) when the lock outlasts `timeout_seconds`.

@@ -1,4 +1,4 @@
-"""The pipeline's memory and CPU budget (`budget:` in pipeline.yaml), applied where processes start.
+"""The pipeline's memory and CPU limits (`resource_limits:` in pipeline.yaml), applied where processes start.
 
 - **DuckDB** (dbt through the `pipeline_common.dbt_warehouse_folder` plugin, the exporter, the
   warehouse backup): `memory_limit`, `threads` and a `temp_directory` on the data drive (under
@@ -21,30 +21,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline_common.config import Budget, DuckDBBudget, PipelineConfig, load_pipeline_config
+from pipeline_common.config import DuckDBLimits, PipelineConfig, ResourceLimits, load_pipeline_config
 from pipeline_common.settings import data_dir
 
 BELOW_NORMAL_PRIORITY_CLASS = 0x00004000
 """Win32 process creation flag / priority class (subprocess.BELOW_NORMAL_PRIORITY_CLASS on Windows)."""
 
 
-def budget(config: PipelineConfig | None = None) -> Budget:
-    return (config or load_pipeline_config()).budget
+def limits(config: PipelineConfig | None = None) -> ResourceLimits:
+    return (config or load_pipeline_config()).resource_limits
 
 
 def temp_directory(config: PipelineConfig | None = None) -> Path:
-    """DuckDB's spill folder: `budget.temp_directory`, relative paths under DATA_DIR (the data drive)."""
-    path = Path(budget(config).temp_directory).expanduser()
+    """DuckDB's spill folder: `resource_limits.temp_directory`, relative paths under DATA_DIR (the data drive)."""
+    path = Path(limits(config).temp_directory).expanduser()
     return path if path.is_absolute() else data_dir() / path
 
 
 def duckdb_settings(role: str, config: PipelineConfig | None = None) -> dict[str, Any]:
-    """DuckDB settings for one of the budget's DuckDB users: 'dbt', 'exporter' or 'backup'.
+    """DuckDB settings for one of the limits' DuckDB users: 'dbt', 'exporter' or 'backup'.
 
     The spill folder is created here: DuckDB creates it too, but only on the first spill, and an
     uncreatable folder should fail at connect, not halfway through a build.
     """
-    entry: DuckDBBudget = getattr(budget(config), role)
+    entry: DuckDBLimits = getattr(limits(config), role)
     spill = temp_directory(config)
     spill.mkdir(parents=True, exist_ok=True)
     return {"memory_limit": entry.memory_limit, "threads": entry.threads, "temp_directory": str(spill)}
@@ -58,17 +58,17 @@ def apply_duckdb_settings(con: Any, settings: dict[str, Any]) -> None:
 
 
 def connect(path: Path | str, role: str, read_only: bool = False, config: PipelineConfig | None = None):
-    """duckdb.connect within the budget of `role`."""
+    """duckdb.connect within the resource limits of `role`."""
     import duckdb
 
     return duckdb.connect(str(path), read_only=read_only, config=duckdb_settings(role, config))
 
 
 def apply_arrow_threads(config: PipelineConfig | None = None) -> int:
-    """Size pyarrow's thread pools to the sync's budget; returns the thread count."""
+    """Size pyarrow's thread pools to the sync's limits; returns the thread count."""
     import pyarrow as pa
 
-    threads = budget(config).sync.threads
+    threads = limits(config).sync.threads
     pa.set_cpu_count(threads)
     pa.set_io_thread_count(max(threads, 2))
     return threads
@@ -77,7 +77,7 @@ def apply_arrow_threads(config: PipelineConfig | None = None) -> int:
 # ---------------------------------------------------------------- priority
 
 def below_normal(config: PipelineConfig | None = None) -> bool:
-    return budget(config).priority == "below_normal"
+    return limits(config).priority == "below_normal"
 
 
 def popen_kwargs(config: PipelineConfig | None = None) -> dict[str, Any]:
@@ -88,10 +88,10 @@ def popen_kwargs(config: PipelineConfig | None = None) -> dict[str, Any]:
 
 
 def lower_process(pid: int, config: PipelineConfig | None = None) -> None:
-    """After a child started on POSIX: raise its nice value to the budget's (never lower it)."""
+    """After a child started on POSIX: raise its nice value to the limits' (never lower it)."""
     if not below_normal(config) or sys.platform == "win32":
         return
-    target = budget(config).nice
+    target = limits(config).nice
     try:
         if os.getpriority(os.PRIO_PROCESS, pid) < target:
             os.setpriority(os.PRIO_PROCESS, pid, target)
@@ -102,7 +102,7 @@ def lower_process(pid: int, config: PipelineConfig | None = None) -> None:
 def lower_current_process(config: PipelineConfig | None = None) -> None:
     """Run this process (and so everything it starts from now on) below normal priority.
 
-    Idempotent; a process already at or below the budget's priority is left as it is (POSIX cannot
+    Idempotent; a process already at or below the limits' priority is left as it is (POSIX cannot
     raise a priority back without privileges, and a user who started the pipeline with `nice -n 15`
     meant it).
     """
