@@ -194,3 +194,28 @@ def test_backup_asset_without_a_warehouse_fails_without_retry(isolated_env):
     assert not result.success
     failure = result.failure_data_for_node("warehouse_backup")
     assert "build it first" in failure.error.message
+
+
+def test_restore_script_puts_the_newest_backup_back_and_says_when_there_is_none(tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    live = data / "warehouse" / "analytics.duckdb"
+    env = {k: v for k, v in os.environ.items() if k not in ("DUCKDB_PATH", "PIPELINE_CONFIG")}
+    env["DATA_DIR"] = str(data)
+    script = [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "restore_warehouse.py")]
+    none = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+    assert none.returncode == 78 and "no backup in" in none.stderr
+    _warehouse(live, rows=2000)
+    backup_warehouse(live, data / "warehouse" / "backup", keep=7, now=T0)
+    with duckdb.connect(str(live)) as con:
+        con.execute("INSERT INTO fx VALUES ('after', 2.0)")
+    expected = tmp_path / "expected.duckdb"
+    shutil.copy2(live, expected)
+    backup_warehouse(live, data / "warehouse" / "backup", keep=7, now=T0 + dt.timedelta(days=1))
+    with duckdb.connect(str(live)) as con:  # damage after the newest backup
+        con.execute("DROP TABLE marts.sales CASCADE")
+    done = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    _assert_identical(expected, live)
