@@ -181,8 +181,8 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
     step("restore", [python, "-c", RESTORE_SNIPPET, second_info["path"], str(restored)], warm_landing)
     tables = bf.model_tables(bench.duckdb_path)
     all_tables = _all_tables(bench.duckdb_path)
-    restore_identical = all_tables == _all_tables(restored) and not any(
-        whole_table_differences(bench.duckdb_path, restored, all_tables).values())
+    restore_identical = all_tables == _all_tables(restored) and \
+        fingerprints(bench.duckdb_path, all_tables) == fingerprints(restored, all_tables)
     restored.unlink(missing_ok=True)
     with bf.duckdb.connect(str(bench.duckdb_path), read_only=True) as con:
         order_lines = con.execute("select count(*) from int_orders").fetchone()[0]
@@ -194,7 +194,9 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
     shutil.copy2(bench.duckdb_path, flow_db)
     step("rebuild", [dbt_executable(), "build", "--project-dir", "dbt", "--profiles-dir", "dbt", "--quiet",
                      "--full-refresh"], warm_landing)
-    rebuild_diff = bf.differing_rows(flow_db, bench.duckdb_path, tables)
+    model_entries = [t for t in all_tables if t.split(":")[0].split(".", 1)[1] in tables]
+    rebuild_equal = fingerprints(flow_db, model_entries, skip_bookkeeping=True) == \
+        fingerprints(bench.duckdb_path, model_entries, skip_bookkeeping=True)
     flow_db.unlink()
 
     result = {
@@ -206,7 +208,7 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
         "backups_disk_bytes": folder_bytes(backups), "dagster_home_bytes": folder_bytes(bench.home),
         "raw_bytes": folder_bytes(bench.data / "raw"),
         "restore_identical": restore_identical, "restore_tables": len(all_tables),
-        "flow_equals_full_rebuild": not any(rebuild_diff.values()),
+        "flow_equals_full_rebuild": rebuild_equal,
     }
     if with_floor:
         d_times, e_times = [], []
@@ -228,18 +230,25 @@ def _all_tables(path: Path) -> list[str]:
             "from duckdb_columns() where database_name = current_database() group by all order by 1, 2").fetchall()]
 
 
-def whole_table_differences(left: Path, right: Path, tables: list[str]) -> dict[str, int]:
-    """Per table (every column), the rows in one warehouse and not the other, both ways, multiset-exact."""
+def fingerprints(path: Path, tables: list[str], skip_bookkeeping: bool = False) -> dict[str, tuple[int, str]]:
+    """Per table: its row count and the sum of a 64-bit hash of every row (order-free, multiplicity-exact).
+
+    One scan per table instead of EXCEPT ALL both ways (at 73M lines that is minutes and gigabytes);
+    two tables with equal fingerprints differ only by a hash collision. `skip_bookkeeping` leaves out
+    columns starting with '_' (load times and the like, which differ between two builds of the same data).
+    """
     result = {}
-    with bf.duckdb.connect(str(left), read_only=True) as con:
-        con.execute(f"attach '{right.as_posix()}' as other (read_only)")
+    with bf.duckdb.connect(str(path), read_only=True) as con:
         for entry in tables:
-            schema, table = entry.split(":")[0].split(".", 1)
-            a = f'select * from "{schema}"."{table}"'
-            b = f'select * from other."{schema}"."{table}"'
-            result[entry.split(":")[0]] = con.execute(
-                f"select (select count(*) from ({a} except all {b})) + (select count(*) from ({b} except all {a}))"
-            ).fetchone()[0]
+            name, columns = entry.split(": ", 1) if ": " in entry else (entry.rstrip(":"), "")
+            schema, table = name.split(".", 1)
+            names = [c.split(" ", 1)[0] for c in columns.split(", ") if c]
+            if skip_bookkeeping:
+                names = [c for c in names if not c.startswith("_")]
+            row_hash = "hash(" + ", ".join(f'"{c}"' for c in names) + ")" if names else "0"
+            result[name] = tuple(con.execute(
+                f'select count(*), cast(sum(cast({row_hash} as hugeint)) as varchar) from "{schema}"."{table}"'
+            ).fetchone())
     return result
 
 
