@@ -21,6 +21,7 @@ links counted once) and the Dagster home. Prints a table and, last, one JSON lin
 pipeline.yaml applies to every step (DuckDB memory_limit/threads/temp_directory, below-normal priority).
 
 Usage: python scripts/bench.py year [--days 30 365] [--rows-per-day N] [--runs N] [--keep DIR]
+       [--landing-cache DIR [--generate-only]]
 """
 
 from __future__ import annotations
@@ -128,11 +129,50 @@ restore_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), settings=duckdb_settings
 
 # ---------------------------------------------------------------- one history length
 
-def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: bool) -> dict:
+def generated_landing(cache: Path, as_of: dt.date, days: int, rows_per_day: int) -> Path:
+    """The generated landing tree for (as_of, days, rows) in `cache`, generated once (untimed data preparation)."""
+    import generate_sample_data as gen
+
+    full = cache / f"landing_{as_of:%Y%m%d}_{days}d_{rows_per_day}r"
+    if not (full / ".complete").exists():
+        partial = full.with_name(full.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        gen.generate(partial, as_of, days + 1, rows_per_day, seed=bf.SEED)
+        (partial / ".complete").write_text("")
+        shutil.rmtree(full, ignore_errors=True)
+        partial.rename(full)
+    return full
+
+
+def link_landings(work: Path, full: Path, as_of: dt.date) -> tuple[Path, Path, list[str]]:
+    """As bench_flow.prepare_landing, from an existing full tree: the cold tree lacks as_of's orders files."""
+    import generate_sample_data as gen
+
+    new_blobs = [gen.daily_blob_path(market, bf.ORDERS, as_of) for market in bf.orders_markets()]
+    cold, warm = work / "landing_cold", work / "landing_warm"
+    for tree, skip in ((cold, set(new_blobs)), (warm, set())):
+        for path in full.rglob("*"):
+            rel = path.relative_to(full).as_posix()
+            if path.is_file() and rel not in skip and rel != ".complete":
+                target = tree / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(path, target)
+                except OSError:
+                    shutil.copy2(path, target)
+    return cold, warm, new_blobs
+
+
+def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: bool,
+               cache: Path | None = None) -> dict:
     as_of = today_in(load_pipeline_config().timezone) - dt.timedelta(days=1)
     cold_as_of = as_of - dt.timedelta(days=1)
     started = time.perf_counter()
-    cold_landing, warm_landing, new_blobs = bf.prepare_landing(work, as_of, days, rows_per_day)
+    if cache is not None:
+        cold_landing, warm_landing, new_blobs = link_landings(
+            work, generated_landing(cache, as_of, days, rows_per_day), as_of)
+    else:
+        cold_landing, warm_landing, new_blobs = bf.prepare_landing(work, as_of, days, rows_per_day)
     generated = time.perf_counter() - started
     bench = bf.Bench(work)
     bench.reset(None)
@@ -261,8 +301,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-day", type=int, default=50_000, help="order lines per market and weekday")
     parser.add_argument("--runs", type=int, default=1, help="warm flow repetitions per length (median)")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary folder)")
+    parser.add_argument("--landing-cache", type=Path,
+                        help="generate the landing trees into this folder once and reuse them (untimed preparation)")
+    parser.add_argument("--generate-only", action="store_true", help="fill --landing-cache and stop")
     args = parser.parse_args(argv)
     lengths = sorted(args.days)
+    if args.generate_only:
+        if args.landing_cache is None:
+            parser.error("--generate-only needs --landing-cache")
+        as_of = today_in(load_pipeline_config().timezone) - dt.timedelta(days=1)
+        for days in lengths:
+            started = time.perf_counter()
+            print(generated_landing(args.landing_cache, as_of, days, args.rows_per_day),
+                  f"{time.perf_counter() - started:.0f} s")
+        return 0
     limits = load_pipeline_config().resource_limits
     with tempfile.TemporaryDirectory(prefix="bench_year_") as scratch:
         root = args.keep or Path(scratch)
@@ -271,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             work = root / f"days_{days}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            results.append(one_length(work, days, args.rows_per_day, args.runs, with_floor=index == 0))
+            results.append(one_length(work, days, args.rows_per_day, args.runs, with_floor=index == 0,
+                                      cache=args.landing_cache))
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)  # the disk a year of data takes, back before the next
 
