@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from orchestration.maintenance.backup import backup_dir, restore_warehouse, stamped_backups
+from orchestration.maintenance.warehouse_backup import backup_dir, restore_warehouse, stamped_backups
 from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 from pipeline_common.script_support import ArgumentParser
 from pipeline_common.settings import duckdb_path

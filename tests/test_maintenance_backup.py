@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestration.maintenance.backup import backup_dir, backup_warehouse, build_backup_asset, restore_warehouse
+from orchestration.maintenance.warehouse_backup import backup_dir, backup_warehouse, build_backup_asset, restore_warehouse
 from pipeline_common.config import load_pipeline_config
 
 T0 = dt.datetime(2026, 11, 1, 7, 15)

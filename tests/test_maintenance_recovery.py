@@ -15,7 +15,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
-from orchestration.maintenance.backup import restore_warehouse
+from orchestration.maintenance.warehouse_backup import restore_warehouse
 from orchestration.maintenance.recovery import fail_interrupted_runs, set_pool_limits
 
 REPO = Path(__file__).resolve().parents[1]

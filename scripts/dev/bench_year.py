@@ -8,7 +8,7 @@ memory** (the sum of the resident memory of the step's process and all its desce
   history   the year's files synced once into raw Parquet (`sync_batch.py --days-back N`: the one-off
             load of a year of history; the daily sync window stays pipeline.yaml's days_back);
   (a)       cold flow through Dagster (`run_flow.py`): no warehouse yet, every raw file built;
-  backup    first (full) warehouse backup of the cold state (orchestration/maintenance/backup.py);
+  backup    first (full) warehouse backup of the cold state (orchestration/maintenance/warehouse_backup.py);
   (c)       warm daily flow through Dagster: one new orders file per market (median of --runs);
   backup+1  the next day's backup after the warm flow: incremental, its new bytes = backup disk per day;
   restore   the newest backup restored into a new DuckDB file, compared table by table (every row,
@@ -20,7 +20,7 @@ the 30-day ratios c/d, c/e, c/a come from the same run. Disk: the warehouse file
 links counted once) and the Dagster home. Prints a table and, last, one JSON line. The resource limits of
 pipeline.yaml applies to every step (DuckDB memory_limit/threads/temp_directory, below-normal priority).
 
-Usage: python scripts/bench.py year [--days 30 365] [--rows-per-day N] [--runs N] [--keep DIR]
+Usage: python scripts/dev/bench.py year [--days 30 365] [--rows-per-day N] [--runs N] [--keep DIR]
        [--landing-cache DIR [--generate-only]]
 """
 
@@ -38,8 +38,9 @@ import threading
 import time
 from pathlib import Path
 
-import bench_flow as bf  # scripts/ is on sys.path (bench.py, or run from scripts/)
 import psutil
+
+from scripts.dev import bench_flow as bf
 
 from pipeline_common.config import load_pipeline_config, memory_bytes, today_in
 from pipeline_common.script_support import ArgumentParser
@@ -109,7 +110,7 @@ def folder_bytes(path: Path) -> int:
 BACKUP_SNIPPET = """
 import json, sys
 from pathlib import Path
-from orchestration.maintenance.backup import backup_warehouse
+from orchestration.maintenance.warehouse_backup import backup_warehouse
 from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 lower_current_process()
 path = backup_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), keep=7, settings=duckdb_settings("backup"))
@@ -120,7 +121,7 @@ print(json.dumps({"path": str(path), "bytes_written": manifest["bytes_written"],
 RESTORE_SNIPPET = """
 import sys
 from pathlib import Path
-from orchestration.maintenance.backup import restore_warehouse
+from orchestration.maintenance.warehouse_backup import restore_warehouse
 from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 lower_current_process()
 restore_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), settings=duckdb_settings("backup"))
@@ -131,7 +132,7 @@ restore_warehouse(Path(sys.argv[1]), Path(sys.argv[2]), settings=duckdb_settings
 
 def generated_landing(cache: Path, as_of: dt.date, days: int, rows_per_day: int) -> Path:
     """The generated landing tree for (as_of, days, rows) in `cache`, generated once (untimed data preparation)."""
-    import generate_sample_data as gen
+    from scripts import generate_sample_data as gen
 
     full = cache / f"landing_{as_of:%Y%m%d}_{days}d_{rows_per_day}r"
     if not (full / ".complete").exists():
@@ -146,7 +147,7 @@ def generated_landing(cache: Path, as_of: dt.date, days: int, rows_per_day: int)
 
 def link_landings(work: Path, full: Path, as_of: dt.date) -> tuple[Path, Path, list[str]]:
     """As bench_flow.prepare_landing, from an existing full tree: the cold tree lacks as_of's orders files."""
-    import generate_sample_data as gen
+    from scripts import generate_sample_data as gen
 
     new_blobs = [gen.daily_blob_path(market, bf.ORDERS, as_of) for market in bf.orders_markets()]
     cold, warm = work / "landing_cold", work / "landing_warm"
@@ -367,5 +368,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     raise SystemExit(main())

@@ -30,9 +30,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from orchestration.jobs.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
+from orchestration.schedules.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
 from orchestration.resources import DUCKDB_POOL
-from pipeline_common.backups import STAMP_FORMAT, stamped_path
+from pipeline_common.stamped_backups import STAMP_FORMAT, stamped_path
 from pipeline_common.resource_limits import duckdb_settings, lower_current_process
 from pipeline_common.config import PipelineConfig
 from pipeline_common.files import prune, replace
