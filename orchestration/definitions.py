@@ -14,6 +14,7 @@ from orchestration import alerts, budget, exports, ingestion, maintenance, sched
 from orchestration.code_references import with_code_references
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
+from pipeline_common.tls import use_os_trust_store
 
 DOMAINS = [
     ingestion,
@@ -27,6 +28,9 @@ DOMAINS = [
 
 
 def build_definitions() -> dg.Definitions:
+    # The sensors' HTTPS clients (Azure, Graph, Tableau, Slack) in this process verify against the
+    # operating system's trust store, as the Pipes scripts do (contract section 1).
+    use_os_trust_store()
     config = load_pipeline_config()
     domain_defs = [domain.build_defs(config) for domain in DOMAINS]
     merged = dg.Definitions.merge(*domain_defs, dg.Definitions(resources=shared_resources()))

@@ -3,10 +3,15 @@
 Three ways, chosen from the environment (contract section 1), checked before any network call:
 - `AZURE_STORAGE_CONNECTION_STRING` (account key or SAS inside it; Azurite's development string);
 - `AZURE_STORAGE_ACCOUNT_URL` + `AZURE_STORAGE_SAS_TOKEN` (a container or account SAS, read + list);
-- `AZURE_STORAGE_ACCOUNT_URL` alone: a Microsoft Entra ID identity through azure-identity, the
-  service principal of `AZURE_TENANT_ID` / `AZURE_CLIENT_ID` / `AZURE_CLIENT_SECRET` (or
-  `AZURE_CLIENT_CERTIFICATE_PATH`) when set, else `DefaultAzureCredential` (managed identity,
-  Azure CLI sign-in, ...). The identity needs the `Storage Blob Data Reader` role.
+- `AZURE_STORAGE_ACCOUNT_URL` with a Microsoft Entra ID identity through azure-identity, chosen
+  explicitly by the variables set, never by `DefaultAzureCredential`'s first match (which may be
+  another tenant's identity, or an `az login` that cannot redo MFA in an unattended run):
+  `AZURE_TENANT_ID` + `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET`: a service principal with a secret;
+  ... + `AZURE_CLIENT_CERTIFICATE_PATH` (+ `AZURE_CLIENT_CERTIFICATE_PASSWORD`): with a certificate;
+  `AZURE_IDENTITY=managed_identity` (+ `AZURE_CLIENT_ID` for a user-assigned one): an Azure VM's identity;
+  `AZURE_IDENTITY=azure_cli`: a developer's `az login` (not for Task Scheduler).
+  One credential per process, reused by every call, so tokens are cached (and `az` runs once per
+  token, not per listing). The identity needs the `Storage Blob Data Reader` role.
 Failures are translated into the script exit-code classes with a message naming the likely cause,
 never the secret.
 """
@@ -21,7 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from pipeline_common import reachability
+import hashlib
+import threading
+
+from pipeline_common import reachability, tls
 from pipeline_common.script_support import ConfigurationError, TransientError
 from pipeline_common.secrets import register
 from pipeline_common.settings import azure_container, env
@@ -34,6 +42,10 @@ IDENTITY_TENANT = "AZURE_TENANT_ID"
 IDENTITY_CLIENT = "AZURE_CLIENT_ID"
 IDENTITY_SECRET = "AZURE_CLIENT_SECRET"
 IDENTITY_CERTIFICATE = "AZURE_CLIENT_CERTIFICATE_PATH"
+IDENTITY_CERTIFICATE_PASSWORD = "AZURE_CLIENT_CERTIFICATE_PASSWORD"
+IDENTITY_KIND = "AZURE_IDENTITY"
+"""`managed_identity` or `azure_cli`, for an Entra ID sign-in without a service principal's secret."""
+IDENTITY_KINDS = ("managed_identity", "azure_cli")
 
 MODE_CONNECTION_STRING = "connection string"
 MODE_SAS = "SAS token"
@@ -52,6 +64,8 @@ class AzureStorageSettings:
     connection_string: str | None = field(default=None, repr=False)
     sas_token: str | None = field(default=None, repr=False)
     service_principal: bool = False  # Entra ID: AZURE_TENANT_ID/CLIENT_ID/secret or certificate set
+    identity: str = ""
+    """Entra ID only: `client_secret`, `certificate`, `managed_identity` or `azure_cli`."""
 
     @property
     def host(self) -> str | None:
@@ -117,6 +131,8 @@ def azure_storage_settings(now: dt.datetime | None = None) -> AzureStorageSettin
         settings = AzureStorageSettings(MODE_CONNECTION_STRING, container, connection_string=connection_string.strip())
         if settings.host is None:
             raise ConfigurationError(f"{CONNECTION_STRING} is not a valid Azure Storage connection string")
+        tls.require_https(_connection_string_url(settings.connection_string or "") or "", CONNECTION_STRING,
+                          "the account key or SAS")
         return _checked(settings, now)
     if sas_token and not account_url:
         raise ConfigurationError(
@@ -133,6 +149,7 @@ def azure_storage_settings(now: dt.datetime | None = None) -> AzureStorageSettin
             )
         return None
     account_url, url_sas = _split_url(account_url)
+    tls.require_https(account_url, ACCOUNT_URL, "the SAS token or access token")
     if url_sas and sas_token:
         raise ConfigurationError(f"{ACCOUNT_URL} carries a SAS query and {SAS_TOKEN} is set too; keep one")
     sas_token = (sas_token or url_sas or "").strip().lstrip("?") or None
@@ -148,7 +165,24 @@ def azure_storage_settings(now: dt.datetime | None = None) -> AzureStorageSettin
             raise ConfigurationError(
                 f"the Entra ID service principal for Azure Blob is half configured: set {', '.join(missing)}"
             )
-    settings = AzureStorageSettings(MODE_ENTRA, container, account_url=account_url, service_principal=service_principal)
+    kind = (env(IDENTITY_KIND) or "").strip().lower()
+    if kind and kind not in IDENTITY_KINDS:
+        raise ConfigurationError(f"{IDENTITY_KIND} must be one of {', '.join(IDENTITY_KINDS)} (or unset), not {kind!r}")
+    if service_principal and kind:
+        raise ConfigurationError(
+            f"{IDENTITY_KIND}={kind} and a service principal ({IDENTITY_TENANT}, {IDENTITY_SECRET} or "
+            f"{IDENTITY_CERTIFICATE}) are both set: keep one way of signing in"
+        )
+    if service_principal:
+        kind = "client_secret" if identity[IDENTITY_SECRET] else "certificate"
+    if not kind:
+        raise ConfigurationError(
+            f"{ACCOUNT_URL} is set without a way to sign in: set {SAS_TOKEN}, or a service principal "
+            f"({IDENTITY_TENANT} + {IDENTITY_CLIENT} + {IDENTITY_SECRET} or {IDENTITY_CERTIFICATE}), or "
+            f"{IDENTITY_KIND}=managed_identity (an Azure VM) or {IDENTITY_KIND}=azure_cli (a developer's az login)"
+        )
+    settings = AzureStorageSettings(MODE_ENTRA, container, account_url=account_url, service_principal=service_principal,
+                                    identity=kind)
     return _checked(settings, now)
 
 
@@ -174,22 +208,56 @@ def _checked(settings: AzureStorageSettings, now: dt.datetime | None) -> AzureSt
     return settings
 
 
+_credentials: dict[str, Any] = {}
+_credentials_lock = threading.Lock()
+
+
 def credential_for(settings: AzureStorageSettings) -> Any:
-    """What azure-storage-blob is given: the SAS string, or an azure-identity credential (Entra ID)."""
+    """What azure-storage-blob is given: the SAS string, or this process's one azure-identity credential
+    for the configured identity (built once, reused, so its token cache works across calls)."""
     if settings.mode == MODE_SAS:
         return settings.sas_token
     if settings.mode != MODE_ENTRA:
         return None
-    from azure.identity import DefaultAzureCredential, EnvironmentCredential
+    tenant, client = env(IDENTITY_TENANT), env(IDENTITY_CLIENT)
+    secret, certificate = env(IDENTITY_SECRET), env(IDENTITY_CERTIFICATE)
+    key = hashlib.sha256("\x1f".join((settings.identity, tenant or "", client or "", secret or "", certificate or "",
+                                       env(IDENTITY_CERTIFICATE_PASSWORD) or "")).encode()).hexdigest()
+    with _credentials_lock:
+        if key not in _credentials:
+            _credentials[key] = _build_credential(settings.identity, tenant, client, secret, certificate)
+        return _credentials[key]
 
-    # azure-identity reads its variables from os.environ itself and takes an empty value (as a copied
-    # .env.example leaves them) for a set one; empty means unset here, as everywhere in the pipeline.
+
+def _build_credential(kind: str, tenant: str | None, client: str | None, secret: str | None,
+                      certificate: str | None) -> Any:
+    from azure import identity
+
+    tls.use_os_trust_store()
+    # azure-identity also reads AZURE_* variables itself and takes an empty value (as a copied .env.example
+    # leaves them) for a set one; empty means unset here, as everywhere in the pipeline.
     for name in [n for n, v in os.environ.items() if n.startswith("AZURE_") and not v.strip()]:
         del os.environ[name]
-
-    if settings.service_principal:
-        return EnvironmentCredential()
-    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+    if kind == "client_secret":
+        register(secret)
+        return identity.ClientSecretCredential(str(tenant), str(client), str(secret))
+    if kind == "certificate":
+        password = env(IDENTITY_CERTIFICATE_PASSWORD)
+        register(password)
+        try:
+            return identity.CertificateCredential(str(tenant), str(client), certificate_path=str(certificate),
+                                                  password=password)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{IDENTITY_CERTIFICATE}: cannot use '{certificate}' ({type(exc).__name__}): a PEM or PKCS#12 file "
+                f"with the private key; {IDENTITY_CERTIFICATE_PASSWORD} when it is encrypted"
+            ) from None
+    if kind == "managed_identity":
+        return identity.ManagedIdentityCredential(client_id=client) if client else identity.ManagedIdentityCredential()
+    if kind == "azure_cli":
+        return identity.AzureCliCredential(tenant_id=tenant, process_timeout=20) if tenant else \
+            identity.AzureCliCredential(process_timeout=20)
+    raise ConfigurationError(f"unknown {IDENTITY_KIND} {kind!r}")
 
 
 def blob_service_client(settings: AzureStorageSettings, **client_options: Any) -> Any:
@@ -260,6 +328,7 @@ def azure_errors(action: str, settings: AzureStorageSettings) -> Iterator[None]:
             raise ConfigurationError(f"{action}: the container does not exist (check AZURE_CONTAINER)") from None
         raise TransientError(f"{action}: the blob disappeared while it was being read") from None
     except ClientAuthenticationError as exc:
+        _raise_if_certificate(exc, settings)
         status = getattr(exc, "status_code", None)
         code = str(getattr(exc, "error_code", "") or "")
         if status is None:  # no HTTP answer: azure-identity could not get a token
@@ -272,6 +341,7 @@ def azure_errors(action: str, settings: AzureStorageSettings) -> Iterator[None]:
             f"{_cause_of_refusal(settings, code)}"
         ) from None
     except (ServiceRequestError, ServiceResponseError) as exc:
+        _raise_if_certificate(exc, settings)
         reachability.raise_if_unresolvable(
             exc, REACHABILITY_KIND, settings.fingerprint, settings.host,
             ACCOUNT_URL if settings.account_url else CONNECTION_STRING,
@@ -292,13 +362,31 @@ def azure_errors(action: str, settings: AzureStorageSettings) -> Iterator[None]:
         reachability.mark_working(REACHABILITY_KIND, settings.fingerprint)
 
 
+def _raise_if_certificate(exc: BaseException, settings: AzureStorageSettings) -> None:
+    url = settings.account_url or _connection_string_url(settings.connection_string or "") or ""
+    problem = tls.certificate_error(exc, url, ACCOUNT_URL if settings.account_url else CONNECTION_STRING)
+    if problem is not None:
+        raise problem from None
+
+
 def _identity_hint(settings: AzureStorageSettings) -> str:
     if settings.service_principal:
         return (
             f"check {IDENTITY_TENANT}, {IDENTITY_CLIENT} and {IDENTITY_SECRET} (or {IDENTITY_CERTIFICATE}): "
             "the tenant, the app registration and its secret or certificate"
         )
-    return (
-        "DefaultAzureCredential found no usable identity (no managed identity, no Azure CLI sign-in); "
-        f"set {IDENTITY_TENANT}, {IDENTITY_CLIENT} and {IDENTITY_SECRET} for a service principal, or use a SAS token"
-    )
+    if settings.identity == "managed_identity":
+        return (f"{IDENTITY_KIND}=managed_identity but no managed identity answered: it exists only on an Azure VM "
+                f"or service; on a desktop use a service principal ({IDENTITY_TENANT}, {IDENTITY_CLIENT}, {IDENTITY_SECRET})")
+    return (f"{IDENTITY_KIND}=azure_cli but the Azure CLI gave no token: run `az login` (a developer's sign-in; it "
+            "cannot redo MFA in an unattended Task Scheduler run, which needs a service principal)")
+
+
+SENSOR_CLIENT_OPTIONS = {"connection_timeout": 5, "read_timeout": 10}
+"""Inside a sensor tick: short timeouts, and the SDK's retry policy set (its default waits 15 s, then 45 s)."""
+
+
+def sensor_retry_policy() -> Any:
+    from azure.storage.blob import ExponentialRetry
+
+    return ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1, random_jitter_range=1)

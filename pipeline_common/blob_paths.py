@@ -1,5 +1,5 @@
 """Where a source file lives in the Azure container (contract section 2), for the sync, the
-arrival sensor and the currency report alike.
+arrival sensor and the freshness report alike; and a local file's version signature.
 
     {MARKET}/raw_data/DWH/Oracle/{dataset}/{dataset}.csv                      reference data
     {MARKET}/raw_data/DWH/Oracle/{dataset}/{YYYY}/{dataset}_{YYYYMMDD}.csv    one file a day
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 DATASET_PREFIX = "{market}/raw_data/DWH/Oracle/{dataset}/"
 
@@ -32,3 +33,12 @@ def dated_blob_pattern(market: str, dataset: str) -> re.Pattern[str]:
         re.escape(dataset_prefix(market, dataset)) + r"(?P<year>\d{4})/" + re.escape(dataset)
         + r"_(?P<date>\d{8})\.csv"
     )
+
+
+def local_signature(path: Path) -> str | None:
+    """A local file's version as the arrival sensors' cursors hold it (`size=S;mtime_ns=M`); None if absent."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"

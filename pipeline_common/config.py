@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -41,8 +42,72 @@ DEFAULT_DUE_TIME = "06:30"
 CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
-class ConfigError(ValueError):
-    """The config file is invalid; the message names file, entry and field."""
+class ConfigError(ConfigurationError, ValueError):
+    """The config file is invalid; the message names file, line, entry and field (exit 78 in every script)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as a person reads it: a duplicate key is an error naming both lines (PyYAML silently keeps
+    the last), and scalars follow YAML 1.2's core schema, so `NO` (Norway), `on`, `y`, `06:30`
+    (base 60 in YAML 1.1), `010` (octal) and `2026-11-20` stay the text that was written."""
+
+
+_StrictLoader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     "-+0123456789."),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+):
+    _StrictLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+def _int_1_2(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    return int(text, 8) if text.startswith("0o") else int(text, 0) if text.startswith("0x") else int(text, 10)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _int_1_2)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise _DuplicateKey(key, seen[key], line)
+        if isinstance(key, (str, int, float, bool)):
+            seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _mapping_without_duplicates)
+
+
+def _line_map(node: yaml.Node, path: tuple = (), lines: dict | None = None) -> dict[tuple, int]:
+    """{path of keys and indexes: 1-based line} for every node of a composed YAML document."""
+    lines = {} if lines is None else lines
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _line_map(value_node, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, path + (index,), lines)
+    return lines
 
 
 class _Strict(BaseModel):
@@ -53,11 +118,110 @@ class Market(_Strict):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+DECIMAL_LIMIT = Decimal("9999999999999999.99")
+"""The largest magnitude a decimal(18, 2) holds: the warehouse's money type."""
+
+
+class Column(_Strict):
+    """One column of a dataset type: what the sync accepts and what dbt's staging tests check.
+
+    The exact text format follows from the type (docs/rejected_inputs.md): integers are decimal
+    digits with an optional leading '-'; decimals the same with at most 2 places after a '.';
+    dates `YYYY-MM-DD`; timestamps `YYYY-MM-DD HH:MM:SS`. An empty cell is null.
+    """
+
+    type: ColumnType
+    nullable: bool = Field(default=False, description="an empty cell is allowed")
+    min: Decimal | None = Field(default=None, description="integer/decimal: smallest allowed value")
+    max: Decimal | None = Field(default=None, description="integer/decimal: largest allowed value")
+    allowed: list[str] | None = Field(default=None, min_length=1, description="string: the only values allowed")
+    market_currency: bool = Field(default=False, description="string: must be the market's own currency")
+    not_after_file_date: bool = Field(default=False, description="date: not after the file's date")
+    max_length: int | None = Field(default=None, ge=1, le=65536, description="string: at most this many characters")
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Column:
+        numeric = self.type in ("integer", "decimal")
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"'min'/'max' apply to integer and decimal columns only (type is {self.type})")
+        if self.type != "string":
+            for field in ("allowed", "market_currency", "max_length"):
+                if getattr(self, field) not in (None, False):
+                    raise ValueError(f"'{field}' applies to string columns only (type is {self.type})")
+        if self.not_after_file_date and self.type != "date":
+            raise ValueError(f"'not_after_file_date' applies to date columns only (type is {self.type})")
+        limits = (Decimal(INT64_MIN), Decimal(INT64_MAX)) if self.type == "integer" else (-DECIMAL_LIMIT, DECIMAL_LIMIT)
+        for field in ("min", "max"):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if not value.is_finite() or not limits[0] <= value <= limits[1]:
+                raise ValueError(f"'{field}' {value} is outside what {'an' if self.type == 'integer' else 'a'} {self.type} column holds ({limits[0]}..{limits[1]})")
+            if self.type == "integer" and value != value.to_integral_value():
+                raise ValueError(f"'{field}' {value} must be a whole number for an integer column")
+            if self.type == "decimal" and value != value.quantize(Decimal("0.01")):
+                raise ValueError(f"'{field}' {value} has more than 2 decimal places")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' {self.min} is above 'max' {self.max}")
+        return self
+
+    @property
+    def bounds(self) -> tuple[Decimal, Decimal]:
+        """(lowest, highest) value the sync accepts: the declared bounds, else the type's own."""
+        if self.type == "integer":
+            low, high = Decimal(INT64_MIN), Decimal(INT64_MAX)
+        else:
+            low, high = -DECIMAL_LIMIT, DECIMAL_LIMIT
+        return (self.min if self.min is not None else low, self.max if self.max is not None else high)
+
+
 class DatasetType(_Strict):
     cadence: Cadence
     asset_name: str = Field(description="Asset key template; {market} is the lower-case market.")
     group: str
-    columns: dict[str, ColumnType]
+    columns: dict[str, Column] = Field(min_length=1)
+    grain: list[str] = Field(min_length=1, description="one row per these columns (unique within a file; latest file wins)")
+    change_date: str | None = Field(
+        default=None, description="date column whose days an incremental staging model rebuilds (daily datasets)",
+    )
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`order_id: integer` is short for `order_id: {type: integer}`."""
+        if isinstance(value, dict):
+            return {name: {"type": spec} if isinstance(spec, str) else spec for name, spec in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _keys_are_columns(self) -> DatasetType:
+        for name in self.columns:
+            if not _IDENTIFIER_RE.match(str(name)):
+                raise ValueError(f"column {name!r} {_IDENTIFIER_HINT}")
+        lowered = [name.lower() for name in self.columns]
+        for name in self.columns:
+            if lowered.count(name.lower()) > 1:
+                raise ValueError(f"columns {name!r}: two columns differ only in case (DuckDB and Tableau fold case)")
+        for name in self.grain:
+            if name not in self.columns:
+                raise ValueError(f"grain column {name!r} is not one of the columns {list(self.columns)}")
+            if self.columns[name].nullable:
+                raise ValueError(f"grain column {name!r} must not be nullable")
+        if len(set(self.grain)) != len(self.grain):
+            raise ValueError(f"grain {self.grain} names a column twice")
+        if self.change_date is not None:
+            column = self.columns.get(self.change_date)
+            if column is None or column.type != "date":
+                raise ValueError(f"change_date {self.change_date!r} must name a date column")
+            if self.cadence != "daily":
+                raise ValueError("'change_date' applies to daily datasets only")
+        return self
+
+    @property
+    def column_types(self) -> dict[str, str]:
+        """{column: type}, in file order."""
+        return {name: column.type for name, column in self.columns.items()}
     due: str | None = Field(
         default=None, pattern=CLOCK_TIME,
         description="Daily datasets: London time on day D by which the file for D - file_lag_days is due.",
@@ -298,28 +462,47 @@ class PipelineConfig(_Strict):
     jobs: Jobs = Field(default_factory=Jobs)
     resource_limits: ResourceLimits = Field(default_factory=ResourceLimits)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r}: expected an IANA name such as Europe/London") from None
+        return value
+
     @model_validator(mode="after")
     def _cross_references(self) -> PipelineConfig:
         for section, names in (("markets", self.markets), ("dataset_types", self.dataset_types)):
             for name in names:
-                if not _IDENTIFIER_RE.match(name):
+                if not _IDENTIFIER_RE.match(str(name)):
                     raise _EntryError(f"{section} ({name})", "name", _IDENTIFIER_HINT)
+            lowered = [str(name).lower() for name in names]
+            for name in names:
+                if lowered.count(str(name).lower()) > 1:
+                    raise _EntryError(f"{section} ({name})", "name",
+                                      "two names differ only in case; asset, table and folder names are lower-cased",
+                                      loc=(section, name))
         seen: set[tuple[str, str]] = set()
         for index, entry in enumerate(self.datasets):
             where = f"datasets[{index}] ({entry.market}/{entry.dataset})"
             if entry.market not in self.markets:
                 raise _EntryError(
-                    where, "market", f"unknown market {entry.market!r}; known: {sorted(self.markets)}"
+                    where, "market", f"unknown market {entry.market!r}; known: {sorted(self.markets)}",
+                    loc=("datasets", index, "market"),
                 )
             if entry.dataset not in self.dataset_types:
                 raise _EntryError(
                     where,
                     "dataset",
                     f"unknown dataset {entry.dataset!r}; known: {sorted(self.dataset_types)}",
+                    loc=("datasets", index, "dataset"),
                 )
             key = (entry.market, entry.dataset)
             if key in seen:
-                raise _EntryError(where, "dataset", "duplicate (market, dataset) entry")
+                raise _EntryError(where, "dataset", "duplicate (market, dataset) entry", loc=("datasets", index))
             seen.add(key)
             daily = self.dataset_types[entry.dataset].cadence == "daily"
             for field in ("due", "file_lag_days"):
@@ -329,14 +512,33 @@ class PipelineConfig(_Strict):
         daily_keys = {f"{d.market}/{d.dataset}" for d in self.daily_datasets()}
         for index, export in enumerate(self.exports):
             if names.count(export.name) > 1:
-                raise _EntryError(f"exports[{index}] ({export.name})", "name", "duplicate export name")
+                raise _EntryError(f"exports[{index}] ({export.name})", "name", "duplicate export name",
+                                  loc=("exports", index, "name"))
             for covered in export.covers or []:
                 if covered not in daily_keys:
                     raise _EntryError(
                         f"exports[{index}] ({export.name})", "covers",
                         f"{covered!r} is not a configured daily dataset; known: {sorted(daily_keys)}",
                     )
+        self._asset_names_unique()
         return self
+
+    def _asset_names_unique(self) -> None:
+        """Every Dagster asset this file defines has its own name after lower-casing (Dagster and
+        dbt models are case-sensitive, DuckDB tables and Windows folders are not)."""
+        owners: dict[str, str] = {}
+        named = [(self.asset_name(d.market, d.dataset) if d.market in self.markets and d.dataset in self.dataset_types
+                  else None, f"datasets[{i}] ({d.market}/{d.dataset})", ("datasets", i))
+                 for i, d in enumerate(self.datasets)]
+        named += [(e.asset, f"exports[{i}] ({e.name})", ("exports", i, "asset")) for i, e in enumerate(self.exports)]
+        for asset, owner, loc in named:
+            if asset is None:
+                continue
+            key = asset.lower()
+            if key in owners:
+                raise _EntryError(owner, "asset", f"asset name {asset!r} collides with {owners[key]} after lower-casing",
+                                  loc=loc)
+            owners[key] = owner
 
     # --- lookups used across the project -------------------------------------------------
 
@@ -375,8 +577,9 @@ class PipelineConfig(_Strict):
 
 
 class _EntryError(ValueError):
-    def __init__(self, entry: str, field: str, message: str):
+    def __init__(self, entry: str, field: str, message: str, loc: tuple = ()):
         super().__init__(f"{entry}, field '{field}': {message}")
+        self.loc = loc  # where in the file, for the line number
 
 
 def config_path() -> Path:
@@ -386,13 +589,27 @@ def config_path() -> Path:
     return Path(override) if override else repo_root() / "pipeline.yaml"
 
 
-def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationError) -> str:
+def _line_of(lines: dict[tuple, int], loc: list[Any]) -> int | None:
+    """The line of the deepest part of `loc` the file has (a missing field: its parent's line)."""
+    for end in range(len(loc), -1, -1):
+        found = lines.get(tuple(loc[:end]))
+        if found is not None:
+            return found
+    return None
+
+
+def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationError,
+                             line_map: dict[tuple, int] | None = None) -> str:
     lines = [f"{path}: invalid pipeline config"]
     for item in error.errors():
-        loc = list(item["loc"])
+        loc = [part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+        cause = (item.get("ctx") or {}).get("error")
+        full = loc + list(getattr(cause, "loc", ()))
+        line = _line_of(line_map or {}, full) if full else None
+        at_line = f" (line {line})" if line is not None else ""
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "value_error" and "field '" in message:
-            lines.append(f"  {message}")  # a cross-reference check already names entry and field
+            lines.append(f"  {message}{at_line}")  # a cross-reference check already names entry and field
             continue
         if item["type"] == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'"
@@ -400,7 +617,8 @@ def _format_validation_error(path: Path, raw: dict[str, Any], error: ValidationE
             message = f"{item.get('input')!r} {_IDENTIFIER_HINT}"
         where = _describe_location(raw, loc[:-1]) or "<top level>"
         field = loc[-1] if loc else "?"
-        lines.append(f"  {where}, field '{field}': {message}")
+        lines.append(f"  {where}, field '{field}': {message}{at_line}")
+    lines.append(f"  {FIX_HINT}")
     return "\n".join(lines)
 
 
@@ -428,20 +646,53 @@ def _has(node: Any, step: Any) -> bool:
     return isinstance(step, int) and 0 <= step < len(node)
 
 
-def parse_pipeline_config(path: Path) -> PipelineConfig:
-    """Read and validate one config file; raise ConfigError naming file, entry and field."""
+FIX_HINT = "fix pipeline.yaml (or the file PIPELINE_CONFIG names) at that line, then re-run"
+
+
+def _read_config_text(path: Path) -> str:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; set PIPELINE_CONFIG to the pipeline.yaml to use, "
+                          "or unset it for the repository's own") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file; PIPELINE_CONFIG must name the "
+                          "pipeline.yaml file itself") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc}); check that it "
+                          "exists and the pipeline's account may read it") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text (byte {data[exc.start]:#04x}); save the file "
+                          "as UTF-8") from None
+
+
+def parse_pipeline_config(path: Path) -> PipelineConfig:
+    """Read and validate one config file; raise ConfigError naming file, line, entry and field."""
+    text = _read_config_text(path)
+    try:
+        node = yaml.compose(text, Loader=_StrictLoader)
+        raw = _StrictLoader(text).get_single_data() if node is not None else None
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{path} line {exc.second}: duplicate key {exc.key!r} (first on line {exc.first}); YAML would "
+            f"silently keep only the second. Merge the two or remove one"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path} line 1: expected a mapping (markets:, dataset_types:, ...) at the top level")
+    lines = _line_map(node)
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(path, raw, exc)) from None
+        raise ConfigError(_format_validation_error(path, raw, exc, lines)) from None
+    except ValueError as exc:  # a model validator's own check outside pydantic's error list
+        raise ConfigError(f"{path}: invalid pipeline config\n  {exc}\n  {FIX_HINT}") from None
 
 
 @lru_cache(maxsize=4)

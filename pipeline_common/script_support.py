@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from pipeline_common.secrets import ScrubbingFilter, install_excepthook, scrub, scrub_data
 
@@ -110,6 +111,7 @@ FILE_SYSTEM_ERRNOS = frozenset(
 # How the OS and the libraries say "disk full": errno 28, its Windows text, DuckDB, and Hyper (which reports
 # a full disk only as "growing the database file failed", when creating the file or writing a data block).
 DISK_FULL_MARKERS = ("No space left on device", '"errno":"28"', "There is not enough space on the disk", "disk full",
+                     "disk is full",
                      "growing the database file failed")
 
 
@@ -142,6 +144,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
+        with contextlib.suppress(OSError, ValueError):  # the JSON line of contract section 8, on stdout
+            print_summary({"error": {"code": EXIT_CONFIG, "message": f"{self.prog}: {message}"}})
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
 
@@ -237,6 +241,9 @@ def write_error_file(message: str) -> None:
 def script_run(name: str) -> Iterator[ScriptRun]:
     """Open Pipes when launched by Dagster, else run plain; turn ScriptError into an exit code."""
     tolerate_console_encoding()
+    from pipeline_common.tls import use_os_trust_store
+
+    use_os_trust_store()  # every HTTPS client of the script verifies against the OS trust store
     logger = _make_logger(name)
     pipes_cm: contextlib.AbstractContextManager[Any]
     if os.environ.get(PIPES_ENV_VAR):
@@ -280,18 +287,121 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
     """(exit code, message) for a foreseeable failure (contract section 8), None for a crash (a bug)."""
     if isinstance(exc, ScriptError):
         return exc.exit_code, str(exc)
-    if isinstance(exc, (ConnectionError, TimeoutError)):  # a socket-level blip that escaped the script's mapping
+    import socket
+
+    from pipeline_common.tls import certificate_failure
+
+    reason = certificate_failure(exc)
+    if reason is not None:  # never transient: a certificate does not fix itself (contract section 1)
+        return EXIT_CONFIG, (f"a server's certificate could not be verified ({reason}); if a corporate proxy "
+                             "inspects HTTPS, its root CA belongs in the operating system's certificate store "
+                             "(docs/sources.md)")
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):  # a network blip the script did not map
         return EXIT_TRANSIENT, f"network error: {type(exc).__name__}: {exc}"
-    if isinstance(exc, OSError) and exc.errno in FILE_SYSTEM_ERRNOS:  # disk full, permission denied on our files
+    http = _requests_failure(exc)
+    if http is not None:  # requests' errors are OSErrors too: they must not read as the pipeline's own files
+        return http
+    if isinstance(exc, OSError):  # any errno: disk full, permission, a file where a folder should be, a name too long
         return EXIT_IO, str(io_error(None, exc, "accessing"))
+    if isinstance(exc, UnicodeError):  # text that is not in its encoding (input files are checked earlier, named)
+        return EXIT_BAD_DATA, f"a file is not valid text in its encoding: {exc}"
+    if isinstance(exc, MemoryError):
+        return EXIT_IO, "out of memory: close other programs or lower the work's size, then re-run"
+    full = disk_full_error("the pipeline's files", exc)
+    if full is not None:  # a library (DuckDB, Hyper, SQLite under DAGSTER_HOME) saying the disk is full
+        return EXIT_IO, str(full)
     return None
 
 
+def _requests_failure(exc: Exception) -> tuple[int, str] | None:
+    """A `requests` error the script did not map: an HTTP answer by its status (429 and 5xx transient,
+    401/403 rejected credentials, other 4xx configuration), anything else (connection, timeout, proxy) 75.
+    Never quotes the server's body: it can echo what was sent."""
+    requests_exceptions = sys.modules.get("requests.exceptions")
+    if requests_exceptions is None or not isinstance(exc, requests_exceptions.RequestException):
+        return None
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    host = urlsplit(getattr(response, "url", "") or "").hostname or "the server"
+    if isinstance(status, int):
+        if status == 429 or status >= 500:
+            return EXIT_TRANSIENT, f"{host} answered HTTP {status}: will be retried"
+        if status in (401, 403):
+            return EXIT_CONFIG, f"{host} refused the credentials (HTTP {status}): check the configured account"
+        return EXIT_CONFIG, f"{host} answered HTTP {status}: check the configured URL and names"
+    return EXIT_TRANSIENT, f"network error: {type(exc).__name__}"
+
+
+def _scrub_arg(value: Any) -> Any:
+    """An exception argument with every secret masked, at any depth (bytes, containers, objects)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("utf-8", "replace")
+        cleaned = scrub(text)
+        return value if cleaned == text else cleaned.encode()
+    if isinstance(value, Mapping):
+        return {_scrub_arg(k): _scrub_arg(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(_scrub_arg(item) for item in value) if not hasattr(value, "_fields") else value
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    text = repr(value)
+    return value if scrub(text) == text else scrub(text)  # an object whose repr quotes a secret
+
+
+def run_main(main: Any, argv: list[str] | None = None) -> int:
+    """For a script that does not run inside `script_run` (status.py, doctor.py, the generators):
+    its foreseeable failures end in the contract's codes through the same map (classify_failure),
+    with the message on stderr and the JSON line on stdout; a bug still shows its traceback."""
+    tolerate_console_encoding()
+    try:
+        return main(argv)
+    except Exception as exc:
+        failure = classify_failure(exc)
+        if failure is None:
+            raise
+        code, message = failure
+        message = scrub(message)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"error: {message}\n")
+            print_summary({"error": {"code": code, "message": message}})
+        return code
+
+
 def _cut_chain(exc: BaseException) -> None:
-    """Detach an exception from the library errors behind it and scrub its own text."""
+    """Detach an exception from the library errors behind it and scrub everything it can print.
+
+    Pipes reports the ending exception by its str() and its arguments; both may quote a secret (a
+    URL with a SAS, a token in a library's message, bytes of a response body)."""
     exc.__context__ = exc.__cause__ = None
     exc.__suppress_context__ = True
-    exc.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    exc.args = tuple(_scrub_arg(arg) for arg in exc.args)
+    for name, value in list(vars(exc).items()) if hasattr(exc, "__dict__") else []:
+        cleaned = _scrub_arg(value)
+        if cleaned is not value:
+            try:
+                setattr(exc, name, cleaned)
+            except (AttributeError, TypeError):
+                pass
+    if isinstance(exc, OSError):
+        for name in ("filename", "filename2", "strerror"):
+            value = getattr(exc, name, None)
+            if isinstance(value, str) and scrub(value) != value:
+                setattr(exc, name, scrub(value))
+    try:
+        text = str(exc)
+    except Exception:
+        return
+    if scrub(text) != text:  # a __str__ of its own still quotes a secret: keep the type, mask the text
+        cleaned_text = scrub(text)
+        original = type(exc)
+        masked = type(original.__name__, (original,), {"__str__": lambda self: cleaned_text,
+                                                       "__module__": original.__module__})
+        try:
+            exc.__class__ = masked
+        except TypeError:  # a built-in type whose layout forbids it: arguments already scrubbed
+            pass
 
 
 def _record_crash(run: ScriptRun, exc: BaseException) -> None:

@@ -47,6 +47,9 @@ _PATTERNS = [
     re.compile(r"(?i)(\bBearer\s+)[A-Za-z0-9\-_.~+/=]{8,}"),
     re.compile(r"()\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # a JWT anywhere
     re.compile(r"(?i)(hooks\.slack\.com/services/)[A-Za-z0-9/_-]+"),
+    re.compile(r"(?i)(\bBasic\s+)[A-Za-z0-9+/=]{8,}"),  # HTTP basic credentials, base64 of user:password
+    # XML/JSON credential fields (Tableau's signin body: personalAccessTokenSecret="...")
+    re.compile(r"(?i)(personalAccessTokenSecret\s*=\s*(?:\"|&quot;|&#34;|'|&apos;|&#39;))[^\"'&<>\s]+"),
 ]
 
 _registered: set[str] = set()
@@ -74,9 +77,43 @@ def _parts(value: str) -> Iterable[str]:
                 yield quote(part, safe="")
 
 
+_XML_ESCAPES = [
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"},
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"},  # html.escape
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"},  # Go, Java, .NET servers
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;"},  # element text: quotes left as they are
+]
+
+
+def _xml_forms(value: str) -> set[str]:
+    """The value as an XML/HTML document quotes it (a server echoing a credential in an error body)."""
+    return {"".join(table.get(ch, ch) for ch in value) for table in _XML_ESCAPES}
+
+
+def _base64_forms(value: str) -> set[str]:
+    """The value's base64 (standard and URL-safe) at each of the three alignments it can have inside a
+    longer encoded text (`user:secret` in a Basic header, a token in a JSON blob): the characters that
+    depend only on the secret's own bytes, so they show wherever it stands."""
+    import base64
+
+    raw = value.encode("utf-8")
+    forms = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        start = -(-8 * shift // 6)  # the first character past the padding bits
+        core = encoded[start: (8 * (shift + len(raw))) // 6]
+        if len(core) >= 8:
+            forms |= {core, core.translate(str.maketrans("+/", "-_"))}
+    return forms
+
+
 def _encodings(value: str) -> set[str]:
-    forms = {value, unquote(value), quote(value, safe=""), quote_plus(value), quote(value), json.dumps(value)[1:-1]}
+    forms = {value, unquote(value), quote(value, safe=""), quote_plus(value), quote(value), json.dumps(value)[1:-1],
+             json.dumps(value, ensure_ascii=False)[1:-1]}
     forms |= {quote(form, safe="") for form in list(forms)}  # encoded twice (a URL inside a form)
+    for form in list(forms):
+        forms |= _xml_forms(form)
+    forms |= _base64_forms(value)
     return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
 
 

@@ -25,9 +25,12 @@ from pipeline_common.azure_storage import (
     AzureStorageSettings,
     azure_errors,
     azure_storage_settings,
+    SENSOR_CLIENT_OPTIONS,
     blob_service_client,
+    sensor_retry_policy,
     describe,
 )
+from pipeline_common.blob_paths import local_signature  # noqa: F401 - part of this module's interface
 from pipeline_common.leftovers import temp_name
 
 DOWNLOAD_PREFIX = "azure_sync_download"
@@ -66,15 +69,6 @@ def file_date_of(name: str, pattern: re.Pattern[str]) -> dt.date | None:
 
 def local_date(moment: dt.datetime, timezone: str) -> dt.date:
     return moment.astimezone(ZoneInfo(timezone)).date()
-
-
-def local_signature(path: Path) -> str | None:
-    """A local file's version as the arrival sensors' cursors hold it (`size=S;mtime_ns=M`); None if absent."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
 
 
 class LandingSource:
@@ -128,8 +122,9 @@ class AzureSource:
         self.storage = storage
         self.container_name = storage.container
         if listing_only:
-            # A sensor tick only lists: short timeouts, the client's own retries, no download settings.
-            service = blob_service_client(storage, connection_timeout=10, read_timeout=30)
+            # A sensor tick only lists: short timeouts and the SDK's retry policy set (its default waits
+            # 15 s, then 45 s), so the tick ends inside Dagster's deadline; no download settings.
+            service = blob_service_client(storage, retry_policy=sensor_retry_policy(), **SENSOR_CLIENT_OPTIONS)
         else:
             from azure.storage.blob import ExponentialRetry
 

@@ -70,6 +70,26 @@ def describe_lock(path: Path, error: BaseException) -> str:
     return f"warehouse {path} is locked by another process ({holder_hint(error)})"
 
 
+DAMAGE_MARKERS = ("not a valid DuckDB database file", "Could not read enough bytes", "Corrupt", "corrupt",
+                  "checksum", "database file is truncated", "Invalid database header")
+"""How DuckDB says a database file is cut short or overwritten (a full disk during a copy, a bad sector)."""
+
+
+def damaged_warehouse_error(path: Path, exc: BaseException):
+    """A PipelineIOError (exit 74) saying how to restore, when DuckDB's error says the file is damaged."""
+    from pipeline_common.script_support import PipelineIOError
+
+    if not any(marker in str(exc) for marker in DAMAGE_MARKERS):
+        return None
+    backups = sorted((path.parent / "backup").glob(f"{path.stem}_*{path.suffix}"))
+    newest = f"the newest backup, {backups[-1]}" if backups else f"a backup from {path.parent / 'backup'}"
+    return PipelineIOError(
+        f"the warehouse file is damaged: restore from backup with: stop Dagster, copy {newest} over {path} "
+        f"(docs/operations.md), or rebuild it with `dbt build --full-refresh --project-dir dbt --profiles-dir dbt`. "
+        f"DuckDB said: {exc}"
+    )
+
+
 def connect_read_only(
     path: Path,
     timeout_seconds: float,
@@ -94,6 +114,9 @@ def connect_read_only(
         try:
             return duckdb.connect(str(path), read_only=True, config=dict(settings or {}))
         except duckdb.Error as exc:
+            damaged = damaged_warehouse_error(path, exc)
+            if damaged is not None:
+                raise damaged from None
             if not is_lock_error(exc):
                 raise ConfigurationError(f"cannot open warehouse {path}: {exc}") from None
             remaining = deadline - time.monotonic()

@@ -524,25 +524,38 @@ def check_sharepoint(options) -> Result:
 
 
 def check_tableau(options) -> Result:
-    from create_hyper_files.tableau_publisher import tableau_settings
+    import dataclasses
+    import logging
+
+    from pipeline_common.script_support import ScriptError
+    from pipeline_common.tableau import warnings as tableau_warnings
+    from pipeline_common.tableau.session import signed_in, tableau_settings
 
     settings, result = configured("tableau", tableau_settings, "not configured: extracts are built and backed up, not published")
     if result is not None:
         return result
-    import tableauserverclient as TSC
-
-    server = TSC.Server(settings.server_url, use_server_version=True,
-                        http_options={"timeout": HTTP_TIMEOUT_SECONDS})
-    auth = TSC.PersonalAccessTokenAuth(settings.pat_name, settings.pat_secret, site_id=settings.site_id)
+    quick = dataclasses.replace(settings, retries=1, request_timeout=HTTP_TIMEOUT_SECONDS)
+    version = ""
     try:
-        server.auth.sign_in(auth)
-        server.auth.sign_out()
-    except Exception as exc:  # noqa: BLE001 - every client error is a line here, never a traceback
-        rejected = "401" in str(exc) or "Signin" in str(exc)
-        return problem("tableau", f"{settings.server_url}: {'sign-in rejected' if rejected else _short(exc)}",
+        # The PAT's session lock, as a publish holds it: the doctor never ends a running publish's session.
+        with signed_in(quick, logging.getLogger("doctor.tableau"), lock_timeout=30) as session:
+            version = session.product_version
+    except ScriptError as exc:
+        text = " ".join(str(exc).split())[:400]
+        rejected = "sign-in refused" in text
+        return problem("tableau", f"{settings.server_url}: {'sign-in rejected: ' if rejected else ''}{text}",
                        "create a new personal access token in Tableau and set TABLEAU_PAT_NAME/TABLEAU_PAT_SECRET"
-                       if rejected else "check TABLEAU_SERVER_URL and that this PC reaches it")
-    return ok("tableau", f"signed in to {settings.server_url} (site '{settings.site_id}') with {settings.pat_name}")
+                       if rejected else "check TABLEAU_SERVER_URL, the proxy and certificates (docs/sources.md)")
+    except Exception as exc:  # noqa: BLE001 - every client error is a line here, never a traceback
+        return problem("tableau", f"{settings.server_url}: {_short(exc)}",
+                       "check TABLEAU_SERVER_URL and that this PC reaches it")
+    site = "the Default site" if not settings.site_id else f"site '{settings.site_id}'"
+    detail = f"signed in to {settings.server_url} ({site}, Tableau {version}) with {settings.pat_name}"
+    warnings_line = tableau_warnings.availability_text(settings)
+    if warnings_line and "NOT AVAILABLE" in warnings_line:
+        return problem("tableau", f"{detail}; {warnings_line}",
+                       "ask the Tableau admin for Data Management on the site, or leave it: the Slack alert still goes out")
+    return ok("tableau", detail + (f"; {warnings_line}" if warnings_line else ""))
 
 
 def check_slack(options) -> Result:
@@ -618,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline_common.script_support import ArgumentParser, tolerate_console_encoding
 
     tolerate_console_encoding()
+    from pipeline_common.tls import use_os_trust_store
+
+    use_os_trust_store()  # the doctor checks the services as the pipeline reaches them
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="the Dagster UI port (default 3000)")
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
@@ -635,4 +651,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:  # any OSError, bad config: 74/78, never a traceback
+        from pipeline_common.script_support import run_main
+    except ImportError:  # run by a Python outside the project's venv: the python check says so
+        raise SystemExit(main()) from None
+    raise SystemExit(run_main(main))

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 
-from pipeline_common.config import PipelineConfig, load_pipeline_config, today_in  # noqa: E402
+from pipeline_common.config import DatasetType, PipelineConfig, load_pipeline_config, today_in  # noqa: E402
 from pipeline_common.files import atomic_write  # noqa: E402
 from pipeline_common.settings import azure_connection_string, azure_container, landing_dir  # noqa: E402
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
@@ -419,20 +419,31 @@ def scv_table(seed: int, state: MarketState, catalog: Catalog, file_date: dt.dat
     )
 
 
-def generic_table(seed: int, columns: dict[str, str], key: str, rows: int, file_date: dt.date) -> pa.Table:
-    """A dataset the generator has no model for: plausible values from the configured column types."""
+def generic_table(seed: int, kind: DatasetType, key: str, rows: int, file_date: dt.date, currency: str) -> pa.Table:
+    """A dataset the generator has no model for: values from its declared schema (pipeline.yaml):
+    grain columns unique, numbers within their bounds, strings from `allowed` where declared."""
     rng = _rng(seed, "generic", key)
     arrays = {}
-    for name, kind in columns.items():
-        if kind == "integer":
-            arrays[name] = pa.array(rng.integers(1, 1_000_000, rows))
-        elif kind == "decimal":
-            arrays[name] = pa.array(np.round(rng.uniform(0, 1000, rows), 2)).cast(pa.decimal128(14, 2))
-        elif kind == "date":
+    for name, column in kind.columns.items():
+        low, high = column.bounds
+        if column.type == "integer":
+            low, high = max(int(low), 1), min(int(high), 1_000_000)
+            if name in kind.grain:
+                arrays[name] = pa.array(np.arange(low, low + rows, dtype=np.int64))
+            else:
+                arrays[name] = pa.array(rng.integers(low, max(low, high) + 1, rows))
+        elif column.type == "decimal":
+            low, high = max(float(low), 0.0), min(float(high), 1000.0)
+            arrays[name] = pa.array(np.round(rng.uniform(low, max(low, high), rows), 2)).cast(pa.decimal128(14, 2))
+        elif column.type == "date":
             arrays[name] = pa.array(np.full(rows, _epoch_days(file_date), np.int32)).cast(pa.date32())
-        elif kind == "timestamp":
+        elif column.type == "timestamp":
             ts = _epoch_days(file_date) * 86_400 + rng.integers(0, 86_400, rows)
             arrays[name] = pa.array(ts).cast(pa.timestamp("s"))
+        elif column.market_currency:
+            arrays[name] = pa.array([currency] * rows)
+        elif column.allowed:
+            arrays[name] = pa.array(np.array(column.allowed)[rng.integers(0, len(column.allowed), rows)])
         else:
             arrays[name] = pa.array(np.char.add(f"{name}_", np.arange(1, rows + 1).astype(str)))
     return pa.table(arrays)
@@ -573,13 +584,14 @@ def _generic_files(
     out: Path, config: PipelineConfig, window: Window, market: str, dataset: str, rows_per_day: int, seed: int
 ) -> list[Path]:
     kind = config.dataset_type(dataset)
+    currency = config.markets[market].currency
     rows = max(10, rows_per_day // 10)
     if kind.cadence == "reference":
-        table = generic_table(seed, kind.columns, f"{market}/{dataset}", rows, window.end)
+        table = generic_table(seed, kind, f"{market}/{dataset}", rows, window.end, currency)
         return [write_csv(out, reference_blob_path(market, dataset), table)]
     dates = window.days if kind.cadence == "daily" else window.month_starts
     return [
-        write_csv(out, daily_blob_path(market, dataset, d), generic_table(seed, kind.columns, f"{market}/{dataset}/{d}", rows, d))
+        write_csv(out, daily_blob_path(market, dataset, d), generic_table(seed, kind, f"{market}/{dataset}/{d}", rows, d, currency))
         for d in dates
     ]
 
@@ -678,4 +690,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from pipeline_common.script_support import run_main  # foreseeable failures end in the contract's codes
+
+    raise SystemExit(run_main(main))

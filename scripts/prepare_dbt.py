@@ -54,4 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from pipeline_common.script_support import run_main  # foreseeable failures end in the contract's codes
+
+    raise SystemExit(run_main(main))

@@ -7,6 +7,10 @@ dataset, the newest file date synced (data through) and the date expected; per T
 when it was rebuilt and the data-through date it holds. Exit 0 when current, 1 when not, 78 for
 bad arguments or config. The same rules drive the UI's checks, the 07:30 alert and Tableau's
 data quality warning (pipeline_common/freshness.py).
+
+`--at` in the past evaluates the files present now at that time (the sync's state and the exports'
+rebuilds as they are now, not as they were then): a file synced since counts as if it had been
+there. The report says so under "Evaluated at".
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # bad arguments are a configuration error (78)
         self.print_usage(sys.stderr)
         print(f"status.py: error: {message}", file=sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": f"status.py: {message}"}}))
         sys.exit(EXIT_CONFIG)
 
 
@@ -55,9 +60,20 @@ def _time(value: dt.datetime | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else "never"
 
 
-def render(report, zone: ZoneInfo) -> str:
+def past_note(at: dt.datetime, now: dt.datetime) -> str | None:
+    """What a report for a past time really shows: today's files judged at that time."""
+    if at >= now.replace(second=0, microsecond=0):
+        return None
+    return ("Note: a past time is evaluated against the files present now (synced data and export rebuilds as "
+            f"of {now:%Y-%m-%d %H:%M}), not as they were then: anything synced or rebuilt since counts as if it "
+            "had been there.")
+
+
+def render(report, zone: ZoneInfo, note: str | None = None) -> str:
     """The human-readable report: plain ASCII layout, so any Windows console shows it."""
     lines = [report.headline(), "", f"Evaluated at {report.at.astimezone(zone):%Y-%m-%d %H:%M %Z}", ""]
+    if note:
+        lines[-1:-1] = [note]
     lines.append(f"  {'market dataset':<24} {'data through':<13} {'expected':<11} {'due':<17} status")
     for s in report.sources:
         state = "current" if s.current else f"LATE: {s.reason}"
@@ -72,6 +88,17 @@ def render(report, zone: ZoneInfo) -> str:
         state = "current" if e.current else f"NOT CURRENT: {e.reason}"
         lines.append(f"  {e.name:<24} {_time(e.rebuilt_at, zone):<17} {_date(e.data_through):<13} {state}")
     return "\n".join(lines)
+
+
+def _tableau_warnings_line() -> str | None:
+    """What the deadline sensor found out about Tableau's data quality warnings (licence), if anything."""
+    try:
+        from pipeline_common.tableau.session import tableau_settings
+        from pipeline_common.tableau.warnings import availability_text
+
+        return availability_text(tableau_settings())
+    except Exception:  # a half-set Tableau configuration is the exporter's and the doctor's to report
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,17 +120,24 @@ def main(argv: list[str] | None = None) -> int:
         config = load_pipeline_config()
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": str(exc)}}))
         return EXIT_CONFIG
     zone = ZoneInfo(config.timezone)
-    at = args.at.replace(tzinfo=zone) if args.at else dt.datetime.now(zone)
+    now = dt.datetime.now(zone)
+    at = args.at.replace(tzinfo=zone) if args.at else now
+    note = past_note(at, now)
     with dg.DagsterInstance.get() as instance:
         report = freshness_report(instance, config, at)
+    warnings_line = _tableau_warnings_line()
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=True))
+        print(json.dumps({**report.to_json(), **({"note": note} if note else {}),
+                          "tableau_warnings": warnings_line}, ensure_ascii=True))
     else:
-        print(render(report, zone))
+        print(render(report, zone, note) + (f"\n\n{warnings_line}" if warnings_line else ""))
     return EXIT_CURRENT if report.current else EXIT_NOT_CURRENT
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_common.script_support import run_main  # any OSError, a full Dagster home, bad config: 74/78
+
+    sys.exit(run_main(main))

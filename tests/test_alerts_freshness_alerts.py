@@ -146,10 +146,11 @@ def test_tableau_warning_set_once_and_removed_on_recovery(setup, slack_server, t
         _materialized(instance, asset, _at(DAY, 8, 40))
     tick(_at(DAY, 8, 41))
     tick(_at(DAY, 8, 42))
-    assert tableau_server.calls("dqw_delete") == 2
+    # Ours deleted by its id; never the by-content DELETE that would clear the analyst's warning too.
+    assert tableau_server.calls("dqw_delete_one") == 2 and tableau_server.calls("dqw_delete") == 0
     assert tableau_server.warnings_on("daily_sales_summary") == []
     kept = tableau_server.warnings_on("executive_daily_sales")
-    assert [(w["type"], w["message"]) for w in kept] == [("MAINTENANCE", "Budget being revised")]
+    assert [(w["id"], w["type"], w["message"]) for w in kept] == [("dqw-analyst", "MAINTENANCE", "Budget being revised")]
     secret = tableau_server.env()["TABLEAU_PAT_SECRET"]
     assert all(secret not in str(m) for m in slack_server.for_route("logistics"))
 

@@ -7,6 +7,8 @@ with the code of contract section 8; nothing a run prints names a secret.
 
 from __future__ import annotations
 
+import base64
+
 import json
 import shutil
 import subprocess
@@ -86,16 +88,45 @@ def test_certificate_sign_in_sends_a_signed_client_assertion(
         use_certificate(monkeypatch, pki.app_pem_path, pki.app_thumbprint.lower())
     else:
         use_certificate(monkeypatch, pki.app_pfx_path, pki.app_thumbprint, pki.app_pfx_password)
+    tenant.refuse_sha1 = True  # a tenant on Entra ID's current guidance: SHA-256 only
     result = run_ingest(tenant)
     assert result.returncode == 0, result.stderr
     assert "client_secret" not in tenant.token_forms[0]
     header, claims = tenant.assertions[0]
-    assert header["alg"] == "RS256" and header["typ"] == "JWT"
+    # SHA-256: x5t#S256 (the certificate's SHA-256 thumbprint), the certificate in x5c, signed PS256; no x5t.
+    assert header["alg"] == "PS256" and header["typ"] == "JWT" and "x5t" not in header
+    assert base64.urlsafe_b64decode(header["x5t#S256"] + "==").hex().upper() == pki.app_thumbprint_sha256
+    assert header["x5c"]
+    # The SHA-1 thumbprint given in the variable: a warning that names the change and the SHA-256 value.
+    assert "SHA-1 thumbprint" in result.stderr and pki.app_thumbprint_sha256 in result.stderr
     assert claims["aud"] == tenant.token_endpoint and claims["iss"] == claims["sub"] == CLIENT_ID
     assert claims["exp"] > claims.get("nbf", claims.get("iat", 0)) and claims["jti"]
     assert tenant.downloads == [f"Budget/{WORKBOOK}"]
     if kind == "pfx":
         assert pki.app_pfx_password not in result.stdout + result.stderr
+
+
+def test_certificate_without_a_thumbprint_signs_in_with_sha256_and_no_warning(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_certificate(monkeypatch, tenant.pki.app_pem_path, "")
+    tenant.refuse_sha1 = True
+    result = run_ingest(tenant)
+    assert result.returncode == 0, result.stderr
+    assert tenant.assertions[0][0]["alg"] == "PS256" and "SHA-1" not in result.stderr
+
+
+def test_key_only_file_falls_back_to_sha1_which_a_sha256_only_tenant_refuses(
+    tenant: FakeMicrosoft365, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_certificate(monkeypatch, tenant.pki.app_key_only_path, tenant.pki.app_thumbprint)
+    accepted = run_ingest(tenant)
+    assert accepted.returncode == 0, accepted.stderr  # the deprecated form still works where the tenant takes it
+    assert "holds the private key without its certificate" in accepted.stderr  # and says how to move on
+    assert tenant.assertions[-1][0]["alg"] == "RS256" and "x5t" in tenant.assertions[-1][0]
+    tenant.refuse_sha1 = True
+    refused = run_ingest(tenant)
+    assert refused.returncode == 78 and "AADSTS700027" in refused.stderr
 
 
 def test_certificate_the_app_does_not_know_is_a_configuration_error(
@@ -162,8 +193,7 @@ def test_missing_workbook_names_the_path_and_lists_the_workbooks_there(
 ) -> None:
     assert run_ingest(tenant).returncode == 0
     before = [p.read_bytes() for p in outputs(isolated_env)]
-    tenant.files[f"Budget/Daily Sales Budget {YEAR + 1}.xlsx"] = tenant.files.pop(f"Budget/{WORKBOOK}")
-    tenant.etags[f"Budget/Daily Sales Budget {YEAR + 1}.xlsx"] = '"{X},1"'
+    tenant.put(f"Budget/Daily Sales Budget {YEAR + 1}.xlsx", tenant.files.pop(f"Budget/{WORKBOOK}"))
     result = run_ingest(tenant)
     assert result.returncode == 65
     assert f"workbook '{LIBRARY}/Budget/{WORKBOOK}' not found (HTTP 404)" in result.stderr

@@ -66,7 +66,7 @@ def test_unknown_column_type_is_an_error(tmp_path):
     path = _write_variant(tmp_path, lambda raw: raw["dataset_types"]["ingest_orders"]["columns"].update(x="money"))
     with pytest.raises(ConfigError) as info:
         parse_pipeline_config(path)
-    assert "dataset_types.ingest_orders.columns, field 'x': Input should be 'integer'" in str(info.value)
+    assert "dataset_types.ingest_orders.columns.x, field 'type': Input should be 'integer'" in str(info.value)
 
 
 def test_adding_a_market_is_a_config_edit(tmp_path, monkeypatch):

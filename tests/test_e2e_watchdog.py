@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.test_e2e_dagster_dev import Stack, _wait_for, sample_landing  # noqa: F401 - fixture
+from tests.test_e2e_dagster_dev import Stack, sample_landing  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -58,7 +58,7 @@ def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_e
         stack.wait_until_up()
         first = stack.launch("uk_orders_arrival_job")
         second = stack.launch("de_orders_arrival_job")  # also writes DuckDB: queued behind the first
-        assert _wait_for(stack, first, {"STARTED"}) == "STARTED", stack.log_tail()
+        assert stack.wait_for(first, {"STARTED"}) == "STARTED", stack.log_tail()
         worker = _worker(stack, first)
         orphans = worker.children(recursive=True)
         assert stack.status(second) == "QUEUED"
@@ -66,11 +66,11 @@ def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_e
 
         worker.kill()  # SIGKILL: no clean-up, no run event; dagster dev stays up
         killed_at = time.monotonic()
-        assert _wait_for(stack, first, {"FAILURE"}, timeout=WATCHDOG_LIMIT_S + 30) == "FAILURE", stack.log_tail()
+        assert stack.wait_for(first, {"FAILURE"}, timeout=WATCHDOG_LIMIT_S + 30) == "FAILURE", stack.log_tail()
         assert time.monotonic() - killed_at < WATCHDOG_LIMIT_S
         assert stack.process.poll() is None, "the supervised server stayed up"
 
-        assert _wait_for(stack, second, {"STARTED", "SUCCESS"}, timeout=180) in {"STARTED", "SUCCESS"}, stack.log_tail()
+        assert stack.wait_for(second, {"STARTED", "SUCCESS"}, timeout=180) in {"STARTED", "SUCCESS"}, stack.log_tail()
 
         deadline = time.monotonic() + 120
         while not _alerts_for(isolated_env, first) and time.monotonic() < deadline:
@@ -83,7 +83,7 @@ def test_killed_run_worker_is_failed_and_the_queue_moves_on(tmp_path, isolated_e
         time.sleep(35)  # another run-alert sensor interval: still one alert
         assert len(_alerts_for(isolated_env, first)) == 1
         # The queued run ran to its end (its own outcome depends on the reference data this test never synced).
-        assert _wait_for(stack, second, {"SUCCESS"}, timeout=300) in {"SUCCESS", "FAILURE"}, stack.log_tail()
+        assert stack.wait_for(second, {"SUCCESS"}, timeout=300) in {"SUCCESS", "FAILURE"}, stack.log_tail()
     finally:
         stack.stop()
         for process in orphans:  # the killed worker's children (the sync/dbt it had started), ours to end

@@ -227,7 +227,7 @@ def test_an_extract_open_in_tableau_desktop_is_exit_75_and_the_old_one_stays(
 
 
 def test_publish_lock_waits_out_a_delete_pending_lock_file(tmp_path, monkeypatch, held_files):
-    from create_hyper_files import publish_lock
+    from pipeline_common.tableau import lock as publish_lock
 
     lock = tmp_path / ".publish.lock"
     real_open = os.open
@@ -249,7 +249,7 @@ def test_publish_lock_waits_out_a_delete_pending_lock_file(tmp_path, monkeypatch
 
 
 def test_publish_lock_that_never_becomes_free_is_transient(tmp_path, monkeypatch):
-    from create_hyper_files import publish_lock
+    from pipeline_common.tableau import lock as publish_lock
 
     def always_denied(path, flags, *args):
         raise PermissionError(errno.EACCES, "Access is denied", str(path))

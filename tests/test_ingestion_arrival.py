@@ -6,6 +6,7 @@ version does not; a run already in flight for the market makes the sensor wait."
 from __future__ import annotations
 
 import os
+import time
 
 import dagster as dg
 import pytest
@@ -262,3 +263,49 @@ def test_budget_sensor_polls_the_sharepoint_drive_item_etag(budget_sensor, micro
     assert budget_sensor() == []
     assert microsoft365.steps("content") == 0 and microsoft365.downloads == []
     assert len(microsoft365.token_forms) == 1  # the token is cached between ticks
+
+
+def test_budget_sensor_ignores_metadata_edits_and_autosave_that_only_move_the_etag(
+    budget_sensor, microsoft365, isolated_env
+):
+    """The cTag changes with the content only: a workbook open in Excel (autosave) or a metadata edit moves
+    the eTag every minute and must not start a run each time; a content change still does."""
+    workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
+    microsoft365.put(workbook, b"version 1")
+    [first] = budget_sensor()
+    for _ in range(3):
+        microsoft365.touch(workbook)
+        assert budget_sensor() == []
+    microsoft365.put(workbook, b"version 2")
+    [second] = budget_sensor()
+    assert second.run_key != first.run_key
+
+
+def test_budget_sensor_defers_to_the_next_tick_when_graph_is_slower_than_its_budget(
+    budget_sensor, microsoft365, isolated_env, monkeypatch, capfd
+):
+    """Dagster gives a sensor evaluation 60 s; a slow Graph must not make the tick time out: the lookup
+    stops at the sensor's time budget, the tick ends with a log line, and the next tick does the work."""
+    monkeypatch.setattr(budget_arrival, "SENSOR_BUDGET_SECONDS", 2.0)  # 40 s in production
+    workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
+    microsoft365.put(workbook, b"version 1")
+    microsoft365.graph_delay_seconds = 4.0  # slower than the budget, faster than the client's read timeout
+    started = time.monotonic()
+    assert budget_sensor() == []
+    assert time.monotonic() - started < 3.5
+    assert "deferred to the next tick" in capfd.readouterr().err  # the tick's log line
+    microsoft365.graph_delay_seconds = 0.0
+    time.sleep(4.5)  # the abandoned lookup finishes in its own thread
+    [run] = budget_sensor()
+    assert run.tags["trigger_file"] == workbook.split("/")[-1]
+
+
+def test_budget_sensor_falls_back_to_the_etag_when_graph_gives_no_ctag(budget_sensor, microsoft365, isolated_env):
+    workbook = f"Budget/Daily Sales Budget {_london_today().year}.xlsx"
+    microsoft365.put(workbook, b"version 1")
+    microsoft365.ctags[workbook] = ""  # an answer without cTag (Graph leaves it out for some items)
+    [first] = budget_sensor()
+    assert "etag=" in first.run_key
+    microsoft365.touch(workbook)
+    [second] = budget_sensor()
+    assert second.run_key != first.run_key

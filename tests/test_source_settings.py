@@ -15,7 +15,7 @@ import pytest
 
 from pipeline_common import azure_storage
 from pipeline_common.sharepoint import settings as sharepoint_config
-from pipeline_common.script_support import EXIT_CONFIG, ConfigurationError
+from pipeline_common.script_support import EXIT_CONFIG, ConfigurationError, ScriptError
 from tests.plugins.entra_graph import CLIENT_ID, TENANT_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,6 @@ def test_each_missing_sharepoint_variable_is_named(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("given, missing", [
-    ({"SHAREPOINT_CERTIFICATE_PATH": "app.pem"}, "SHAREPOINT_CERTIFICATE_THUMBPRINT"),
     ({"SHAREPOINT_CERTIFICATE_THUMBPRINT": "AB" * 20}, "SHAREPOINT_CERTIFICATE_PATH"),
     ({"SHAREPOINT_CERTIFICATE_PASSWORD": "pw-123456"}, "SHAREPOINT_CERTIFICATE_PATH"),
 ])
@@ -70,6 +69,22 @@ def test_half_set_certificate_names_the_missing_variable(
 ) -> None:
     _set(monkeypatch, {**COMPLETE_SHAREPOINT, "SHAREPOINT_CLIENT_SECRET": "", **given})
     with pytest.raises(ConfigurationError, match=f"set .*{missing}"):
+        sharepoint_config.sharepoint_settings()
+
+
+def test_certificate_thumbprint_is_optional_and_sha256_needs_no_note(monkeypatch: pytest.MonkeyPatch, microsoft_pki) -> None:
+    base = {**COMPLETE_SHAREPOINT, "SHAREPOINT_CLIENT_SECRET": "", "SHAREPOINT_CERTIFICATE_PATH": str(microsoft_pki.app_pem_path)}
+    for thumbprint in ("", microsoft_pki.app_thumbprint_sha256.lower()):
+        _set(monkeypatch, {**base, "SHAREPOINT_CERTIFICATE_THUMBPRINT": thumbprint})
+        certificate = sharepoint_config.sharepoint_settings().certificate
+        assert certificate.thumbprint == microsoft_pki.app_thumbprint_sha256 and certificate.notes == ()
+    _set(monkeypatch, {**base, "SHAREPOINT_CERTIFICATE_THUMBPRINT": "AB" * 32})
+    with pytest.raises(ConfigurationError, match=f"has thumbprint {microsoft_pki.app_thumbprint_sha256}"):
+        sharepoint_config.sharepoint_settings()
+    # A key-only file cannot give the SHA-256 form: without a SHA-1 thumbprint it is refused, naming the fix.
+    _set(monkeypatch, {**base, "SHAREPOINT_CERTIFICATE_PATH": str(microsoft_pki.app_key_only_path),
+                       "SHAREPOINT_CERTIFICATE_THUMBPRINT": ""})
+    with pytest.raises(ConfigurationError, match="put the certificate into the file"):
         sharepoint_config.sharepoint_settings()
 
 
@@ -90,7 +105,9 @@ def test_certificate_selection_reads_pem_and_pfx(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SHAREPOINT_CERTIFICATE_PASSWORD", microsoft_pki.app_pfx_password)
     settings = sharepoint_config.sharepoint_settings()
     assert settings is not None and settings.credential_kind == "certificate"
-    assert settings.certificate.thumbprint == microsoft_pki.app_thumbprint
+    # A SHA-1 thumbprint is checked against the file, and the sign-in uses the SHA-256 one, with a note saying so.
+    assert settings.certificate.thumbprint == microsoft_pki.app_thumbprint_sha256
+    assert any("SHA-1" in note and microsoft_pki.app_thumbprint_sha256 in note for note in settings.certificate.notes)
     later = settings.certificate.expires + dt.timedelta(days=1)
     with pytest.raises(ConfigurationError, match="expired on"):
         sharepoint_config.sharepoint_settings(now=later)
@@ -138,24 +155,41 @@ def test_sas_inside_the_account_url_counts_as_a_sas(monkeypatch: pytest.MonkeyPa
     assert settings.mode == "SAS token" and settings.account_url == ACCOUNT_URL
 
 
-def test_account_url_alone_uses_default_azure_credential(monkeypatch: pytest.MonkeyPatch) -> None:
-    from azure.identity import DefaultAzureCredential
-
+def test_account_url_alone_names_the_ways_to_sign_in_instead_of_taking_the_first_identity_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_URL", ACCOUNT_URL)
+    with pytest.raises(ScriptError) as raised:
+        azure_storage.azure_storage_settings()
+    assert raised.value.exit_code == 78
+    assert "AZURE_IDENTITY=managed_identity" in str(raised.value) and "AZURE_CLIENT_SECRET" in str(raised.value)
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({"AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_SECRET": "sp-" + "x" * 30},
+     "ClientSecretCredential"),
+    ({"AZURE_IDENTITY": "managed_identity", "AZURE_CLIENT_ID": CLIENT_ID}, "ManagedIdentityCredential"),
+    ({"AZURE_IDENTITY": "Azure_CLI"}, "AzureCliCredential"),
+])
+def test_the_configured_identity_is_chosen_explicitly_and_built_once_per_process(
+    monkeypatch: pytest.MonkeyPatch, variables: dict, expected: str
+) -> None:
+    _set(monkeypatch, {"AZURE_STORAGE_ACCOUNT_URL": ACCOUNT_URL, **variables})
     settings = azure_storage.azure_storage_settings()
-    assert settings.mode == "Microsoft Entra ID" and not settings.service_principal
-    assert isinstance(azure_storage.credential_for(settings), DefaultAzureCredential)
-
-
-def test_service_principal_variables_use_the_environment_credential(monkeypatch: pytest.MonkeyPatch) -> None:
-    from azure.identity import EnvironmentCredential
-
-    _set(monkeypatch, {"AZURE_STORAGE_ACCOUNT_URL": ACCOUNT_URL, "AZURE_TENANT_ID": TENANT_ID,
-                       "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_SECRET": "sp-" + "x" * 30})
-    settings = azure_storage.azure_storage_settings()
-    assert settings.mode == "Microsoft Entra ID" and settings.service_principal
+    assert settings.mode == "Microsoft Entra ID"
     credential = azure_storage.credential_for(settings)
-    assert isinstance(credential, EnvironmentCredential) and credential._credential is not None
+    assert type(credential).__name__ == expected  # never DefaultAzureCredential's first match
+    assert azure_storage.credential_for(azure_storage.azure_storage_settings()) is credential  # reused
+
+
+def test_an_unknown_identity_kind_or_two_identities_are_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    _set(monkeypatch, {"AZURE_STORAGE_ACCOUNT_URL": ACCOUNT_URL, "AZURE_IDENTITY": "default"})
+    with pytest.raises(ScriptError, match="managed_identity, azure_cli"):
+        azure_storage.azure_storage_settings()
+    _set(monkeypatch, {"AZURE_IDENTITY": "azure_cli", "AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": CLIENT_ID,
+                       "AZURE_CLIENT_SECRET": "sp-" + "x" * 30})
+    with pytest.raises(ScriptError, match="keep one way"):
+        azure_storage.azure_storage_settings()
 
 
 def test_connection_string_selects_the_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.plugins.tableau_server import PAT_SECRET, PROJECTS, summary
+from tests.plugins.tableau_server import AS_DAGSTER_ASSET, PAT_SECRET, PROJECTS, summary
 
 FAST_RETRIES = {"TABLEAU_PUBLISH_RETRIES": "3", "TABLEAU_PUBLISH_RETRY_SECONDS": "0.05"}
-SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export")
+SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", AS_DAGSTER_ASSET)
 
 
 def assert_secret_never_shown(result: subprocess.CompletedProcess, *paths: Path) -> None:
@@ -45,7 +45,7 @@ def test_publish_overwrites_the_datasource_in_the_named_project(
     assert not published.chunked
     assert hashlib.sha256(published.content).digest() == hashlib.sha256(hyper.read_bytes()).digest()
     assert tableau_server.calls("signout") == 1
-    assert not (isolated_env / "exports" / ".publish.lock").exists()
+    assert not list((isolated_env / "locks").glob("tableau-session-*.lock"))  # released after the publish
     assert_secret_never_shown(result, isolated_env)
 
 
@@ -145,8 +145,16 @@ def test_half_configured_tableau_names_the_missing_variables(export_warehouse, r
 def test_publish_waits_for_a_live_lock_and_takes_over_a_stale_one(
     export_warehouse, run_export, tableau_server, isolated_env
 ):
-    lock = isolated_env / "exports" / ".publish.lock"
-    lock.parent.mkdir(parents=True)
+    from pipeline_common.tableau.session import session_lock_path, tableau_settings
+
+    for name, value in tableau_server.env().items():
+        os.environ[name] = value  # restored below: the documented lock file of this PAT
+    try:
+        lock = session_lock_path(tableau_settings())
+    finally:
+        for name in tableau_server.env():
+            os.environ.pop(name, None)
+    lock.parent.mkdir(parents=True, exist_ok=True)
     import psutil
 
     # Held by a live process (this test runner): the export waits, then gives up as transient.
@@ -155,7 +163,7 @@ def test_publish_waits_for_a_live_lock_and_takes_over_a_stale_one(
     env = {**tableau_server.env(), **FAST_RETRIES, "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS": "1.5"}
     blocked = run_export(*SALES_EXPORT, env=env)
     assert blocked.returncode == 75
-    assert "another export is publishing to Tableau" in blocked.stderr
+    assert "another process holds the Tableau session" in blocked.stderr
     assert tableau_server.published == [] and lock.exists()
 
     # Left behind by a process that has exited: taken over.
@@ -164,7 +172,7 @@ def test_publish_waits_for_a_live_lock_and_takes_over_a_stale_one(
     lock.write_text(f"{gone.pid} 1.0", encoding="ascii")
     freed = run_export(*SALES_EXPORT, env=env)
     assert freed.returncode == 0, freed.stderr
-    assert "removing stale publish lock" in freed.stderr
+    assert "removing stale Tableau session lock" in freed.stderr
     assert len(tableau_server.published) == 1 and not lock.exists()
 
 

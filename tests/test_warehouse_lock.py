@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.alerts import sentinels
+from orchestration.warehouse import sentinels
 from orchestration.warehouse.assets import raise_for_failure
 from pipeline_common.script_support import EXIT_CONFIG, EXIT_TRANSIENT, ScriptError
 from pipeline_common.warehouse_lock import connect_read_only, lock_holder

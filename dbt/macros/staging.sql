@@ -1,13 +1,13 @@
 {#- Shared by the generated per-market staging models: type, label and deduplicate one dataset. -#}
 
-{#- The key that identifies one row of a dataset; the latest file wins per key. -#}
+{#- The key that identifies one row of a dataset (pipeline.yaml dataset_types.<name>.grain, through
+    the generated pipeline_dataset_types()); the latest file wins per key. -#}
 {% macro dataset_grain(dataset) -%}
-  {#- The grains are generated from scripts/dev/generate_dbt_staging.py's GRAINS. -#}
-  {%- set grains = pipeline_dataset_grains() -%}
-  {%- if dataset not in grains -%}
-    {{ exceptions.raise_compiler_error("dataset_grain: no grain known for dataset '" ~ dataset ~ "'; add it to GRAINS in scripts/dev/generate_dbt_staging.py") }}
+  {%- set types = pipeline_dataset_types() -%}
+  {%- if dataset not in types -%}
+    {{ exceptions.raise_compiler_error("dataset_grain: dataset '" ~ dataset ~ "' is not in pipeline.yaml dataset_types; run python scripts/dev/generate_dbt_staging.py") }}
   {%- endif -%}
-  {{ return(grains[dataset]) }}
+  {{ return(types[dataset]['grain']) }}
 {%- endmacro %}
 
 {#- pipeline.yaml column type -> DuckDB type. -#}
@@ -22,10 +22,11 @@
   {{ return(types[column_type]) }}
 {%- endmacro %}
 
-{#- The column whose days an incremental staging model reports as changed (incremental.sql);
-    daily datasets with one are staged incrementally, the others (small) as tables. -#}
+{#- The column whose days an incremental staging model reports as changed (incremental.sql), from
+    pipeline.yaml dataset_types.<name>.change_date; daily datasets with one are staged
+    incrementally, the others (small) as tables. -#}
 {% macro dataset_change_date(dataset) -%}
-  {{ return({'ingest_orders': 'order_date'}.get(dataset)) }}
+  {{ return(pipeline_dataset_types()[dataset].get('change_date')) }}
 {%- endmacro %}
 
 {#- One market's dataset: contract columns typed, `market` added, one row per grain key

@@ -26,12 +26,42 @@ def escape(text: str) -> str:
 
 
 def clip(text: str, limit: int) -> str:
+    """At most `limit` characters of mrkdwn, never ending inside an entity (`&amp;`) or a link (`<url|label>`)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    opened = cut.rfind("<")
+    if opened > cut.rfind(">"):  # a link or mention would lose its closing '>'
+        cut = cut[:opened]
+    amp = cut.rfind("&")
+    if amp >= 0 and ";" not in cut[amp:]:  # an entity cut in two would show as '&am'
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _clip_plain(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clip_raw(text: str, limit: int) -> str:
+    """Raw text escaped for mrkdwn and clipped to `limit` characters: clipped before escaping, so no
+    entity is ever cut."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    budget, kept = limit - 1, []
+    for char in text:
+        piece = escape(char)
+        if len(piece) > budget:
+            break
+        kept.append(piece)
+        budget -= len(piece)
+    return "".join(kept) + "…"
 
 
 def code_block(text: str, limit: int = SECTION_TEXT_MAX) -> str:
     # Six characters go to the fences; clipping first keeps a long error inside the block.
-    return "```" + clip(escape(text), limit - 6) + "```"
+    return "```" + clip_raw(text, limit - 6) + "```"
 
 
 def link(url: str, label: str) -> str:
@@ -39,7 +69,7 @@ def link(url: str, label: str) -> str:
 
 
 def header_block(text: str) -> dict[str, Any]:
-    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, HEADER_MAX), "emoji": True}}
+    return {"type": "header", "text": {"type": "plain_text", "text": _clip_plain(text, HEADER_MAX), "emoji": True}}
 
 
 def section_block(mrkdwn: str) -> dict[str, Any]:
@@ -47,11 +77,26 @@ def section_block(mrkdwn: str) -> dict[str, Any]:
 
 
 def fields_block(fields: Mapping[str, str]) -> dict[str, Any]:
+    """One section of at most MAX_FIELDS fields (see fields_blocks for more)."""
     items = list(fields.items())[:MAX_FIELDS]
     return {
         "type": "section",
         "fields": [{"type": "mrkdwn", "text": clip(f"*{escape(k)}*\n{v}", FIELD_MAX)} for k, v in items],
     }
+
+
+MAX_FIELD_SECTIONS = 10
+"""More fields than fit 10 sections (100) end in a line saying how many were left out."""
+
+
+def fields_blocks(fields: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every field, ten to a section (Slack's limit per section): none is dropped silently."""
+    items = list(fields.items())
+    shown = items[: MAX_FIELDS * MAX_FIELD_SECTIONS]
+    blocks = [fields_block(dict(shown[i:i + MAX_FIELDS])) for i in range(0, len(shown), MAX_FIELDS)]
+    if len(items) > len(shown):
+        blocks.append(section_block(f"…and {len(items) - len(shown)} more not shown here"))
+    return blocks
 
 
 def context_block(elements: Sequence[str]) -> dict[str, Any]:
@@ -80,7 +125,7 @@ def message(
     if summary:
         blocks.append(section_block(summary))
     if fields:
-        blocks.append(fields_block(fields))
+        blocks.extend(fields_blocks(fields))
     if details:
         blocks.append(section_block(code_block(details)))
     if context:

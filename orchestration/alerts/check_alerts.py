@@ -17,7 +17,7 @@ from dagster._core.events import DagsterEventType
 
 from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
-from orchestration.alerts.slack import SlackAlerts
+from orchestration.alerts.slack import SlackAlerts, scrubbed
 from pipeline_common.config import Alerts
 
 BATCH = 25
@@ -68,7 +68,7 @@ def check_message(evaluation: Any, run_id: str, base_url: str) -> tuple[str, dic
     scalars = {k: v for k, v in evaluation.metadata.items() if k not in json_rows}
     fields = {"Asset": f"`{blocks.escape(asset)}`", "Check": f"`{blocks.escape(evaluation.check_name)}`"}
     for key, value in list(scalars.items())[: blocks.MAX_FIELDS - len(fields)]:
-        fields[key] = blocks.escape(blocks.clip(metadata_text(value), FIELD_VALUE_CHARS))
+        fields[key] = blocks.clip_raw(metadata_text(value), FIELD_VALUE_CHARS)
     details = "\n".join(f"{k}: {metadata_text(v)}" for k, v in json_rows.items()) or None
     summary = blocks.escape(evaluation.description or "") + (
         ("\n" if evaluation.description else "") + blocks.link(f"{base_url}/runs/{run_id}", "Open the run")
@@ -113,8 +113,9 @@ CURRENCY_CHECKS = ("source_is_current", "export_is_current")
 
 
 def _alert(context: Any, slack: SlackAlerts, alerts: Alerts, evaluation: Any, run_id: str) -> int:
+    log = scrubbed(context.log)  # every line the alert code writes is scrubbed of secrets
     if evaluation.check_name in CURRENCY_CHECKS:
-        context.log.info(
+        log.info(
             f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name} failed: reported by the "
             f"deadline alert on route {alerts.freshness_route} (one alert per day for all late data)"
         )
@@ -122,7 +123,7 @@ def _alert(context: Any, slack: SlackAlerts, alerts: Alerts, evaluation: Any, ru
     route = route_for(alerts, evaluation.check_name)
     title, payload = check_message(evaluation, run_id, ui_base_url(alerts))
     if evaluation.severity == dg.AssetCheckSeverity.WARN and route not in alerts.warn_routes:
-        context.log.warning(f"{title} (WARN, log only): {payload['text']}")
+        log.warning(f"{title} (WARN, log only): {payload['text']}")
         return 0
-    slack.send(route, evaluation.severity.value, title, payload, context.log)
+    slack.send(route, evaluation.severity.value, title, payload, log)
     return 1

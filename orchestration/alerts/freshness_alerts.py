@@ -13,17 +13,22 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 
 from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
-from orchestration.alerts.slack import SlackAlerts
+from orchestration.alerts.slack import SlackAlerts, scrubbed
 from orchestration.clock import business_now
 from orchestration.instance_freshness import freshness_report
 from pipeline_common import freshness
 from pipeline_common.config import PipelineConfig, business_zone
+from pipeline_common.secrets import scrub
+from pipeline_common.tableau import warnings as tableau_warnings
+from pipeline_common.tableau.session import tableau_settings
+from pipeline_common.time_budget import within
 
 FRESHNESS_SENSOR = "export_freshness_alert_sensor"
 
@@ -60,43 +65,54 @@ def warning_text(report: freshness.FreshnessReport, asset: str) -> str:
     return "Data not current: " + ("; ".join(late) or export.reason)
 
 
-def _tableau():
-    """The publisher's Tableau settings (None when unconfigured) and the warning functions."""
-    from create_hyper_files import data_quality_warning
-    from create_hyper_files.tableau_publisher import tableau_settings
-
-    return tableau_settings(), data_quality_warning
+SENSOR_TABLEAU_TIMEOUT_SECONDS = 15.0
+"""Per request inside the sensor (one try, no backoff): a tick stays far inside Dagster's 60 s."""
+TABLEAU_BUDGET_SECONDS = 25.0
+"""All of a tick's warnings; with Slack's 20 s send budget the tick ends within 45 s of Dagster's 60 s."""
 
 
 def sync_tableau_warnings(
     report: freshness.FreshnessReport, config: PipelineConfig, warned: dict[str, str], log: Any
 ) -> dict[str, str]:
     """Warn on each late export's data source (from the deadline on); clear the warnings of current ones.
-    `warned`: export asset -> warning text already set. Returns the new mapping."""
+    `warned`: export asset -> warning text already set. Returns the new mapping. One sign-in for all of
+    them, holding the PAT's session lock; a busy session or an outage defers to the next tick."""
     try:
-        settings, dqw = _tableau()
+        settings = tableau_settings()
     except Exception as exc:  # half-configured Tableau: the publisher's own error says what is missing
-        log.warning(f"Tableau data quality warnings skipped: {exc}")
+        log.warning(scrub(f"Tableau data quality warnings skipped: {exc}"))
         return warned
     if settings is None:
         return {}
-    logger = logging.getLogger("orchestration.tableau_warning")
-    result = dict(warned)
     past = freshness.past_deadline(config, report.at)
+    wanted: dict[str, str | None] = {}
+    assets: dict[str, str] = {}
     for export in config.exports:
         status = report.export(export.asset)
-        try:
-            if not status.current and past:
-                text = warning_text(report, export.asset)
-                if warned.get(export.asset) != text and dqw.set_warning(settings, export.name, text, logger):
-                    result[export.asset] = text
-                    log.info(f"Tableau data quality warning on {export.name}: {text}")
-            elif status.current and export.asset in warned:
-                dqw.clear_warning(settings, export.name, logger)
-                result.pop(export.asset)
-                log.info(f"Tableau data quality warning removed from {export.name}")
-        except Exception as exc:  # Tableau down must not stop the Slack alert; the next tick tries again
-            log.warning(f"Tableau data quality warning for {export.name} failed: {exc}")
+        if not status.current and past:
+            text = warning_text(report, export.asset)
+            if warned.get(export.asset) != text:
+                wanted[export.name], assets[export.name] = text, export.asset
+        elif status.current and export.asset in warned:
+            wanted[export.name], assets[export.name] = None, export.asset
+    if not wanted:
+        return dict(warned)
+    quick = replace(settings, retries=1, request_timeout=SENSOR_TABLEAU_TIMEOUT_SECONDS)
+    try:
+        outcome = within(TABLEAU_BUDGET_SECONDS, "the Tableau data quality warnings", lambda: tableau_warnings.sync_warnings(
+            quick, wanted, logging.getLogger("orchestration.tableau_warning")))
+    except Exception as exc:  # Tableau busy or down must not stop the Slack alert; the next tick tries again
+        log.warning(scrub(f"Tableau data quality warnings deferred to the next tick: {exc}"))
+        return dict(warned)
+    result = dict(warned)
+    for name, state in outcome.items():
+        asset, text = assets[name], wanted[name]
+        if text is not None and state:
+            result[asset] = text
+            log.info(scrub(f"Tableau data quality warning on {name}: {text}"))
+        elif text is None:
+            result.pop(asset, None)
+            log.info(f"Tableau data quality warning removed from {name}")
     return result
 
 
@@ -133,16 +149,17 @@ def build_freshness_sensor(
         ),
     )
     def export_freshness_alert_sensor(context: dg.SensorEvaluationContext, slack_alerts: SlackAlerts):
+        log = scrubbed(context.log)  # every line the alert code writes is scrubbed of secrets
         report = freshness_report(context.instance, config, business_now())
         state = json.loads(context.cursor) if context.cursor else {}
         verdict = evaluate_deadline(state, report, config)
         if verdict == "late":
             title, payload = late_message(report, config, ui_base_url(alerts))
-            slack_alerts.send(alerts.freshness_route, "ERROR", title, payload, context.log)
+            slack_alerts.send(alerts.freshness_route, "ERROR", title, payload, log)
         elif verdict == "recovered":
             title, payload = recovered_message(report)
-            slack_alerts.send(alerts.freshness_route, "OK", title, payload, context.log)
-        state["tableau_warned"] = sync_tableau_warnings(report, config, state.get("tableau_warned", {}), context.log)
+            slack_alerts.send(alerts.freshness_route, "OK", title, payload, log)
+        state["tableau_warned"] = sync_tableau_warnings(report, config, state.get("tableau_warned", {}), log)
         context.update_cursor(json.dumps(state, sort_keys=True))
         return dg.SkipReason(f"{verdict or 'no change'}: {report.headline()}")
 

@@ -16,7 +16,7 @@ import dagster as dg
 from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
 
 from orchestration.alerts import blocks
-from orchestration.alerts.slack import SlackAlerts
+from orchestration.alerts.slack import SlackAlerts, scrubbed
 from pipeline_common.config import Alerts, business_zone
 
 UI_BASE_URL_ENV_VAR = "DAGSTER_UI_BASE_URL"
@@ -160,10 +160,10 @@ def build_run_alert_sensors(alerts: Alerts, default_status: dg.DefaultSensorStat
     def run_failure_alert_sensor(context: dg.RunFailureSensorContext, slack_alerts: SlackAlerts):
         run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
         if will_be_retried(context.instance, run):
-            context.log.info(f"run {run.run_id} (attempt {attempt_number(run)}) will be retried: no alert yet")
+            scrubbed(context.log).info(f"run {run.run_id} (attempt {attempt_number(run)}) will be retried: no alert yet")
             return
         title, payload = failure_message(context, ui_base_url(alerts))
-        slack_alerts.send(route, "ERROR", title, payload, context.log)
+        slack_alerts.send(route, "ERROR", title, payload, scrubbed(context.log))
 
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
@@ -181,6 +181,6 @@ def build_run_alert_sensors(alerts: Alerts, default_status: dg.DefaultSensorStat
         if will_be_retried(context.instance, previous):
             return
         title, payload = recovery_message(run, previous, ui_base_url(alerts))
-        slack_alerts.send(route, "OK", title, payload, context.log)
+        slack_alerts.send(route, "OK", title, payload, scrubbed(context.log))
 
     return [run_failure_alert_sensor, run_recovery_alert_sensor]

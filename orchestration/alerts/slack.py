@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import hashlib
+import threading
 import time
 from typing import Any, Literal
 
@@ -25,6 +27,10 @@ from pipeline_common.settings import alerts_dir, env
 
 MAX_RETRY_AFTER_SECONDS = 120.0
 _BODY_EXCERPT_CHARS = 200
+MIN_SECONDS_BETWEEN_MESSAGES = 1.0
+"""Slack's incoming webhooks take about one message per second each; more answer 429."""
+_last_post: dict[str, float] = {}  # hash of a webhook URL -> monotonic time of its last post
+_pace_lock = threading.Lock()
 
 Outcome = Literal["sent", "filed"]
 
@@ -43,6 +49,44 @@ if not any(isinstance(f, _DropUrllib3Debug) for f in _URLLIB3_LOGGER.filters):
     _URLLIB3_LOGGER.addFilter(_DropUrllib3Debug())
 
 
+class ScrubbedLog:
+    """A logger (Python's or Dagster's) whose every line is scrubbed of secrets first."""
+
+    def __init__(self, log: Any):
+        self._log = log
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._log, name)
+        if name not in ("debug", "info", "warning", "error", "critical", "exception"):
+            return method
+        return lambda message, *args, **kwargs: method(scrub(str(message) % args if args else message), **kwargs)
+
+
+def scrubbed(log: Any) -> ScrubbedLog:
+    return log if isinstance(log, ScrubbedLog) else ScrubbedLog(log)
+
+
+def _pace(url: str, deadline: float) -> bool:
+    """Wait until this webhook's last message is a second old; False when that would pass `deadline`."""
+    key = hashlib.sha256(url.encode()).hexdigest()
+    with _pace_lock:
+        now = time.monotonic()
+        ready = _last_post.get(key, 0.0) + MIN_SECONDS_BETWEEN_MESSAGES
+        start = max(now, ready)
+        if start > deadline:
+            return False
+        _last_post[key] = start  # reserve the slot before sleeping, so threads queue one a second
+    if start > now:
+        time.sleep(start - now)
+    return True
+
+
+def _posted(url: str) -> None:
+    """The post is over: the next one to this webhook counts its second from here (Slack counts arrivals)."""
+    with _pace_lock:
+        _last_post[hashlib.sha256(url.encode()).hexdigest()] = time.monotonic()
+
+
 class SlackAlerts(dg.ConfigurableResource):
     """Routes alerts to Slack. `routes` maps a route to the NAME of the env var holding its webhook."""
 
@@ -50,6 +94,9 @@ class SlackAlerts(dg.ConfigurableResource):
     timeout_seconds: float = 10.0
     max_attempts: int = 4
     backoff_seconds: float = 2.0
+    budget_seconds: float = 20.0
+    """All attempts, waits and Retry-After of one send: a sensor tick (60 s) stays inside its deadline.
+    What does not get through in time is filed, never lost."""
 
     def send(
         self,
@@ -60,7 +107,7 @@ class SlackAlerts(dg.ConfigurableResource):
         log: logging.Logger | dg.DagsterLogManager | None = None,
     ) -> Outcome:
         """Post `payload` (Block Kit) to the route's webhook; file it when that is not possible."""
-        log = log or _fallback_logger
+        log = scrubbed(log or _fallback_logger)
         # An alert quotes failure messages; whatever a library put in them, no secret leaves here.
         title, payload = scrub(title), scrub_data(payload)
         var = self.routes.get(route)
@@ -79,12 +126,28 @@ class SlackAlerts(dg.ConfigurableResource):
 
     def _post(self, url: str, payload: dict[str, Any], log: Any) -> str | None:
         """None when Slack accepted the message, else why not (never containing the URL)."""
+        from pipeline_common.tls import certificate_failure, use_os_trust_store
+
+        use_os_trust_store()
         problem = "no attempt made"
+        deadline = time.monotonic() + self.budget_seconds
+        attempt = 0
         for attempt in range(1, self.max_attempts + 1):
             delay = self._backoff(attempt)
+            if not _pace(url, deadline - 1.0):
+                problem = f"{problem}; out of time ({self.budget_seconds:.0f} s budget)"
+                break
+            timeout = max(1.0, min(self.timeout_seconds, deadline - time.monotonic()))
             try:
-                response = requests.post(url, json=payload, timeout=self.timeout_seconds)
+                try:
+                    response = requests.post(url, json=payload, timeout=timeout)
+                finally:
+                    _posted(url)
             except (requests.Timeout, requests.ConnectionError) as exc:
+                reason = certificate_failure(exc)
+                if reason is not None:  # not retried: the machine does not trust the certificate it was shown
+                    return (f"the certificate of the Slack webhook's host could not be verified ({reason}); if a "
+                            "corporate proxy inspects HTTPS, its root CA belongs in the Windows certificate store")
                 # The exception's text quotes the URL; its class name says enough.
                 problem, retryable = type(exc).__name__, True
             except requests.RequestException as exc:
@@ -97,6 +160,9 @@ class SlackAlerts(dg.ConfigurableResource):
                 retryable = response.status_code == 429 or response.status_code >= 500
                 delay = _retry_after(response) if response.status_code == 429 else delay
             if not retryable or attempt == self.max_attempts:
+                break
+            if time.monotonic() + delay > deadline - 1.0:
+                problem = f"{problem}; the next try (in {delay:.0f} s) would pass the {self.budget_seconds:.0f} s budget"
                 break
             log.warning(f"Slack attempt {attempt}/{self.max_attempts} failed ({problem}); retry in {delay:.1f}s")
             time.sleep(delay)

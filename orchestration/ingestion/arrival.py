@@ -28,6 +28,7 @@ from pipeline_common.blob_paths import daily_blob_name
 from pipeline_common.config import JobSelection, PipelineConfig
 from pipeline_common.script_support import ScriptError
 from pipeline_common.source_container import find_blob
+from pipeline_common.time_budget import SENSOR_BUDGET_SECONDS, within
 
 ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3
@@ -48,7 +49,9 @@ def list_signatures(blob_name: str) -> dict[str, str]:
 
     Raises ScriptError (configuration or transient) with a message fit for the sensor's tick.
     """
-    found = find_blob(blob_name, listing_only=True)
+    # Inside the tick's time budget (each watched day its share): past it, deferred to the next tick.
+    found = within(SENSOR_BUDGET_SECONDS / WATCHED_DAYS, f"listing {blob_name}",
+                   lambda: find_blob(blob_name, listing_only=True))
     return {found[0].name: found[1]} if found else {}
 
 

@@ -96,7 +96,7 @@ def schema_check_result(config: PipelineConfig, entry: Dataset) -> dg.AssetCheck
         return dg.AssetCheckResult(
             passed=False, metadata={"files": 0, "problem": f"no Parquet under {dataset_dir(entry)}"}
         )
-    columns = dict(config.dataset_type(entry.dataset).columns)
+    columns = config.dataset_type(entry.dataset).column_types
     bad = {}
     for path in files:
         problems = schema_problems(pq.read_schema(path), columns)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from pipeline_common import reachability
+from pipeline_common import reachability, tls
 from pipeline_common.backoff import exponential_delay
 from pipeline_common.script_support import ConfigurationError, TransientError
 from pipeline_common.secrets import scrub
@@ -78,7 +78,8 @@ def graph_call(client: SignedInClient, step: str, call: Callable[[], T], on_retr
 
     settings = client.settings
     where = f"SharePoint {settings.site_url}"
-    for attempt in range(1, ATTEMPTS + 1):
+    attempts = client.attempts  # 1 inside a sensor tick: the next tick is the retry
+    for attempt in range(1, attempts + 1):
         try:
             result = call()
             reachability.mark_working(REACHABILITY_KIND, settings.fingerprint)
@@ -91,13 +92,13 @@ def graph_call(client: SignedInClient, step: str, call: Callable[[], T], on_retr
                 raise _graph_failure(settings, step, status, code, scrub(getattr(exc, "message", "") or exc)) from None
             wait = _retry_after(response)
             reason = f"HTTP {status}" + (f", Retry-After {wait:.0f} s" if wait is not None else "")
-            if attempt == ATTEMPTS or (wait is not None and wait > MAX_RETRY_AFTER_SECONDS):
+            if attempt == attempts or (wait is not None and wait > MAX_RETRY_AFTER_SECONDS):
                 kind = "throttled" if status == 429 else "unavailable"
                 raise TransientError(
                     f"{where}: {step} {kind} ({reason}) after {attempt} attempt(s); a retry later may succeed"
                 ) from None
         except requests.RequestException as exc:
-            if attempt == ATTEMPTS:
+            if attempt == attempts or tls.certificate_failure(exc):  # a certificate is never retried
                 network_failure(settings, exc, GRAPH_ENDPOINT if settings.graph_endpoint != DEFAULT_GRAPH_ENDPOINT
                                  else SITE_URL, settings.graph_endpoint, step)
             wait = None

@@ -46,7 +46,7 @@ ACS_RETIRED = (
     "Azure ACS app-only sign-in for SharePoint Online was retired on 2 April 2026 (Microsoft 365 message "
     "center MC693863), so this configuration can no longer sign in. Register a Microsoft Entra ID app, "
     f"grant it Sites.Selected on the site, and set {TENANT}, {CLIENT_ID} and either {CLIENT_SECRET} or "
-    f"{CERTIFICATE_PATH} + {CERTIFICATE_THUMBPRINT} (docs/sources.md walks through it)"
+    f"{CERTIFICATE_PATH} (docs/sources.md walks through it)"
 )
 REACHABILITY_KIND = "sharepoint"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -114,9 +114,9 @@ def sharepoint_settings(now: dt.datetime | None = None) -> SharePointSettings | 
             "configured: keep one (the certificate is the stronger choice, docs/sources.md)"
         )
     if has_certificate:
-        missing += [name for name in (CERTIFICATE_PATH, CERTIFICATE_THUMBPRINT) if not values[name]]
+        missing += [name for name in (CERTIFICATE_PATH,) if not values[name]]
     elif not has_secret:
-        missing.append(f"{CLIENT_SECRET} (or {CERTIFICATE_PATH} + {CERTIFICATE_THUMBPRINT})")
+        missing.append(f"{CLIENT_SECRET} (or {CERTIFICATE_PATH})")
     if missing:
         raise ConfigurationError(
             f"SharePoint is half configured: set {', '.join(missing)} (or unset every SHAREPOINT_ variable "

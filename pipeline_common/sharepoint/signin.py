@@ -3,12 +3,13 @@ one cached client per configuration, and the error rules that name what to fix."
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline_common import reachability
+from pipeline_common import reachability, tls
 from pipeline_common.script_support import ConfigurationError, TransientError
 from pipeline_common.secrets import register, scrub
 from pipeline_common.sharepoint.certificates import CERTIFICATE_THUMBPRINT
@@ -25,6 +26,8 @@ from pipeline_common.sharepoint.settings import (
 )
 
 HTTP_TIMEOUT = (15, 120)  # (connect, read) seconds: a stalled server fails (and is retried), never hangs
+SENSOR_HTTP_TIMEOUT = (5, 10)  # inside a sensor tick: one try per call, the next tick is the retry
+ATTEMPTS = 3  # per call, in process; then exit 75 and Dagster's RetryPolicy takes over
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,6 +57,7 @@ class SignedInClient:
     app: Any
     graph: Any
     drives: dict[str, tuple[str, str]] = field(default_factory=dict)  # folder -> (drive id, library name)
+    attempts: int = ATTEMPTS
 
 
 _clients: dict[str, SignedInClient] = {}
@@ -81,19 +85,24 @@ def _classify_token_failure(settings: SharePointSettings, result: dict[str, Any]
     return ConfigurationError(f"{where} refused ({error}): {first_line}")
 
 
-def _msal_app(settings: SharePointSettings) -> Any:
+def _msal_app(settings: SharePointSettings, timeout: tuple[float, float] = HTTP_TIMEOUT) -> Any:
     import msal
     import requests
 
     authority = f"{settings.authority_host}/{settings.tenant}"
     credential: Any = settings.client_secret
-    if settings.certificate is not None:
+    if settings.certificate is not None and settings.certificate.uses_sha256:
+        # msal 1.39: with `public_certificate` and no `thumbprint` the assertion carries x5t#S256 and x5c
+        # and is signed PS256 (Entra ID's current guidance); `thumbprint` alone is the deprecated SHA-1/RS256.
+        credential = {"private_key": settings.certificate.private_key_pem,
+                      "public_certificate": settings.certificate.certificate_pem}
+    elif settings.certificate is not None:
         credential = {"private_key": settings.certificate.private_key_pem, "thumbprint": settings.certificate.thumbprint}
     host = urlsplit(settings.authority_host).hostname or ""
     where = f"Microsoft Entra ID at {settings.authority_host} (tenant {settings.tenant})"
     try:
         return msal.ConfidentialClientApplication(
-            settings.client_id, authority=authority, client_credential=credential, timeout=HTTP_TIMEOUT,
+            settings.client_id, authority=authority, client_credential=credential, timeout=timeout,
             # A sovereign-cloud or test host is not on msal's list; the tenant discovery still runs.
             instance_discovery=None if host in KNOWN_AUTHORITY_HOSTS else False,
         )
@@ -116,6 +125,9 @@ def _raise(exc: Exception) -> Any:
 
 
 def network_failure(settings: SharePointSettings, exc: BaseException, variable: str, url: str, step: str) -> None:
+    certificate = tls.certificate_error(exc, url, variable)
+    if certificate is not None:  # never transient (contract section 1)
+        raise certificate from None
     host = urlsplit(url).hostname
     reachability.raise_if_unresolvable(exc, REACHABILITY_KIND, settings.fingerprint, host, variable)
     raise TransientError(
@@ -139,11 +151,16 @@ def _token(client: SignedInClient) -> dict[str, Any]:
     return result
 
 
-def signed_in_client(settings: SharePointSettings) -> SignedInClient:
-    """A cached client per configuration (msal keeps the token until it nearly expires)."""
-    cached = _clients.get(settings.cache_key)
+def signed_in_client(settings: SharePointSettings, timeout: tuple[float, float] = HTTP_TIMEOUT) -> SignedInClient:
+    """A cached client per configuration (msal keeps the token until it nearly expires). `timeout`
+    SENSOR_HTTP_TIMEOUT: short timeouts and one try per call, for a sensor tick."""
+    key = f"{settings.cache_key}/{timeout}"
+    cached = _clients.get(key)
     if cached is not None:
         return cached
+    tls.use_os_trust_store()
+    for note in settings.certificate.notes if settings.certificate else ():
+        logging.getLogger("pipeline_common.sharepoint").warning(note)
     from office365.graph_client import GraphClient
     from office365.graph_request import GraphRequest
 
@@ -164,10 +181,11 @@ def signed_in_client(settings: SharePointSettings) -> SignedInClient:
                 self._pending_request = _Request().with_access_token(lambda: _token(holder["client"]))
             return self._pending_request  # type: ignore[return-value]
 
-    graph = _Graph().with_transport(timeout=HTTP_TIMEOUT)
-    client = SignedInClient(settings=settings, app=_msal_app(settings), graph=graph)
+    graph = _Graph().with_transport(timeout=timeout)
+    client = SignedInClient(settings=settings, app=_msal_app(settings, timeout), graph=graph,
+                            attempts=1 if timeout == SENSOR_HTTP_TIMEOUT else ATTEMPTS)
     holder["client"] = client
-    _clients[settings.cache_key] = client
+    _clients[key] = client
     return client
 
 

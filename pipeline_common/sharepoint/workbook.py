@@ -1,4 +1,4 @@
-"""The budget workbook on SharePoint: its drive item's version (eTag, what the budget sensor polls) and
+"""The budget workbook on SharePoint: its drive item's version (cTag, eTag as a fallback: what the budget sensor polls) and
 its download (what the budget ingest reads), through the Graph calls of graph.py."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pipeline_common.sharepoint.graph import (
     document_library,
 )
 from pipeline_common.sharepoint.signin import (
+    HTTP_TIMEOUT,
+    SENSOR_HTTP_TIMEOUT,
     SignedInClient,
     signed_in_client,
 )
@@ -30,20 +32,31 @@ class MissingWorkbookError(BadDataError):
 
 @dataclass(frozen=True)
 class WorkbookVersion:
-    """What the budget sensor compares: the drive item's eTag (changes with every saved version)."""
+    """What the budget sensor compares: the drive item's cTag, which changes when the content changes
+    (the eTag also changes on metadata edits, a rename, and Excel's autosave of an open workbook)."""
 
     etag: str
     last_modified: str
     size: int
     item_id: str
     drive_id: str
+    ctag: str = ""
+
+    @property
+    def tag(self) -> str:
+        """`ctag=...` (content), or `etag=...` when the answer has no cTag (the fallback)."""
+        return f"ctag={self.ctag}" if self.ctag else f"etag={self.etag}"
 
 
 def _workbooks_in(client: SignedInClient, drive_id: str, folder: str) -> list[str]:
     def children() -> Any:
-        root = client.graph.drives[drive_id].root
-        target = root.get_by_path(folder) if folder else root
-        return target.children.get().execute_query()
+        # Graph documents GET /drives/{drive-id}/items/{item-id}/children (and root/children); the library's
+        # path form would send `root:/{path}://children`. So: the folder's item by path, then its children.
+        drive = client.graph.drives[drive_id]
+        if not folder:
+            return drive.root.children.get().execute_query()
+        item = drive.root.get_by_path(folder).get().execute_query()
+        return drive.items[str(item.id)].children.get().execute_query()
 
     try:
         items = graph_call(client, "folder listing", children, not_found=lambda: FileNotFoundError(folder))
@@ -55,9 +68,10 @@ def _workbooks_in(client: SignedInClient, drive_id: str, folder: str) -> list[st
     return sorted(str(i.name) for i in items if str(i.name or "").lower().endswith(WORKBOOK_SUFFIXES))
 
 
-def workbook_version(settings: SharePointSettings, file_name: str) -> WorkbookVersion | None:
-    """The workbook's current version (drive item metadata only, no download); None when it is absent."""
-    client = signed_in_client(settings)
+def workbook_version(settings: SharePointSettings, file_name: str, in_sensor: bool = False) -> WorkbookVersion | None:
+    """The workbook's current version (drive item metadata only, no download); None when it is absent.
+    `in_sensor`: short timeouts and one try per call (the budget sensor's tick is the retry)."""
+    client = signed_in_client(settings, SENSOR_HTTP_TIMEOUT if in_sensor else HTTP_TIMEOUT)
     drive_id, _, folder = document_library(client)
     path = f"{folder}/{file_name}" if folder else file_name
 
@@ -70,7 +84,8 @@ def workbook_version(settings: SharePointSettings, file_name: str) -> WorkbookVe
         return None
     props = item.properties
     return WorkbookVersion(
-        etag=str(props.get("eTag") or props.get("cTag") or ""), last_modified=str(props.get("lastModifiedDateTime") or ""),
+        etag=str(props.get("eTag") or ""), ctag=str(props.get("cTag") or ""),
+        last_modified=str(props.get("lastModifiedDateTime") or ""),
         size=int(props.get("size") or 0), item_id=str(props.get("id") or item.id), drive_id=drive_id,
     )
 

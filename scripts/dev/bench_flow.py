@@ -162,7 +162,7 @@ def floor(data_dir: Path, landing: Path, new_blobs: list[str], as_of: dt.date, d
     from create_hyper_files.hyper_builder import load_parquet, start_hyper
 
     config = load_pipeline_config()
-    columns = config.dataset_type(ORDERS).columns
+    columns = config.dataset_type(ORDERS).column_types
     arrow_types = {"integer": pa.int64(), "string": pa.string(), "date": pa.date32(),
                    "timestamp": pa.timestamp("us"), "decimal": pa.decimal128(18, 2)}
     start = time.perf_counter()

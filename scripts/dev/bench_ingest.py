@@ -126,7 +126,7 @@ def pure_arrow(files: list[Path], out: Path) -> float:
     from azure_sync.csv_reader import ARROW_TYPES
     from pipeline_common.config import load_pipeline_config
 
-    columns = load_pipeline_config().dataset_type(DATASET).columns
+    columns = load_pipeline_config().dataset_type(DATASET).column_types
     types = {name: ARROW_TYPES[kind] for name, kind in columns.items()}
     out.mkdir(parents=True)
     started = time.perf_counter()

@@ -58,8 +58,9 @@ class TestPki:
     app_key_only_path: Path  # private key alone (the thumbprint cannot be checked locally)
     app_pfx_path: Path  # PKCS#12 with a password
     app_pfx_password: str
-    app_thumbprint: str
+    app_thumbprint: str  # SHA-1, the deprecated form (x5t)
     app_public_key: object
+    app_thumbprint_sha256: str = ""  # what Entra ID's current guidance uses (x5t#S256)
 
 
 def _make_pki(folder: Path) -> TestPki:
@@ -118,7 +119,7 @@ def _make_pki(folder: Path) -> TestPki:
         ca_path=paths["ca.pem"], server_cert_path=paths["server.pem"], server_key_path=paths["server.key"],
         app_pem_path=paths["app.pem"], app_key_only_path=paths["app-key.pem"], app_pfx_path=paths["app.pfx"],
         app_pfx_password=password, app_thumbprint=app_cert.fingerprint(hashes.SHA1()).hex().upper(),
-        app_public_key=app_key.public_key(),
+        app_public_key=app_key.public_key(), app_thumbprint_sha256=app_cert.fingerprint(hashes.SHA256()).hex().upper(),
     )
 
 
@@ -131,6 +132,8 @@ class FakeMicrosoft365:
     files: dict[str, bytes] = field(default_factory=dict)  # path inside the library -> content
     etags: dict[str, str] = field(default_factory=dict)
     granted: bool = True  # Sites.Selected grant on the site
+    refuse_sha1: bool = False  # a tenant that no longer accepts SHA-1 (x5t, RS256) client assertions
+    graph_delay_seconds: float = 0.0  # a slow Graph: every Graph answer waits this long
     echo_form_in_errors: bool = False  # a token endpoint that quotes the request in its error text
     fail: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)  # step -> queued failures
     token_forms: list[dict[str, list[str]]] = field(default_factory=list)
@@ -160,9 +163,19 @@ class FakeMicrosoft365:
     def site_url(self) -> str:
         return f"https://{SITE_HOST}{SITE_PATH}"
 
+    ctags: dict[str, str] = field(default_factory=dict)
+
     def put(self, path: str, content: bytes) -> None:
+        """A new version of the file's content: its eTag and its cTag change."""
         with self.lock:
             self.files[path] = content
+            self.etags[path] = f'"{{{str(uuid.uuid4()).upper()}}},{len(self.etags) + 1}"'
+            self.ctags[path] = f'"c:{{{str(uuid.uuid4()).upper()}}},{len(self.ctags) + 1}"'
+
+    def touch(self, path: str) -> None:
+        """A metadata edit (a column in the library, a rename back and forth, Excel's autosave of an open
+        workbook with no change): as in SharePoint, the eTag changes and the cTag does not."""
+        with self.lock:
             self.etags[path] = f'"{{{str(uuid.uuid4()).upper()}}},{len(self.etags) + 1}"'
 
     def fail_next(self, step: str, status: int, times: int = 1, **headers: str) -> None:
@@ -295,18 +308,33 @@ def _handler(state: FakeMicrosoft365) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return "Client assertion failed signature validation (malformed JWT)."
             state.assertions.append((header, claims))
-            thumbprint = _b64url_decode(header.get("x5t", "")).hex().upper()
-            if header.get("alg") != "RS256" or header.get("typ") != "JWT":
+            if header.get("typ") != "JWT":
                 return f"Client assertion uses an unsupported header ({header.get('alg')}, {header.get('typ')})."
-            if thumbprint != state.pki.app_thumbprint:
+            if "x5t#S256" in header:  # Entra ID's current form: SHA-256 thumbprint, RSASSA-PSS
+                if header.get("alg") != "PS256":
+                    return f"Client assertion with x5t#S256 must be signed PS256, not {header.get('alg')}."
+                thumbprint = _b64url_decode(header["x5t#S256"]).hex().upper()
+                registered = state.pki.app_thumbprint_sha256
+            elif "x5t" in header:  # the deprecated SHA-1 form
+                if state.refuse_sha1:
+                    return ("Client assertion identifies its key with a SHA-1 thumbprint (x5t), which this tenant "
+                            "no longer accepts. Use x5t#S256 with PS256.")
+                if header.get("alg") != "RS256":
+                    return f"Client assertion uses an unsupported header ({header.get('alg')}, {header.get('typ')})."
+                thumbprint = _b64url_decode(header["x5t"]).hex().upper()
+                registered = state.pki.app_thumbprint
+            else:
+                return "Client assertion has no key identifier (x5t#S256 or x5t)."
+            if thumbprint != registered:
                 return ("Client assertion contains an invalid signature. [Reason - The key was not found., "
                         f"Thumbprint of key used by client: '{thumbprint}', Found key 'Start=11/30/2026 00:00:00, "
                         "End=11/30/2027 00:00:00', Please visit the Azure Portal, Graph Explorer or directly use "
                         "MS Graph to see configured keys for app Id '%s'.]" % CLIENT_ID)
+            scheme = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+                      if header["alg"] == "PS256" else padding.PKCS1v15())
             try:
                 state.pki.app_public_key.verify(  # type: ignore[attr-defined]
-                    _b64url_decode(signature_b64), f"{header_b64}.{claims_b64}".encode(),
-                    padding.PKCS1v15(), hashes.SHA256())
+                    _b64url_decode(signature_b64), f"{header_b64}.{claims_b64}".encode(), scheme, hashes.SHA256())
             except InvalidSignature:
                 return "Client assertion contains an invalid signature."
             now = time.time()
@@ -329,6 +357,8 @@ def _handler(state: FakeMicrosoft365) -> type[BaseHTTPRequestHandler]:
             return False
 
         def _graph(self, path: str) -> None:
+            if state.graph_delay_seconds:
+                time.sleep(state.graph_delay_seconds)
             site_prefix = f"/sites/{SITE_HOST}:"
             drive_prefix = f"/drives/{state.drive_id}"
             if path.startswith(site_prefix):
@@ -356,10 +386,19 @@ def _handler(state: FakeMicrosoft365) -> type[BaseHTTPRequestHandler]:
             rest = path[len(drive_prefix):]
             if rest.startswith("/items/") and rest.endswith("/content"):
                 return self._content(rest[len("/items/"):-len("/content")])
+            # Children only in the forms Graph documents: root/children, items/{item-id}/children and
+            # root:/{path}:/children; a double slash (root:/{path}://children) is refused as Graph does.
             if rest == "/root/children":
                 return self._children("")
-            if rest.startswith("/root:/") and rest.endswith("/children"):  # root:/{path}:/children
-                return self._children(rest[len("/root:/"):-len("/children")].rstrip("/").rstrip(":").strip("/"))
+            if rest.startswith("/items/") and rest.endswith("/children") and rest.count("/") == 3:
+                folder = next((f for f in self._folders() if state.item_id(f) == rest.split("/")[2]), None)
+                if folder is None:
+                    return self._graph_error(404, "itemNotFound", "The resource could not be found.")
+                return self._children(folder)
+            if rest.startswith("/root:/") and rest.endswith(":/children") and "//" not in rest:
+                return self._children(rest[len("/root:/"):-len(":/children")].strip("/"))
+            if rest.endswith("/children"):
+                return self._graph_error(400, "invalidRequest", f"Invalid request: unsupported path {path}")
             if rest.startswith("/root:/"):  # root:/{path} or root:/{path}:/
                 return self._item(rest[len("/root:/"):].rstrip("/").rstrip(":").strip("/"))
             self._graph_error(400, "invalidRequest", f"Unsupported path {path}")
@@ -384,7 +423,7 @@ def _handler(state: FakeMicrosoft365) -> type[BaseHTTPRequestHandler]:
             return {
                 "@microsoft.graph.downloadUrl": self._download_url(path),
                 "id": state.item_id(path), "name": path.rsplit("/", 1)[-1], "eTag": state.etags[path],
-                "cTag": state.etags[path].replace('"{', '"c:{'), "size": len(state.files[path]),
+                **({"cTag": state.ctags[path]} if state.ctags.get(path) else {}), "size": len(state.files[path]),
                 "lastModifiedDateTime": "2026-11-30T06:00:00Z",
                 "file": {"mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
                 "parentReference": {"driveId": state.drive_id, "driveType": "documentLibrary"},

@@ -3,6 +3,8 @@
 It speaks the webhook protocol (POST JSON to /services/..., `200 ok`; `400 invalid_payload`
 / `invalid_blocks` for bodies Slack would reject; `404 no_service` for an unknown hook),
 records every request, and can be told to answer 500/429 or to sleep past the client's timeout.
+Like Slack it takes about one message per second per webhook: a faster one is answered 429 with
+Retry-After: 1.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class FakeSlack:
     delay_seconds: float = 0.0
     retry_after: str | None = None
     hooks: set[str] = field(default_factory=set)
+    pace_seconds: float = 1.0  # Slack's incoming webhooks: about one message per second each; faster is 429
+    last_accepted: dict[str, float] = field(default_factory=dict)
+    paced: int = 0  # messages refused for coming too fast
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def webhook_url(self, route: str) -> str:
@@ -121,6 +126,12 @@ class FakeSlack:
         if failing:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return self.status, "rate_limited" if self.status == 429 else "internal_error", headers
+        with self.lock:
+            now = time.monotonic()
+            if now - self.last_accepted.get(path, -1e9) < self.pace_seconds:
+                self.paced += 1
+                return 429, "rate_limited", {"Retry-After": "1"}
+            self.last_accepted[path] = now
         return 200, "ok", {}
 
 
@@ -148,6 +159,11 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
     return Handler
+
+
+def accepted(fake: FakeSlack) -> int:
+    """How many messages Slack took (the ones refused with 429 for pacing are recorded too)."""
+    return sum(1 for r in fake.requests if r.path in fake.hooks) - fake.paced
 
 
 @pytest.fixture

@@ -4,8 +4,18 @@ It speaks the calls tableauserverclient 0.42 makes to publish a data source: ser
 (version negotiation), PAT sign-in/sign-out (XML), project query with a name filter,
 single-request multipart publish, and chunked publish (fileUploads initiate, append, then
 publish with uploadSessionId); data source query with a name filter, and data quality warnings
-on a data source (dataQualityWarnings/datasource/{id}: list, add, delete). Faults (401 session
+(list and add by content, dataQualityWarnings/datasource/{id}; update and delete by the warning's
+id, dataQualityWarnings/{dqw-id}; the by-content DELETE that clears all). Faults (401 session
 expiry, 5xx) can be queued per call.
+
+As strict as the real service where the pipeline depends on it:
+- HTTPS only, with a certificate from a private test CA that certifi does not hold: a client trusts
+  it only through the operating system's store (on Linux, what `SSL_CERT_FILE` names);
+- one session per personal access token: a new sign-in with the same PAT ends the previous session;
+- the site's content URL: the Default site is the empty one;
+- data quality warnings need Data Management (`data_management=False`: 403157 Feature disabled);
+- warning count by version: 2024.2 and older hold one warning per data source, newer one per type;
+- `proxy_page(status)`: a proxy or single sign-on page answering HTML instead of Tableau's XML.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -54,6 +65,12 @@ class Published:
 class TableauServerDouble:
     url: str = ""
     site_id: str = "site-0001-luid"
+    site_content_url: str = SITE_CONTENT_URL  # "" is the Default site
+    product_version: str = "2025.1.0"  # one warning per type; "2024.2.0" and older: one per data source
+    data_management: bool = True  # the Data Management licence that data quality warnings need
+    proxy_status: int | None = None  # a proxy / SSO page in front of the server answers every call
+    token_owner: dict[str, str] = field(default_factory=dict)  # session token -> PAT name
+    ended_sessions: int = 0  # sessions ended by a second sign-in with the same PAT
     requests: list[tuple[str, str]] = field(default_factory=list)
     sign_ins: list[dict[str, str]] = field(default_factory=list)
     published: list[Published] = field(default_factory=list)
@@ -68,10 +85,14 @@ class TableauServerDouble:
         """Answer the next calls of kind `call` (signin, projects, publish, append) with these statuses."""
         self.faults.setdefault(call, []).extend(statuses)
 
+    def proxy_page(self, status: int | None) -> None:
+        """From now on a proxy (or an SSO login page) answers every request with HTML (None: stop)."""
+        self.proxy_status = status
+
     def env(self, project: str = "Commercial", secret: str = PAT_SECRET) -> dict[str, str]:
         return {
-            "TABLEAU_SERVER_URL": self.url, "TABLEAU_SITE_ID": SITE_CONTENT_URL, "TABLEAU_PAT_NAME": PAT_NAME,
-            "TABLEAU_PAT_SECRET": secret, "TABLEAU_PROJECT": project,
+            "TABLEAU_SERVER_URL": self.url, "TABLEAU_SITE_ID": self.site_content_url or "default",
+            "TABLEAU_PAT_NAME": PAT_NAME, "TABLEAU_PAT_SECRET": secret, "TABLEAU_PROJECT": project,
         }
 
     def calls(self, kind: str) -> int:
@@ -85,6 +106,12 @@ class TableauServerDouble:
 
     def warnings_on(self, name: str) -> list[dict[str, str]]:
         return list(self.dqws.get(self.datasources[name][0], []))
+
+    @property
+    def one_per_asset(self) -> bool:
+        """Tableau Server 2024.2 and older hold one data quality warning per asset."""
+        year, release = (int(x) for x in self.product_version.split(".")[:2])
+        return (year, release) <= (2024, 2)
 
 
 def _xml(body: str) -> bytes:
@@ -131,6 +158,12 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
                 return
             rest, query = match.group("rest"), parse_qs(parsed.query)
             kind = _kind(method, rest)
+            if state.proxy_status is not None:
+                with state.lock:
+                    state.requests.append(("proxy", self.path))
+                self._send(state.proxy_status, b"<!DOCTYPE html><html><head><meta charset=utf-8><title>Sign in - Contoso Access Gateway"
+                           b"</title></head><body><form action=/login>Please sign in<br></form></body></html>", "text/html")
+                return
             with state.lock:
                 state.requests.append((kind, self.path))
                 queued = state.faults.get(kind)
@@ -149,6 +182,10 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
             if kind not in ("serverinfo", "signin") and self.headers.get("X-Tableau-Auth") not in state.tokens:
                 self._send(401, _error("401002", "Unauthorized Access", "Invalid authentication credentials"))
                 return
+            if kind.startswith("dqw") and not state.data_management:
+                self._send(403, _error("403157", "Feature disabled",
+                                       "Data quality warnings require Data Management on this site"))
+                return
             getattr(self, f"_{kind}", self._unknown)(rest, query, body)
 
         def _unknown(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
@@ -156,7 +193,8 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
 
         def _serverinfo(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
             self._send(200, _xml(
-                f'<serverInfo><productVersion build="20241.24.0312.0830">2024.1.0</productVersion>'
+                f'<serverInfo><productVersion build="{state.product_version.replace(".", "")}.24.0312.0830">'
+                f'{state.product_version}</productVersion>'
                 f"<restApiVersion>{REST_API_VERSION}</restApiVersion></serverInfo>"
             ))
 
@@ -170,14 +208,21 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
                 "site": site.get("contentUrl", "") if site is not None else "",
             }
             state.sign_ins.append(attempt)
-            if (attempt["name"], attempt["secret"], attempt["site"]) != (PAT_NAME, PAT_SECRET, SITE_CONTENT_URL):
+            if (attempt["name"], attempt["secret"], attempt["site"]) != (PAT_NAME, PAT_SECRET, state.site_content_url):
                 self._send(401, _error("401001", "Signin Error", "Error signing in to Tableau Server"))
                 return
             token = uuid.uuid4().hex
-            state.tokens.add(token)
+            with state.lock:  # one session per PAT: signing in again ends the PAT's earlier session
+                for old in [t for t, owner in state.token_owner.items() if owner == attempt["name"]]:
+                    if old in state.tokens:
+                        state.tokens.discard(old)
+                        state.ended_sessions += 1
+                    state.token_owner.pop(old)
+                state.tokens.add(token)
+                state.token_owner[token] = attempt["name"]
             self._send(200, _xml(
                 f'<credentials token="{token}" estimatedTimeToExpiration="365:00:00">'
-                f'<site id="{state.site_id}" contentUrl="{SITE_CONTENT_URL}"/><user id="user-0001"/></credentials>'
+                f'<site id="{state.site_id}" contentUrl="{state.site_content_url}"/><user id="user-0001"/></credentials>'
             ))
 
         def _signout(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
@@ -291,8 +336,48 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
             }
             assert warning["type"] in {"WARNING", "DEPRECATED", "STALE", "SENSITIVE_DATA", "MAINTENANCE"}, warning
             with state.lock:
-                state.dqws.setdefault(datasource_id, []).append(warning)
+                existing = state.dqws.setdefault(datasource_id, [])
+                if state.one_per_asset and existing:
+                    return self._send(409, _error("409004", "Conflict",
+                                                  "This asset already has a data quality warning"))
+                if any(w["type"] == warning["type"] for w in existing):
+                    return self._send(409, _error("409004", "Conflict",
+                                                  f"This asset already has a {warning['type']} data quality warning"))
+                existing.append(warning)
             self._send(200, self._dqw_xml([warning]))
+
+        def _dqw_by_id(self, rest: str) -> tuple[str, dict[str, str]] | None:
+            warning_id = rest.rsplit("/", 1)[-1]
+            for datasource_id, warnings in state.dqws.items():
+                for warning in warnings:
+                    if warning["id"] == warning_id:
+                        return datasource_id, warning
+            self._send(404, _error("404030", "Resource not found", warning_id))
+            return None
+
+        def _dqw_update(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            found = self._dqw_by_id(rest)
+            if found is None:
+                return
+            element = ET.fromstring(body).find("dataQualityWarning")
+            assert element is not None
+            with state.lock:
+                found[1].update({"type": element.get("type", found[1]["type"]),
+                                 "message": element.get("message", found[1]["message"]),
+                                 "isActive": element.get("isActive", found[1]["isActive"]),
+                                 "isSevere": element.get("isSevere", found[1]["isSevere"])})
+            self._send(200, self._dqw_xml([found[1]]))
+
+        def _dqw_delete_one(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            found = self._dqw_by_id(rest)
+            if found is not None:
+                with state.lock:
+                    state.dqws[found[0]].remove(found[1])
+                self._send(204)
+
+        def _dqw_put_by_content(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
+            # Update addresses one warning by its id; a PUT on the data source's collection is not a method.
+            self._send(405, _error("405000", "Method not allowed", "PUT on a data source's warnings"))
 
         def _dqw_delete(self, rest: str, query: dict[str, list[str]], body: bytes) -> None:
             datasource_id = self._dqw_target(rest)
@@ -334,7 +419,10 @@ def _kind(method: str, rest: str) -> str:
     if re.fullmatch(r"sites/[^/]+/datasources", rest) and method == "GET":
         return "datasources"
     if re.fullmatch(r"sites/[^/]+/dataQualityWarnings/datasource/[^/]+", rest):
-        return {"GET": "dqw_list", "POST": "dqw_add", "DELETE": "dqw_delete"}.get(method, "unknown")
+        return {"GET": "dqw_list", "POST": "dqw_add", "DELETE": "dqw_delete",
+                "PUT": "dqw_put_by_content"}.get(method, "unknown")
+    if re.fullmatch(r"sites/[^/]+/dataQualityWarnings/[^/]+", rest):
+        return {"PUT": "dqw_update", "DELETE": "dqw_delete_one"}.get(method, "unknown")
     return "unknown"
 
 
@@ -342,11 +430,30 @@ def _attr(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def server_tls(pki) -> ssl.SSLContext:
+    """The double's TLS: a server certificate for 127.0.0.1 signed by the private test CA."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server_cert_path, pki.server_key_path)
+    return context
+
+
+def trust_private_ca(monkeypatch: pytest.MonkeyPatch, pki) -> None:
+    """Put the private CA where the operating system's trust store is read from, for this process and its
+    children. On Linux truststore uses OpenSSL's default locations, which SSL_CERT_FILE overrides (the
+    Windows certificate store or the macOS keychain play this part on a desktop). REQUESTS_CA_BUNDLE is
+    cleared so nothing but the trust-store path can make the certificate verify."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_path))
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+
 @pytest.fixture
-def tableau_server() -> Iterator[TableauServerDouble]:
-    """A Tableau REST API double listening on 127.0.0.1 (a free port) for the test's duration."""
+def tableau_server(microsoft_pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[TableauServerDouble]:
+    """A Tableau REST API double on https://127.0.0.1:<free port> for the test's duration, its private CA
+    trusted through the OS trust store path (SSL_CERT_FILE), never through certifi."""
     state = TableauServerDouble()
-    with serve_on_loopback(_handler(state), "tableau-server-double") as url:
+    trust_private_ca(monkeypatch, microsoft_pki)
+    with serve_on_loopback(_handler(state), "tableau-server-double", tls=server_tls(microsoft_pki)) as url:
         state.url = url
         yield state
 
@@ -389,15 +496,53 @@ def export_warehouse(isolated_env, monkeypatch: pytest.MonkeyPatch):
     return path
 
 
+class _AsDagsterAsset:
+    """Marker among run_export's arguments: run the script inside a Dagster run of the asset that owns
+    the extract's name (pipeline.yaml exports), through Dagster Pipes, as the export assets do."""
+
+    def __repr__(self) -> str:
+        return "AS_DAGSTER_ASSET"
+
+
+AS_DAGSTER_ASSET = _AsDagsterAsset()
+
+
+def run_under_dagster(command: list[str], asset: str, env: dict[str, str], timeout: float):
+    """`command` run by a real in-process Dagster run of an asset keyed `asset`, with a real Pipes session
+    (context in the environment, messages through a temporary file); returns its CompletedProcess."""
+    import dagster as dg
+
+    done: list[subprocess.CompletedProcess] = []
+
+    @dg.asset(name=asset)
+    def export_asset(context):  # no annotation: dg is imported locally (string annotations)
+        with dg.open_pipes_session(context=context, context_injector=dg.PipesEnvContextInjector(),
+                                   message_reader=dg.PipesTempFileMessageReader()) as session:
+            done.append(subprocess.run(command, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+                                       env={**env, **session.get_bootstrap_env_vars()}))
+        yield from session.get_results()
+        if done[0].returncode != 0:
+            raise dg.Failure(f"exit {done[0].returncode}")
+
+    dg.materialize([export_asset], raise_on_error=False)
+    return done[0]
+
+
 @pytest.fixture
 def run_export():
-    """Run the export script as a separate process (as Dagster and analysts do)."""
+    """Run the export script as a separate process (as Dagster and analysts do); with AS_DAGSTER_ASSET among
+    the arguments, inside a Dagster run of the asset that owns `--name` (run_under_dagster)."""
 
-    def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
-        return subprocess.run(
-            [sys.executable, str(EXPORT_SCRIPT), *args], capture_output=True, text=True, encoding="utf-8",
-            env={**os.environ, **(env or {})}, timeout=timeout,
-        )
+    def _run(*args, env: dict[str, str] | None = None, timeout: float = 180):
+        command = [sys.executable, str(EXPORT_SCRIPT), *(a for a in args if a is not AS_DAGSTER_ASSET)]
+        full_env = {**os.environ, **(env or {})}
+        if AS_DAGSTER_ASSET in args:
+            from pipeline_common.config import load_pipeline_config
+
+            name = args[list(args).index("--name") + 1]
+            [asset] = [e.asset for e in load_pipeline_config().exports if e.name.casefold() == name.casefold()]
+            return run_under_dagster(command, asset, full_env, timeout)
+        return subprocess.run(command, capture_output=True, text=True, encoding="utf-8", env=full_env, timeout=timeout)
 
     return _run
 

@@ -83,6 +83,8 @@ def load_state(path: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
     blobs = raw.get("blobs") if isinstance(raw, dict) else None
     if not isinstance(blobs, dict) or raw.get("version") != STATE_VERSION:
         return {}, f"state file {path} has an unknown layout; every file in scope is synced again"
+    if not all(isinstance(entry, dict) for entry in blobs.values()):  # hand-edited or damaged: never a crash
+        return {}, f"state file {path} has entries of the wrong shape; every file in scope is synced again"
     return blobs, None
 
 

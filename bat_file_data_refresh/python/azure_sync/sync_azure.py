@@ -43,7 +43,7 @@ from pipeline_common.source_container import (
     open_source,
 )
 from pipeline_common.leftovers import remove_stale
-from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in
+from pipeline_common.config import ConfigError, DatasetType, PipelineConfig, load_for_script, today_in
 from pipeline_common.resource_limits import apply_arrow_threads
 from pipeline_common.script_support import (
     EXIT_CONFIG,
@@ -95,6 +95,7 @@ class SyncJob:
     market: str
     dataset: str
     columns: dict[str, str]
+    kind: DatasetType
     currency: str
     cadence: str
     timezone: str
@@ -124,10 +125,7 @@ class Outcome:
     exit_code: int = 0
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # wrong arguments are a configuration error (78), not 2
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+from pipeline_common.script_support import ArgumentParser as _ArgumentParser  # noqa: E402 - 78 and the JSON line
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -163,7 +161,8 @@ def build_job(
     return SyncJob(
         market=market,
         dataset=dataset,
-        columns=dict(kind.columns),
+        columns=kind.column_types,
+        kind=kind,
         currency=config.markets[market].currency,
         cadence=kind.cadence,
         timezone=config.timezone,
@@ -217,7 +216,7 @@ def sync_one(
             except OSError as exc:
                 raise io_error(path, exc, "reading") from None
         file_date = target.file_date if job.cadence != "reference" else None
-        check_values(parsed, target.blob.name, job.currency, file_date)
+        check_values(parsed, target.blob.name, job.kind, job.currency, file_date)
         if parsed.dropped_columns:
             run.log.warning(
                 f"{target.blob.name}: unknown column(s) {', '.join(map(repr, parsed.dropped_columns))} dropped"

@@ -1,8 +1,10 @@
-"""Value rules checked at sync (contract section 3): each violation rejects the file, naming blob, line, column and value.
+"""Value rules checked at sync (contract section 3), read from the declared schema in pipeline.yaml.
 
-The rules follow the column names of the contract, so they apply to every dataset that has
-the column (today `ingest_orders`). All checks are vectorised; only the first violation in
-file order is located and reported.
+Each column's declaration (pipeline_common.config.Column) says whether it may be empty, its bounds,
+its allowed values, whether it must be the market's currency or not after the file date, its
+longest text; the dataset type's `grain` must be unique within one file (a duplicate names both
+lines). Each violation rejects the file, naming blob, line, column and value. All checks are
+vectorised; only the first violation in file order is located and reported.
 """
 
 from __future__ import annotations
@@ -10,15 +12,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from azure_sync.csv_reader import BadFileError, ParsedFile, show_value
+from pipeline_common.config import Column, DatasetType
 
-CHANNELS = ("TV", "WEB", "APP", "PHONE")
-STATUSES = ("COMPLETED", "SHIPPED", "CANCELLED", "RETURNED")
+Mask = Callable[[], "pa.ChunkedArray | pa.Array"]
 
 
 @dataclass(frozen=True)
@@ -41,60 +44,96 @@ def _value_at(table: pa.Table, column: str, row: int) -> str:
     return show_value(None if value is None else str(value))
 
 
-def check_values(parsed: ParsedFile, blob: str, market_currency: str, file_date: dt.date | None) -> None:
-    """Raise BadFileError for the first (in file order) row that breaks a value rule."""
-    table = parsed.table
-    names = set(table.column_names)
-    checks: list[tuple[str, Callable[[], pa.ChunkedArray], str]] = []
-    if "quantity" in names:
-        checks.append(("quantity", lambda: pc.greater_equal(table.column("quantity"), 1), "expected an integer >= 1"))
-    if "unit_price" in names:
-        checks.append(("unit_price", lambda: pc.greater_equal(table.column("unit_price"), pa.scalar(0, pa.decimal128(18, 2))),
-                       "expected a price >= 0"))
-    if "currency" in names:
-        checks.append(("currency", lambda: pc.equal(table.column("currency"), market_currency),
-                       f"expected the market's currency {market_currency!r}"))
-    if "channel" in names:
-        checks.append(("channel", lambda: pc.is_in(table.column("channel"), pa.array(CHANNELS)),
-                       f"expected one of {', '.join(CHANNELS)}"))
-    if "status" in names:
-        checks.append(("status", lambda: pc.is_in(table.column("status"), pa.array(STATUSES)),
-                       f"expected one of {', '.join(STATUSES)}"))
-    if "order_date" in names and file_date is not None:
-        checks.append(("order_date", lambda: pc.less_equal(table.column("order_date"), pa.scalar(file_date, pa.date32())),
-                       f"expected a date not after the file date {file_date.isoformat()}"))
-    if "order_line_id" in names:
-        checks.append(("order_line_id", lambda: pc.is_valid(table.column("order_line_id")), "expected an integer"))
+def _number(value: Decimal, column: Column) -> pa.Scalar:
+    if column.type == "integer":
+        return pa.scalar(int(value), pa.int64())
+    return pa.scalar(value, pa.decimal128(18, 2))
 
+
+def _shown(value: Decimal) -> str:
+    return f"{value:,}" if value == value.to_integral_value() else str(value)
+
+
+def column_rules(name: str, column: Column, values: pa.ChunkedArray, market_currency: str,
+                 file_date: dt.date | None) -> list[tuple[Mask, str]]:
+    """(mask: true where the value is fine, what was expected) for each rule the column declares.
+    A null passes every rule but `nullable: false` (it is reported as an empty value there)."""
+    rules: list[tuple[Mask, str]] = []
+    if not column.nullable:
+        rules.append((lambda: pc.is_valid(values), "expected a value (the column may not be empty)"))
+    if column.type in ("integer", "decimal"):
+        low, high = column.bounds
+        if column.min is not None:
+            rules.append((lambda: pc.fill_null(pc.greater_equal(values, _number(low, column)), True),
+                          f"expected a number >= {_shown(low)}"))
+        if column.max is not None:
+            rules.append((lambda: pc.fill_null(pc.less_equal(values, _number(high, column)), True),
+                          f"expected a number <= {_shown(high)}"))
+    if column.allowed:
+        allowed = pa.array(column.allowed, pa.string())
+        rules.append((lambda: pc.fill_null(pc.is_in(values, allowed), True),
+                      f"expected one of {', '.join(column.allowed)}"))
+    if column.market_currency:
+        rules.append((lambda: pc.fill_null(pc.equal(values, market_currency), True),
+                      f"expected the market's currency {market_currency!r}"))
+    if column.max_length is not None:
+        rules.append((lambda: pc.fill_null(pc.less_equal(pc.utf8_length(values), column.max_length), True),
+                      f"expected at most {column.max_length} characters"))
+    if column.not_after_file_date and file_date is not None:
+        rules.append((lambda: pc.fill_null(pc.less_equal(values, pa.scalar(file_date, pa.date32())), True),
+                      f"expected a date not after the file date {file_date.isoformat()}"))
+    return rules
+
+
+def check_values(parsed: ParsedFile, blob: str, kind: DatasetType, market_currency: str,
+                 file_date: dt.date | None) -> None:
+    """Raise BadFileError for the first (in file order) row that breaks a declared rule."""
+    table = parsed.table
     found: list[Violation] = []
-    for column, mask, expected in checks:
-        row = _first_false(mask())
-        if row is not None:
-            found.append(Violation(row, column, f"{expected}, got {_value_at(table, column, row)}"))
-    duplicate = _first_duplicate(table, "order_line_id") if "order_line_id" in names else None
+    for name, column in kind.columns.items():
+        values = table.column(name)
+        for mask, expected in column_rules(name, column, values, market_currency, file_date):
+            row = _first_false(mask())
+            if row is not None:
+                found.append(Violation(row, name, f"{expected}, got {_value_at(table, name, row)}"))
+    duplicate = first_duplicate(table, kind.grain)
     if duplicate is not None:
         first, second = duplicate
-        value = table.column("order_line_id")[second].as_py()
-        found.append(Violation(second, "order_line_id",
-                               f"duplicate value {value} (first on line {parsed.line_of_row(first)})"))
+        if len(kind.grain) == 1:
+            key = f"value {table.column(kind.grain[0])[second].as_py()}"
+        else:
+            key = "key " + ", ".join(f"{name}={_value_at(table, name, second)}" for name in kind.grain)
+        found.append(Violation(second, kind.grain[0], f"duplicate {key} (first on line {parsed.line_of_row(first)})"))
     if not found:
         return
     worst = min(found, key=lambda violation: violation.row)
     raise BadFileError(f"{blob} line {parsed.line_of_row(worst.row)}, column {worst.column!r}: {worst.message}")
 
 
-def _first_duplicate(table: pa.Table, column: str) -> tuple[int, int] | None:
-    """(first row, repeating row) of the earliest repeat of a value in `column`, else None."""
-    values = table.column(column)
-    ids = values.to_numpy(zero_copy_only=False)
-    if values.null_count == 0 and bool(np.all(ids[1:] > ids[:-1])):
-        return None  # ascending, as exports write them: unique without hashing
-    if pc.count_distinct(values).as_py() == len(values) - values.null_count:
+def _codes(values: pa.ChunkedArray) -> np.ndarray:
+    """An integer per row, equal for equal values (nulls one code of their own)."""
+    if pa.types.is_integer(values.type) and values.null_count == 0:
+        return values.to_numpy()
+    encoded = pc.dictionary_encode(values.combine_chunks())
+    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def first_duplicate(table: pa.Table, grain: list[str]) -> tuple[int, int] | None:
+    """(first row, repeating row) of the earliest repeat of a grain key, else None."""
+    if len(grain) == 1:
+        ids = _codes(table.column(grain[0]))
+        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+            return None  # ascending, as exports write them: unique without hashing
+        keys = ids
+    else:
+        stacked = np.stack([_codes(table.column(name)) for name in grain], axis=1)
+        _, keys = np.unique(stacked, axis=0, return_inverse=True)
+        keys = keys.reshape(-1)
+    if len(np.unique(keys)) == len(keys):
         return None
-    order = np.argsort(ids, kind="stable")
-    ordered = ids[order]
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
     repeats = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1  # positions in `order` that repeat the one before
-    second = order[repeats]
-    earliest = int(second.min())
-    first = int(np.flatnonzero(ids == ids[earliest])[0])
+    earliest = int(order[repeats].min())
+    first = int(np.flatnonzero(keys == keys[earliest])[0])
     return first, earliest

@@ -2,30 +2,27 @@
 
 DuckDB writes each table to Parquet, Hyper loads the Parquet natively, the extract replaces
 $DATA_DIR/exports/{NAME}.hyper in one step, a timestamped backup is kept, and the extract is
-published (Overwrite) when Tableau is configured. The pipeline's own extract names are reserved
-for its Dagster assets; analysts list tables, query, dry-run and write elsewhere. Contract section 6.
+published (Overwrite) when Tableau is configured. The pipeline's own extract names (and so their
+Tableau data source names) are reserved for its Dagster export assets: the script accepts one only
+inside a Dagster run of that asset (the Pipes context names it), never from a flag. Analysts list
+tables, query, dry-run and write elsewhere (`--out` a folder or a .hyper file). Contract section 6.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from create_hyper_files.extract_backups import backup_extract, prune_backups
 from create_hyper_files.hyper_builder import build_hyper, hyper_table_names
 from create_hyper_files.progress import Progress
-from create_hyper_files.publish_lock import exclusive_lock
-from create_hyper_files.tableau_publisher import (
-    guard_client_logs,
-    publish_extract,
-    tableau_settings,
-)
 from create_hyper_files.warehouse_reader import (
     QuerySource,
     TableRef,
@@ -36,6 +33,7 @@ from create_hyper_files.warehouse_reader import (
     plan_casts,
     prepare_session,
     resolve_tables,
+    sandbox,
     validate_query,
 )
 from pipeline_common.config import DEFAULT_TIMEZONE, ConfigError, Export, load_for_script, load_pipeline_config
@@ -50,7 +48,9 @@ from pipeline_common.script_support import (
 )
 from pipeline_common.files import replace, reserved_name_problem
 from pipeline_common.leftovers import remove_stale, temp_name
-from pipeline_common.settings import duckdb_path, env, exports_dir
+from pipeline_common.settings import data_dir, duckdb_path, env, exports_dir
+from pipeline_common.tableau.publish import publish_extract
+from pipeline_common.tableau.session import guard_client_logs, tableau_settings
 from pipeline_common.resource_limits import duckdb_settings
 from pipeline_common.warehouse_lock import connect_read_only
 
@@ -59,7 +59,6 @@ LOCK_TIMEOUT_ENV_VAR = "EXPORT_LOCK_TIMEOUT_SECONDS"
 DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 PUBLISH_LOCK_TIMEOUT_ENV_VAR = "EXPORT_PUBLISH_LOCK_TIMEOUT_SECONDS"
 DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 1800.0
-PUBLISH_LOCK_NAME = ".publish.lock"
 BUILD_DIR_PREFIX = ".build-"
 MAX_NAME_CHARS = 100  # a file name and a Tableau data source name: long enough, never past path limits
 
@@ -85,8 +84,12 @@ examples:
   # write somewhere else: C:/Users/me/extracts/sales_pack.hyper (and its backups there)
   .venv/bin/python {SCRIPT} --tables qi_executive_daily_sales --name sales_pack --out C:/Users/me/extracts
 
+  # write exactly this file (its folder must exist; a file already there goes to backup/ beside it)
+  .venv/bin/python {SCRIPT} --tables qi_executive_daily_sales --name uk_week --out C:/Users/me/uk_week.hyper
+
 reserved names: the pipeline's own extracts (pipeline.yaml `exports`, e.g. executive_daily_sales)
-are built and published by their Dagster assets only; the CLI refuses those names, so an ad-hoc
+and their Tableau data sources are built and published by their Dagster assets only, inside a
+Dagster run of that asset; by hand the CLI refuses those names (and their files), so an ad-hoc
 extract never replaces a production extract or its Tableau data source.
 
 exit codes: 0 ok, 65 bad input (unknown table, a reserved name, a query that is not one SELECT or
@@ -101,6 +104,8 @@ class BuildResult:
     hyper_path: Path
     rows: dict[str, int]
     casts: dict[str, dict[str, str]]
+    columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Per table: (column, type as the extract holds it: DuckDB's, or the Tableau cast's target)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -121,15 +126,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     what.add_argument("--sql", metavar="QUERY",
                       help='one read-only SELECT or WITH query; the extract is "Extract"."Extract"')
     what.add_argument("--list", action="store_true",
-                      help="list every warehouse table with its row count and columns, then exit")
+                      help="list the warehouse tables and views you can export, with row counts and columns, then exit")
     parser.add_argument("--name", help="extract and data source name (letters, digits, _ and -)")
     parser.add_argument("--no-publish", action="store_true", help="build and back up only")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print what would be built; write and publish nothing")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write NAME.hyper and its backups under DIR (default $DATA_DIR/exports)")
-    parser.add_argument("--pipeline-export", action="store_true",
-                        help="build one of the pipeline's own extracts (used by the Dagster export assets)")
+    parser.add_argument("--out", type=Path, metavar="PATH",
+                        help="a folder (existing, or a path not ending in .hyper): write NAME.hyper and its backups "
+                        "there; a path ending in .hyper: write that file (its folder must exist; a file already "
+                        "there is kept in backup/ beside it). Default $DATA_DIR/exports")
     parser.add_argument(
         "--lock-timeout", type=float, metavar="SECONDS",
         default=float(env(LOCK_TIMEOUT_ENV_VAR) or DEFAULT_LOCK_TIMEOUT_SECONDS),
@@ -139,8 +144,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.list:
         extra = [flag for flag, value in (("--name", args.name), ("--out", args.out), ("--dry-run", args.dry_run),
-                                          ("--no-publish", args.no_publish),
-                                          ("--pipeline-export", args.pipeline_export)) if value]
+                                          ("--no-publish", args.no_publish)) if value]
         if extra:
             parser.error(f"--list takes no {', '.join(extra)}")
         return args
@@ -167,29 +171,86 @@ def pipeline_exports() -> dict[str, Export]:
     return {export.name.casefold(): export for export in config.exports}
 
 
-def check_name(name: str, pipeline_export: bool, tables: Sequence[str] | None = None) -> None:
-    """An ad-hoc extract must never replace a production extract (or its published data source)."""
-    export = pipeline_exports().get(name.casefold())
-    if export is not None and not pipeline_export:
+def dagster_assets(run_ctx: Any) -> list[str]:
+    """The assets of the Dagster run this process serves (its Pipes context), or [] when run by hand."""
+    if run_ctx.pipes is None:
+        return []
+    try:
+        return list(run_ctx.pipes.asset_keys)
+    except Exception:  # noqa: BLE001  (a Pipes context with no asset in scope, e.g. an op)
+        return []
+
+
+def rebuild_command(asset: str) -> str:
+    """The command that rebuilds a production extract through Dagster, recorded in the project's home."""
+    if os.name == "nt":
+        return (f"set \"DAGSTER_HOME=%CD%\\dagster_home\" && .venv\\Scripts\\dagster asset materialize "
+                f"-m orchestration.definitions --select {asset}")
+    return f"DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster asset materialize -m orchestration.definitions --select {asset}"
+
+
+def check_name(name: str, assets: Sequence[str], tables: Sequence[str] | None = None,
+               target: Path | None = None) -> None:
+    """An ad-hoc extract must never replace a production extract (its file or its published data source).
+
+    `assets`: the Dagster assets this process runs for (dagster_assets); a reserved name is accepted
+    only for its own export asset, and then only with the tables pipeline.yaml gives it.
+    """
+    exports = pipeline_exports()
+    export = exports.get(name.casefold())
+    if export is None and target is not None and _same_path(target.parent, exports_dir()):
+        export = exports.get(target.stem.casefold())  # --out $DATA_DIR/exports/<reserved>.hyper
+    if export is None:
+        return
+    if export.asset not in assets:
         raise BadDataError(
-            f"--name {name!r} is reserved: it is the pipeline's extract {export.name!r}, built and published "
-            f"by the Dagster asset {export.asset!r} (pipeline.yaml exports). Choose another name for an ad-hoc "
-            f"extract (e.g. {export.name}_adhoc); to rebuild the production extract, materialize "
-            f"{export.asset} in Dagster."
+            f"--name {name!r}{f' (--out {target})' if target is not None and name.casefold() != export.name.casefold() else ''} "
+            f"is reserved: it is the pipeline's extract {export.name!r} and its Tableau data source, built and "
+            f"published only by the Dagster asset {export.asset!r}, inside a Dagster run of that asset "
+            f"(pipeline.yaml exports). For an ad-hoc extract choose another name (e.g. {export.name}_adhoc). "
+            f"To rebuild the production extract, materialize {export.asset} in the Dagster UI (Assets > "
+            f"{export.asset} > Materialize), or from the repo root: {rebuild_command(export.asset)}"
         )
-    if export is None and pipeline_export:
-        raise ConfigurationError(
-            f"--pipeline-export: {name!r} is not one of the pipeline's extracts "
-            f"({', '.join(sorted(e.name for e in pipeline_exports().values()))})"
-        )
-    if export is not None and [t.casefold() for t in tables or []] != [t.casefold() for t in export.tables]:
-        # --pipeline-export builds exactly what pipeline.yaml says, so a copied command line with
-        # other tables (or a query) cannot replace the production extract either.
+    if [t.casefold() for t in tables or []] != [t.casefold() for t in export.tables]:
+        # Even inside its own asset's run, the extract is exactly what pipeline.yaml says.
         raise BadDataError(
-            f"--pipeline-export --name {export.name}: the extract is --tables {' '.join(export.tables)} "
+            f"--name {export.name}: the extract is --tables {' '.join(export.tables)} "
             f"(pipeline.yaml exports, asset {export.asset!r}), not "
             f"{'--tables ' + ' '.join(tables) if tables else 'a --sql query'}"
         )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the extract goes: its folder (build files, backup/), its file, and its backups' name."""
+
+    folder: Path
+    hyper_path: Path
+    backup_name: str
+    own_file: bool  # --out ends in .hyper: an existing file there is backed up before it is replaced
+
+
+def output_target(out: Path | None, name: str) -> Target:
+    """--out as contract section 6 reads it: a folder (existing, or not ending in .hyper) or the extract's file."""
+    if out is None:
+        folder = exports_dir()
+        return Target(folder, folder / f"{name}.hyper", name, own_file=False)
+    path = Path(os.path.abspath(out.expanduser()))
+    if path.suffix.lower() == ".hyper" and not path.is_dir():
+        if not path.parent.is_dir():
+            raise ConfigurationError(
+                f"--out {out}: the folder {path.parent} does not exist; create it first (a path ending in .hyper "
+                "is the extract's own file), or give a folder"
+            )
+        return Target(path.parent, path, path.stem, own_file=True)
+    return Target(path, path / f"{name}.hyper", name, own_file=False)
 
 
 def business_timezone() -> str:
@@ -212,24 +273,31 @@ def _source_name(source: TableRef | QuerySource) -> str:
 def build_extract(
     warehouse: Path, tables: Sequence[str] | None, name: str, out_dir: Path, lock_timeout: float,
     log: logging.Logger, timezone: str = DEFAULT_TIMEZONE, query: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, target: Path | None = None,
+    keep_previous: Callable[[Path], None] | None = None,
 ) -> BuildResult:
-    """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (Hyper), replaced in one step."""
+    """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (or `target`), replaced in
+    one step; `keep_previous(target)` runs first when a file is already there."""
     progress = progress or Progress(None, enabled=False)
     con = connect_read_only(warehouse, lock_timeout, log, settings=duckdb_settings("exporter"))
     work_dir: Path | None = None
+    planned = _work_dir_path(out_dir, name)
     try:
+        prepare_session(con, timezone)
+        sandbox(con, writable=planned)  # analyst SQL reads the warehouse only; DuckDB writes only the build folder
         # Validate before anything is created: a wrong name or query leaves no folder behind.
         sources = _resolve_sources(con, tables, query)
-        prepare_session(con, timezone)
-        work_dir = _make_work_dir(out_dir, name)
+        work_dir = _make_work_dir(out_dir, planned)
         exported = []
+        columns: dict[str, list[tuple[str, str]]] = {}
         for i, source in enumerate(sources):
             label = f"reading {'the query' if isinstance(source, QuerySource) else source.name} from DuckDB"
             with progress.stage(label, detail=lambda: _percent(con)) as done:
                 item = export_parquet(con, source, work_dir / f"{i}.parquet")
                 done(f"{item.rows:,} rows")
             exported.append(item)
+            columns[item.table.name] = [(c, item.casts[c].split(" -> ")[1] if c in item.casts else t)
+                                        for c, t in describe(con, source.sql)]
     except BaseException as exc:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -249,12 +317,15 @@ def build_extract(
                 raise BadDataError(
                     f"{item.table.name}: Hyper loaded {loaded[item.table.name]} rows, DuckDB exported {item.rows}"
                 )
-        target = out_dir / f"{name}.hyper"
+        target = target or out_dir / f"{name}.hyper"
+        if keep_previous is not None and target.exists():
+            keep_previous(target)
         replace(staged, target)  # Windows: Tableau Desktop may hold the old extract open
         return BuildResult(
             hyper_path=target,
             rows={e.table.name: e.rows for e in exported},
             casts={e.table.name: e.casts for e in exported if e.casts},
+            columns=columns,
         )
     except Exception as exc:
         # Hyper says "growing the database file failed" for a full disk, when creating the file or
@@ -267,16 +338,33 @@ def build_extract(
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _make_work_dir(out_dir: Path, name: str) -> Path:
+def _work_dir_path(out_dir: Path, name: str) -> Path:
+    # The work dir sits beside the target so the final os.replace never crosses file systems; its
+    # name carries this process's identity, so a killed run's folder is removed by the next run.
+    return out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
+
+
+def _make_work_dir(out_dir: Path, work_dir: Path) -> Path:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        # The work dir sits beside the target so the final os.replace never crosses file systems; its
-        # name carries this process's identity, so a killed run's folder is removed by the next run.
-        work_dir = out_dir / temp_name(f"{BUILD_DIR_PREFIX.lstrip('.')}{name}", "")
         work_dir.mkdir()
         return work_dir
     except OSError as exc:
         raise io_error(out_dir, exc) from None
+
+
+def refuse_pipeline_folders(out: Path, folder: Path | None = None) -> None:
+    """`--out` never writes into the pipeline's own folders: DATA_DIR (its exports, their backups, the
+    warehouse backups, raw data) and the warehouse's folder. Without --out an ad-hoc extract goes to
+    $DATA_DIR/exports, where the reserved names keep it from replacing a production extract."""
+    target = (folder or out).expanduser().resolve()  # --out FILE.hyper: the folder it goes into
+    for label, own in (("DATA_DIR", data_dir()), ("the warehouse folder (DUCKDB_PATH)", duckdb_path().parent)):
+        own = own.expanduser().resolve()
+        if target == own or own in target.parents:
+            raise ConfigurationError(
+                f"--out {out}: inside the pipeline's own folder {own} ({label}), where its extracts, backups "
+                "and data live; leave --out out to write to $DATA_DIR/exports, or choose a folder outside it"
+            )
 
 
 def remove_leftovers(out_dir: Path, log: logging.Logger) -> None:
@@ -300,15 +388,15 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
         return None
     guard_client_logs(settings.pat_secret, *handlers)
     lock_timeout = float(env(PUBLISH_LOCK_TIMEOUT_ENV_VAR) or DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS)
-    # A PAT allows one session at a time: publishes from parallel runs queue on this lock.
-    with exclusive_lock(result.hyper_path.parent / PUBLISH_LOCK_NAME, lock_timeout, log):
-        published = publish_extract(result.hyper_path, name, settings, log)
+    # A PAT allows one session at a time: publishes from parallel runs (and the deadline sensor's data
+    # quality warnings) queue on the PAT's session lock, $DATA_DIR/locks/tableau-session-*.lock.
+    published = publish_extract(result.hyper_path, name, settings, log, lock_timeout=lock_timeout)
     log.info(f"published {name} to Tableau project {settings.project!r} (content URL {published.content_url})")
     return published.content_url
 
 
 def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, out: TextIO) -> dict[str, Any]:
-    """--list: every table with its row count and columns, and the reserved extract names."""
+    """--list: every table an analyst may export (not the internal bookkeeping), rows, columns; the reserved names."""
     con = connect_read_only(warehouse, lock_timeout, log, settings=duckdb_settings("exporter"))
     try:
         tables = list_tables(con)
@@ -327,12 +415,13 @@ def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, ou
     return {"tables": {table.display: table.rows for table in tables}}
 
 
-def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: TextIO) -> dict[str, Any]:
+def dry_run(args: argparse.Namespace, where: Target, log: logging.Logger, out: TextIO) -> dict[str, Any]:
     """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
     con = connect_read_only(duckdb_path(), args.lock_timeout, log, settings=duckdb_settings("exporter"))
     try:
-        sources = _resolve_sources(con, args.tables, args.sql)
         prepare_session(con, business_timezone())
+        sandbox(con)
+        sources = _resolve_sources(con, args.tables, args.sql)
         plan = []
         for source in sources:
             columns = describe(con, source.sql)
@@ -340,7 +429,7 @@ def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: T
             plan.append((source, count_rows(con, source), columns, casts))
     finally:
         con.close()
-    target = out_dir / f"{args.name}.hyper"
+    target = where.hyper_path
     hyper_names = hyper_table_names([_source_name(s) for s in sources])
     out.write(f"dry run: would build {target} (nothing is written)\n")
     for source, rows, columns, casts in plan:
@@ -376,21 +465,33 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     args = parse_args(argv)
     if args.list:
         return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
-    check_name(args.name, args.pipeline_export, args.tables)
-    out_dir = args.out.expanduser().resolve() if args.out is not None else exports_dir()
+    where = output_target(args.out, args.name)
+    check_name(args.name, dagster_assets(run_ctx), args.tables, where.hyper_path)  # a production extract: 65
+    if args.out is not None:
+        refuse_pipeline_folders(args.out, where.folder)  # anything else in the pipeline's own folders: 78
+    out_dir = where.folder
     if args.dry_run:
-        return dry_run(args, out_dir, log, sys.stdout)
+        return dry_run(args, where, log, sys.stdout)
     progress = Progress.for_terminal(run_ctx.under_dagster)
     remove_leftovers(out_dir, log)
+
+    def keep_previous(existing: Path) -> None:  # --out FILE.hyper: never silently lose what was there
+        kept = backup_extract(existing, out_dir / "backup", where.backup_name)
+        log.info(f"the existing {existing.name} is kept as {kept}")
+
     result = build_extract(duckdb_path(), args.tables, args.name, out_dir, args.lock_timeout, log,
-                           business_timezone(), query=args.sql, progress=progress)
+                           business_timezone(), query=args.sql, progress=progress, target=where.hyper_path,
+                           keep_previous=keep_previous if where.own_file else None)
     for table, casts in result.casts.items():
         log.info(f"{table}: cast for Hyper/Tableau: {casts}")
     size = result.hyper_path.stat().st_size
     log.info(f"built {result.hyper_path} ({size} bytes): {result.rows}")
-    backup = backup_extract(result.hyper_path, out_dir / "backup", args.name)
-    pruned = prune_backups(out_dir / "backup", args.name, log=log)
-    log.info(f"backup {backup.name} kept; {len(pruned)} older backup(s) deleted")
+    if not where.own_file:
+        backup = backup_extract(result.hyper_path, out_dir / "backup", args.name)
+        log.info(f"backup {backup.name} kept")
+    pruned = prune_backups(out_dir / "backup", where.backup_name, log=log)
+    if pruned:
+        log.info(f"{len(pruned)} older backup(s) of {where.backup_name} deleted")
     content_url = None
     if args.no_publish:
         log.info("Tableau publishing skipped: --no-publish")
@@ -400,6 +501,7 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
             done("published" if content_url else "skipped (not configured)")
     metadata: dict[str, Any] = {f"rows_{table}": rows for table, rows in result.rows.items()}
     metadata.update(hyper_size_bytes=size, published=content_url is not None, hyper_path=str(result.hyper_path))
+    metadata["dagster/column_schema"] = column_schema_metadata(result.columns)
     if content_url is not None:
         metadata["tableau_content_url"] = content_url
     run_ctx.report_materialization(metadata)
@@ -408,6 +510,16 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     if args.sql is not None:
         summary["sql"] = args.sql.strip()
     return summary
+
+
+def column_schema_metadata(columns: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    """The extract's columns and types for the asset's Columns tab (Pipes `table_schema` metadata); the
+    columns of a several-table extract are named `table.column`."""
+    qualify = len(columns) > 1
+    return {"type": "table_schema", "raw_value": {"columns": [
+        {"name": f"{table}.{column}" if qualify else column, "type": data_type}
+        for table, table_columns in columns.items() for column, data_type in table_columns
+    ]}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import pyarrow as pa
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from pipeline_common.script_support import BadDataError
 
@@ -31,6 +32,12 @@ _MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 # Contract section 4: digits, an optional leading '-', an optional '.' decimal point, optional ','
 # thousands separators in groups of three. '1,234.50' is 1234.50; '1.234,50' is an error, never 1.23.
+BUDGET_MAX_ABS_GBP = 1e12
+"""A day's budget for one market and channel beyond GBP 1 trillion is a keying error (a pasted id, 1e16);
+it also keeps every sum within the warehouse's decimal(18, 2)."""
+RATE_MAX = 1e6
+"""GBP per unit of a currency: no currency is worth a million pounds; a larger number is a keying error."""
+
 _PLAIN_NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a Compound File: an encrypted OOXML or an old .xls
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
@@ -127,8 +134,19 @@ def _find_header(sheet: str, rows: list[tuple[Any, ...]], label: str) -> int:
 # --- values --------------------------------------------------------------------------------------
 
 
-def _numbers(sheet: str, row: int, first_column: int, cells: Sequence[Any]) -> np.ndarray:
-    """Cell values as floats, NaN where blank; rejects text, booleans and dates with the cell named."""
+def _numbers(sheet: str, row: int, first_column: int, cells: Sequence[Any], limit: float = BUDGET_MAX_ABS_GBP) -> np.ndarray:
+    """Cell values as floats, NaN where blank; rejects text, booleans, dates and numbers beyond +-`limit`
+    (or not finite) with the cell named."""
+    values = _cell_numbers(sheet, row, first_column, cells)
+    beyond = np.flatnonzero(~np.isnan(values) & ~(np.abs(values) <= limit))
+    if len(beyond):
+        offset = int(beyond[0])
+        raise BadDataError(f"{cell_ref(sheet, row, first_column + offset)}: expected a number within "
+                           f"+-{limit:,.0f}, got {_shown(cells[offset])}")
+    return values
+
+
+def _cell_numbers(sheet: str, row: int, first_column: int, cells: Sequence[Any]) -> np.ndarray:
     if all(v is None or (type(v) in (int, float)) for v in cells):
         return np.array(cells, dtype=float)
     out = np.full(len(cells), np.nan)
@@ -174,15 +192,23 @@ def _reject_values_beyond(sheet: str, row: int, cells: Sequence[Any], width: int
 def _sheet_rows(workbook: Any, sheet: str, source: str) -> list[tuple[Any, ...]]:
     if sheet not in workbook.sheetnames:
         raise BadDataError(f"{sheet}!A1: sheet '{sheet}' not found in {source} (sheets: {', '.join(workbook.sheetnames)})")
-    return list(workbook[sheet].iter_rows(values_only=True))
+    worksheet = workbook[sheet]
+    # The <dimension ref> Excel stores is a hint that other writers leave stale ("A1" or "A1:E12" while
+    # the data reaches NC24); read-only openpyxl would stop there. Recompute it from the cells.
+    worksheet.reset_dimensions()
+    return list(worksheet.iter_rows(values_only=True))
 
 
 def _first_uncached_formula(formulas: Any, sheet: str, values: list[tuple[Any, ...]]) -> str | None:
     """`Budget!D14` of the first formula cell that has no cached value (the file was never recalculated)."""
-    for row_index, row in enumerate(formulas[sheet].iter_rows(values_only=True)):
+    worksheet = formulas[sheet]
+    worksheet.reset_dimensions()
+    for row_index, row in enumerate(worksheet.iter_rows(values_only=True)):
         cached = values[row_index] if row_index < len(values) else ()
         for column_index, value in enumerate(row):
-            if isinstance(value, str) and value.startswith("=") and (
+            formula = isinstance(value, (ArrayFormula, DataTableFormula)) or (
+                isinstance(value, str) and value.startswith("="))  # plain, shared (expanded) or array (CSE)
+            if formula and (
                 column_index >= len(cached) or cached[column_index] is None
             ):
                 return cell_ref(sheet, row_index + 1, column_index + 1)
@@ -288,7 +314,7 @@ def parse_exchange(rows: list[tuple[Any, ...]], year: int, required: Iterable[st
             raise BadDataError(f"{cell_ref(sheet, row, 1)}: duplicate row for {currency}; first at row {seen[currency]}")
         seen[currency] = row
         _reject_values_beyond(sheet, row, cells, width)
-        values = _numbers(sheet, row, 2, cells[1:width])
+        values = _numbers(sheet, row, 2, cells[1:width], limit=RATE_MAX)
         _check_rates(sheet, row, currency, values)
         rates[currency] = values
     missing = sorted(set(required) - set(rates) - {"GBP"})

@@ -1,4 +1,4 @@
-"""A cross-process, cross-platform exclusive lock file: one Tableau publish at a time per PAT.
+"""A cross-process, cross-platform exclusive lock file: one Tableau session at a time per PAT.
 
 The lock file is created with O_EXCL and holds the owner's PID and process start time, so a
 lock left behind by a crashed process is recognised (PID gone, or reused by another process)
@@ -66,7 +66,7 @@ def exclusive_lock(lock_path: Path, timeout_seconds: float, log: logging.Logger)
     while not (created := _try_create(lock_path)):
         denied = denied or created is None
         if not _owner_alive(lock_path):
-            log.warning(f"removing stale publish lock {lock_path} (its process is gone)")
+            log.warning(f"removing stale Tableau session lock {lock_path} (its process is gone)")
             try:
                 lock_path.unlink()
                 continue
@@ -78,15 +78,16 @@ def exclusive_lock(lock_path: Path, timeout_seconds: float, log: logging.Logger)
         if remaining <= 0:
             if denied:
                 raise TransientError(
-                    f"the publish lock {lock_path} could not be created or removed for {timeout_seconds:.0f} s "
+                    f"the Tableau session lock {lock_path} could not be created or removed for {timeout_seconds:.0f} s "
                     f"(permission denied: a deleted lock another program still has open, or no write "
                     f"access to {lock_path.parent}); a retry later may succeed"
                 )
             raise TransientError(
-                f"another export is publishing to Tableau (lock {lock_path} held for over "
+                f"another process holds the Tableau session (a publish, or the deadline sensor's warnings; lock "
+                f"{lock_path} held for over "
                 f"{timeout_seconds:.0f} s); a retry later may succeed"
             )
-        log.info("another export is publishing to Tableau; waiting for its lock")
+        log.info("another process holds the Tableau session (a publish or the warnings); waiting for its lock")
         time.sleep(jittered_wait(attempt, 0.25, 10.0, remaining))
         attempt += 1
     try:
@@ -96,4 +97,4 @@ def exclusive_lock(lock_path: Path, timeout_seconds: float, log: logging.Logger)
             remove(lock_path)
         except (FileHeldError, FileAccessError) as exc:
             # Our PID goes with us, so the next export sees a stale lock and takes it over.
-            log.warning(f"could not delete the publish lock: {exc}")
+            log.warning(f"could not delete the Tableau session lock: {exc}")
