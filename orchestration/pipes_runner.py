@@ -32,6 +32,7 @@ from pipeline_common.script_support import (
     EXIT_TRANSIENT,
     UTF8_CHILD_ENV,
 )
+from pipeline_common.resource_limits import lower_current_process, lower_process, popen_kwargs
 from pipeline_common.secrets import scrub
 from pipeline_common.settings import repo_root
 
@@ -99,8 +100,10 @@ def stream_legacy_script(
             message_reader=dg.PipesTempFileMessageReader(),
         ) as session:
             process = subprocess.Popen(
-                command, env={**os.environ, **env, **session.get_bootstrap_env_vars()}, cwd=str(repo_root())
+                command, env={**os.environ, **env, **session.get_bootstrap_env_vars()}, cwd=str(repo_root()),
+                **popen_kwargs(),  # Windows: BELOW_NORMAL_PRIORITY_CLASS (pipeline.yaml resource_limits.priority)
             )
+            lower_process(process.pid)  # POSIX: the limits' nice value (already inherited, see below)
             try:
                 code = process.wait()
             except dg.DagsterExecutionInterruptedError:  # the run was terminated: stop the script too
@@ -121,6 +124,9 @@ def _script_launch(
     to) and that error file, removed afterwards whatever happens."""
     # The script's name and arguments are not secret; its environment may be, so it is not logged.
     context.log.info(f"running {script.name} {' '.join(args)}")
+    # The resource limits (pipeline.yaml resource_limits.priority): this step's process goes below normal priority, so
+    # every script it starts inherits it (PipesSubprocessClient takes no creation flags of ours).
+    lower_current_process()
     fd, error_file = tempfile.mkstemp(prefix="pipeline-error-", suffix=".txt")
     os.close(fd)
     try:

@@ -393,6 +393,67 @@ class Jobs(_Strict):
     backups_kept: int = Field(default=7, ge=1)
 
 
+MEMORY_SIZE = r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
+"""A DuckDB memory size as `memory_limit` takes it: 1.5GB, 800MB, 2GiB."""
+
+_MEMORY_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                 "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_bytes(size: str) -> int:
+    """Bytes in a MEMORY_SIZE string (`1.5GB` -> 1,500,000,000)."""
+    match = re.match(r"^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)$", size.strip())
+    if not match or match.group(2).upper() not in _MEMORY_UNITS:
+        raise ValueError(f"not a memory size: {size!r} (e.g. 1.5GB, 800MB)")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
+
+
+class DuckDBLimits(_Strict):
+    """What one DuckDB process of the pipeline may use (DuckDB settings `memory_limit`, `threads`)."""
+
+    memory_limit: str = Field(pattern=MEMORY_SIZE, description="DuckDB's buffer memory; beyond it, it spills")
+    threads: int = Field(ge=1, le=256)
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _at_least_64mb(cls, value: str) -> str:
+        if memory_bytes(value) < 64 * 10**6:
+            raise ValueError("below 64MB DuckDB cannot run the pipeline's queries; give at least 64MB")
+        return value
+
+
+class SyncLimits(_Strict):
+    """The sync reads CSV with pyarrow (no DuckDB): its CPU threads and how many datasets at once."""
+
+    threads: int = Field(default=2, ge=1, le=256, description="pyarrow's CPU and I/O thread pools")
+    datasets_at_once: int = Field(default=4, ge=1, le=64, description="sync_batch.py's parallel datasets")
+
+
+Priority = Literal["below_normal", "normal"]
+
+
+class ResourceLimits(_Strict):
+    """Memory and CPU the pipeline may take on the desktop (docs/performance.md, "Resource limits")."""
+
+    dbt: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1.5GB", threads=2))
+    exporter: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1GB", threads=2))
+    backup: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1GB", threads=2))
+    sync: SyncLimits = Field(default_factory=SyncLimits)
+    temp_directory: str = Field(
+        default="warehouse/spill", min_length=1,
+        description="Where DuckDB spills beyond memory_limit; relative paths are under DATA_DIR",
+    )
+    priority: Priority = Field(default="below_normal", description="CPU priority of the pipeline's processes")
+    nice: int = Field(default=10, ge=0, le=19, description="Linux/macOS: the nice value below_normal means")
+
+    @field_validator("temp_directory")
+    @classmethod
+    def _no_parent_steps(cls, value: str) -> str:
+        if ".." in Path(value).parts:
+            raise ValueError("must not contain '..' (relative paths stay under DATA_DIR)")
+        return value
+
+
 class PipelineConfig(_Strict):
     timezone: str = DEFAULT_TIMEZONE
     markets: dict[str, Market]
@@ -401,6 +462,7 @@ class PipelineConfig(_Strict):
     exports: list[Export] = Field(default_factory=list)
     alerts: Alerts = Field(default_factory=Alerts)
     jobs: Jobs = Field(default_factory=Jobs)
+    resource_limits: ResourceLimits = Field(default_factory=ResourceLimits)
 
     @field_validator("timezone")
     @classmethod

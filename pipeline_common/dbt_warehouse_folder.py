@@ -10,6 +10,9 @@
    outside the repo root), instead of building a second warehouse nobody reads.
 2. **The folder.** DuckDB creates a missing database file but not its folder, so a `dbt build` by
    hand on a fresh DATA_DIR would fail with "Cannot open file": the plugin creates the folder.
+3. **The resource limits.** Every connection dbt opens gets the `resource_limits.dbt` DuckDB settings of pipeline.yaml
+   (`memory_limit`, `threads`, a `temp_directory` under DATA_DIR to spill to; pipeline_common.resource_limits),
+   by hand as under Dagster.
 """
 
 from __future__ import annotations
@@ -70,3 +73,8 @@ class Plugin(BasePlugin):
         if problem:
             raise WarehousePathMismatch(problem)
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+    def configure_connection(self, conn: Any) -> None:
+        from pipeline_common.resource_limits import apply_duckdb_settings, duckdb_settings
+
+        apply_duckdb_settings(conn, duckdb_settings("dbt"))

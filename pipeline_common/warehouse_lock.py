@@ -95,8 +95,11 @@ def connect_read_only(
     timeout_seconds: float,
     log: logging.Logger | Any,
     sleep: Callable[[float], None] = time.sleep,
+    settings: dict[str, Any] | None = None,
 ):
     """Open the warehouse read-only; while another process holds its lock, back off and retry.
+
+    `settings`: DuckDB settings for the connection (the exporter's resource limits, pipeline_common.resource_limits).
 
     Raises ConfigurationError when the file is missing or cannot be opened for another reason,
     WarehouseLockedError (exit 75, retried by Dagster) when the lock outlasts `timeout_seconds`.
@@ -109,7 +112,7 @@ def connect_read_only(
     attempt = 0
     while True:
         try:
-            return duckdb.connect(str(path), read_only=True)
+            return duckdb.connect(str(path), read_only=True, config=dict(settings or {}))
         except duckdb.Error as exc:
             damaged = damaged_warehouse_error(path, exc)
             if damaged is not None:

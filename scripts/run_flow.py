@@ -301,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline_common.script_support import tolerate_console_encoding
 
     tolerate_console_encoding()
+    # The resource limits (pipeline.yaml resource_limits.priority): the run executes in this process, so it and every
+    # script and dbt process it starts run below normal priority; the person at the PC comes first.
+    from pipeline_common.resource_limits import lower_current_process
+
+    lower_current_process()
 
     _quiet_preview_warnings()
     # dbt colours its console lines even into a file: logs/run_flow.log gets plain text.

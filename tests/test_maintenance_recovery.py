@@ -15,6 +15,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus
 from dagster._core.storage.tags import WILL_RETRY_TAG
 
+from orchestration.maintenance.warehouse_backup import restore_warehouse
 from orchestration.maintenance.recovery import fail_interrupted_runs, set_pool_limits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,12 +76,12 @@ def test_killed_backup_run_leaves_no_backup_and_no_slot_and_the_next_run_succeed
     # Freeze the run's processes the moment the copy has begun, so the kill lands half-way
     # whatever the machine's speed (no timing window), then kill them.
     _suspend_tree(process)
-    assert list(backups.glob(".*.partial")) and not list(backups.glob("analytics_*.duckdb")), (
+    assert list(backups.glob(".*.partial")) and not list(backups.glob("analytics_2*")), (
         "the copy finished before it could be frozen: make the warehouse bigger"
     )
     _kill_tree(process)
 
-    assert not list(backups.glob("analytics_*.duckdb")), "a killed run must not leave a backup that looks complete"
+    assert not list(backups.glob("analytics_2*")), "a killed run must not leave a backup that looks complete"
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()
         assert run.status == DagsterRunStatus.STARTED
@@ -96,9 +97,10 @@ def test_killed_backup_run_leaves_no_backup_and_no_slot_and_the_next_run_succeed
     again = _materialize_backup()
     output = again.communicate(timeout=240)[0].decode()
     assert again.returncode == 0, output[-3000:]
-    (backup,) = backups.glob("analytics_*.duckdb")
+    (backup,) = backups.glob("analytics_2*")
     assert not list(backups.glob(".*")), "the leftover of the killed run is cleaned up"
-    with duckdb.connect(str(backup), read_only=True) as con:
+    restored = restore_warehouse(backup, isolated_env / "restored.duckdb")
+    with duckdb.connect(str(restored), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM sales").fetchone()[0] == 12_000_000
     with dg.DagsterInstance.get() as instance:
         statuses = sorted(r.status.value for r in instance.get_runs())

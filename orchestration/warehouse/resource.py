@@ -30,6 +30,7 @@ from orchestration.warehouse.project import (
     warehouse_dbt_project,
     warehouse_env,
 )
+from pipeline_common.resource_limits import lower_current_process
 from pipeline_common.script_support import UTF8_CHILD_ENV
 
 _log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class WarehouseDbtCliResource(DbtCliResource):
 
     def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
         values = warehouse_env()
+        # The resource limits: dbt inherits this step's below-normal priority (pipeline.yaml resource_limits.priority);
+        # its DuckDB memory, threads and spill folder come from the profile's plugin.
+        lower_current_process()
         Path(values["DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
         project = warehouse_dbt_project()
         if args and args[0] != "parse" and prepared_for(project) != values:

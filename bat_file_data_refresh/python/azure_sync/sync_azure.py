@@ -44,6 +44,7 @@ from pipeline_common.source_container import (
 )
 from pipeline_common.leftovers import remove_stale
 from pipeline_common.config import ConfigError, DatasetType, PipelineConfig, load_for_script, today_in
+from pipeline_common.resource_limits import apply_arrow_threads
 from pipeline_common.script_support import (
     EXIT_CONFIG,
     BadDataError,
@@ -415,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with script_run(SCRIPT_NAME) as run:
         config = load_for_script()
+        apply_arrow_threads(config)  # the resource limits: pyarrow's thread pools (pipeline.yaml resource_limits.sync)
         run.summary = {"market": args.market, "dataset": args.dataset}
         job = build_job(config, args.market, args.dataset, args.days_back, args.as_of, args.force)
         summary, targets, outcomes = sync_dataset(job, run, started)

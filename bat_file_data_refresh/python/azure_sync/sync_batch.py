@@ -24,6 +24,7 @@ from typing import Any
 
 from azure_sync.sync_azure import MAX_DAYS_BACK, build_job, fail_if_needed, report, sync_dataset
 from pipeline_common import settings
+from pipeline_common.resource_limits import apply_arrow_threads
 from pipeline_common.config import PipelineConfig, load_for_script
 from pipeline_common.script_support import (
     ArgumentParser,
@@ -40,7 +41,7 @@ from pipeline_common.script_support import (
 from pipeline_common.secrets import scrub
 
 SCRIPT_NAME = "sync_batch"
-DEFAULT_WORKERS = int(os.environ.get("SYNC_DATASET_WORKERS") or 4)
+WORKERS_ENV_VAR = "SYNC_DATASET_WORKERS"  # overrides resource_limits.sync.datasets_at_once when set
 """Datasets synced at once. Most of a daily run's datasets find nothing new (a listing and a state
 file); the few with new files parse them on Arrow's own CPU pool, so a small number is enough."""
 
@@ -76,13 +77,13 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--days-back", type=int, help="window length in days for every daily dataset (default: each one's pipeline.yaml value)")
     parser.add_argument("--as-of", type=iso_date, help="last day of the window, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
     parser.add_argument("--force", action="store_true", help="re-sync every file in scope, changed or not")
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"datasets synced at once (default {DEFAULT_WORKERS})")
+    parser.add_argument("--workers", type=int, help="datasets synced at once (default: pipeline.yaml's resource_limits.sync.datasets_at_once)")
     args = parser.parse_args(argv)
     if args.days_back is not None and not 1 <= args.days_back <= MAX_DAYS_BACK:
         parser.error(f"--days-back must be between 1 and {MAX_DAYS_BACK}, got {args.days_back}")
     if args.as_of is not None and args.as_of < dt.date(1900, 1, 1) + dt.timedelta(days=MAX_DAYS_BACK):
         parser.error(f"--as-of {args.as_of} is too early; expected a date after 1910")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     for item in args.datasets or []:
         if item.count(":") != 1 or not all(item.split(":")):
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         run.summary = {"datasets": len(pairs)}
         for market, dataset in pairs:  # an unknown dataset stops the batch before any work (78)
             build_job(config, market, dataset, args.days_back, args.as_of, args.force)
-        workers = min(args.workers, len(pairs))
+        apply_arrow_threads(config)  # the resource limits: pyarrow's thread pools (pipeline.yaml resource_limits.sync)
+        workers = min(args.workers or int(os.environ.get(WORKERS_ENV_VAR) or 0) or config.resource_limits.sync.datasets_at_once,
+                      len(pairs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataset") as pool:
             futures = [pool.submit(sync_one_dataset, config, market, dataset, args, run) for market, dataset in pairs]
             results = [future.result() for future in futures]

@@ -51,6 +51,7 @@ from pipeline_common.leftovers import remove_stale, temp_name
 from pipeline_common.settings import data_dir, duckdb_path, env, exports_dir
 from pipeline_common.tableau.publish import publish_extract
 from pipeline_common.tableau.session import guard_client_logs, tableau_settings
+from pipeline_common.resource_limits import duckdb_settings
 from pipeline_common.warehouse_lock import connect_read_only
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
@@ -278,7 +279,7 @@ def build_extract(
     """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (or `target`), replaced in
     one step; `keep_previous(target)` runs first when a file is already there."""
     progress = progress or Progress(None, enabled=False)
-    con = connect_read_only(warehouse, lock_timeout, log)
+    con = connect_read_only(warehouse, lock_timeout, log, settings=duckdb_settings("exporter"))
     work_dir: Path | None = None
     planned = _work_dir_path(out_dir, name)
     try:
@@ -396,7 +397,7 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
 
 def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, out: TextIO) -> dict[str, Any]:
     """--list: every table an analyst may export (not the internal bookkeeping), rows, columns; the reserved names."""
-    con = connect_read_only(warehouse, lock_timeout, log)
+    con = connect_read_only(warehouse, lock_timeout, log, settings=duckdb_settings("exporter"))
     try:
         tables = list_tables(con)
     finally:
@@ -416,7 +417,7 @@ def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, ou
 
 def dry_run(args: argparse.Namespace, where: Target, log: logging.Logger, out: TextIO) -> dict[str, Any]:
     """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
-    con = connect_read_only(duckdb_path(), args.lock_timeout, log)
+    con = connect_read_only(duckdb_path(), args.lock_timeout, log, settings=duckdb_settings("exporter"))
     try:
         prepare_session(con, business_timezone())
         sandbox(con)
