@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="no start-up trigger (what a standard user may register; --register decides itself)")
     parser.add_argument("--register", action="store_true",
                         help="register the tasks now with schtasks.exe (Windows; what register_task.bat runs)")
+    parser.add_argument("--timezone", default=None,
+                        help="the PC's IANA time zone for the wake time (default: this machine's local zone)")
     parser.add_argument("--repo-root", default=None, help="the repo folder as Windows sees it (default: this repo)")
     parser.add_argument("--out-dir", type=Path, help="write <task>.xml files and tasks.json here")
     parser.add_argument("--print", action="store_true", help="print the XML instead")
@@ -306,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             boot = False
     if not user:
         parser.error("--user is required (DOMAIN\\user the tasks run as)")
-    tasks = build(load_settings(), repo_root, user, logon, args.task_name, boot_trigger=boot)
+    local_tz = ZoneInfo(args.timezone) if args.timezone else None
+    tasks = build(load_settings(), repo_root, user, logon, args.task_name, local_tz=local_tz, boot_trigger=boot)
     if args.register:
         return register(tasks, user)
     if args.print or not args.out_dir:

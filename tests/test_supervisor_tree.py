@@ -25,7 +25,8 @@ _spec = importlib.util.spec_from_file_location("supervisor_under_test", REPO / "
 supervisor = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(supervisor)
 
-pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals; Windows uses the Job object")
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals; Windows uses the Job object "
+                                "(tests/test_supervisor_windows_degrading.py; scripts\\windows_acceptance.ps1 steps 9-10)")
 
 TREE = textwrap.dedent(
     """

@@ -58,11 +58,13 @@ def windows_argv(command_line: str) -> list[str]:
 
 
 def generate(tmp_path: Path, *extra: str, tz: str = "Europe/London") -> dict[str, ET.Element]:
-    """Run windows_task.py as register_task.ps1 does; {task name: parsed XML}."""
+    """Run windows_task.py as register_task.ps1 does; {task name: parsed XML}. The PC's zone is given
+    with --timezone, not TZ (which Windows' C runtime ignores)."""
     out = tmp_path / "tasks"
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--user", USER, "--out-dir", str(out), "--repo-root", AWKWARD_ROOT, *extra],
-        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "TZ": tz},
+        [sys.executable, str(GENERATOR), "--user", USER, "--out-dir", str(out), "--repo-root", AWKWARD_ROOT,
+         "--timezone", tz, *extra],
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     index = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
