@@ -23,7 +23,14 @@ from tests.plugins.cmd_model import CmdSyntaxError, Invocation, Machine, run, wi
 REPO = Path(__file__).resolve().parents[1]
 OLD = REPO / "tests" / "fixtures" / "bat_before_issue_27"
 BATS = {"start_dagster.bat": "", "doctor.bat": "scripts", "demo.bat": "scripts", "setup.bat": "scripts",
-        "test.bat": "scripts"}
+        "test.bat": "scripts", "register_task.bat": "scripts", "pause_pipeline.bat": "scripts",
+        "resume_pipeline.bat": "scripts", "windows_acceptance.bat": "scripts"}
+THIN = {  # .bat -> the Python command it runs in front of the user's arguments
+    "register_task.bat": ["scripts\\windows_task.py", "--register"],
+    "pause_pipeline.bat": ["scripts\\pipeline_control.py", "pause"],
+    "resume_pipeline.bat": ["scripts\\pipeline_control.py", "resume"],
+    "windows_acceptance.bat": ["scripts\\windows_acceptance.py"],
+}
 ISSUE_PATH = r"C:\Users\Seán O'Brien\OneDrive - Retail (UK) & Co\pipeline (prod)!"
 START_FOLDER = r"C:\Windows\System32"
 
@@ -35,7 +42,7 @@ REPO_PATHS = st.lists(FOLDER, min_size=1, max_size=4).map(lambda parts: "C:\\" +
 
 
 def _bat_text(name: str, old: bool) -> str:
-    path = (OLD / name) if old else (REPO / BATS[name] / name)
+    path = (OLD / name) if old and (OLD / name).exists() else (REPO / BATS[name] / name)
     return path.read_bytes().decode("ascii")
 
 
@@ -126,8 +133,19 @@ def _test(pc: Machine, repo: str, code: int) -> None:
     assert pythons(pc, repo)[-1] == ["-m", "pytest", "-k", "warehouse", "-x"]
 
 
+def _thin(name: str) -> Callable[[Machine, str, int], None]:
+    def checked(pc: Machine, repo: str, code: int) -> None:
+        assert run_bat(pc, repo, name, '--user "RETAIL\\Seán O\'Brien" --logon S4U') == code
+        assert pythons(pc, repo) == [[*THIN[name], "--user", "RETAIL\\Seán O'Brien", "--logon", "S4U"]]
+    return checked
+
+
+for _name in THIN:
+    CHECKS[_name] = _thin(_name)
+
 LAST_STEP = {"start_dagster.bat": "scripts\\supervisor.py", "doctor.bat": "scripts\\doctor.py",
-             "demo.bat": "scripts\\run_flow.py", "setup.bat": "scripts\\prepare_dbt.py", "test.bat": "-m pytest"}
+             "demo.bat": "scripts\\run_flow.py", "setup.bat": "scripts\\prepare_dbt.py", "test.bat": "-m pytest",
+             **{name: argv[0] for name, argv in THIN.items()}}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
