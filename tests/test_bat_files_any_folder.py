@@ -208,7 +208,7 @@ def test_before_the_fix_an_ampersand_cut_the_demos_dagster_home():
     with pytest.raises(AssertionError):
         _demo(pc, r"C:\Users\ana\Retail & Co\pipeline", 0)
     flows = [i for i in pc.invocations if "run_flow.py" in i.arguments]
-    assert flows and flows[0].env["DAGSTER_HOME"] == "C:\\Users\\ana\\Retail"  # the home the UI never shows
+    assert flows and flows[0].env["DAGSTER_HOME"] == "C:\\Users\\ana\\Retail "  # the home the UI never shows
 
 
 def test_before_the_fix_start_ran_whatever_python_was_on_path_after_activate():
@@ -230,3 +230,34 @@ def test_the_checks_fail_on_the_old_files_the_issue_names(name):
         except (AssertionError, CmdSyntaxError):
             failures += 1
     assert failures, f"the old {name} passes: the checks would not catch its faults"
+
+
+# ---- the model against cmd behaviour documented elsewhere ----------------------------------------
+
+def _script(text: str, env: dict[str, str] | None = None, delayed: bool = False) -> Machine:
+    pc = Machine(files={r"C:\t\x.bat": text.replace("\n", "\r\n"), r"C:\t\prog.exe": ""},
+                 env=dict(env or {}), cwd=r"C:\t", run_program=lambda invocation: 0, delayed_default=delayed)
+    run(pc, r"C:\t\x.bat")
+    return pc
+
+
+def test_model_the_classic_program_files_x86_error():
+    """`if ... ( echo %PATH% )` with "C:\\Program Files (x86)\\Microsoft ..." on PATH: the famous
+    "\\Microsoft was unexpected at this time."."""
+    with pytest.raises(CmdSyntaxError, match=r"^\\Microsoft was unexpected at this time\.$"):
+        _script("@echo off\nif 1==1 (\n  echo %P%\n)\n", {"P": r"C:\Program Files (x86)\Microsoft SQL"})
+
+
+def test_model_percent_expansion_happens_before_the_block_runs():
+    pc = _script('@echo off\nset "A=old"\nif 1==1 (\n  set "A=new"\n  echo %A%\n)\necho %A%\n')
+    assert pc.output == ["old", "new"]
+
+
+def test_model_delayed_expansion_eats_exclamation_marks_even_in_quotes():
+    assert _script('@echo off\necho "Hello!"\n', delayed=True).output == ['"Hello"']
+    assert _script('@echo off\necho "Hello!"\n', delayed=False).output == ['"Hello!"']
+
+
+def test_model_an_unquoted_ampersand_in_a_value_starts_a_second_command():
+    pc = _script("@echo off\nset X=%V%\n", {"V": r"a & prog.exe b"})
+    assert pc.env["X"] == "a " and [i.program for i in pc.invocations] == [r"C:\t\prog.exe"]

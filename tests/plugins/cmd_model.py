@@ -272,7 +272,7 @@ class _BatchContext:
                 break
             out.append(char)
             i += 1
-        return "".join(out).rstrip(" "), i
+        return "".join(out), i  # trailing spaces kept: `set X=a & b` sets "a "
 
     def parse_if(self, text: str, pos: int, depth: int):
         tokens, pos = [], _skip_blank(text, pos, newlines=False)
@@ -349,12 +349,14 @@ class _BatchContext:
         return "".join(out)
 
     def simple(self, command: str) -> None:
-        command = command.strip()
+        command = command.lstrip(" \t")
         if command.startswith("@"):
             command = command[1:].lstrip()
         word, after = _token(command, 0)
         verb = word.lower()
         rest = command[after:].lstrip(" ")
+        if verb not in ("set", "echo"):  # only these two keep trailing spaces
+            rest = rest.rstrip(" ")
         if verb == "echo" or verb.startswith("echo."):
             if rest.lower() in ("off", "on"):
                 self.m.echo_on = rest.lower() == "on"
@@ -415,6 +417,8 @@ class _BatchContext:
                 self.m.output.append(f"'{program}' is not recognized as an internal or external command")
                 self.m.errorlevel = 9009
                 return
+        elif self.m.exists(self.m.full(program)) and "." in program:  # cmd looks in the current folder first
+            resolved = self.m.full(program)
         elif program.lower() in self.m.path_programs:
             resolved = program
         else:
