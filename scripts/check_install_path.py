@@ -23,7 +23,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WINDOWS_MAX_PATH = 259
 """Longest path Windows accepts without long-path support (MAX_PATH 260 with the terminating NUL)."""
-DEEPEST_SITE_PACKAGES_FILE = 142
+DEEPEST_SITE_PACKAGES_FILE = 140
 """Characters of the longest file path inside site-packages that requirements.txt installs (office365's
 intune models); tests/test_check_install_path.py measures the installed venv and keeps this honest."""
 SITE_PACKAGES = r".venv\Lib\site-packages"

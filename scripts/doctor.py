@@ -33,8 +33,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 IS_WINDOWS = os.name == "nt"
 VENV = REPO_ROOT / ".venv"
@@ -397,7 +395,7 @@ def task_problems(server_xml: str | None, wake_xml: str | None, settings: dict) 
 def check_task(options) -> Result:
     if not IS_WINDOWS:
         return skipped("task", "Windows only (Task Scheduler); on Linux run scripts/start.sh under your service manager")
-    from windows_task import load_settings
+    from scripts.windows_task import load_settings
 
     settings = load_settings()
     name = settings["task_name"]
@@ -675,7 +673,7 @@ def check_sharepoint(options) -> Result:
     from pipeline_common.script_support import ScriptError
 
     try:
-        from sharepoint_budget.sharepoint import download_workbook, sharepoint_settings
+        from sharepoint_budget.workbook_download import download_workbook, sharepoint_settings
 
         settings = sharepoint_settings()
     except ScriptError as exc:
@@ -747,20 +745,11 @@ def check_slack(options) -> Result:
     return ok("slack", f"webhooks live for route(s): {', '.join(sorted(configured))}")
 
 
-def _check_install_path_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("check_install_path", REPO_ROOT / "scripts" / "check_install_path.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def check_locations(options) -> Result:
     """OneDrive or a mapped drive under the repo, DATA_DIR or the Dagster home (scripts/check_install_path.py)."""
     from pipeline_common.settings import data_dir
+    from scripts import check_install_path as paths
 
-    paths = _check_install_path_module()
     named = [("the repo", str(REPO_ROOT)), ("DATA_DIR", str(data_dir().resolve())),
              ("DAGSTER_HOME", str(Path(options.dagster_home).resolve()))]
     drive_type = paths._drive_type if IS_WINDOWS else (lambda root: 0)
@@ -801,7 +790,23 @@ def run_check(name: str, options) -> Result:
         return problem(name, f"the check itself failed: {_short(exc)}", "report this line to the pipeline's maintainer")
 
 
+def outside_the_project() -> Result | None:
+    """A Python without the project's installed packages (not the venv) can check nothing else: say so."""
+    import importlib.util
+
+    if importlib.util.find_spec("pipeline_common") is not None:
+        return None
+    result = check_python(None)
+    if result.status == "OK":
+        result = problem("python", f"the project's packages are not installed in {VENV}", "run scripts\\setup.bat")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
+    outside = outside_the_project()
+    if outside is not None:  # paths only: no secret to scrub, and no scrubber to import
+        print(f"{outside.status:<8} {outside.name}: {outside.detail} | fix: {outside.fix}\n\n1 problem(s): fix them from the top")
+        return 1
     from pipeline_common.script_support import ArgumentParser, tolerate_console_encoding
 
     tolerate_console_encoding()

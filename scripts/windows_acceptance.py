@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import importlib.util
+import importlib
 import os
 import platform
 import subprocess
@@ -51,12 +51,8 @@ REPOS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name loca
 
 
 def _load(name: str) -> Any:
-    """A sibling script as a module (doctor, pipeline_control, windows_task)."""
-    spec = importlib.util.spec_from_file_location(f"acceptance_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A sibling desktop script as a module (doctor, pipeline_control, windows_task)."""
+    return importlib.import_module(f"scripts.{name}")
 
 
 @dataclass

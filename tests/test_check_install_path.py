@@ -3,7 +3,6 @@ still running from the venv, and a repo / DATA_DIR / home in OneDrive or on a ma
 
 from __future__ import annotations
 
-import importlib.util
 import ntpath
 import os
 import subprocess
@@ -17,9 +16,7 @@ from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "check_install_path.py"
-_spec = importlib.util.spec_from_file_location("check_install_path", SCRIPT)
-check = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check)
+from scripts import check_install_path as check
 
 
 def _deepest_installed_file() -> str:
@@ -91,3 +88,11 @@ def test_the_script_warns_and_exits_0_on_linux(tmp_path: Path):
 def test_on_windows_the_script_passes_for_this_checkout():  # pragma: no cover - Windows twin
     result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert result.returncode in (0, 75), result.stderr
+
+
+def test_the_limit_is_exact_at_the_boundary():
+    tail = len(ntpath.join("C:\\", r".venv\Lib\site-packages", DEEPEST)) - len("C:\\")
+    for extra in range(-2, 3):
+        repo = "C:\\" + "d" * (259 - tail - 3 + extra)  # 259 - the part below the repo, give or take
+        real_path = ntpath.join(repo, r".venv\Lib\site-packages", DEEPEST)
+        assert bool(check.long_path_problem(repo, long_paths_enabled=False)) == (len(real_path) > 259), len(real_path)

@@ -5,8 +5,6 @@ powercfg.exe and whoami.exe print them (English and German Windows)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def doctor(monkeypatch):
-    spec = importlib.util.spec_from_file_location("doctor_windows_under_test", REPO / "scripts" / "doctor.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "doctor_windows_under_test", module)
-    spec.loader.exec_module(module)
+def doctor():
+    from scripts import doctor as module
+
     return module
 
 
 def _registered(doctor, user=r"PC\ana", logon="Password") -> dict[str, str]:
-    import windows_task
+    from scripts import windows_task
 
     tasks = windows_task.build(windows_task.load_settings(), str(doctor.REPO_ROOT).replace("/", "\\"), user, logon)
     return {task["name"]: task["xml"] for task in tasks}
@@ -149,7 +145,7 @@ def test_onedrive_or_a_mapped_drive_is_a_warning_not_a_problem(doctor, tmp_path,
 
 
 def _settings():
-    import windows_task
+    from scripts import windows_task
 
     return windows_task.load_settings()
 

@@ -10,7 +10,6 @@ in scripts\\windows_acceptance.ps1 on the PC).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -22,10 +21,7 @@ import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("pipeline_control", REPO / "scripts" / "pipeline_control.py")
-control = importlib.util.module_from_spec(_spec)
-sys.modules["pipeline_control"] = control  # dataclasses look their module up there
-_spec.loader.exec_module(control)
+from scripts import pipeline_control as control
 
 SERVER, WAKE = control.task_names()
 

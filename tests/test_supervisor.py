@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -12,10 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from scripts import supervisor
+
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("supervisor", REPO / "scripts" / "supervisor.py")
-supervisor = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(supervisor)
 
 
 def test_backoff_doubles_and_is_capped():

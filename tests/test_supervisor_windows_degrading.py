@@ -6,7 +6,6 @@ supervisor has none (the Interactive task runs pythonw.exe)."""
 from __future__ import annotations
 
 import _thread
-import importlib.util
 import os
 import signal
 import sys
@@ -20,11 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def supervisor(monkeypatch):
-    spec = importlib.util.spec_from_file_location("supervisor_windows_under_test", REPO / "scripts" / "supervisor.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "supervisor_windows_under_test", module)
-    spec.loader.exec_module(module)
+def supervisor():
+    from scripts import supervisor as module
+
     return module
 
 
@@ -73,9 +70,7 @@ def test_the_supervisor_is_in_its_kill_on_close_job_from_the_start():  # pragma:
     import subprocess
 
     # In a child process: the kill-on-close job ends whatever is in it when its handle closes.
-    code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('s', sys.argv[1]); "
-            "m = importlib.util.module_from_spec(s); sys.modules['s'] = m; s.loader.exec_module(m); "
-            "job = m.create_job(); print(job is not None and job.holds_supervisor, flush=True)")
-    result = subprocess.run([sys.executable, "-c", code, str(REPO / "scripts" / "supervisor.py")],
+    code = "from scripts import supervisor as m; job = m.create_job(); print(job is not None and job.holds_supervisor)"
+    result = subprocess.run([sys.executable, "-c", code],
                             capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "True", result.stderr

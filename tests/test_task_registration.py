@@ -126,12 +126,9 @@ def test_a_changed_password_cannot_hammer_the_account_with_restarts(tmp_path):
 
 
 def _windows_task():
-    import importlib.util
+    from scripts import windows_task
 
-    spec = importlib.util.spec_from_file_location("windows_task_under_test", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return windows_task
 
 
 def test_the_no_powershell_route_runs_schtasks_from_system_root_with_a_password_prompt():
