@@ -28,7 +28,7 @@ import duckdb
 import psutil
 import pytest
 
-from tests.test_e2e_dagster_dev import Stack, _wait_for
+from tests.test_e2e_dagster_dev import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 JOB = "warehouse_full_rebuild_job"  # dbt build only, tagged dbt_duckdb: a second one waits QUEUED
@@ -192,13 +192,13 @@ def test_terminating_a_run_stops_its_dbt_build_frees_the_lock_and_starts_the_nex
         assert not any(e["data"]["success"] for e in completed), "dbt ran its build to the end"
         models = [e for e in events if e["info"]["name"] == "NodeFinished"]
         assert len(models) < 20, f"dbt finished {len(models)} nodes before it stopped"
-        assert _wait_for(stack, first, {"CANCELED"}, timeout=120) == "CANCELED"
+        assert stack.wait_for(first, {"CANCELED"}, timeout=120) == "CANCELED"
 
         deadline = time.monotonic() + 120
         while stack.status(second) == "QUEUED":
             assert time.monotonic() < deadline, f"the queued run never started\n{stack.log_tail()}"
             time.sleep(0.5)
-        assert _wait_for(stack, second, {"SUCCESS"}) == "SUCCESS", stack.log_tail()
+        assert stack.wait_for(second, {"SUCCESS"}) == "SUCCESS", stack.log_tail()
         print(f"DuckDB lock free {freed_after:.1f} s after terminateRun")
     finally:
         assert stack.stop() == 0

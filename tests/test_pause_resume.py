@@ -5,7 +5,7 @@ and resume enables the tasks, starts the server task and waits for the UI.
 The stand-in supervisor is a real process named supervisor.py that holds the DuckDB file open and
 has a child, recorded the way scripts/supervisor.py records its tree. Task Scheduler cannot run
 here: its calls go through the TaskScheduler seam and are recorded (the real schtasks.exe calls run
-in scripts\\windows_acceptance.ps1 on the PC).
+in scripts\\windows_acceptance.bat on the PC).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_children_get_no_window_when_the_supervisor_has_no_console(supervisor, h
 
 
 @pytest.mark.skipif(os.name != "nt", reason="Windows only: Job objects (the structure layout is tested in "
-                    "tests/test_supervisor.py; the self-assignment runs in scripts\\windows_acceptance.ps1 step 9)")
+                    "tests/test_supervisor.py; the self-assignment runs in scripts\\windows_acceptance.bat, step kill_supervisor)")
 def test_the_supervisor_is_in_its_kill_on_close_job_from_the_start():  # pragma: no cover - Windows
     import subprocess
 
