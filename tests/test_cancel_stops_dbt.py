@@ -3,8 +3,8 @@
 the run queued behind it starts.
 
 A sitecustomize on the PYTHONPATH of the stack sets the scene of the issue:
-- the run worker meets Windows' two constraints (applied only in `dagster api execute_run/execute_step`
-  processes): Dagster interrupts it with `_thread.interrupt_main()`, as dagster_shared.ipc.send_interrupt
+- the run worker meets Windows' two constraints (applied only in run-worker processes, which the code
+  server starts with multiprocessing's spawn): Dagster interrupts it with `_thread.interrupt_main()`, as dagster_shared.ipc.send_interrupt
   does on Windows, and `Popen.send_signal(SIGINT)` raises `ValueError: Unsupported signal: 2`, as
   Windows' Popen does;
 - the first dbt build is a long, silent one: in that dbt process each model's SQL starts after
@@ -50,7 +50,8 @@ WINDOWS_RUN_WORKER = textwrap.dedent('''
     """Test shim (tests/test_cancel_stops_dbt.py): a run worker under Windows' constraints."""
     import sys
 
-    if {"execute_run", "execute_step"} & set(sys.orig_argv):
+    # The run worker: the code server starts it with multiprocessing's spawn (or `dagster api execute_run`).
+    if "--multiprocessing-fork" in sys.orig_argv or {"execute_run", "execute_step"} & set(sys.orig_argv):
         import _thread
         import signal
         import subprocess
