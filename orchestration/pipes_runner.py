@@ -6,6 +6,10 @@ error on the pipeline's own files (74) and bad config (78) fail the step at once
 an error the asset's RetryPolicy retries with backoff. Any other exit code is a crash (a bug, a
 kill, an out-of-memory): its traceback goes to the run log, an alert with its first line goes out
 at once, and the step is retried once only, not the RetryPolicy's five times over half an hour.
+
+Scripts are started and stopped by orchestration.child_process (own process group, waits in short
+slices, a polite stop then the whole tree), so a cancelled or timed-out run stops them on Windows
+too, where `PipesSubprocessClient`'s blocking wait and SIGINT do not.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import dagster as dg
 from dagster._core.errors import DagsterPipesExecutionError  # not re-exported by dagster
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 
+from orchestration import child_process
 from pipeline_common.script_support import (
     ERROR_FILE_ENV_VAR,
     EXIT_BAD_DATA,
@@ -99,21 +104,58 @@ def stream_legacy_script(
             context_injector=dg.PipesTempFileContextInjector(),
             message_reader=dg.PipesTempFileMessageReader(),
         ) as session:
-            process = subprocess.Popen(
-                command, env={**os.environ, **env, **session.get_bootstrap_env_vars()}, cwd=str(repo_root()),
-                **popen_kwargs(),  # Windows: BELOW_NORMAL_PRIORITY_CLASS (pipeline.yaml resource_limits.priority)
+            code = _run_to_the_end(
+                context, command, env={**os.environ, **env, **session.get_bootstrap_env_vars()}, cwd=str(repo_root())
             )
-            lower_process(process.pid)  # POSIX: the limits' nice value (already inherited, see below)
-            try:
-                code = process.wait()
-            except dg.DagsterExecutionInterruptedError:  # the run was terminated: stop the script too
-                process.terminate()
-                process.wait(timeout=30)
-                raise
         # Only what the script reported: a dataset it could not sync must not look materialized.
         yield from session.get_results(implicit_materializations=False)
         if code != 0:
             _raise_for_exit(context, script, args, code, error_file, f"{script.name} exited with code {code}")
+
+
+def _run_to_the_end(context: dg.AssetExecutionContext | dg.OpExecutionContext, command: Sequence[str],
+                    env: dict[str, str], cwd: str, stdout: Any = None, stderr: Any = None) -> int:
+    """Start the command and wait for it; if the wait is interrupted (the run was cancelled or timed
+    out), stop the command and its whole tree before the interrupt goes on."""
+    process = child_process.popen(
+        command, env=env, cwd=cwd, stdout=stdout, stderr=stderr,
+        **popen_kwargs(),  # Windows: BELOW_NORMAL_PRIORITY_CLASS (pipeline.yaml resource_limits.priority)
+    )
+    lower_process(process.pid)  # POSIX: the limits' nice value (already inherited from this step's process)
+    try:
+        return child_process.wait(process)
+    except BaseException:
+        context.log.info(f"run interrupted: stopping {Path(command[1]).name if len(command) > 1 else command[0]} "
+                         f"(pid {process.pid}) and its processes")
+        child_process.stop(process, child_process.GRACE_S, log=context.log.info)
+        raise
+
+
+class LaunchingPipesClient(dg.PipesSubprocessClient):
+    """PipesSubprocessClient whose child is started and stopped by orchestration.child_process."""
+
+    def run(  # type: ignore[override]
+        self,
+        *,
+        context: dg.AssetExecutionContext | dg.OpExecutionContext,
+        command: Sequence[str],
+        extras: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> PipesClientCompletedInvocation:
+        with dg.open_pipes_session(
+            context=context, context_injector=self.context_injector, message_reader=self.message_reader, extras=extras
+        ) as session:
+            code = _run_to_the_end(
+                context, command,
+                env={**os.environ, **self.env, **(env or {}), **session.get_bootstrap_env_vars()},
+                cwd=cwd or self.cwd or os.getcwd(),
+                stdout=None if self.forward_stdio else subprocess.PIPE,
+                stderr=None if self.forward_stdio else subprocess.PIPE,
+            )
+            if code != 0:
+                raise DagsterPipesExecutionError(f"External execution process failed with code {code}")
+        return PipesClientCompletedInvocation(session)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.pipes_runner import LaunchingPipesClient
 from pipeline_common.settings import repo_root
 
 RETRY_POLICY = dg.RetryPolicy(
@@ -22,7 +23,8 @@ DUCKDB_RUN_TAG = "dbt_duckdb"
 
 
 def pipes_subprocess_client() -> dg.PipesSubprocessClient:
-    return dg.PipesSubprocessClient(cwd=str(repo_root()))
+    # A cancelled run must stop the script on Windows too: our launcher, not Popen.wait() + SIGINT.
+    return LaunchingPipesClient(cwd=str(repo_root()))
 
 
 def shared_resources() -> dict[str, object]:

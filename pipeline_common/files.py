@@ -35,7 +35,10 @@ _MAX_PAUSE_S = 2.0
 
 # Win32 errors a held file produces: ACCESS_DENIED (rename/replace over a file open without
 # FILE_SHARE_DELETE, or a delete-pending file), SHARING_VIOLATION, LOCK_VIOLATION.
-_HELD_WINERRORS = {5, 32, 33}
+_HELD_WINERRORS = {32, 33}  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION: always another handle
+_ACCESS_DENIED = 5
+"""ERROR_ACCESS_DENIED: a file held open without delete sharing (replace/delete), or a real denial (an
+ACL, a read-only file, Defender's Controlled Folder Access). Held only when someone holds it."""
 
 # Which program a user most likely has the file open in, by suffix.
 _PROGRAMS = {
@@ -102,11 +105,22 @@ def likely_program(path: Path) -> str:
     return _PROGRAMS.get(Path(path).suffix.lower(), "another program")
 
 
-def is_held(error: BaseException) -> bool:
-    """A PermissionError that another program's open handle explains (Windows), not an ACL."""
+def is_held(error: BaseException, holders_of: Callable[[Path], list[str]] | None = None) -> bool:
+    """A PermissionError that another program's open handle explains (Windows), not an ACL.
+
+    Error 32/33 always is. Error 5 is only when a program can be named as holding one of the files
+    involved (the Restart Manager): otherwise it is a permission denial, which waiting does not fix.
+    """
     if not isinstance(error, PermissionError):
         return False
-    return getattr(error, "winerror", None) in _HELD_WINERRORS
+    code = getattr(error, "winerror", None)
+    if code in _HELD_WINERRORS:
+        return True
+    if code != _ACCESS_DENIED:
+        return False
+    ask = holders_of or holders
+    names = [getattr(error, "filename", None), getattr(error, "filename2", None)]
+    return any(ask(Path(name)) for name in names if name)
 
 
 def holders(path: Path) -> list[str]:
@@ -191,6 +205,10 @@ def held_message(path: Path, action: str, waited: float) -> str:
 
 def access_error(path: Path, action: str, error: OSError) -> FileAccessError:
     reason = "disk full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    if getattr(error, "winerror", None) == _ACCESS_DENIED:
+        reason += ("; no program holds it open, so this is a permission denial: the folder's permissions, a "
+                   "read-only file, or Windows Security's Controlled Folder Access blocking python.exe "
+                   "(Windows Security > Virus & threat protection > Ransomware protection > Allow an app)")
     return FileAccessError(f"cannot {action} {path}: {reason} ({free_space_text(path)})", Path(path))
 
 

@@ -1,15 +1,15 @@
 """Check the pipeline's desktop set-up and say what to fix: the first thing to run when something looks wrong.
 
-Each check prints one line, `OK`, `PROBLEM` (with `fix:` and what to do) or `SKIPPED` (with the
-reason, e.g. a Windows-only check on Linux). Exit 0 when nothing is a PROBLEM, else 1. Secrets
+Each check prints one line, `OK`, `PROBLEM` (with `fix:` and what to do), `WARNING` (with `fix:`;
+not counted as a problem) or `SKIPPED` (with the reason, e.g. a Windows-only check on Linux). Exit 0 when nothing is a PROBLEM, else 1. Secrets
 (keys, tokens, passwords, webhook URLs) are never printed: every line goes through the project's
 scrubber (pipeline_common/secrets.py) before it is shown.
 
     python scripts/doctor.py [--port 3000] [--dagster-home DIR] [--check NAME ...] [--min-free-gb 2]
     scripts\\doctor.bat  (Windows: the same, with the project's venv)
 
-Checks: python, packages, manifest, data_dir, warehouse, task, long_paths, port, server,
-schedules, clock, timezone, azure, sharepoint, tableau, slack.
+Checks: python, packages, manifest, data_dir, warehouse, task, wake_timers, long_paths, locations,
+port, server, schedules, clock, timezone, azure, sharepoint, tableau, slack.
 """
 
 from __future__ import annotations
@@ -51,14 +51,14 @@ HTTP_TIMEOUT_SECONDS = 10
 
 @dataclass
 class Result:
-    status: str  # OK, PROBLEM, SKIPPED
+    status: str  # OK, PROBLEM, WARNING (said, not counted as a problem), SKIPPED
     name: str
     detail: str
     fix: str = ""
 
     def line(self) -> str:
         text = f"{self.status:<8} {self.name}: {scrub(self.detail)}"
-        if self.status == "PROBLEM" and self.fix:
+        if self.status in ("PROBLEM", "WARNING") and self.fix:
             text += f" | fix: {scrub(self.fix)}"
         return text
 
@@ -73,6 +73,10 @@ def problem(name: str, detail: str, fix: str) -> Result:
 
 def skipped(name: str, reason: str) -> Result:
     return Result("SKIPPED", name, reason)
+
+
+def warning(name: str, detail: str, fix: str) -> Result:
+    return Result("WARNING", name, detail, fix)
 
 
 def scrub(text: str) -> str:
@@ -199,12 +203,158 @@ def check_warehouse(options) -> Result:
     return ok("warehouse", f"{path} opens read-only ({tables} tables)")
 
 
-def _query_task_xml(name: str) -> str | None:  # pragma: no cover - Windows only
-    result = subprocess.run(["schtasks", "/Query", "/TN", name, "/XML"], capture_output=True, timeout=30)
+def schtasks_exe() -> str:
+    """schtasks.exe of the running Windows (never a PATH lookup; Windows need not be on C:)."""
+    return str(Path(os.environ.get("SystemRoot") or r"C:\Windows") / "System32" / "schtasks.exe")
+
+
+def decode_console_output(raw: bytes, oem_codepage: int | None) -> str:
+    """Text a Windows console tool wrote to a pipe: UTF-16 when it says so (BOM, or NULs between
+    ASCII letters), UTF-8 when it decodes as such, else the console's OEM code page (cp850, cp437 ...),
+    which is what schtasks.exe and powercfg.exe write when redirected."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    if len(raw) >= 4 and raw[1:4:2] == b"\x00\x00" and raw[0:3:2] != b"\x00\x00":
+        return raw.decode("utf-16-le")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode(f"cp{oem_codepage or 437}", errors="replace")
+
+
+def _oem_codepage() -> int | None:  # pragma: no cover - Windows only
+    import ctypes
+
+    return ctypes.windll.kernel32.GetOEMCP() if IS_WINDOWS else None
+
+
+def _console_tool(command: list[str]) -> str | None:  # pragma: no cover - Windows only
+    result = subprocess.run(command, capture_output=True, timeout=30)
     if result.returncode != 0:
         return None
-    raw = result.stdout
-    return raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8", errors="replace")
+    return decode_console_output(result.stdout, _oem_codepage())
+
+
+def _query_task_xml(name: str) -> str | None:  # pragma: no cover - Windows only
+    text = _console_tool([schtasks_exe(), "/Query", "/TN", name, "/XML"])
+    return text[text.index("<"):] if text and "<" in text else None
+
+
+# LastTaskResult of the server task: (fine?, meaning, fix). Task Scheduler reports HRESULTs; schtasks
+# prints them in decimal, signed or not, Get-ScheduledTaskInfo in decimal, the UI in hex.
+TASK_RESULTS: dict[int, tuple[bool, str, str]] = {
+    0x0: (True, "the last run ended normally", ""),
+    0x41301: (True, "running now", ""),
+    0x41303: (True, "has not run yet", ""),
+    0x41306: (True, "the last run was stopped by a user (Stop/End task)", ""),
+    0xC000013A: (True, "the last run was stopped (Ctrl+C, Stop-ScheduledTask or pause_pipeline)", ""),
+    0x8004131F: (True, "a start was skipped because the server was already running", ""),
+    0x8007052E: (False, "logon failure: unknown user name or bad password (the stored password is out of date, "
+                 "e.g. after a password change; every start fails and can lock the account)",
+                 "store the new password at once: scripts\\register_task.bat (or schtasks /Change /TN {task} /RP *), "
+                 "or register with -Logon S4U when no network credentials are needed"),
+    0x80070569: (False, "the user has not been granted the requested logon type: the \"Log on as a batch job\" "
+                 "right is missing for {user}",
+                 "ask IT to grant {user} \"Log on as a batch job\" (secpol.msc > Local Policies > User Rights "
+                 "Assignment, or the domain GPO), or register with -Logon Interactive"),
+    0x80070532: (False, "the password of {user} has expired", "change it, then store it: scripts\\register_task.bat"),
+    0x80070533: (False, "the account {user} is disabled", "ask IT to enable it, or register for another user"),
+    0x80070775: (False, "the account {user} is locked out (often: a stale stored password tried again and again)",
+                 "ask IT to unlock it, then store the current password: scripts\\register_task.bat"),
+    0x800704DD: (False, "the user was not logged on (an Interactive task runs only while {user} is)",
+                 "sign in, or register with -Logon Password or S4U to run logged on or not"),
+    0x80070002: (False, "the task's program was not found (the repo moved or .venv was deleted)",
+                 "run scripts\\setup.bat, then register again from the repo's folder"),
+    0x800710E0: (False, "Task Scheduler refused to start it (disabled, or a condition / policy forbids it)",
+                 "scripts\\resume_pipeline.bat enables it; else see the task's History tab"),
+}
+
+
+def last_result_meaning(code: int, task: str, user: str) -> tuple[bool, str, str]:
+    """What a task's last result means, with the fix."""
+    code &= 0xFFFFFFFF
+    if code in TASK_RESULTS:
+        fine, meaning, fix = TASK_RESULTS[code]
+        return fine, meaning.format(task=task, user=user), fix.format(task=task, user=user)
+    if 0 < code < 256:
+        return False, f"the supervisor exited with code {code}", "see logs\\supervisor.log (78: a configuration error)"
+    return False, f"Task Scheduler error 0x{code:08X}", "see the task's History tab in taskschd.msc"
+
+
+def parse_last_result(field: str) -> int | None:
+    """schtasks /V /FO CSV's Last Result: '0', '267011', '-2147023570' or '0x8007052E'."""
+    field = field.strip().strip('"')
+    try:
+        return int(field, 16) if field.lower().startswith("0x") else int(field)
+    except ValueError:
+        return None
+
+
+def task_csv_fields(text: str) -> list[str] | None:
+    """The first row of `schtasks /Query /TN X /V /FO CSV /NH` (headers are localized; positions are not)."""
+    import csv
+    import io
+
+    rows = [row for row in csv.reader(io.StringIO(text)) if len(row) > 14]
+    return rows[0] if rows else None
+
+
+SCHTASKS_LAST_RESULT, SCHTASKS_RUN_AS = 6, 14
+
+
+def wake_timer_indices(text: str) -> tuple[int, int] | None:
+    """AC and DC "Allow wake timers" from `powercfg /query SCHEME_CURRENT SUB_SLEEP RTCWAKE` (localized
+    labels; the two current values are the last two lines that end in a 0x... index)."""
+    values = re.findall(r"0x([0-9a-fA-F]{8})\s*$", text, flags=re.M)
+    return (int(values[-2], 16), int(values[-1], 16)) if len(values) >= 2 else None
+
+
+WAKE_TIMER_SETTING = {0: "Disable", 1: "Enable", 2: "Important Wake Timers Only"}
+
+
+def wake_timer_result(indices: tuple[int, int] | None) -> Result:
+    if indices is None:
+        return skipped("wake_timers", "powercfg did not report \"Allow wake timers\" (managed power plan?)")
+    ac, dc = indices
+    if ac == 1:
+        note = "" if dc == 1 else f" (on battery: {WAKE_TIMER_SETTING.get(dc, dc)})"
+        return ok("wake_timers", f"Allow wake timers is enabled{note}: the wake task can wake the PC")
+    return problem("wake_timers",
+                   f"Allow wake timers is '{WAKE_TIMER_SETTING.get(ac, ac)}' on mains power: the wake task cannot "
+                   "wake the PC for the 07:15 refresh (Task Scheduler timers are not 'important' ones)",
+                   "Control Panel > Power Options > Change plan settings > Change advanced power settings > Sleep > "
+                   "Allow wake timers: Enable (or: powercfg /setacvalueindex SCHEME_CURRENT SUB_SLEEP RTCWAKE 1 "
+                   "and powercfg /setactive SCHEME_CURRENT)")
+
+
+def check_wake_timers(options) -> Result:
+    if not IS_WINDOWS:
+        return skipped("wake_timers", "Windows only (the power plan's Allow wake timers)")
+    powercfg = str(Path(os.environ.get("SystemRoot") or r"C:\Windows") / "System32" / "powercfg.exe")
+    text = _console_tool([powercfg, "/query", "SCHEME_CURRENT", "SUB_SLEEP", "RTCWAKE"])
+    return wake_timer_result(wake_timer_indices(text or ""))
+
+
+def task_user_problem(registered: str | None, me: set[str]) -> str | None:
+    """The task must run as the person who uses the PC, or its logon trigger never fires for them."""
+    if not registered:
+        return None
+    wanted = {m.lower() for m in me if m}
+    name = registered.lower()
+    if name in wanted or name.split("\\")[-1] in {m.split("\\")[-1] for m in wanted if not m.startswith("s-1-")}:
+        return None
+    return (f"the task runs as {registered}, not as you ({', '.join(sorted(m for m in me if m and not m.startswith('S-1-')))}): "
+            "its logon trigger never fires for you (registered by an admin for themselves?)")
+
+
+def _me() -> set[str]:  # pragma: no cover - Windows only
+    names = {f"{os.environ.get('USERDOMAIN', '')}\\{os.environ.get('USERNAME', '')}", os.environ.get("USERNAME", "")}
+    whoami = _console_tool([str(Path(os.environ.get("SystemRoot") or r"C:\Windows") / "System32" / "whoami.exe"),
+                            "/user", "/fo", "csv", "/nh"])
+    if whoami:
+        fields = [f.strip('"') for f in whoami.strip().split('","')]
+        names |= {f.strip('"') for f in fields}
+    return names
 
 
 def task_problems(server_xml: str | None, wake_xml: str | None, settings: dict) -> list[str]:
@@ -224,14 +374,15 @@ def task_problems(server_xml: str | None, wake_xml: str | None, settings: dict) 
     if value(task, "t:Settings/t:Priority") != str(settings["priority"]):
         issues.append(f"priority {value(task, 't:Settings/t:Priority') or 7} (below normal), expected {settings['priority']}")
     logon = value(task, "t:Principals/t:Principal/t:LogonType")
-    if logon not in (settings["logon_type"], settings["interactive_logon_type"]):
-        issues.append(f"logon type {logon} has no network credentials")
+    if logon not in (settings["logon_type"], settings["interactive_logon_type"], "S4U"):
+        issues.append(f"logon type {logon} is none of Password, S4U, InteractiveToken")
     if value(task, "t:Settings/t:MultipleInstancesPolicy") != settings["multiple_instances"]:
         issues.append("a second start would not be ignored (MultipleInstancesPolicy)")
     if value(task, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval") != settings["restart_every"]:
         issues.append("no repeating trigger restarts the server when it stops")
     command = (value(task, "t:Actions/t:Exec/t:Command") or "").strip('"')
-    expected = str(VENV / "Scripts" / "python.exe")
+    program = "pythonw.exe" if logon == settings["interactive_logon_type"] else "python.exe"
+    expected = str(VENV / "Scripts" / program)
     if os.path.normcase(command.replace("\\", "/")) != os.path.normcase(expected.replace("\\", "/")):
         issues.append(f"it runs {command or '?'}, not {expected} (registered from another folder?)")
     if wake_xml is None:
@@ -248,11 +399,35 @@ def check_task(options) -> Result:
 
     settings = load_settings()
     name = settings["task_name"]
-    issues = task_problems(_query_task_xml(name), _query_task_xml(name + settings["wake"]["task_name_suffix"]), settings)
+    server_xml = _query_task_xml(name)
+    details = _console_tool([schtasks_exe(), "/Query", "/TN", name, "/V", "/FO", "CSV", "/NH"])
+    return task_result(server_xml, _query_task_xml(name + settings["wake"]["task_name_suffix"]), settings,
+                       task_csv_fields(details or ""), _me())
+
+
+def task_result(server_xml: str | None, wake_xml: str | None, settings: dict, csv_fields: list[str] | None,
+                me: set[str]) -> Result:
+    """The task check from what schtasks reports: registration, user, last result."""
+    name = settings["task_name"]
+    register = ("scripts\\register_task.bat (or powershell -ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1); "
+                "an admin adds the start-up trigger by running it elevated")
+    issues = task_problems(server_xml, wake_xml, settings)
     if issues:
-        return problem("task", "; ".join(issues),
-                       "from an elevated PowerShell: powershell -ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1")
-    return ok("task", f"{name} and its wake task registered as scripts/task_settings.json says")
+        return problem("task", "; ".join(issues), register)
+    ns = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    user_node = ET.fromstring(server_xml).find("t:Principals/t:Principal/t:UserId", ns)
+    registered = (user_node.text or "").strip() if user_node is not None else None
+    wrong_user = task_user_problem(registered, me)
+    if wrong_user:
+        return problem("task", wrong_user, "sign in as the analyst and run " + register + " (or an admin: -User DOMAIN\\analyst)")
+    code = parse_last_result(csv_fields[SCHTASKS_LAST_RESULT]) if csv_fields else None
+    if code is not None:
+        fine, meaning, fix = last_result_meaning(code, name, registered or "the task's user")
+        if not fine:
+            return problem("task", f"{name} is registered, but its last result is 0x{code & 0xFFFFFFFF:08X}: {meaning}", fix)
+        return ok("task", f"{name} and its wake task registered as scripts/task_settings.json says, as {registered}; "
+                  f"last result: {meaning}")
+    return ok("task", f"{name} and its wake task registered as scripts/task_settings.json says, as {registered}")
 
 
 def longest_dbt_path(repo_root: str, manifest: Path) -> tuple[int, str]:
@@ -418,6 +593,9 @@ def check_timezone(options) -> Result:
     if _utc_offsets(None, year) == _utc_offsets(ZoneInfo(name), year):
         return ok("timezone", f"this PC keeps {name} time (schedules run on {name} time either way)")
     local = dt.datetime.now().astimezone().tzname()
+    if not IS_WINDOWS:  # a server's UTC is normal; there is no wake task whose local time could be wrong
+        return ok("timezone", f"this machine keeps {local} time; schedules run on {name} time regardless "
+                  "(log times are local)")
     return problem("timezone", f"this PC's time zone ({local}) is not {name}: schedules still run on {name} time, "
                    "but the wake-up task and log times are local",
                    f"set the time zone to {name} (Settings > Time & language), then re-run register_task.ps1")
@@ -584,6 +762,22 @@ def check_slack(options) -> Result:
     return ok("slack", f"webhooks live for route(s): {', '.join(sorted(configured))}")
 
 
+def check_locations(options) -> Result:
+    """OneDrive or a mapped drive under the repo, DATA_DIR or the Dagster home (scripts/check_install_path.py)."""
+    from pipeline_common.settings import data_dir
+    from scripts import check_install_path as paths
+
+    named = [("the repo", str(REPO_ROOT)), ("DATA_DIR", str(data_dir().resolve())),
+             ("DAGSTER_HOME", str(Path(options.dagster_home).resolve()))]
+    drive_type = paths._drive_type if IS_WINDOWS else (lambda root: 0)
+    found = paths.location_warnings(named, os.environ, drive_type)
+    if found:
+        details = [w.split(" | fix: ")[0] for w in found]
+        fixes = sorted({w.split(" | fix: ")[1] for w in found if " | fix: " in w})
+        return warning("locations", "; ".join(details), "; ".join(fixes))
+    return ok("locations", "the repo, DATA_DIR and the Dagster home are local folders (not OneDrive, not a mapped drive)")
+
+
 CHECKS: dict[str, Callable] = {
     "python": check_python,
     "packages": check_packages,
@@ -591,7 +785,9 @@ CHECKS: dict[str, Callable] = {
     "data_dir": check_data_dir,
     "warehouse": check_warehouse,
     "task": check_task,
+    "wake_timers": check_wake_timers,
     "long_paths": check_long_paths,
+    "locations": check_locations,
     "port": check_port,
     "server": check_server,
     "schedules": check_schedules,

@@ -219,8 +219,21 @@ def _terminate_with_parent() -> None:  # pragma: no cover - runs in the child be
         pass
 
 
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+
+
+def child_creation_flags(is_windows: bool, has_console: bool) -> int:
+    """Windows: its own process group (Ctrl+Break stops it in order); without a console of our own
+    (pythonw.exe, the Interactive task) also no window: a console window would pop up at every logon,
+    and closing it would end the server."""
+    if not is_windows:
+        return 0
+    return CREATE_NEW_PROCESS_GROUP | (0 if has_console else CREATE_NO_WINDOW)
+
+
 def start_child(command: list[str], home: Path, job: KillOnCloseJob | None = None) -> subprocess.Popen:
-    flags = subprocess.CREATE_NEW_PROCESS_GROUP if IS_WINDOWS else 0
+    flags = child_creation_flags(IS_WINDOWS, sys.stdout is not None)
     child = subprocess.Popen(
         command,
         cwd=REPO_ROOT,
@@ -233,8 +246,8 @@ def start_child(command: list[str], home: Path, job: KillOnCloseJob | None = Non
         start_new_session=not IS_WINDOWS,
         preexec_fn=_terminate_with_parent if sys.platform.startswith("linux") else None,
     )
-    if job is not None:
-        job.add(child.pid)  # before dagster dev has imported enough to start anything itself
+    if job is not None and not job.holds_supervisor:
+        job.add(child.pid)  # late (after CreateProcess): only when the supervisor could not join the job itself
     return child
 
 
@@ -313,16 +326,26 @@ class KillOnCloseJob:  # pragma: no cover - Windows only; the layout is tested e
         ):
             raise OSError(ctypes.get_last_error(), "SetInformationJobObject failed")
 
-    def add(self, pid: int) -> None:
+    holds_supervisor = False
+    """True once the supervisor itself is in the job: every process it starts is then in the job from
+    its first instruction (no window between CreateProcess and AssignProcessToJobObject in which the
+    venv's python.exe redirector could start the real interpreter outside it)."""
+
+    def adopt_supervisor(self) -> None:
+        self.holds_supervisor = self.add(os.getpid())
+
+    def add(self, pid: int) -> bool:
         k32 = self._kernel32
         process = k32.OpenProcess(PROCESS_SET_QUOTA | PROCESS_TERMINATE, False, pid)
         if not process:
             log.warning(f"could not open pid {pid} to add it to the job (error {ctypes.get_last_error()})")
-            return
+            return False
         try:
             if not k32.AssignProcessToJobObject(self.handle, process):
                 log.warning(f"could not add pid {pid} to the job (error {ctypes.get_last_error()}); "
                             "it is still stopped in order, but not if the supervisor is killed")
+                return False
+            return True
         finally:
             k32.CloseHandle(process)
 
@@ -334,7 +357,9 @@ def create_job() -> KillOnCloseJob | None:
     if not IS_WINDOWS:
         return None
     try:
-        return KillOnCloseJob()
+        job = KillOnCloseJob()
+        job.adopt_supervisor()  # at start-up, before any child exists
+        return job
     except OSError as exc:  # pragma: no cover - Windows only
         log.warning(f"no kill-on-close Job object ({exc}); children are still stopped in order")
         return None
@@ -523,6 +548,22 @@ def install_stop_handlers(handler) -> None:
 # --- the supervision loop ----------------------------------------------------------------------
 
 
+WAIT_SLICE_S = 0.5
+
+
+def wait_or_stop(stop: threading.Event, seconds: float) -> bool:
+    """Wait up to `seconds` unless a stop is requested. In short slices: on Windows, Python before 3.14
+    cannot interrupt a lock wait, so Ctrl+C during a 300 s backoff would wait out the 300 s; between
+    slices the signal handler runs and sets `stop`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return stop.is_set()
+        if stop.wait(min(WAIT_SLICE_S, remaining)):
+            return True
+
+
 class StopOnSignal:
     """Ctrl+C, a polite kill or Ctrl+Break set `stop_requested`; the supervision loop then stops in order."""
 
@@ -591,7 +632,7 @@ class Supervisor(StopOnSignal):
             log.info(f"restarting in {delay:.0f} s (restart {restarts + 1})")
             attempt += 1
             restarts += 1
-            if self.stop_requested.wait(delay):
+            if wait_or_stop(self.stop_requested, delay):
                 break
         log.info("supervisor stopped")
         return 0

@@ -1,5 +1,5 @@
 # Remove the Task Scheduler tasks registered by scripts\register_task.ps1 (stops the server first).
-# Usage, from an elevated PowerShell:
+# Usage (tasks you registered yourself need no elevation; an admin's registration does):
 #   powershell -ExecutionPolicy Bypass -File .\scripts\unregister_task.ps1 [-TaskName DailySalesDagster]
 param(
     [string]$TaskName = "DailySalesDagster"

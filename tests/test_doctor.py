@@ -32,11 +32,19 @@ DOCTOR = REPO / "scripts" / "doctor.py"
 @pytest.fixture
 def doctor(monkeypatch):
     from scripts import doctor as module
-    monkeypatch.setenv("TZ", "Europe/London")
-    time.tzset()
-    yield module
-    monkeypatch.delenv("TZ")
-    time.tzset()
+
+    monkeypatch.setattr(module, "real_utc_offsets", module._utc_offsets, raising=False)
+    _pc_in(module, monkeypatch, "Europe/London")  # not TZ: the Microsoft C runtime ignores it
+    return module
+
+
+def _pc_in(doctor, monkeypatch, zone_name: str) -> None:
+    """The machine's local zone as the doctor's time-zone check sees it."""
+    from zoneinfo import ZoneInfo
+
+    real = doctor.real_utc_offsets
+    monkeypatch.setattr(doctor, "_utc_offsets", lambda zone, year: real(ZoneInfo(zone_name) if zone is None else zone, year))
+
 
 
 def run(doctor, capsys, *args: str) -> tuple[int, list[str]]:
@@ -157,19 +165,21 @@ def test_the_registered_task_is_compared_with_the_settings(doctor, capsys, tmp_p
     monkeypatch.setattr(doctor, "VENV", Path(str(doctor.VENV).replace("/", "\\")))
     tasks = _registered(doctor, tmp_path)
     monkeypatch.setattr(doctor, "_query_task_xml", lambda name: tasks.get(name))
+    monkeypatch.setattr(doctor, "_console_tool", lambda command: None)  # no schtasks /V here
+    monkeypatch.setattr(doctor, "_me", lambda: {r"PC\ana", "ana"})
     code, lines = run(doctor, capsys, "--check", "task")
     assert code == 0, lines
 
     def old_registration(xml):  # what the first register_task.ps1 registered
         server = xml["DailySalesDagster"].replace("<Priority>5</Priority>", "<Priority>7</Priority>")
-        server = server.replace("<LogonType>Password</LogonType>", "<LogonType>S4U</LogonType>")
+        server = server.replace("<LogonType>Password</LogonType>", "<LogonType>Group</LogonType>")
         return {"DailySalesDagster": server}
 
     tasks = _registered(doctor, tmp_path, old_registration)
     code, lines = run(doctor, capsys, "--check", "task")
     assert code == 1
     line = line_for(lines, "task")
-    assert "priority 7" in line and "S4U has no network credentials" in line and "wake task" in line
+    assert "priority 7" in line and "logon type Group is none of" in line and "wake task" in line
     assert "-ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1" in line
 
     tasks = {}
@@ -216,11 +226,24 @@ def test_the_scheduler_daemon_not_running(doctor, capsys, tmp_path):
     assert code == 1 and "Dagster has never run" in line_for(lines, "schedules")
 
 
-def test_a_time_zone_other_than_london(doctor, capsys, monkeypatch):
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
+def _pc_in_tokyo(doctor, monkeypatch):
+    _pc_in(doctor, monkeypatch, "Asia/Tokyo")
+
+
+def test_a_windows_pc_in_a_time_zone_other_than_london(doctor, capsys, monkeypatch):
+    _pc_in_tokyo(doctor, monkeypatch)
+    monkeypatch.setattr(doctor, "IS_WINDOWS", True)
     code, lines = run(doctor, capsys, "--check", "timezone")
     assert code == 1 and "is not Europe/London" in line_for(lines, "timezone")
+    assert "Settings > Time & language" in line_for(lines, "timezone")
+
+
+def test_a_linux_server_on_utc_is_not_a_problem(doctor, capsys, monkeypatch):
+    """Schedules run on London time whatever the machine's zone; the Windows fix would not apply."""
+    _pc_in_tokyo(doctor, monkeypatch)
+    monkeypatch.setattr(doctor, "IS_WINDOWS", False)
+    code, lines = run(doctor, capsys, "--check", "timezone")
+    assert code == 0 and "schedules run on Europe/London time regardless" in line_for(lines, "timezone")
 
 
 def test_a_clock_ten_minutes_off(doctor, capsys, monkeypatch):

@@ -142,7 +142,7 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
             [sys.executable, str(REPO / "scripts" / "doctor.py"), "--port", str(stack.port),
              "--dagster-home", str(stack.home)],
             cwd=REPO, capture_output=True, text=True, timeout=300,
-            env={**os.environ, "PIPELINE_CONFIG": str(tmp_path / "pipeline.yaml"), "TZ": "Europe/London"},
+            env={**os.environ, "PIPELINE_CONFIG": str(tmp_path / "pipeline.yaml")},
         )
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert "PROBLEM" not in doctor.stdout and "OK       server: Dagster" in doctor.stdout

@@ -12,7 +12,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -59,7 +58,7 @@ def _kill_at(script: Path, args: list[str], env: dict[str, str], delay: float | 
                 break
             time.sleep(0.001 if when is not None else 0.01)
         if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
+            process.kill()  # SIGKILL; TerminateProcess on Windows
             process.wait(timeout=30)
             return True
         return False

@@ -83,6 +83,26 @@ def test_a_permission_problem_that_is_no_held_file_is_exit_74_with_free_space(tm
     assert str(target) in str(raised.value) and "MB free on" in str(raised.value)
 
 
+@pytest.mark.parametrize(("holder", "exit_class"), [("EXCEL.EXE (PID 4242)", FileHeldError), (None, FileAccessError)])
+def test_windows_error_5_is_held_only_when_someone_holds_the_file(tmp_path, held_files, holder, exit_class):
+    """Error 5 is both "open elsewhere without delete sharing" and a real denial (ACL, read-only,
+    Controlled Folder Access): retried as 75 only when a holder can be named, else 74 saying why."""
+    source, target = tmp_path / "new.csv", tmp_path / "out.csv"
+    source.write_text("new")
+    target.write_text("old")
+    held_files.hold(str(target), winerror=5, holder=holder)
+    with pytest.raises(exit_class) as caught:
+        replace(source, target, timeout=0.2)
+    assert caught.value.exit_code == (EXIT_TRANSIENT if holder else EXIT_IO)
+    message = str(caught.value)
+    assert str(target) in message
+    if holder:
+        assert holder in message
+    else:
+        assert "Controlled Folder Access" in message and "permission denial" in message
+    assert target.read_text() == "old"
+
+
 def test_the_holding_process_is_named_when_it_can_be_found(tmp_path, held_files):
     target = tmp_path / "held.csv"
     target.write_text("old")
@@ -154,11 +174,11 @@ def test_budget_outputs_stay_a_consistent_pair_when_one_is_open_in_excel(budget_
     change_every_number(budget_landing / "sharepoint" / WORKBOOK)
     target = exchange  # the second of the pair: the budget file was already swapped when this one fails
     excel = HeldFiles()
-    excel.hold(str(target), winerror=5)
+    excel.hold(str(target), winerror=5, holder="EXCEL.EXE (PID 4242)")
     result = run_budget(held_env(excel))
 
     assert result.returncode == EXIT_TRANSIENT, result.stderr
-    assert str(target) in result.stderr and "Excel" in result.stderr
+    assert str(target) in result.stderr and "EXCEL.EXE (PID 4242)" in result.stderr
     assert "Traceback" not in result.stderr
     assert (budget.read_bytes(), exchange.read_bytes()) == before  # never half new, half old
     assert hidden_leftovers(folder) == []
@@ -309,7 +329,8 @@ def test_alert_appends_from_several_processes_never_interleave(tmp_path):
     assert sorted((r["writer"], r["i"]) for r in records) == sorted((str(n), i) for n in range(4) for i in range(15))
 
 
-@pytest.mark.skipif(os.name == "nt", reason="the test holds the lock with fcntl")
+@pytest.mark.skipif(os.name == "nt", reason="the test holds the lock with fcntl; on Windows "
+                    "test_alert_appends_from_several_processes_never_interleave covers the same lock (msvcrt)")
 def test_an_append_waits_for_the_writer_holding_the_file(tmp_path):
     import fcntl
 
@@ -360,7 +381,7 @@ def test_under_dagster_a_held_file_is_retried_and_an_io_error_is_not(tmp_path, m
     script.write_text(PIPES_SCRIPT, encoding="utf-8")
     (tmp_path / "out.csv").write_text("old")
     excel = HeldFiles()
-    excel.hold(str(tmp_path / "out.csv"), winerror=5)
+    excel.hold(str(tmp_path / "out.csv"), winerror=5, holder="EXCEL.EXE (PID 4242)")
     for name, value in held_env(excel, retry_seconds=0.1).items():
         monkeypatch.setenv(name, value)
 

@@ -154,6 +154,8 @@ def _tail(log_dir: Path) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="README's shell commands are bash; on Windows the .bat files run under "
+                    "tests/test_bat_files_any_folder.py and, on the PC, scripts\\windows_acceptance.bat")
 def test_every_readme_shell_command_works_in_a_fresh_shell(tmp_path):
     commands, _ = readme_commands((REPO / "README.md").read_text(encoding="utf-8"))
     port = free_port()

@@ -52,7 +52,8 @@ TREE_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIG_IGN for SIGTERM is POSIX-only")
+@pytest.mark.skipif(sys.platform == "win32", reason="SIG_IGN for SIGTERM is POSIX-only; on Windows the kill-on-close "
+                    "Job object ends the tree (tests/test_supervisor_windows_degrading.py, acceptance step 9)")
 def test_stop_tree_ends_every_descendant_even_a_stubborn_one(tmp_path, monkeypatch):
     monkeypatch.setattr(supervisor, "KILL_WAIT_S", 3.0)
     child = subprocess.Popen([sys.executable, "-c", TREE_SCRIPT], start_new_session=True)

@@ -23,7 +23,8 @@ from scripts import supervisor
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals; Windows uses the Job object")
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals; Windows uses the Job object "
+                                "(tests/test_supervisor_windows_degrading.py; scripts\\windows_acceptance.bat, step kill_supervisor)")
 
 TREE = textwrap.dedent(
     """

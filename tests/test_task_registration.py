@@ -58,11 +58,13 @@ def windows_argv(command_line: str) -> list[str]:
 
 
 def generate(tmp_path: Path, *extra: str, tz: str = "Europe/London") -> dict[str, ET.Element]:
-    """Run windows_task.py as register_task.ps1 does; {task name: parsed XML}."""
+    """Run windows_task.py as register_task.ps1 does; {task name: parsed XML}. The PC's zone is given
+    with --timezone, not TZ (which Windows' C runtime ignores)."""
     out = tmp_path / "tasks"
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--user", USER, "--out-dir", str(out), "--repo-root", AWKWARD_ROOT, *extra],
-        capture_output=True, text=True, timeout=120, env={**__import__("os").environ, "TZ": tz},
+        [sys.executable, str(GENERATOR), "--user", USER, "--out-dir", str(out), "--repo-root", AWKWARD_ROOT,
+         "--timezone", tz, *extra],
+        capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     index = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
@@ -74,9 +76,13 @@ def text(task: ET.Element, path: str) -> str | None:
     return None if node is None else node.text
 
 
-def test_register_script_requires_elevation_and_documents_bypass():
+def test_register_script_needs_no_elevation_and_registers_for_the_console_user():
+    """A standard user registers for themselves; an admin elevating for the analyst registers for the
+    analyst (the console user), not for the admin; only the boot trigger depends on elevation."""
     script = REGISTER.read_text(encoding="utf-8")
-    assert script.splitlines()[0].strip() == "#Requires -RunAsAdministrator"
+    assert "#Requires -RunAsAdministrator" not in script
+    assert "[string]$User" in script and "Win32_ComputerSystem" in script  # the console user by default
+    assert '$GeneratorArgs += "--no-boot-trigger"' in script and "if (-not $Elevated)" in script
     assert "powershell -ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1" in script
     assert "Register-ScheduledTask -TaskName $Task.name -Xml $Xml" in script
     assert "windows_task.py" in script and "cmd" not in script.lower().replace("command", "")
@@ -84,6 +90,83 @@ def test_register_script_requires_elevation_and_documents_bypass():
         encoding="utf-8")
     assert "-ExecutionPolicy Bypass -File .\\scripts\\register_task.ps1" in readme_and_ops
     assert "in PowerShell: `.\\scripts\\register_task.ps1`" not in readme_and_ops  # what Restricted refuses
+    assert "scripts\\register_task.bat" in readme_and_ops  # the route where policy forbids scripts
+
+
+def test_a_standard_user_gets_logon_and_repeat_triggers_without_the_boot_trigger(tmp_path):
+    server = generate(tmp_path, "--no-boot-trigger")["DailySalesDagster"]
+    assert server.find("t:Triggers/t:BootTrigger", NS) is None
+    assert text(server, "t:Triggers/t:LogonTrigger/t:UserId") == USER
+    assert text(server, "t:Triggers/t:TimeTrigger/t:Repetition/t:Interval") is not None
+    assert text(server, "t:Principals/t:Principal/t:LogonType") == "Password"
+
+
+def test_s4u_logon_stores_no_password_and_keeps_the_boot_trigger(tmp_path):
+    tasks = generate(tmp_path, "--logon", "S4U")
+    for task in tasks.values():
+        assert text(task, "t:Principals/t:Principal/t:LogonType") == "S4U"
+    assert tasks["DailySalesDagster"].find("t:Triggers/t:BootTrigger", NS) is not None
+
+
+def test_an_interactive_task_has_no_console_window_to_close(tmp_path):
+    tasks = generate(tmp_path, "--logon", "Interactive")
+    for task in tasks.values():
+        for action in task.findall("t:Actions/t:Exec", NS):
+            program = windows_argv(action.find("t:Command", NS).text)[0]
+            assert not program.lower().endswith("python.exe"), program  # pythonw.exe: no window
+    [action] = tasks["DailySalesDagster"].findall("t:Actions/t:Exec", NS)
+    assert windows_argv(action.find("t:Command", NS).text) == [AWKWARD_ROOT + r"\.venv\Scripts\pythonw.exe"]
+
+
+def test_a_changed_password_cannot_hammer_the_account_with_restarts(tmp_path):
+    """A stale stored password fails every start: Task Scheduler's own restarts stay few (the
+    5-minute trigger remains; docs/operations.md says to update the password or use S4U)."""
+    server = generate(tmp_path)["DailySalesDagster"]
+    assert int(text(server, "t:Settings/t:RestartOnFailure/t:Count")) <= 3
+
+
+def _windows_task():
+    from scripts import windows_task
+
+    return windows_task
+
+
+def test_the_no_powershell_route_runs_schtasks_from_system_root_with_a_password_prompt():
+    wt = _windows_task()
+    tasks = wt.build(wt.load_settings(), AWKWARD_ROOT, USER, "Password")
+    files = {t["name"]: rf"C:\Temp\{t['name']}.xml" for t in tasks}
+    commands = wt.schtasks_create_commands(tasks, files, USER, env={"SystemRoot": r"D:\WINDOWS"})
+    assert commands[0] == [r"D:\WINDOWS\System32\schtasks.exe", "/Create", "/TN", "DailySalesDagster",
+                           "/XML", r"C:\Temp\DailySalesDagster.xml", "/F", "/RU", USER, "/RP", "*"]
+    for logon in ("S4U", "Interactive"):  # the XML's principal; no password anywhere
+        tasks = wt.build(wt.load_settings(), AWKWARD_ROOT, USER, logon)
+        assert all("/RP" not in c and "/RU" not in c for c in wt.schtasks_create_commands(tasks, files, USER))
+
+
+def test_register_hands_schtasks_utf16_xml_and_removes_it_afterwards():
+    wt = _windows_task()
+    user = r"RETAIL\seán.o'brien"
+    tasks = wt.build(wt.load_settings(), AWKWARD_ROOT, user, "Password")
+    seen = []
+
+    def schtasks(command):
+        path = Path(command[command.index("/XML") + 1])
+        data = path.read_bytes()
+        assert data[:2] == b"\xff\xfe"  # UTF-16 LE with BOM, as schtasks /Create /XML expects
+        task = ET.fromstring(data.decode("utf-16").split("?>", 1)[1])
+        seen.append((path, text(task, "t:Principals/t:Principal/t:UserId")))
+        return subprocess.CompletedProcess(command, 0)
+
+    assert wt.register(tasks, user, run=schtasks) == 0
+    assert [u for _, u in seen] == [user, user]
+    assert not any(path.exists() or path.parent.exists() for path, _ in seen)
+    assert wt.register(tasks, user, run=lambda c: subprocess.CompletedProcess(c, 1)) == 78
+
+
+def test_the_wake_task_finds_schtasks_wherever_windows_is(tmp_path):
+    wake = generate(tmp_path)["DailySalesDagster-Wake"]
+    starts = wake.findall("t:Actions/t:Exec", NS)[0]
+    assert starts.find("t:Command", NS).text == r"%SystemRoot%\System32\schtasks.exe"
 
 
 def test_server_task_runs_the_supervisor_directly_with_a_safely_quoted_awkward_path(tmp_path):

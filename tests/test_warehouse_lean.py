@@ -22,7 +22,9 @@ from orchestration.warehouse.project import dbt_executable, prepared_for, wareho
 from orchestration.warehouse.resource import WarehouseDbtCliResource
 
 REPARSE_MESSAGE = "Unable to do partial parsing"
-pytestmark = pytest.mark.skipif(os.name == "nt", reason="the recording wrapper is a POSIX script")
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the recording wrapper is a POSIX script; the overrides "
+                                "it checks are platform-free (the same Python on Windows), and "
+                                "tests/test_warehouse_dagster.py builds through the same resource there")
 
 
 @pytest.fixture(scope="module")

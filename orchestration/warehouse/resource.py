@@ -8,19 +8,32 @@ dbt-core package's metadata and sets up no adapter. Both are overrides of dagste
 `_cli_version` / `_initialize_dbt_core_adapter`: if an upgrade renames them, the overrides simply stop
 applying (the run is slower, never wrong), and tests/test_warehouse_lean.py, which counts the dbt
 processes a build starts, fails and says so. dagster-dbt is pinned exactly in requirements.txt.
+
+dbt is started and stopped by orchestration.child_process, so cancelling a run stops dbt on Windows
+too (dagster-dbt's own stop sends SIGINT, which Windows refuses, after a blocking read that Windows'
+interrupt cannot break). dagster-dbt 0.29 starts dbt with `subprocess.Popen` inside the classmethod
+`DbtCliInvocation.run`, which `DbtCliResource.cli` calls by its module-level name; those two names
+are the seam, swapped only for the duration of one `cli()` call (see `_launched_by_us`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
-from collections.abc import Sequence
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import dagster_dbt.core.dbt_cli_invocation as dbt_invocation_module
+import dagster_dbt.core.resource as dbt_resource_module
 from dagster_dbt import DbtCliInvocation, DbtCliResource, DbtProject
 from packaging import version
+
+from orchestration import child_process
 
 from orchestration.warehouse.project import (
     dbt_executable,
@@ -54,7 +67,7 @@ class WarehouseDbtCliResource(DbtCliResource):
         if args and args[0] != "parse" and prepared_for(project) != values:
             prepare_manifest(project)
         # UTF-8 mode: dagster-dbt reads dbt's output as UTF-8, a Windows console's dbt writes cp1252.
-        with environment({**values, **UTF8_CHILD_ENV}):
+        with environment({**values, **UTF8_CHILD_ENV}), _launched_by_us():
             return super().cli(args, **kwargs)
 
     @cached_property
@@ -63,6 +76,74 @@ class WarehouseDbtCliResource(DbtCliResource):
 
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:  # only for row counts / column metadata
         return None
+
+
+class LaunchedDbtCliInvocation(DbtCliInvocation):
+    """A dbt invocation whose output is read in short slices and whose stop ends dbt's whole tree."""
+
+    def _stream_stdout(self) -> Iterator[str | dict[str, Any]]:
+        stdout = self.process.stdout
+        if not stdout or stdout.closed:
+            return
+        finished = False
+        try:
+            with stdout:
+                for raw_line in child_process.lines(stdout):
+                    yield from _parse_line(self, raw_line)
+            finished = True
+        finally:
+            if not finished:  # interrupted (run cancelled or timed out) or abandoned: stop dbt
+                _log.info("stopping dbt: %s", self.dbt_command)
+                code = child_process.stop(self.process, child_process.GRACE_S, log=_log.info)
+                _log.info("dbt process ended with exit code %s", code)
+
+
+def _parse_line(self: DbtCliInvocation, raw_line: bytes) -> Iterator[str | dict[str, Any]]:
+    """One line of dbt's JSON log, as dagster-dbt's own _stream_stdout reads it."""
+    import orjson
+
+    raw_event_str = raw_line.decode().strip()
+    try:
+        raw_event = orjson.loads(raw_event_str)
+        if raw_event["info"]["level"] == "error":
+            self._error_messages.append(raw_event["info"]["msg"])
+        yield raw_event
+    except Exception:  # noqa: BLE001 - not a JSON event: dagster-dbt passes it on as text
+        yield raw_event_str
+
+
+class _GroupedSubprocess:
+    """The `subprocess` module as dagster-dbt's invocation module sees it while we launch dbt."""
+
+    PIPE = subprocess.PIPE
+    STDOUT = subprocess.STDOUT
+
+    @staticmethod
+    def Popen(args: Sequence[str], **kwargs: Any) -> subprocess.Popen:  # noqa: N802 - subprocess's name
+        return child_process.popen(args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+
+_SEAM_LOCK = threading.RLock()
+for _module, _name in ((dbt_resource_module, "DbtCliInvocation"), (dbt_invocation_module, "subprocess")):
+    if not hasattr(_module, _name):  # a dagster-dbt upgrade moved the seam: fail loudly at load
+        raise ImportError(f"{_module.__name__}.{_name} is gone: orchestration/warehouse/resource.py "
+                          "must learn how this dagster-dbt version starts dbt")
+
+
+@contextlib.contextmanager
+def _launched_by_us() -> Iterator[None]:
+    """For one cli() call: dbt starts in its own process group and the invocation is ours."""
+    with _SEAM_LOCK:
+        saved = dbt_resource_module.DbtCliInvocation, dbt_invocation_module.subprocess
+        dbt_resource_module.DbtCliInvocation = LaunchedDbtCliInvocation  # type: ignore[misc]
+        dbt_invocation_module.subprocess = _GroupedSubprocess()  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            dbt_resource_module.DbtCliInvocation, dbt_invocation_module.subprocess = saved  # type: ignore[misc]
 
 
 def warehouse_dbt_resource() -> WarehouseDbtCliResource:

@@ -34,8 +34,9 @@ def _yaml(value: object) -> str:
 
 
 def _data_dir_jinja() -> str:
-    # Empty DATA_DIR counts as unset (as .env.example leaves it); forward slashes suit DuckDB on Windows.
-    return "{{ ((env_var('DATA_DIR', '') | trim) or 'data') | replace('\\\\', '/') }}"
+    # Empty DATA_DIR counts as unset (as .env.example leaves it); forward slashes suit DuckDB on Windows;
+    # an apostrophe (Seán O'Brien's profile folder) is doubled, as a SQL string literal needs.
+    return "{{ ((env_var('DATA_DIR', '') | trim) or 'data') | replace('\\\\', '/') | replace(\"'\", \"''\") }}"
 
 
 def render_config_macro(config: PipelineConfig) -> str:

@@ -4,6 +4,9 @@ On Windows such a file cannot be replaced, renamed or deleted: `os.replace`, `os
 `os.remove` raise PermissionError carrying `winerror` 5 (ACCESS_DENIED) or 32
 (SHARING_VIOLATION). This patches those three functions of the `os` module so that, for paths
 matching a glob pattern, they raise exactly that, a given number of times or for ever.
+Error 5 is also what a real permission denial gives; the pipeline tells the two apart by asking who
+holds the file (the Restart Manager), so a rule's `holder` is what that question answers (none: a
+denial, e.g. Defender's Controlled Folder Access).
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ class HeldFiles:
         self.rules: list[dict[str, Any]] = []
         self.blocked: list[tuple[str, str]] = []  # (operation, path) that raised
 
-    def hold(self, pattern: str, failures: int | None = None, winerror: int = 32) -> None:
-        self.rules.append({"pattern": str(pattern), "failures": failures, "winerror": winerror})
+    def hold(self, pattern: str, failures: int | None = None, winerror: int = 32, holder: str | None = None) -> None:
+        self.rules.append({"pattern": str(pattern), "failures": failures, "winerror": winerror, "holder": holder})
 
     def release(self, pattern: str) -> None:
         self.rules = [r for r in self.rules if r["pattern"] != str(pattern)]
@@ -72,6 +75,18 @@ class HeldFiles:
         setattr_(os, "rename", rename)
         setattr_(os, "remove", remove)
         setattr_(os, "unlink", remove)
+        try:
+            from pipeline_common import files as pipeline_files
+        except ImportError:  # a script that does not use the pipeline's file helpers
+            return
+        real_holders = pipeline_files.holders
+
+        def holders(path):  # what the Restart Manager would answer for a held file
+            named = [r["holder"] for r in self.rules
+                     if r.get("holder") and fnmatch.fnmatch(os.fspath(path), r["pattern"])]
+            return named or real_holders(path)
+
+        setattr_(pipeline_files, "holders", holders)
 
     def to_env(self) -> str:
         return json.dumps(self.rules)
