@@ -6,6 +6,12 @@ the others, and runs in progress, carry on. The webserver and the daemon reconne
 restarted code server by themselves. Ctrl+C / SIGTERM / service stop ends every process started.
 
     python scripts/serve.py [--port 3000] [--host 127.0.0.1] [--code-server-port 4000] [--dagster-home DIR]
+                            [--code-server-host 127.0.0.1] [--code-server-address ADDRESS]
+
+One daemon per instance: before anything else it takes the Postgres instance's advisory lock
+(orchestration.instance_lock) and holds it on its own connection for its whole life; a second
+serve.py (or supervisor) on the same Postgres database exits 78 naming the host, pid and start
+time of the one that runs.
 
 Needs DAGSTER_POSTGRES_HOST, _USER, _PASSWORD, _DB (optional _PORT) in the environment or .env.
 """
@@ -32,6 +38,7 @@ from postgres_instance import (  # noqa: E402
     CODE_LOCATION_MODULE,
     CODE_LOCATION_NAME,
     DEFAULT_POSTGRES_HOME,
+    DEPLOY_DIR,
     EXIT_CONFIG,
     REPO_ROOT,
     ConfigError,
@@ -69,7 +76,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
-    parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000, on 127.0.0.1)")
+    parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000)")
+    parser.add_argument(
+        "--code-server-host", default=os.environ.get("DAGSTER_CODE_SERVER_BIND", "127.0.0.1"),
+        help="address the code server binds (default DAGSTER_CODE_SERVER_BIND or 127.0.0.1: loopback only)",
+    )
+    parser.add_argument(
+        "--code-server-address", default=None,
+        help="address the daemon and webserver use to reach the code server (default: the bind address; "
+        "127.0.0.1 when binding every interface)",
+    )
     parser.add_argument("--dagster-home", type=Path, default=DEFAULT_POSTGRES_HOME, help=f"default {DEFAULT_POSTGRES_HOME}")
     parser.add_argument("--module", default=CODE_LOCATION_MODULE, help=f"code location module (default {CODE_LOCATION_MODULE})")
     parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs", help="default logs/ under the repo")
@@ -78,12 +94,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def code_server_address(args: argparse.Namespace) -> str:
+    """Where the daemon and webserver (and the runs' tags) reach the code server."""
+    if args.code_server_address:
+        return args.code_server_address
+    return "127.0.0.1" if args.code_server_host in WILDCARDS else args.code_server_host
+
+
 def service_commands(args: argparse.Namespace, home: Path) -> dict[str, list[str]]:
     workspace = str(home / "workspace.yaml")
     python = sys.executable
     return {
         CODE_SERVER: [
-            python, "-m", "dagster", "api", "grpc", "-h", "127.0.0.1", "-p", str(args.code_server_port),
+            python, "-m", "dagster", "api", "grpc", "-h", args.code_server_host, "-p", str(args.code_server_port),
             "-m", args.module, "--location-name", CODE_LOCATION_NAME, "-d", str(REPO_ROOT),
         ],
         DAEMON: [python, "-m", "dagster._daemon", "run", "-w", workspace],
@@ -146,10 +172,16 @@ class Service:
         return None if self.child is None else self.child.poll()
 
 
+LOCK_CHECK_S = 30.0
+
+
 class Serve:
-    def __init__(self, args: argparse.Namespace, home: Path):
+    def __init__(self, args: argparse.Namespace, home: Path, lock=None):
         self.args = args
         self.home = home
+        self.lock = lock
+        self.lock_checked = time.monotonic()
+        self.exit_code = 0
         self.stop_requested = threading.Event()
         # Windows: every process started (and the runs they start) ends with serve.py, however
         # it ends. Linux: start_child ties each child's life to serve.py.
@@ -176,7 +208,7 @@ class Serve:
             if code_server.exited() is not None:
                 return False
             try:
-                with socket.create_connection(("127.0.0.1", self.args.code_server_port), timeout=1):
+                with socket.create_connection((code_server_address(self.args), self.args.code_server_port), timeout=1):
                     return True
             except OSError:
                 self.stop_requested.wait(0.5)
@@ -193,9 +225,30 @@ class Serve:
         while not self.stop_requested.wait(POLL_S):
             for service in self.services.values():
                 self.supervise(service)
+            self.keep_lock()
         self.stop_all()
         log.info("serve stopped")
-        return 0
+        return self.exit_code
+
+    def keep_lock(self) -> None:
+        """The lock lives in a Postgres session: if Postgres restarted, take it again, or stop
+        everything (exit 78) when another server took it in the meantime."""
+        if self.lock is None or time.monotonic() - self.lock_checked < LOCK_CHECK_S:
+            return
+        self.lock_checked = time.monotonic()
+        if self.lock.check():
+            return
+        from orchestration.instance_lock import InstanceLockHeld, InstanceUnavailable
+
+        try:
+            self.lock.acquire()
+            log.warning("the instance lock's Postgres session was lost; lock taken again")
+        except InstanceUnavailable as exc:
+            log.warning(f"instance lock lost and not taken again yet: {exc}")
+        except InstanceLockHeld as exc:
+            log.error(f"instance lock lost and now held elsewhere, stopping: {exc}")
+            self.exit_code = EXIT_CONFIG
+            self.stop_requested.set()
 
     def supervise(self, service: Service) -> None:
         if service.tree is not None:
@@ -263,27 +316,6 @@ def _quietly(action) -> None:
         pass
 
 
-class ServeLock:
-    """DAGSTER_HOME/serve.pid: one serve.py per home (two daemons would race for the same queue)."""
-
-    def __init__(self, home: Path):
-        self.path = home / "serve.pid"
-
-    def acquire(self) -> None:
-        if self.path.exists():
-            try:
-                other = int(self.path.read_text(encoding="utf-8").strip())
-                running = other != os.getpid() and any("serve.py" in part for part in psutil.Process(other).cmdline())
-            except (ValueError, psutil.Error):
-                running = False
-            if running:
-                raise ConfigError(f"serve.py (pid {other}) already runs on {self.path.parent}")
-        self.path.write_text(str(os.getpid()), encoding="utf-8")
-
-    def release(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 def _masked(line: str) -> str:
     """A child's output line with the Postgres password taken out (raw and URL-encoded)."""
     from urllib.parse import quote
@@ -314,17 +346,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home.resolve()
     setup_logging(args.log_dir.resolve())
+    from orchestration.instance_lock import (
+        EXIT_UNAVAILABLE, HOLDER_ENV_VAR, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock,
+    )
+
     try:
         os.environ.update(postgres_environment())
-        prepare_postgres_home(home)
-        lock = ServeLock(home)
-        lock.acquire()
+        # Before anything else (nothing written, nothing migrated): one daemon per instance.
+        lock = acquire_instance_lock(home, DEPLOY_DIR / "dagster.yaml")
     except ConfigError as exc:
         log.error(f"configuration error: {exc}")
         return EXIT_CONFIG
-    os.environ["DAGSTER_CODE_SERVER_HOST"] = "127.0.0.1"
+    except InstanceLockHeld as exc:
+        log.error(str(exc))
+        return EXIT_CONFIG
+    except InstanceUnavailable as exc:
+        log.error(f"{exc}; try again later")
+        return EXIT_UNAVAILABLE
+    try:
+        prepare_postgres_home(home)
+    except ConfigError as exc:
+        lock.release()
+        log.error(f"configuration error: {exc}")
+        return EXIT_CONFIG
+    os.environ[HOLDER_ENV_VAR] = str(os.getpid())  # start-up recovery runs under this lock
+    os.environ["DAGSTER_CODE_SERVER_HOST"] = code_server_address(args)
     os.environ["DAGSTER_CODE_SERVER_PORT"] = str(args.code_server_port)
-    serve = Serve(args, home)
+    serve = Serve(args, home, lock)
     serve.install_signal_handlers()
     try:
         prepare_instance(home)
