@@ -25,7 +25,6 @@ from orchestration.maintenance.interruption import end_interrupted_run, ownershi
 from orchestration.resources import DUCKDB_POOL
 
 IN_FLIGHT = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-RESTART_STEP_REASON = "Dagster stopped (restart, reboot, crash or stop) while this step ran"
 
 
 def interrupted_reason(host: str) -> str:
@@ -58,7 +57,7 @@ def fail_interrupted_runs(instance: dg.DagsterInstance, host: str | None = None,
         message = interrupted_reason(host)
         if run.status == DagsterRunStatus.CANCELING:
             message = f"Cancellation completed at start-up. {message}"
-        end_interrupted_run(instance, run, message, RESTART_STEP_REASON, retry=False)
+        end_interrupted_run(instance, run, message, message, retry=False)
         failed.append(run.run_id)
     return failed
 

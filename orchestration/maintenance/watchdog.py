@@ -77,8 +77,6 @@ def dead_worker_reason(pid: int, host: str, retry: bool) -> str:
     )
 
 
-DEAD_WORKER_STEP_REASON = "the run's worker process is gone (killed, crashed, or the PC slept)"
-
 
 def fail_dead_runs(instance: dg.DagsterInstance, log=None) -> list[str]:
     """Fail every STARTED run whose worker process is gone; return their run ids."""
@@ -97,7 +95,8 @@ def fail_dead_runs(instance: dg.DagsterInstance, log=None) -> list[str]:
         if current is None or current.status != DagsterRunStatus.STARTED:
             continue
         retry = would_retry(instance, current)
-        end_interrupted_run(instance, current, dead_worker_reason(pid, host, retry), DEAD_WORKER_STEP_REASON, retry)
+        reason = dead_worker_reason(pid, host, retry)
+        end_interrupted_run(instance, current, reason, reason, retry)
         if log is not None:
             log.warning(f"run {run.run_id} ({run.job_name}): worker pid {pid} gone; marked failed, slots freed"
                         f"{', retried automatically' if retry else ''}")
