@@ -90,12 +90,21 @@ def open_instance(home: Path):
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
+_HELD_LOCKS: list = []
+
+
 def open_source(home: Path):
     if not (home / "dagster.yaml").is_file() and not any(home.glob("history/runs.db")):
         raise ConfigError(f"{home}: not a Dagster home (no dagster.yaml and no history/runs.db)")
-    lock = home / "supervisor.pid"
-    if lock.exists():
-        raise ConfigError(f"{lock} exists: stop Dagster on the desktop (the supervisor) before migrating its history")
+    from orchestration.instance_lock import FileInstanceLock, InstanceLockHeld
+
+    lock = FileInstanceLock(home)
+    try:
+        # Held until this process ends: no supervisor starts on the desktop's home mid-copy.
+        lock.acquire()
+    except InstanceLockHeld as exc:
+        raise ConfigError(f"stop Dagster on the desktop (the supervisor) before migrating its history: {exc}") from None
+    _HELD_LOCKS.append(lock)
     instance = open_instance(home)
     if storage_kind(instance) != "sqlite":
         raise ConfigError(f"{home}: the source must be a SQLite home, this one stores runs in {storage_kind(instance)}")

@@ -1,4 +1,4 @@
-"""The Postgres-backed Dagster home of the scale-out path, shared by serve.py and migrate_history.py.
+"""The Postgres-backed Dagster home of the team server, shared by serve.py and migrate_history.py.
 
 The instance settings come from deploy/dagster.yaml (the same file Docker Compose uses), with its
 DockerRunLauncher replaced: without Docker, each run is a process started by the code server,

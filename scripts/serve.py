@@ -1,4 +1,4 @@
-"""Run the scale-out Dagster deployment without Docker: code server, daemon and webserver as
+"""Run the team server without Docker: code server, daemon and webserver as
 separate supervised processes against the Postgres instance (docs/deployment.md).
 
 Each process is watched on its own: when one dies, only that one is started again (with backoff);
