@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration import alerts, budget, exports, ingestion, jobs, maintenance, warehouse
+from orchestration import alerts, budget, exports, ingestion, maintenance, schedules, warehouse
 from orchestration.code_references import with_code_references
 from orchestration.resources import shared_resources
 from pipeline_common.config import load_pipeline_config
@@ -18,7 +18,7 @@ from pipeline_common.config import load_pipeline_config
 DOMAINS = [
     ingestion,
     budget,
-    jobs,
+    schedules,
     maintenance,
     warehouse,
     exports,

@@ -33,8 +33,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
 IS_WINDOWS = os.name == "nt"
 VENV = REPO_ROOT / ".venv"
@@ -246,7 +244,7 @@ def task_problems(server_xml: str | None, wake_xml: str | None, settings: dict) 
 def check_task(options) -> Result:
     if not IS_WINDOWS:
         return skipped("task", "Windows only (Task Scheduler); on Linux run scripts/start.sh under your service manager")
-    from windows_task import load_settings
+    from scripts.windows_task import load_settings
 
     settings = load_settings()
     name = settings["task_name"]
@@ -497,7 +495,7 @@ def check_sharepoint(options) -> Result:
     from pipeline_common.script_support import ScriptError
 
     try:
-        from sharepoint_budget.sharepoint import download_workbook, sharepoint_settings
+        from sharepoint_budget.workbook_download import download_workbook, sharepoint_settings
 
         settings = sharepoint_settings()
     except ScriptError as exc:
@@ -596,7 +594,23 @@ def run_check(name: str, options) -> Result:
         return problem(name, f"the check itself failed: {_short(exc)}", "report this line to the pipeline's maintainer")
 
 
+def outside_the_project() -> Result | None:
+    """A Python without the project's installed packages (not the venv) can check nothing else: say so."""
+    import importlib.util
+
+    if importlib.util.find_spec("pipeline_common") is not None:
+        return None
+    result = check_python(None)
+    if result.status == "OK":
+        result = problem("python", f"the project's packages are not installed in {VENV}", "run scripts\\setup.bat")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
+    outside = outside_the_project()
+    if outside is not None:  # paths only: no secret to scrub, and no scrubber to import
+        print(f"{outside.status:<8} {outside.name}: {outside.detail} | fix: {outside.fix}\n\n1 problem(s): fix them from the top")
+        return 1
     from pipeline_common.script_support import ArgumentParser, tolerate_console_encoding
 
     tolerate_console_encoding()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
-from postgres_instance import (  # noqa: E402
+from scripts.postgres_instance import (  # noqa: E402
     DEFAULT_POSTGRES_HOME,
     DEFAULT_POSTGRES_PORT,
     EXIT_CONFIG,

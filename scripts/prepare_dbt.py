@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
 
-    import generate_dbt_staging
+    from scripts.dev import generate_dbt_staging
     from pipeline_common.config import load_pipeline_config
     from pipeline_common.script_support import EXIT_CONFIG
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         print(
-            "dbt staging does not match pipeline.yaml: run `python scripts/generate_dbt_staging.py`, "
+            "dbt staging does not match pipeline.yaml: run `python scripts/dev/generate_dbt_staging.py`, "
             "review and commit the files, then run this again",
             file=sys.stderr,
         )
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.name == "nt":
         # dbt writes paths ~190 characters below the repo root: under a deep OneDrive folder they
         # pass Windows' 260 unless long paths are enabled, and dbt then fails with odd errors.
-        import doctor
+        from scripts import doctor
 
         result = doctor.long_path_result(str(REPO_ROOT), path, doctor._long_paths_enabled)
         if result.status == "PROBLEM":

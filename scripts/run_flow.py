@@ -48,7 +48,7 @@ def _instance():
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         return dg.DagsterInstance.ephemeral()
-    from supervisor import prepare_home  # scripts/ is on sys.path when run as a script
+    from scripts.supervisor import prepare_home
 
     prepare_home(Path(home))
     return dg.DagsterInstance.get()

@@ -34,7 +34,7 @@ import psutil
 
 
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
-from postgres_instance import (  # noqa: E402
+from scripts.postgres_instance import (  # noqa: E402
     CODE_LOCATION_MODULE,
     CODE_LOCATION_NAME,
     DEFAULT_POSTGRES_HOME,
@@ -45,7 +45,7 @@ from postgres_instance import (  # noqa: E402
     postgres_environment,
     prepare_postgres_home,
 )
-from supervisor import (  # noqa: E402
+from scripts.supervisor import (  # noqa: E402
     GRACEFUL_STOP_S,
     IS_WINDOWS,
     KILL_WAIT_S,

@@ -6,7 +6,7 @@ First line: `CURRENT`, or `NOT CURRENT: ` and what is late and why. Then, per ma
 dataset, the newest file date synced (data through) and the date expected; per Tableau export,
 when it was rebuilt and the data-through date it holds. Exit 0 when current, 1 when not, 78 for
 bad arguments or config. The same rules drive the UI's checks, the 07:30 alert and Tableau's
-data quality warning (pipeline_common/currency.py).
+data quality warning (pipeline_common/freshness.py).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from orchestration.instance_currency import currency_report
+    from orchestration.instance_freshness import currency_report
     from pipeline_common.config import ConfigError, load_pipeline_config
 
     try:

@@ -6,7 +6,7 @@ setlocal
 cd /d "%~dp0.."
 call scripts\setup.bat dev || exit /b 1
 echo ==^> Azurite (Azure Storage emulator, from npm)
-.venv\Scripts\python.exe scripts\ensure_azurite.py || exit /b 1
+.venv\Scripts\python.exe scripts\dev\ensure_azurite.py || exit /b 1
 echo ==^> browser for the UI screenshot test
 .venv\Scripts\python.exe -c "from tests.plugins.browser import HOW_TO_GET_ONE, find_chromium; b = find_chromium(); print(b or 'WARNING: ' + HOW_TO_GET_ONE)"
 echo ==^> running the tests

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 echo "==> Azurite (Azure Storage emulator, from npm)"
-.venv/bin/python scripts/ensure_azurite.py
+.venv/bin/python scripts/dev/ensure_azurite.py
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing Debian's chromium for the UI screenshot test"

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS_PYTHON_DIR = REPO_ROOT / "bat_file_data_refresh" / "python"
-if str(SCRIPTS_PYTHON_DIR) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS_PYTHON_DIR))
 
 pytest_plugins = [
     "tests.plugins.azurite",

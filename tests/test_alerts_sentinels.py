@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from orchestration.alerts.check_alerts import build_check_alert_sensor
-from orchestration.alerts.sentinels import build_sentinel_checks
+from orchestration.warehouse.sentinels import build_sentinel_checks
 from orchestration.alerts.slack import SlackAlerts
 from pipeline_common.config import load_pipeline_config
 from tests.plugins.slack_server import block_kit_problems
@@ -131,7 +131,7 @@ def test_sentinels_run_on_the_real_dbt_warehouse(built_warehouse, tmp_path):
     that sentinel alone, naming that market."""
     import shutil
 
-    from orchestration.alerts.sentinels import connect_read_only, run_sentinel
+    from orchestration.warehouse.sentinels import connect_read_only, run_sentinel
 
     config = load_pipeline_config()
     sentinels = {s.name: s for s in config.alerts.sentinels}

@@ -66,7 +66,7 @@ def test_first_reference_is_the_file_doing_the_work(references, asset, first_fil
         ("tableau_executive_daily_sales", "orchestration/exports/assets.py", "def build_export_asset"),
         ("daily_sales_budget_exchange_ingest", "orchestration/budget/assets.py", "def build_budget_asset"),
         ("stg_uk_orders", "orchestration/warehouse/assets.py", "@dbt_assets"),
-        ("warehouse_backup", "orchestration/maintenance/backup.py", "def build_backup_asset"),
+        ("warehouse_backup", "orchestration/maintenance/warehouse_backup.py", "def build_backup_asset"),
     ],
 )
 def test_factory_built_assets_also_link_to_their_factory(references, asset, factory_module, factory_text):

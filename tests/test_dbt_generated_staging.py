@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -13,20 +12,19 @@ import yaml
 from pipeline_common.config import load_pipeline_config, parse_pipeline_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GENERATOR = REPO_ROOT / "scripts" / "generate_dbt_staging.py"
+GENERATOR = REPO_ROOT / "scripts" / "dev" / "generate_dbt_staging.py"
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("generate_dbt_staging", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from scripts.dev import generate_dbt_staging
+
+    return generate_dbt_staging
 
 
 def test_committed_staging_is_in_sync_with_pipeline_yaml():
     done = subprocess.run([sys.executable, str(GENERATOR), "--check"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"run python scripts/generate_dbt_staging.py\n{done.stdout}{done.stderr}"
+    assert done.returncode == 0, f"run python scripts/dev/generate_dbt_staging.py\n{done.stdout}{done.stderr}"
 
 
 def test_every_configured_dataset_has_a_staging_model_and_source():

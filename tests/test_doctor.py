@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import importlib.util
 import os
 import re
 import shutil
@@ -32,10 +31,7 @@ DOCTOR = REPO / "scripts" / "doctor.py"
 
 @pytest.fixture
 def doctor(monkeypatch):
-    spec = importlib.util.spec_from_file_location("doctor_under_test", DOCTOR)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "doctor_under_test", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    from scripts import doctor as module
     monkeypatch.setenv("TZ", "Europe/London")
     time.tzset()
     yield module
@@ -146,7 +142,7 @@ def test_no_warehouse_yet(doctor, capsys, isolated_env):
 
 def _registered(doctor, tmp_path, mutate=None) -> dict[str, str]:
     """The XML windows_task.py generates for this repo, as `schtasks /Query /XML` would return it."""
-    import windows_task
+    from scripts import windows_task
 
     settings = windows_task.load_settings()
     tasks = windows_task.build(settings, str(doctor.REPO_ROOT).replace("/", "\\"), r"PC\ana", False)
@@ -211,9 +207,7 @@ def test_port_held_by_another_program_and_no_server(doctor, capsys):
 
 
 def test_the_scheduler_daemon_not_running(doctor, capsys, tmp_path):
-    spec = importlib.util.spec_from_file_location("supervisor_for_doctor", REPO / "scripts" / "supervisor.py")
-    supervisor = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(supervisor)
+    from scripts import supervisor
     home = supervisor.prepare_home(tmp_path / "home")
     code, lines = run(doctor, capsys, "--dagster-home", str(home), "--check", "schedules")
     assert code == 1

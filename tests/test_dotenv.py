@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.conftest import PIPELINE_ENV_VARS
 from tests.plugins.azurite import LandingTree
+from tests.plugins.repo_copy import copy_import_path, copy_packages
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = dt.date(2026, 11, 20)
@@ -22,8 +23,7 @@ DAY = dt.date(2026, 11, 20)
 
 def _repo_copy(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    shutil.copytree(REPO / "bat_file_data_refresh", root / "bat_file_data_refresh",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy_packages(root)
     shutil.copy2(REPO / "pipeline.yaml", root / "pipeline.yaml")
     return root
 
@@ -33,6 +33,7 @@ def _sync(root: Path, environment: dict[str, str]) -> subprocess.CompletedProces
     # The test session blanks the pipeline variables; a blank value would mask .env, so drop them.
     env = {k: v for k, v in os.environ.items() if k not in PIPELINE_ENV_VARS and k != "PIPELINE_CONFIG"}
     env.update(environment)
+    env["PYTHONPATH"] = copy_import_path(root)
     script = root / "bat_file_data_refresh" / "python" / "azure_sync" / "sync_azure.py"
     return subprocess.run(
         [sys.executable, str(script), "--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",

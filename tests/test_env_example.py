@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.plugins.repo_copy import copy_import_path, copy_packages
 from tests.plugins.sample_data import SAMPLE_AS_OF
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +30,7 @@ BASE_ENV_NAMES = ("PATH", "HOME", "SYSTEMROOT", "TEMP", "TMP", "TMPDIR", "LANG",
 @pytest.fixture
 def repo_copy(tmp_path: Path, sample_landing: Path) -> Path:
     root = tmp_path / "repo"
-    shutil.copytree(REPO_ROOT / "bat_file_data_refresh", root / "bat_file_data_refresh",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy_packages(root)
     shutil.copy(REPO_ROOT / "pipeline.yaml", root / "pipeline.yaml")
     shutil.copy(REPO_ROOT / ".env.example", root / ".env.example")
     return root
@@ -46,6 +46,7 @@ def _run(repo: Path, data_dir: Path, sample_landing: Path, warehouse: Path,
     env = {name: os.environ[name] for name in BASE_ENV_NAMES if name in os.environ}
     env["DATA_DIR"] = str(data_dir)
     env["DUCKDB_PATH"] = str(warehouse)
+    env["PYTHONPATH"] = copy_import_path(repo)
     python = repo / "bat_file_data_refresh" / "python"
     commands = {
         "sync": [python / "azure_sync" / "sync_azure.py", "--market", "UK", "--dataset", "ingest_orders",

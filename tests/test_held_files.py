@@ -290,19 +290,17 @@ APPENDER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    sys.path.insert(0, sys.argv[3])
     from pipeline_common.files import append_line
     for i in range(int(sys.argv[2])):
-        append_line(Path(sys.argv[1]), json.dumps({"writer": sys.argv[4], "i": i, "pad": "y" * 200_000}))
+        append_line(Path(sys.argv[1]), json.dumps({"writer": sys.argv[3], "i": i, "pad": "y" * 200_000}))
     """
 )
 
 
 def test_alert_appends_from_several_processes_never_interleave(tmp_path):
     path = tmp_path / "alerts" / "alerts_20261130.jsonl"
-    lib = str(REPO / "bat_file_data_refresh" / "python")
     writers = [
-        subprocess.Popen([sys.executable, "-c", APPENDER, str(path), "15", lib, str(n)]) for n in range(4)
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(path), "15", str(n)]) for n in range(4)
     ]
     for writer in writers:
         assert writer.wait(timeout=120) == 0
@@ -317,10 +315,9 @@ def test_an_append_waits_for_the_writer_holding_the_file(tmp_path):
 
     path = tmp_path / "alerts.jsonl"
     path.write_text("")
-    lib = str(REPO / "bat_file_data_refresh" / "python")
     with path.open("a") as other:
         fcntl.flock(other.fileno(), fcntl.LOCK_EX)
-        writer = subprocess.Popen([sys.executable, "-c", APPENDER, str(path), "1", lib, "w"])
+        writer = subprocess.Popen([sys.executable, "-c", APPENDER, str(path), "1", "w"])
         time.sleep(1.5)
         assert path.read_text() == "" and writer.poll() is None  # waiting for the lock
         fcntl.flock(other.fileno(), fcntl.LOCK_UN)

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 from tableauhyperapi import Connection, HyperProcess, Telemetry
 
-from create_hyper_files.backups import BACKUPS_KEPT
+from create_hyper_files.extract_backups import BACKUPS_KEPT
 from tests.plugins.tableau_server import summary
 
 

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from orchestration.maintenance.backup import backup_dir, backup_warehouse, build_backup_asset
+from orchestration.maintenance.warehouse_backup import backup_dir, backup_warehouse, build_backup_asset
 from pipeline_common.config import load_pipeline_config
 
 

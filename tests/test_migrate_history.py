@@ -85,8 +85,7 @@ def desktop_home(tmp_path, isolated_env, sample_landing) -> Path:
 
 def _postgres_home(home: Path) -> Path:
     """A DAGSTER_HOME for the Postgres instance, written as serve.py writes it."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    from postgres_instance import prepare_postgres_home
+    from scripts.postgres_instance import prepare_postgres_home
 
     return prepare_postgres_home(home)
 

@@ -41,7 +41,7 @@ def test_readme_lineage_diagram_is_the_asset_graph():
     real = _real_edges()
     assert drawn == real, (
         f"README lineage drifted: missing {sorted(real - drawn)}, extra {sorted(drawn - real)}; "
-        "run .venv/bin/python scripts/generate_lineage.py"
+        "run .venv/bin/python scripts/dev/generate_lineage.py"
     )
     # the case: the executive mart's parents, not int_orders_summary_daily
     parents = {child: {p.strip("` ") for p in text.split(",")} for child, text in PARENTS_LINE.findall(block)}
@@ -55,7 +55,7 @@ def test_lineage_check_fails_when_the_readme_drifts(tmp_path):
     text = (REPO / "README.md").read_text(encoding="utf-8")
     readme.write_text(text.replace("  int_orders --> qi_executive_daily_sales\n",
                                    "  int_orders_summary_daily --> qi_executive_daily_sales\n"), encoding="utf-8")
-    script = [sys.executable, str(REPO / "scripts" / "generate_lineage.py"), "--readme", str(readme)]
+    script = [sys.executable, str(REPO / "scripts" / "dev" / "generate_lineage.py"), "--readme", str(readme)]
     drifted = subprocess.run([*script, "--check"], capture_output=True, text=True, timeout=300)
     assert drifted.returncode == 1 and "out of date" in drifted.stdout
     assert "int_orders_summary_daily --> qi_executive_daily_sales" in readme.read_text(encoding="utf-8")  # untouched

@@ -11,7 +11,7 @@ from dagster._core.test_utils import freeze_time
 from dagster._utils.schedules import cron_string_iterator
 
 from orchestration.definitions import defs
-from orchestration.jobs.lateness import late_tick_reason
+from orchestration.schedules.lateness import late_tick_reason
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _scripts() -> list[Path]:
     """Every runnable Python script of the project: scripts/ and the legacy scripts."""
-    candidates = sorted((REPO / "scripts").glob("*.py")) + sorted((REPO / "bat_file_data_refresh" / "python").glob("*/*.py"))
+    candidates = [*sorted((REPO / "scripts").glob("*.py")), *sorted((REPO / "scripts" / "dev").glob("*.py")),
+                  *sorted((REPO / "bat_file_data_refresh" / "python").glob("*/*.py"))]
     return [p for p in candidates if 'if __name__ == "__main__":' in p.read_text(encoding="utf-8")]
 
 

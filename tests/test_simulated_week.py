@@ -31,11 +31,11 @@ from dagster._core.test_utils import freeze_time
 from orchestration import clock
 from orchestration.alerts.freshness_alerts import build_freshness_sensor
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.instance_currency import currency_report
+from orchestration.instance_freshness import currency_report
 from orchestration.exports.checks import build_export_check
 from orchestration.ingestion.assets import build_sync_assets
 from orchestration.maintenance.recovery import fail_interrupted_runs
-from orchestration.jobs.schedules import build_job, build_schedule
+from orchestration.schedules.scheduled_jobs import build_job, build_schedule
 from orchestration.resources import shared_resources
 from orchestration.ingestion.arrival import build_orders_arrival_sensor
 from pipeline_common.config import load_pipeline_config

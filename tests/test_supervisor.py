@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -14,12 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from scripts import supervisor
 from tests.plugins.lock_holder import holding_instance_lock
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("supervisor", REPO / "scripts" / "supervisor.py")
-supervisor = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(supervisor)
 
 
 def test_backoff_doubles_and_is_capped():

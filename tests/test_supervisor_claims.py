@@ -6,7 +6,6 @@ restart delays double and reset after a stable run, `--max-restarts` gives up wi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import sys
@@ -15,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from scripts import supervisor
+
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("supervisor_under_test", REPO / "scripts" / "supervisor.py")
-supervisor = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(supervisor)
 
 # The stand-in for `dagster dev`: the n-th start follows plan[n] (default: the last entry).
 CHILD = textwrap.dedent(

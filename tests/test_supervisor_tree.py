@@ -7,7 +7,6 @@ a child that ignores SIGTERM and one that does not), so the tests take seconds, 
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import os
 import signal
@@ -20,10 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from scripts import supervisor
+
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("supervisor_under_test", REPO / "scripts" / "supervisor.py")
-supervisor = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(supervisor)
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals; Windows uses the Job object")
 
@@ -41,22 +39,20 @@ TREE = textwrap.dedent(
 # Runs the real supervisor.main with dagster dev replaced by TREE and no run recovery.
 HARNESS = textwrap.dedent(
     """
-    import importlib.util, sys
-    spec = importlib.util.spec_from_file_location("supervisor", sys.argv[1])
-    supervisor = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(supervisor)
-    supervisor.dagster_command = lambda *args: [sys.executable, "-c", sys.argv[2]]
+    import sys
+    from scripts import supervisor
+    supervisor.dagster_command = lambda *args: [sys.executable, "-c", sys.argv[1]]
     supervisor.recover_interrupted_runs = lambda home: None
     supervisor.GRACEFUL_STOP_S = 2.0
     supervisor.KILL_WAIT_S = 3.0
-    sys.exit(supervisor.main(sys.argv[3:]))
+    sys.exit(supervisor.main(sys.argv[2:]))
     """
 )
 
 
 def start_supervisor(tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", HARNESS, str(REPO / "scripts" / "supervisor.py"), TREE,
+        [sys.executable, "-c", HARNESS, TREE,
          "--dagster-home", str(tmp_path / "home"), "--log-dir", str(tmp_path / "logs"), "--port", "1"],
         cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

@@ -20,9 +20,7 @@ import pytest
 
 from tests.plugins.warehouse import REPO_ROOT, pipeline_env
 
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-
-from azure_sync.outputs import write_parquet  # noqa: E402  (the sync's own writer: atomic, with a write id)
+from azure_sync.outputs import write_parquet  # (the sync's own writer: atomic, with a write id)
 
 ORDERS = "ingest_orders"
 MARTS = ("int_orders_summary_daily", "qi_executive_daily_sales", "uk_commercial_customer_daily")
@@ -170,7 +168,7 @@ def test_incremental_build_equals_full_rebuild_after_each_kind_of_change(warehou
 
 
 def test_new_market_and_model_edits_rebuild_in_full(warehouse: Warehouse, tmp_path: Path):
-    import generate_dbt_staging
+    from scripts.dev import generate_dbt_staging
 
     from pipeline_common.config import config_path, load_pipeline_config
 

@@ -43,7 +43,6 @@ def test_a_script_error_with_text_cp1252_lacks_is_reported_not_a_logging_crash(e
 
 CHILD_SCRIPT = """
 import sys
-sys.path.insert(0, sys.argv[1])
 from pipeline_common.script_support import script_run
 with script_run("encoding_probe") as run:
     run.log.info("Tōkyō 東京 │─┤")
@@ -60,11 +59,10 @@ def test_scripts_started_through_pipes_run_in_utf8_mode(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     script = tmp_path / "probe.py"
     script.write_text(CHILD_SCRIPT, encoding="utf-8")
-    lib = str(REPO / "bat_file_data_refresh" / "python")
 
     @dg.asset
     def probe(context: dg.AssetExecutionContext, pipes_subprocess_client: dg.PipesSubprocessClient):
-        invocation = run_legacy_script(context, pipes_subprocess_client, script, [lib])
+        invocation = run_legacy_script(context, pipes_subprocess_client, script, [])
         return dg.MaterializeResult(metadata=materialization_metadata(invocation))
 
     result = dg.materialize([probe], resources={"pipes_subprocess_client": dg.PipesSubprocessClient()})

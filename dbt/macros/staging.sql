@@ -2,10 +2,10 @@
 
 {#- The key that identifies one row of a dataset; the latest file wins per key. -#}
 {% macro dataset_grain(dataset) -%}
-  {#- The grains are generated from scripts/generate_dbt_staging.py's GRAINS. -#}
+  {#- The grains are generated from scripts/dev/generate_dbt_staging.py's GRAINS. -#}
   {%- set grains = pipeline_dataset_grains() -%}
   {%- if dataset not in grains -%}
-    {{ exceptions.raise_compiler_error("dataset_grain: no grain known for dataset '" ~ dataset ~ "'; add it to GRAINS in scripts/generate_dbt_staging.py") }}
+    {{ exceptions.raise_compiler_error("dataset_grain: no grain known for dataset '" ~ dataset ~ "'; add it to GRAINS in scripts/dev/generate_dbt_staging.py") }}
   {%- endif -%}
   {{ return(grains[dataset]) }}
 {%- endmacro %}
@@ -89,7 +89,7 @@ qualify row_number() over (
   {{ return(found) }}
 {%- endmacro %}
 
-{#- The staging model of one market's dataset (scripts/generate_dbt_staging.py names them alike). -#}
+{#- The staging model of one market's dataset (scripts/dev/generate_dbt_staging.py names them alike). -#}
 {% macro model_name_for(market, dataset) -%}
   {{ return('stg_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
 {%- endmacro %}

@@ -1,5 +1,6 @@
-"""Alerting: Slack routes by severity and domain, run failure/recovery, failed checks, sentinel
-control queries and export freshness. Everything is configured under `alerts:` in pipeline.yaml."""
+"""Alerting: Slack routes by severity and domain, run failure/recovery, failed checks (the sentinel
+control queries are the warehouse domain's checks: orchestration/warehouse/sentinels.py) and
+export freshness. Everything is configured under `alerts:` in pipeline.yaml."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import dagster as dg
 from orchestration.alerts.check_alerts import build_check_alert_sensor
 from orchestration.alerts.freshness_alerts import build_freshness_sensor
 from orchestration.alerts.run_alerts import build_run_alert_sensors
-from orchestration.alerts.sentinels import build_sentinel_checks
 from orchestration.alerts.slack import slack_alerts_from_config
 from pipeline_common.config import PipelineConfig
 
@@ -24,7 +24,6 @@ def build_defs(config: PipelineConfig) -> dg.Definitions:
         *build_freshness_sensor(config, ALERT_SENSOR_STATUS),
     ]
     return dg.Definitions(
-        asset_checks=build_sentinel_checks(alerts),
         sensors=sensors,
         resources={"slack_alerts": slack_alerts_from_config(alerts)},
     )

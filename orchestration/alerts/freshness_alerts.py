@@ -1,6 +1,6 @@
 """The deadline alert: at 07:30 London, is the data current? (contract section 9)
 
-The verdict is pipeline_common/currency.py's, the same as status.py's and the UI's checks. From the
+The verdict is pipeline_common/freshness.py's, the same as status.py's and the UI's checks. From the
 deadline on, when an export is not current, one alert a day goes to `alerts.freshness_route` naming
 each late market and dataset and why; one "current again" message follows when every export is
 current. When Tableau is configured, each late export's published data source carries a Tableau
@@ -22,16 +22,16 @@ from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
 from orchestration.clock import business_now
-from orchestration.instance_currency import currency_report
-from pipeline_common import currency
+from orchestration.instance_freshness import currency_report
+from pipeline_common import freshness
 from pipeline_common.config import PipelineConfig, business_zone
 from pipeline_common.settings import repo_root
 
 FRESHNESS_SENSOR = "export_freshness_alert_sensor"
 
 
-def late_message(report: currency.CurrencyReport, config: PipelineConfig, base_url: str) -> tuple[str, dict]:
-    cut = currency.deadline(config)
+def late_message(report: freshness.CurrencyReport, config: PipelineConfig, base_url: str) -> tuple[str, dict]:
+    cut = freshness.deadline(config)
     late = report.late_sources
     names = ", ".join(s.label for s in late) or ", ".join(e.name for e in report.exports if not e.current)
     title = f"Data not current at {cut:%H:%M}: {names}"
@@ -49,14 +49,14 @@ def late_message(report: currency.CurrencyReport, config: PipelineConfig, base_u
     return title, blocks.message(title, "ERROR", summary=summary, fields=fields)
 
 
-def recovered_message(report: currency.CurrencyReport) -> tuple[str, dict]:
+def recovered_message(report: freshness.CurrencyReport) -> tuple[str, dict]:
     title = "Data current again"
     held = ", ".join(f"{e.name} through {e.data_through}" for e in report.exports)
     at = report.at.astimezone(business_zone())
     return title, blocks.message(title, "OK", summary=f"Every export is current as of {at:%Y-%m-%d %H:%M %Z}: {held}.")
 
 
-def warning_text(report: currency.CurrencyReport, asset: str) -> str:
+def warning_text(report: freshness.CurrencyReport, asset: str) -> str:
     export = report.export(asset)
     late = [f"{s.label}: {s.why()}" for s in report.late_sources if s.label in export.late_sources]
     return "Data not current: " + ("; ".join(late) or export.reason)
@@ -64,9 +64,6 @@ def warning_text(report: currency.CurrencyReport, asset: str) -> str:
 
 def _tableau():
     """The publisher's Tableau settings (None when unconfigured) and the warning functions."""
-    scripts = str(repo_root() / "bat_file_data_refresh" / "python")
-    if scripts not in sys.path:  # the legacy scripts' folder is not an installed package
-        sys.path.append(scripts)
     from create_hyper_files import data_quality_warning
     from create_hyper_files.tableau_publisher import tableau_settings
 
@@ -74,7 +71,7 @@ def _tableau():
 
 
 def sync_tableau_warnings(
-    report: currency.CurrencyReport, config: PipelineConfig, warned: dict[str, str], log: Any
+    report: freshness.CurrencyReport, config: PipelineConfig, warned: dict[str, str], log: Any
 ) -> dict[str, str]:
     """Warn on each late export's data source (from the deadline on); clear the warnings of current ones.
     `warned`: export asset -> warning text already set. Returns the new mapping."""
@@ -87,7 +84,7 @@ def sync_tableau_warnings(
         return {}
     logger = logging.getLogger("orchestration.tableau_warning")
     result = dict(warned)
-    past = currency.past_deadline(config, report.at)
+    past = freshness.past_deadline(config, report.at)
     for export in config.exports:
         status = report.export(export.asset)
         try:
@@ -105,7 +102,7 @@ def sync_tableau_warnings(
     return result
 
 
-def evaluate_deadline(state: dict[str, Any], report: currency.CurrencyReport, config: PipelineConfig) -> str | None:
+def evaluate_deadline(state: dict[str, Any], report: freshness.CurrencyReport, config: PipelineConfig) -> str | None:
     """Update `state`; return "late", "recovered" or None (nothing to say)."""
     exports_current = all(e.current for e in report.exports)
     if exports_current:
@@ -114,7 +111,7 @@ def evaluate_deadline(state: dict[str, Any], report: currency.CurrencyReport, co
             return "recovered"
         return None
     today = report.at.astimezone(business_zone()).date().isoformat()
-    if currency.past_deadline(config, report.at) and state.get("alerted_on") != today:
+    if freshness.past_deadline(config, report.at) and state.get("alerted_on") != today:
         state.update(alerted_on=today, outstanding=True)
         return "late"
     return None

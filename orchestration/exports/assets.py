@@ -8,7 +8,7 @@ import dagster as dg
 
 from orchestration.code_references import legacy_script_reference
 from orchestration.exports.checks import build_export_check
-from orchestration.exports.freshness import export_freshness_policy
+from orchestration.exports.freshness_policy import export_freshness_policy
 from orchestration.pipes_runner import materialization_metadata, run_legacy_script, script_path
 from orchestration.resources import DUCKDB_POOL, RETRY_POLICY
 from pipeline_common.config import Export, PipelineConfig

@@ -1,21 +1,21 @@
-"""`export_is_current` on every export asset: the currency verdict (pipeline_common/currency.py) right
+"""`export_is_current` on every export asset: the currency verdict (pipeline_common/freshness.py) right
 after the export is rebuilt, ERROR once the deadline has passed, WARN before it; it blocks nothing."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.instance_currency import currency_report
-from pipeline_common import currency
+from orchestration.instance_freshness import currency_report
+from pipeline_common import freshness
 from pipeline_common.config import Export, PipelineConfig
 from orchestration.clock import business_now
 
 EXPORT_CHECK = "export_is_current"
 
 
-def export_check_result(config: PipelineConfig, report: currency.CurrencyReport, export: Export) -> dg.AssetCheckResult:
+def export_check_result(config: PipelineConfig, report: freshness.CurrencyReport, export: Export) -> dg.AssetCheckResult:
     status = report.export(export.asset)
-    late = currency.past_deadline(config, report.at)
+    late = freshness.past_deadline(config, report.at)
     return dg.AssetCheckResult(
         passed=status.current,
         severity=dg.AssetCheckSeverity.ERROR if late else dg.AssetCheckSeverity.WARN,

@@ -4,7 +4,7 @@ when a recent orders file lands, and the budget ingest when the current year's w
 Listing only, never downloads: Azure Blob `list_blobs` with the sync's own credentials (connection
 string, SAS token or Entra ID: pipeline_common.azure_storage) when Azure is configured, else the
 local landing folder. The budget sensor reads the SharePoint drive item's eTag through Microsoft
-Graph when SharePoint is configured (pipeline_common.sharepoint_graph), else the local workbook's
+Graph when SharePoint is configured (pipeline_common.sharepoint.graph), else the local workbook's
 size and mtime. The cursor (JSON: file -> ETag, or size+mtime locally)
 makes each file version trigger exactly once; a changed file triggers again; a file the sync
 already holds in that version (same ETag in its state file) triggers nothing. Sensor runs do the
@@ -23,7 +23,7 @@ import dagster as dg
 
 from orchestration.budget.assets import GROUP as BUDGET_GROUP
 from orchestration.clock import business_today
-from orchestration.jobs.selection import asset_selection
+from orchestration.schedules.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.blob_paths import daily_blob_name
 from pipeline_common.azure_storage import azure_storage_settings, listing
@@ -31,7 +31,7 @@ from pipeline_common.config import JobSelection, PipelineConfig
 from pipeline_common.script_support import ConfigurationError, ScriptError
 from pipeline_common.secrets import scrub
 from pipeline_common.settings import landing_dir, sharepoint_budget_dir
-from pipeline_common.sharepoint_graph import sharepoint_settings, workbook_version
+from pipeline_common.sharepoint.graph import sharepoint_settings, workbook_version
 
 ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3

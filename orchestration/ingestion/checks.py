@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestration.clock import business_now
-from orchestration.instance_currency import currency_report
-from pipeline_common import currency
+from orchestration.instance_freshness import currency_report
+from pipeline_common import freshness
 from pipeline_common.config import Dataset, PipelineConfig
 from pipeline_common.settings import raw_dir
 
@@ -141,7 +141,7 @@ def check_results(
         )
 
 
-def source_check_result(status: currency.SourceStatus) -> dg.AssetCheckResult:
+def source_check_result(status: freshness.SourceStatus) -> dg.AssetCheckResult:
     """Passes when the file due next is synced; fails WARN while it is not yet due, ERROR once it is late."""
     if not status.current:
         description = f"late: {status.why()}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.maintenance.backup import build_backup_asset
+from orchestration.maintenance.warehouse_backup import build_backup_asset
 from orchestration.maintenance.housekeeping import build_housekeeping
 from orchestration.maintenance.watchdog import build_watchdog_sensor
 from pipeline_common.config import PipelineConfig

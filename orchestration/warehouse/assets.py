@@ -20,6 +20,7 @@ from dagster_dbt import DbtCliInvocation, dbt_assets
 from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
 from orchestration.warehouse.project import warehouse_dbt_project
 from orchestration.warehouse.resource import WarehouseDbtCliResource, manifest_path, warehouse_dbt_resource
+from orchestration.warehouse.sentinels import build_sentinel_checks
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
 from pipeline_common.warehouse_lock import is_lock_message
@@ -128,6 +129,7 @@ def build_defs(config: PipelineConfig) -> dg.Definitions:
     job, schedule = build_full_rebuild(config, dbt_models)
     return dg.Definitions(
         assets=[dbt_models],
+        asset_checks=build_sentinel_checks(config.alerts),
         jobs=[job],
         schedules=[schedule],
         resources={DBT_RESOURCE_KEY: warehouse_dbt_resource()},

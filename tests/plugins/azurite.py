@@ -1,7 +1,7 @@
 """Fixtures: a real Azurite blob service on 127.0.0.1 for the session, plus the CSV trees and script runner
 the sync tests (tests/test_sync_*.py) build their cases from.
 
-Azurite is installed on first use by scripts/ensure_azurite.py (npm, pinned version). If it cannot be
+Azurite is installed on first use by scripts/dev/ensure_azurite.py (npm, pinned version). If it cannot be
 installed or started, the fixture fails loudly: the Azure tests must not silently turn into skips.
 """
 
@@ -95,7 +95,7 @@ def _azurite_main_js() -> Path:
     stopping it by PID works the same on Windows (where the shim is a .cmd wrapper) and Linux.
     """
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "ensure_azurite.py")],
+        [sys.executable, str(REPO_ROOT / "scripts" / "dev" / "ensure_azurite.py")],
         capture_output=True, text=True, timeout=900, check=False,
     )
     if result.returncode != 0:

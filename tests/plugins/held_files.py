@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.held_files_core import ENV_VAR, HeldFiles, windows_held_error  # noqa: F401
+from tests.plugins.held_files_site.held_files_core import ENV_VAR, HeldFiles, windows_held_error  # noqa: F401
 
 SITE_DIR = Path(__file__).resolve().parent / "held_files_site"
 

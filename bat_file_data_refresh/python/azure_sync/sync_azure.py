@@ -6,24 +6,21 @@ the contract's columns and types, and each Parquet file appears whole or not at 
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import os
 import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pyarrow as pa
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import datetime as dt  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any, NoReturn  # noqa: E402
-
-import pyarrow as pa  # noqa: E402
-
-from azure_sync.csv_reader import BadFileError, read_strict_csv  # noqa: E402
-from azure_sync.outputs import (  # noqa: E402
+from azure_sync.csv_reader import BadFileError, read_strict_csv
+from azure_sync.outputs import (
     ParquetLayout,
     load_state,
     outcome_path,
@@ -33,8 +30,8 @@ from azure_sync.outputs import (  # noqa: E402
     state_path,
     write_parquet,
 )
-from azure_sync.value_rules import check_values  # noqa: E402
-from azure_sync.sources import (  # noqa: E402
+from azure_sync.value_rules import check_values
+from azure_sync.sources import (
     AzureSource,
     DOWNLOAD_PREFIX,
     Blob,
@@ -42,12 +39,12 @@ from azure_sync.sources import (  # noqa: E402
     layout_problem,
     local_date,
 )
-from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, reference_blob_name  # noqa: E402
-from pipeline_common import settings  # noqa: E402
-from pipeline_common.azure_storage import azure_storage_settings  # noqa: E402
-from pipeline_common.leftovers import remove_stale  # noqa: E402
-from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in  # noqa: E402
-from pipeline_common.script_support import (  # noqa: E402
+from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, reference_blob_name
+from pipeline_common import settings
+from pipeline_common.azure_storage import azure_storage_settings
+from pipeline_common.leftovers import remove_stale
+from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in
+from pipeline_common.script_support import (
     EXIT_CONFIG,
     BadDataError,
     ConfigurationError,

@@ -14,23 +14,18 @@ after the others finished.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import datetime as dt
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
-
-from azure_sync.sync_azure import MAX_DAYS_BACK, build_job, fail_if_needed, report, sync_dataset  # noqa: E402
-from pipeline_common import settings  # noqa: E402
-from pipeline_common.config import PipelineConfig, load_for_script  # noqa: E402
-from pipeline_common.script_support import (  # noqa: E402
+from azure_sync.sync_azure import MAX_DAYS_BACK, build_job, fail_if_needed, report, sync_dataset
+from pipeline_common import settings
+from pipeline_common.config import PipelineConfig, load_for_script
+from pipeline_common.script_support import (
     ArgumentParser,
     BadDataError,
     ConfigurationError,
@@ -42,7 +37,7 @@ from pipeline_common.script_support import (  # noqa: E402
     print_summary,
     script_run,
 )
-from pipeline_common.secrets import scrub  # noqa: E402
+from pipeline_common.secrets import scrub
 
 SCRIPT_NAME = "sync_batch"
 DEFAULT_WORKERS = int(os.environ.get("SYNC_DATASET_WORKERS") or 4)

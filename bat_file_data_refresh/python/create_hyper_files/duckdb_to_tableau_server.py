@@ -8,28 +8,25 @@ for its Dagster assets; analysts list tables, query, dry-run and write elsewhere
 
 from __future__ import annotations
 
+import argparse
+import logging
+import shutil
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any, TextIO  # noqa: E402
-
-from create_hyper_files.backups import backup_extract, prune_backups  # noqa: E402
-from create_hyper_files.hyper_builder import build_hyper, hyper_table_names  # noqa: E402
-from create_hyper_files.progress import Progress  # noqa: E402
-from create_hyper_files.publish_lock import exclusive_lock  # noqa: E402
-from create_hyper_files.tableau_publisher import (  # noqa: E402
+from create_hyper_files.extract_backups import backup_extract, prune_backups
+from create_hyper_files.hyper_builder import build_hyper, hyper_table_names
+from create_hyper_files.progress import Progress
+from create_hyper_files.publish_lock import exclusive_lock
+from create_hyper_files.tableau_publisher import (
     guard_client_logs,
     publish_extract,
     tableau_settings,
 )
-from create_hyper_files.warehouse_reader import (  # noqa: E402
+from create_hyper_files.warehouse_reader import (
     QuerySource,
     TableRef,
     count_rows,
@@ -41,8 +38,8 @@ from create_hyper_files.warehouse_reader import (  # noqa: E402
     resolve_tables,
     validate_query,
 )
-from pipeline_common.config import DEFAULT_TIMEZONE, ConfigError, Export, load_for_script, load_pipeline_config  # noqa: E402
-from pipeline_common.script_support import (  # noqa: E402
+from pipeline_common.config import DEFAULT_TIMEZONE, ConfigError, Export, load_for_script, load_pipeline_config
+from pipeline_common.script_support import (
     ArgumentParser,
     BadDataError,
     ConfigurationError,
@@ -51,10 +48,10 @@ from pipeline_common.script_support import (  # noqa: E402
     print_summary,
     script_run,
 )
-from pipeline_common.files import replace, reserved_name_problem  # noqa: E402
-from pipeline_common.leftovers import remove_stale, temp_name  # noqa: E402
-from pipeline_common.settings import duckdb_path, env, exports_dir  # noqa: E402
-from pipeline_common.warehouse_lock import connect_read_only  # noqa: E402
+from pipeline_common.files import replace, reserved_name_problem
+from pipeline_common.leftovers import remove_stale, temp_name
+from pipeline_common.settings import duckdb_path, env, exports_dir
+from pipeline_common.warehouse_lock import connect_read_only
 
 SCRIPT_NAME = "duckdb_to_tableau_server"
 LOCK_TIMEOUT_ENV_VAR = "EXPORT_LOCK_TIMEOUT_SECONDS"

@@ -8,23 +8,19 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import hashlib  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-from pipeline_common.config import load_for_script, today_in  # noqa: E402
-from pipeline_common.files import atomic_write, recover_set, replace_together, temp_path  # noqa: E402
-from pipeline_common.leftovers import remove_stale  # noqa: E402
-from pipeline_common.script_support import (  # noqa: E402
+from pipeline_common.config import load_for_script, today_in
+from pipeline_common.files import atomic_write, recover_set, replace_together, temp_path
+from pipeline_common.leftovers import remove_stale
+from pipeline_common.script_support import (
     ArgumentParser,
     ConfigurationError,
     ScriptRun,
@@ -32,8 +28,8 @@ from pipeline_common.script_support import (  # noqa: E402
     print_summary,
     script_run,
 )
-from pipeline_common.settings import raw_dir, sharepoint_budget_dir  # noqa: E402
-from sharepoint_budget.sharepoint import MissingWorkbookError, download_workbook, sharepoint_settings  # noqa: E402
+from pipeline_common.settings import raw_dir, sharepoint_budget_dir
+from sharepoint_budget.workbook_download import MissingWorkbookError, download_workbook, sharepoint_settings
 
 if TYPE_CHECKING:
     import pyarrow as pa

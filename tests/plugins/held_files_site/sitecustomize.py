@@ -8,10 +8,6 @@ error Windows gives, `failures` times (or for ever when absent).
 import os
 
 if os.environ.get("TEST_HELD_FILES"):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import held_files_core
+    import held_files_core  # beside this file, in the folder the test put on PYTHONPATH
 
     held_files_core.install_from_env()

@@ -190,7 +190,7 @@ class Alerts(_Strict):
 
 
 class JobSelection(_Strict):
-    """Which assets a scheduled job materializes, in config terms (resolved in orchestration/jobs/selection.py)."""
+    """Which assets a scheduled job materializes, in config terms (resolved in orchestration/schedules/selection.py)."""
 
     cadences: list[Cadence] = Field(default_factory=list, description="ingestion assets of these cadences")
     markets: list[str] | None = Field(default=None, description="limit `cadences` to these markets")

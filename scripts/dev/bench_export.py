@@ -5,7 +5,7 @@ integers, decimal money), it times (1) the export script's own build function, (
 row-by-row `Inserter` load fed from a DuckDB cursor, and (3) a bare Hyper `external()` load
 of the same Parquet. Every timing includes starting Hyper. All three extracts are checked to
 hold the same rows. Last stdout line: JSON.
-Usage: python scripts/bench_export.py [--rows N] [--repeat N] [--work-dir DIR] [--skip-row-by-row]
+Usage: python scripts/dev/bench_export.py [--rows N] [--repeat N] [--work-dir DIR] [--skip-row-by-row]
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from pathlib import Path
 import duckdb
 import psutil
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bat_file_data_refresh" / "python"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 from create_hyper_files.duckdb_to_tableau_server import build_extract  # noqa: E402
 from create_hyper_files.hyper_builder import start_hyper  # noqa: E402

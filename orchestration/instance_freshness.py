@@ -1,4 +1,4 @@
-"""The currency report (pipeline_common/currency.py) on a Dagster instance: the exports' rebuild
+"""The currency report (pipeline_common/freshness.py) on a Dagster instance: the exports' rebuild
 times come from their latest materializations, everything else from the pipeline's files."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime as dt
 
 import dagster as dg
 
-from pipeline_common import currency
+from pipeline_common import freshness
 from pipeline_common.config import PipelineConfig
 from pipeline_common.settings import raw_dir
 
@@ -21,8 +21,8 @@ def export_rebuilds(instance: dg.DagsterInstance, config: PipelineConfig) -> dic
 
 
 def currency_report(
-    instance: dg.DagsterInstance, config: PipelineConfig, at: dt.datetime, lookup: currency.Lookup | None = None
-) -> currency.CurrencyReport:
+    instance: dg.DagsterInstance, config: PipelineConfig, at: dt.datetime, lookup: freshness.Lookup | None = None
+) -> freshness.CurrencyReport:
     """Every daily dataset's and export's currency at `at`; `lookup` defaults to the sync's source."""
-    facts = currency.gather_facts(config, at, raw_dir(), lookup or currency.source_lookup())
-    return currency.evaluate(config, at, facts, export_rebuilds(instance, config))
+    facts = freshness.gather_facts(config, at, raw_dir(), lookup or freshness.source_lookup())
+    return freshness.evaluate(config, at, facts, export_rebuilds(instance, config))

@@ -1,6 +1,6 @@
 """Timestamped backup copies of built extracts, the newest BACKUPS_KEPT per export name.
 
-Pruning is best effort (pipeline_common.backups): a backup someone has open in Tableau Desktop
+Pruning is best effort (pipeline_common.stamped_backups): a backup someone has open in Tableau Desktop
 is left for the next run (with a warning) and never stops the extract from being published.
 """
 
@@ -11,7 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from pipeline_common.backups import prune_stamped, stamped_path
+from pipeline_common.stamped_backups import prune_stamped, stamped_path
 from pipeline_common.files import atomic_write
 
 BACKUPS_KEPT = 14

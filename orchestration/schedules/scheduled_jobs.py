@@ -4,8 +4,8 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster._time import get_current_datetime
 
-from orchestration.jobs.lateness import late_tick_reason
-from orchestration.jobs.selection import asset_selection
+from orchestration.schedules.lateness import late_tick_reason
+from orchestration.schedules.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
 from pipeline_common.config import PipelineConfig, ScheduledJob
 

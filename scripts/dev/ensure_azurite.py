@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
 
 AZURITE_VERSION = "3.35.0"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_DIR = REPO_ROOT / ".tools" / "azurite"
 INSTALL_TIMEOUT_S = 600
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  python scripts/ensure_azurite.py        # prints .tools/azurite/node_modules/.bin/azurite-blob",
+        epilog="example:\n  python scripts/dev/ensure_azurite.py        # prints .tools/azurite/node_modules/.bin/azurite-blob",
     )
     parser.parse_args(argv)
     try:

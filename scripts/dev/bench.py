@@ -1,12 +1,12 @@
-"""Run one of the project's benchmarks: `python scripts/bench.py <name> [args]` runs scripts/bench_<name>.py's main(argv).
+"""Run one of the project's benchmarks: `python scripts/dev/bench.py <name> [args]` runs scripts/dev/bench_<name>.py's main(argv).
 
-Benchmarks are found by file name, so adding `scripts/bench_foo.py` with a `main(argv) -> int` makes
-`python scripts/bench.py foo` work. `python scripts/bench.py --list` shows what is there.
+Benchmarks are found by file name, so adding `scripts/dev/bench_foo.py` with a `main(argv) -> int` makes
+`python scripts/dev/bench.py foo` work. `python scripts/dev/bench.py --list` shows what is there.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,19 +21,13 @@ def available() -> dict[str, Path]:
 
 
 def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"{__package__ or 'scripts.dev'}.{path.stem}")
 
 
 def usage(benchmarks: dict[str, Path]) -> str:
-    names = "\n".join(f"  {name:<12} scripts/{path.name}" for name, path in benchmarks.items()) or "  (none found)"
+    names = "\n".join(f"  {name:<12} scripts/dev/{path.name}" for name, path in benchmarks.items()) or "  (none found)"
     return (
-        "usage: python scripts/bench.py <name> [args...]   (python scripts/bench.py <name> --help for its options)\n"
+        "usage: python scripts/dev/bench.py <name> [args...]   (python scripts/dev/bench.py <name> --help for its options)\n"
         f"benchmarks:\n{names}"
     )
 
@@ -50,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     module = load(benchmarks[name])
     if not callable(getattr(module, "main", None)):
-        print(f"scripts/{benchmarks[name].name} has no main(argv)", file=sys.stderr)
+        print(f"scripts/dev/{benchmarks[name].name} has no main(argv)", file=sys.stderr)
         return EXIT_CONFIG
     return int(module.main(rest) or 0)
 

@@ -332,13 +332,6 @@ def sync_problems(raw_dir: Path, market: str, dataset: str) -> tuple[SyncProblem
 
 def source_lookup() -> Lookup:
     """Look blobs up in the sync's own source (Azure when configured, else LANDING_DIR)."""
-    import sys
-
-    from pipeline_common.settings import repo_root
-
-    scripts = str(repo_root() / "bat_file_data_refresh" / "python")
-    if scripts not in sys.path:  # the legacy scripts' folder is not an installed package
-        sys.path.append(scripts)
     from azure_sync.sync_azure import open_source
 
     def lookup(name: str) -> dt.datetime | None:

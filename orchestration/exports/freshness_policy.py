@@ -1,11 +1,11 @@
 """The exports' FreshnessPolicy, derived from the same deadline and lookback as every other
-freshness verdict (pipeline_common/currency.py): rebuilt between midnight and 07:30 London."""
+freshness verdict (pipeline_common/freshness.py): rebuilt between midnight and 07:30 London."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipeline_common import currency
+from pipeline_common import freshness
 from pipeline_common.config import PipelineConfig
 
 
@@ -20,6 +20,6 @@ def export_freshness_policy(config: PipelineConfig) -> dg.FreshnessPolicy:
     can hold the day before's data, which is what currency requires of an export at the deadline."""
     return dg.FreshnessPolicy.cron(
         deadline_cron=deadline_cron(config.alerts.freshness_deadline),
-        lower_bound_delta=currency.freshness_lookback(config),
+        lower_bound_delta=freshness.freshness_lookback(config),
         timezone=config.timezone,
     )

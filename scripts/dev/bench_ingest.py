@@ -28,9 +28,8 @@ from typing import TypeVar
 
 from pipeline_common.script_support import ArgumentParser  # wrong arguments exit 78, not 2
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS_PYTHON = REPO_ROOT / "bat_file_data_refresh" / "python"
-sys.path.insert(0, str(SCRIPTS_PYTHON))
 
 SYNC_SCRIPT = SCRIPTS_PYTHON / "azure_sync" / "sync_azure.py"
 BATCH_SCRIPT = SCRIPTS_PYTHON / "azure_sync" / "sync_batch.py"
@@ -59,8 +58,8 @@ class Timing:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(
         prog="bench.py ingest", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  python scripts/bench.py ingest                       # full size, ~630 MB of CSV\n"
-               "  python scripts/bench.py ingest --rows-per-day 2000   # quick check",
+        epilog="examples:\n  python scripts/dev/bench.py ingest                       # full size, ~630 MB of CSV\n"
+               "  python scripts/dev/bench.py ingest --rows-per-day 2000   # quick check",
     )
     parser.add_argument("--rows-per-day", type=int, default=50_000, help="order lines per market and day (default 50000)")
     parser.add_argument("--days", type=int, default=30, help="days per market (default 30)")
@@ -75,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def generate_landing(landing: Path, args: argparse.Namespace) -> list[Path]:
-    from generate_sample_data import generate
+    from scripts.generate_sample_data import generate
 
     generate(landing, args.as_of, args.days, args.rows_per_day, seed=11, markets=args.markets)
     return sorted(p for m in args.markets for p in (landing / m / "raw_data" / "DWH" / "Oracle" / DATASET).rglob("*.csv"))

@@ -1,6 +1,6 @@
 """Download the budget workbook from SharePoint Online (Microsoft Graph, Entra ID app-only).
 
-The sign-in, the Graph calls and their error rules live in `pipeline_common.sharepoint_graph`
+The sign-in, the Graph calls and their error rules live in `pipeline_common.sharepoint.graph`
 (the budget sensor polls the same drive item); this module owns the file: the content is
 streamed to a `.sharepoint-download.<owner>.part` file beside the outputs, renamed to `.xlsx`
 once whole, and removed by the caller after parsing; a killed run's leftovers are removed by the
@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline_common.files import atomic_write
 from pipeline_common.leftovers import remove_stale, temp_name
 from pipeline_common.settings import raw_dir
-from pipeline_common.sharepoint_graph import (
+from pipeline_common.sharepoint.graph import (
     MissingWorkbookError,
     SharePointSettings,
     download,

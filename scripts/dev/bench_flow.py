@@ -15,7 +15,7 @@ ratios a/b, c/d, c/e and c/a, checks that the flow's tables (and the floor's mar
 rebuild's, and ends with one JSON line. Every run uses the same DATA_DIR and DUCKDB_PATH, for which
 the dbt manifest is prepared once (untimed), as on the desktop.
 
-Usage: python scripts/bench.py flow [--scale F] [--days N] [--rows-per-day N] [--runs N] [--keep DIR]
+Usage: python scripts/dev/bench.py flow [--scale F] [--days N] [--rows-per-day N] [--runs N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "bat_file_data_refresh" / "python"
-sys.path.insert(0, str(SCRIPTS))
 
 import duckdb  # noqa: E402
 
@@ -59,7 +58,7 @@ def prepare_landing(work: Path, as_of: dt.date, days: int, rows_per_day: int) ->
 
     Both trees share their files (hard links, else copies with their times), so the sync sees the same blobs.
     """
-    import generate_sample_data as gen
+    from scripts import generate_sample_data as gen
 
     full = work / "landing_full"
     gen.generate(full, as_of, days + 1, rows_per_day, seed=SEED)

@@ -12,9 +12,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from orchestration.jobs.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
+from orchestration.schedules.selection import OPS_GROUP, WAREHOUSE_BACKUP_ASSET, export_asset_names
 from orchestration.resources import DUCKDB_POOL
-from pipeline_common.backups import prune_stamped, stamped_path
+from pipeline_common.stamped_backups import prune_stamped, stamped_path
 from pipeline_common.config import PipelineConfig
 from pipeline_common.files import prune, replace
 from pipeline_common.settings import data_dir, duckdb_path

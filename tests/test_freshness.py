@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline_common import currency
+from pipeline_common import freshness
 from pipeline_common.config import ConfigError, load_pipeline_config, parse_pipeline_config
 from tests.plugins.azurite import orders_blob_name, orders_csv, run_sync_script
 
@@ -43,9 +43,9 @@ def landed(landing: Path, market: str, day: dt.date, at: dt.datetime | None = No
     return path
 
 
-def report(at: dt.datetime, raw: Path, rebuilt: dict | None = None) -> currency.CurrencyReport:
-    facts = currency.gather_facts(CONFIG, at, raw, currency.source_lookup())
-    return currency.evaluate(CONFIG, at, facts, rebuilt or {})
+def report(at: dt.datetime, raw: Path, rebuilt: dict | None = None) -> freshness.CurrencyReport:
+    facts = freshness.gather_facts(CONFIG, at, raw, freshness.source_lookup())
+    return freshness.evaluate(CONFIG, at, facts, rebuilt or {})
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def tree(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
 )
 def test_expected_date_follows_the_london_due_time(at: str, expected: str) -> None:
     entry = CONFIG.dataset("DE", "ingest_orders")
-    got, due_at, _, _ = currency.expectation(london(at), CONFIG.due_time(entry), 1, CONFIG.timezone)
+    got, due_at, _, _ = freshness.expectation(london(at), CONFIG.due_time(entry), 1, CONFIG.timezone)
     assert got == dt.date.fromisoformat(expected)
     assert due_at.astimezone(LONDON).strftime("%H:%M") == "06:30"
 
@@ -82,8 +82,8 @@ def test_due_time_is_london_time_across_the_clock_change() -> None:
     # 05:29 UTC on 29 March 2026 is 06:29 BST: not yet due. 05:30 UTC is 06:30 BST: due.
     before = dt.datetime(2026, 3, 29, 5, 29, tzinfo=dt.timezone.utc)
     after = dt.datetime(2026, 3, 29, 5, 30, tzinfo=dt.timezone.utc)
-    assert currency.expectation(before, CONFIG.due_time(entry), 1, CONFIG.timezone)[0] == dt.date(2026, 3, 27)
-    assert currency.expectation(after, CONFIG.due_time(entry), 1, CONFIG.timezone)[0] == dt.date(2026, 3, 28)
+    assert freshness.expectation(before, CONFIG.due_time(entry), 1, CONFIG.timezone)[0] == dt.date(2026, 3, 27)
+    assert freshness.expectation(after, CONFIG.due_time(entry), 1, CONFIG.timezone)[0] == dt.date(2026, 3, 28)
 
 
 def test_all_current_then_a_market_without_its_file(tree) -> None:
@@ -107,7 +107,7 @@ def test_all_current_then_a_market_without_its_file(tree) -> None:
     assert not late.current
     assert late.headline() == "NOT CURRENT: DE ingest_orders: file for 2026-11-29 not arrived (due 06:30)"
     de = late.source("DE", "ingest_orders")
-    assert (de.data_through, de.expected_date, de.reason) == (dt.date(2026, 11, 28), day, currency.NOT_ARRIVED)
+    assert (de.data_through, de.expected_date, de.reason) == (dt.date(2026, 11, 28), day, freshness.NOT_ARRIVED)
     for export in late.exports:
         assert not export.current and export.late_sources == ("DE ingest_orders",)
     assert [s.market for s in late.late_sources] == ["DE"]
@@ -120,7 +120,7 @@ def test_market_that_never_had_a_file(tree) -> None:
         synced(raw, market, dt.date(2025, 12, 31), london("2026-01-01T05:00"))
     result = report(at, raw, {e.asset: london("2026-01-01T07:00") for e in CONFIG.exports})
     jp = result.source("JP", "ingest_orders")
-    assert not jp.current and jp.data_through is None and jp.reason == currency.NOT_ARRIVED
+    assert not jp.current and jp.data_through is None and jp.reason == freshness.NOT_ARRIVED
     assert jp.expected_date == dt.date(2025, 12, 31)
     assert result.reasons() == ["JP ingest_orders: file for 2025-12-31 not arrived (due 06:30)"]
 
@@ -136,7 +136,7 @@ def test_file_arrived_but_not_synced_then_rejected_by_the_real_sync(tree) -> Non
     # Tomorrow's view: today's file is expected and sits in the landing folder, unsynced.
     tomorrow = at + dt.timedelta(hours=9)
     waiting = report(tomorrow, raw).source("UK", "ingest_orders")
-    assert (waiting.current, waiting.reason) == (False, currency.NOT_SYNCED)
+    assert (waiting.current, waiting.reason) == (False, freshness.NOT_SYNCED)
     assert "arrived" in waiting.why()
 
     lines = orders_csv(today, 3).splitlines()
@@ -145,7 +145,7 @@ def test_file_arrived_but_not_synced_then_rejected_by_the_real_sync(tree) -> Non
     result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1")
     assert result.returncode == 65, result.stderr
     rejected = report(tomorrow, raw).source("UK", "ingest_orders")
-    assert (rejected.current, rejected.reason) == (False, currency.REJECTED)
+    assert (rejected.current, rejected.reason) == (False, freshness.REJECTED)
     assert rejected.why().startswith(f"file for {today} rejected (due 06:30): ")
     assert "order_ts" in rejected.why() and "line 3" in rejected.why()
 
@@ -165,7 +165,7 @@ def test_sync_failed_when_the_whole_sync_failed(tree) -> None:
     )
     landed(landing, "IT", dt.date(2026, 11, 29))
     it = report(at, raw).source("IT", "ingest_orders")
-    assert (it.reason, it.why()) == (currency.SYNC_FAILED, "file for 2026-11-29 sync failed (due 06:30): TransientError: Azure unreachable")
+    assert (it.reason, it.why()) == (freshness.SYNC_FAILED, "file for 2026-11-29 sync failed (due 06:30): TransientError: Azure unreachable")
 
 
 def test_synced_but_not_exported_since(tree) -> None:
@@ -199,7 +199,7 @@ def test_due_time_and_lag_are_configurable_and_validated(tmp_path: Path) -> None
     jp = config.dataset("JP", "ingest_orders")
     assert config.due_time(jp) == dt.time(3, 0) and config.file_lag_days(jp) == 2
     assert config.due_time(config.dataset("UK", "ingest_orders")) == dt.time(6, 30)
-    assert currency.expectation(london("2026-11-30T03:00"), dt.time(3, 0), 2, "Europe/London")[0] == dt.date(2026, 11, 28)
+    assert freshness.expectation(london("2026-11-30T03:00"), dt.time(3, 0), 2, "Europe/London")[0] == dt.date(2026, 11, 28)
 
     custom.write_text(text.replace("{market: DE, dataset: ingest_orders, days_back: 30}",
                                    "{market: DE, dataset: ingest_orders, days_back: 30, due: '6:30'}"), encoding="utf-8")

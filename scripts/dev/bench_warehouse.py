@@ -3,7 +3,7 @@
 Both run in one invocation on the same ingest output (default: 4 markets x 30 days x 50,000
 lines, generated and synced with the project's own scripts), and the plain script's marts
 are compared with dbt's so the two really compute the same thing. Last stdout line: JSON.
-Usage: python scripts/bench_warehouse.py [--data-dir DIR] [--rows-per-day N] [--days N] [--runs N]
+Usage: python scripts/dev/bench_warehouse.py [--data-dir DIR] [--rows-per-day N] [--days N] [--runs N]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "bat_file_data_refresh" / "python"
 
 from orchestration.warehouse.project import dbt_executable  # noqa: E402
@@ -47,7 +47,7 @@ def _run(args: list[str], env: dict[str, str]) -> None:
 
 def prepare_data(data_dir: Path, days: int, rows_per_day: int) -> None:
     """Generate the landing tree and run the real sync and budget ingest into data_dir/raw."""
-    import generate_sample_data
+    from scripts import generate_sample_data
 
     landing = data_dir / "landing"
     summary = generate_sample_data.generate(landing, AS_OF, days, rows_per_day, seed=42)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.jobs.schedules import build_scheduled_jobs
+from orchestration.schedules.scheduled_jobs import build_scheduled_jobs
 from pipeline_common.config import PipelineConfig
 
 

@@ -1,0 +1,1 @@
+"""Azure Blob (or landing folder) -> Parquet sync: `sync_azure.py` (one dataset), `sync_batch.py` (several)."""

@@ -1,0 +1,1 @@
+"""SharePoint Online through Microsoft Graph as an Entra ID app-only client."""
