@@ -365,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         source_home = args.from_home.resolve()
         if args.to_home is not None and args.to_home.resolve() == source_home:
             raise ConfigError("--from-home and --to-home are the same directory")
-        with open_source(source_home) as source, open_destination(args.to_home) as destination:
-            report = migrate(source, destination, dry_run=args.dry_run)
+        try:
+            with open_source(source_home) as source, open_destination(args.to_home) as destination:
+                report = migrate(source, destination, dry_run=args.dry_run)
+        finally:
+            while _HELD_LOCKS:
+                _HELD_LOCKS.pop().release()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         summary["error"] = {"code": EXIT_CONFIG, "message": str(exc)}
