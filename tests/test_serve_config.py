@@ -40,3 +40,23 @@ def test_postgres_down_at_start_is_transient_75_and_starts_nothing(tmp_path):
     assert "started, pid" not in log
     assert secret not in log and secret not in result.stdout + result.stderr
     assert not (tmp_path / "home").exists(), "nothing is written before the instance is locked"
+
+
+def test_the_code_servers_bind_and_advertised_address_are_configuration(tmp_path, monkeypatch):
+    from scripts import serve
+
+    monkeypatch.delenv("DAGSTER_CODE_SERVER_BIND", raising=False)
+    cases = [
+        ([], "127.0.0.1", "127.0.0.1"),  # loopback by default
+        (["--code-server-host", "0.0.0.0"], "0.0.0.0", "127.0.0.1"),
+        (["--code-server-host", "10.1.2.3"], "10.1.2.3", "10.1.2.3"),
+        (["--code-server-host", "0.0.0.0", "--code-server-address", "srv-a.example"], "0.0.0.0", "srv-a.example"),
+    ]
+    for argv, bind, advertised in cases:
+        args = serve.parse_args(argv)
+        command = serve.service_commands(args, tmp_path)[serve.CODE_SERVER]
+        assert command[command.index("-h") + 1] == bind, argv
+        assert serve.code_server_address(args) == advertised, argv
+    monkeypatch.setenv("DAGSTER_CODE_SERVER_BIND", "10.9.9.9")
+    command = serve.service_commands(serve.parse_args([]), tmp_path)[serve.CODE_SERVER]
+    assert command[command.index("-h") + 1] == "10.9.9.9"
