@@ -1,4 +1,4 @@
-"""The currency report (pipeline_common/freshness.py) on a Dagster instance: the exports' rebuild
+"""The freshness report (pipeline_common/freshness.py) on a Dagster instance: the exports' rebuild
 times come from their latest materializations, everything else from the pipeline's files."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ def export_rebuilds(instance: dg.DagsterInstance, config: PipelineConfig) -> dic
     return rebuilt
 
 
-def currency_report(
+def freshness_report(
     instance: dg.DagsterInstance, config: PipelineConfig, at: dt.datetime, lookup: freshness.Lookup | None = None
-) -> freshness.CurrencyReport:
-    """Every daily dataset's and export's currency at `at`; `lookup` defaults to the sync's source."""
+) -> freshness.FreshnessReport:
+    """Every daily dataset's and export's freshness at `at`; `lookup` defaults to the sync's source."""
     facts = freshness.gather_facts(config, at, raw_dir(), lookup or freshness.source_lookup())
     return freshness.evaluate(config, at, facts, export_rebuilds(instance, config))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -302,15 +302,3 @@ def _identity_hint(settings: AzureStorageSettings) -> str:
         "DefaultAzureCredential found no usable identity (no managed identity, no Azure CLI sign-in); "
         f"set {IDENTITY_TENANT}, {IDENTITY_CLIENT} and {IDENTITY_SECRET} for a service principal, or use a SAS token"
     )
-
-
-def listing(settings: AzureStorageSettings) -> Callable[[str], list[Any]]:
-    """A function listing blob properties by name prefix, for callers that only list (the sensors)."""
-
-    def list_prefix(prefix: str) -> list[Any]:
-        with azure_errors(f"listing {describe(settings)}", settings):
-            with blob_service_client(settings, connection_timeout=10, read_timeout=30) as service:
-                container = service.get_container_client(settings.container)
-                return list(container.list_blobs(name_starts_with=prefix))
-
-    return list_prefix

@@ -300,7 +300,7 @@ class PipelineConfig(_Strict):
         return 1
 
     def export_covers(self, export: Export) -> list[Dataset]:
-        """The daily datasets whose data an export holds (its currency depends on them)."""
+        """The daily datasets whose data an export holds (its freshness depends on them)."""
         if export.covers is None:
             return self.daily_datasets()
         return [d for d in self.daily_datasets() if f"{d.market}/{d.dataset}" in export.covers]

@@ -117,7 +117,7 @@ class ExportStatus:
 
 
 @dataclass(frozen=True)
-class CurrencyReport:
+class FreshnessReport:
     at: dt.datetime
     sources: tuple[SourceStatus, ...]
     exports: tuple[ExportStatus, ...]
@@ -256,15 +256,15 @@ def export_status(
 def evaluate(
     config: PipelineConfig, at: dt.datetime, facts: Mapping[tuple[str, str], SourceFacts],
     rebuilt_at: Mapping[str, dt.datetime | None],
-) -> CurrencyReport:
-    """Every daily dataset's and every export's currency at `at` (an aware datetime)."""
+) -> FreshnessReport:
+    """Every daily dataset's and every export's freshness at `at` (an aware datetime)."""
     if at.tzinfo is None:
         raise ValueError("evaluate() needs an aware datetime")
     sources = {
         (d.market, d.dataset): source_status(config, d, facts[(d.market, d.dataset)], at) for d in config.daily_datasets()
     }
     exports = tuple(export_status(config, e, sources, facts, rebuilt_at.get(e.asset)) for e in config.exports)
-    return CurrencyReport(at=at, sources=tuple(sources.values()), exports=exports)
+    return FreshnessReport(at=at, sources=tuple(sources.values()), exports=exports)
 
 
 # --- the deadline, for the alert and the FreshnessPolicy ----------------------------------------
@@ -332,15 +332,11 @@ def sync_problems(raw_dir: Path, market: str, dataset: str) -> tuple[SyncProblem
 
 def source_lookup() -> Lookup:
     """Look blobs up in the sync's own source (Azure when configured, else LANDING_DIR)."""
-    from azure_sync.sync_azure import open_source
+    from pipeline_common.source_container import find_blob
 
     def lookup(name: str) -> dt.datetime | None:
-        source = open_source()
-        try:
-            blobs = [b for b in source.list([name]) if b.name == name]
-        finally:
-            source.close()
-        return blobs[0].last_modified if blobs else None
+        found = find_blob(name)
+        return found[0].last_modified if found else None
 
     return lookup
 

@@ -466,7 +466,7 @@ def check_azure(options) -> Result:
     config = load_pipeline_config()
     try:
         from pipeline_common.blob_paths import dataset_prefix
-        from azure_sync.sync_azure import open_source
+        from pipeline_common.source_container import open_source
 
         source = open_source()
     except ScriptError as exc:
@@ -490,18 +490,27 @@ def check_azure(options) -> Result:
             source.close()
 
 
-def check_sharepoint(options) -> Result:
-    from pipeline_common.config import load_pipeline_config, today_in
+def configured(name: str, load: Callable[[], object | None], unset: str) -> tuple[object | None, Result | None]:
+    """(settings, None) for a service whose variables are set; (None, the result to report) when they are
+    wrong (a PROBLEM naming the variables) or unset (SKIPPED: `unset` says what happens instead)."""
     from pipeline_common.script_support import ScriptError
 
     try:
-        from sharepoint_budget.workbook_download import download_workbook, sharepoint_settings
-
-        settings = sharepoint_settings()
+        settings = load()
     except ScriptError as exc:
-        return problem("sharepoint", str(exc), "fix the SHAREPOINT_* variables in .env (see .env.example)")
-    if settings is None:
-        return skipped("sharepoint", "not configured: the budget workbook is read from the landing folder")
+        return None, problem(name, str(exc), f"fix the {name.upper()}_* variables in .env (see .env.example)")
+    return (settings, None) if settings is not None else (None, skipped(name, unset))
+
+
+def check_sharepoint(options) -> Result:
+    from pipeline_common.config import load_pipeline_config, today_in
+    from pipeline_common.script_support import ScriptError
+    from sharepoint_budget.workbook_download import download_workbook, sharepoint_settings
+
+    settings, result = configured("sharepoint", sharepoint_settings,
+                                  "not configured: the budget workbook is read from the landing folder")
+    if result is not None:
+        return result
     year = today_in(load_pipeline_config().timezone).year
     name = f"Daily Sales Budget {year}.xlsx"
     try:
@@ -515,16 +524,11 @@ def check_sharepoint(options) -> Result:
 
 
 def check_tableau(options) -> Result:
-    from pipeline_common.script_support import ScriptError
+    from create_hyper_files.tableau_publisher import tableau_settings
 
-    try:
-        from create_hyper_files.tableau_publisher import tableau_settings
-
-        settings = tableau_settings()
-    except ScriptError as exc:
-        return problem("tableau", str(exc), "fix the TABLEAU_* variables in .env (see .env.example)")
-    if settings is None:
-        return skipped("tableau", "not configured: extracts are built and backed up, not published")
+    settings, result = configured("tableau", tableau_settings, "not configured: extracts are built and backed up, not published")
+    if result is not None:
+        return result
     import tableauserverclient as TSC
 
     server = TSC.Server(settings.server_url, use_server_version=True,

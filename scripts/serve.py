@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
 import socket
 import subprocess
@@ -30,12 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
-
 from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
 from scripts.postgres_instance import (  # noqa: E402
-    CODE_LOCATION_MODULE,
     CODE_LOCATION_NAME,
     DEFAULT_POSTGRES_HOME,
     DEPLOY_DIR,
@@ -47,18 +42,19 @@ from scripts.postgres_instance import (  # noqa: E402
 )
 from scripts.supervisor import (  # noqa: E402
     GRACEFUL_STOP_S,
-    IS_WINDOWS,
     KILL_WAIT_S,
-    LOG_BACKUPS,
-    LOG_BYTES,
     STABLE_AFTER_S,
     KillOnCloseJob,
     ProcessTree,
+    StopOnSignal,
+    add_server_arguments,
     create_job,
-    install_stop_handlers,
+    end_processes,
     interrupt,
+    output_logger,
     pump_output,
     restart_delay,
+    setup_logging,
     start_child,
 )
 
@@ -74,8 +70,7 @@ log = logging.getLogger("serve")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
-    parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
+    add_server_arguments(parser, DEFAULT_POSTGRES_HOME)
     parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000)")
     parser.add_argument(
         "--code-server-host", default=os.environ.get("DAGSTER_CODE_SERVER_BIND", "127.0.0.1"),
@@ -86,11 +81,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="address the daemon and webserver use to reach the code server (default: the bind address; "
         "127.0.0.1 when binding every interface)",
     )
-    parser.add_argument("--dagster-home", type=Path, default=DEFAULT_POSTGRES_HOME, help=f"default {DEFAULT_POSTGRES_HOME}")
-    parser.add_argument("--module", default=CODE_LOCATION_MODULE, help=f"code location module (default {CODE_LOCATION_MODULE})")
-    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / "logs", help="default logs/ under the repo")
-    parser.add_argument("--backoff-initial", type=float, default=5.0, help="first restart delay of a process, seconds")
-    parser.add_argument("--backoff-max", type=float, default=300.0, help="longest restart delay, seconds")
     return parser.parse_args(argv)
 
 
@@ -117,31 +107,9 @@ def service_commands(args: argparse.Namespace, home: Path) -> dict[str, list[str
     }
 
 
-def setup_logging(log_dir: Path) -> None:
-    """serve.log (rotating) and the console: starts, exits and restarts of each process."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    handler = logging.handlers.RotatingFileHandler(
-        log_dir / "serve.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
-    handler.setFormatter(formatter)
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(formatter)
-    log.handlers[:] = [handler, console]
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
 def _service_logger(log_dir: Path, name: str) -> logging.Logger:
-    out = logging.getLogger(f"serve.{name}")
-    handler = logging.handlers.RotatingFileHandler(
-        log_dir / f"{name}.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    out.handlers[:] = [handler]
-    out.setLevel(logging.INFO)
-    out.propagate = False
-    return out
+    """One service's output into `{name}.log` (rotating, patient as the supervisor's logs are)."""
+    return output_logger(log_dir, f"serve.{name}", f"{name}.log")
 
 
 @dataclass
@@ -175,14 +143,17 @@ class Service:
 LOCK_CHECK_S = 30.0
 
 
-class Serve:
+class Serve(StopOnSignal):
+    stopping = "the code server, daemon and webserver"
+    logger = log
+
     def __init__(self, args: argparse.Namespace, home: Path, lock=None):
+        super().__init__()
         self.args = args
         self.home = home
         self.lock = lock
         self.lock_checked = time.monotonic()
         self.exit_code = 0
-        self.stop_requested = threading.Event()
         # Windows: every process started (and the runs they start) ends with serve.py, however
         # it ends. Linux: start_child ties each child's life to serve.py.
         self.job = create_job()
@@ -191,14 +162,6 @@ class Serve:
             name: Service(name, command, _service_logger(log_dir, name))
             for name, command in service_commands(args, home).items()
         }
-
-    def request_stop(self, signum=None, _frame=None) -> None:
-        if not self.stop_requested.is_set():
-            log.info(f"stop requested (signal {signum}); stopping the code server, daemon and webserver")
-        self.stop_requested.set()
-
-    def install_signal_handlers(self) -> None:
-        install_stop_handlers(self.request_stop)
 
     def wait_for_code_server(self) -> bool:
         """Start the daemon and webserver once the code server answers, so they load it at once."""
@@ -295,25 +258,12 @@ class Serve:
                 except subprocess.TimeoutExpired:
                     log.warning(f"{service.name} did not stop in time; terminating it")
         leftovers = {p.pid: p for tree in trees for p in tree.alive()}
-        for process in leftovers.values():
-            _quietly(process.terminate)
-        _, still = psutil.wait_procs(list(leftovers.values()), timeout=KILL_WAIT_S)
-        for process in still:
-            log.warning(f"killing pid {process.pid}")
-            _quietly(process.kill)
-        psutil.wait_procs(still, timeout=KILL_WAIT_S)
+        end_processes(list(leftovers.values()), log)
         for service in self.services.values():
             if service.child is not None and service.child.poll() is None:
                 service.child.wait(timeout=KILL_WAIT_S)
             if service.pump is not None:
                 service.pump.join(timeout=5)
-
-
-def _quietly(action) -> None:
-    try:
-        action()
-    except psutil.Error:
-        pass
 
 
 def _masked(line: str) -> str:
@@ -345,7 +295,7 @@ def prepare_instance(home: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home.resolve()
-    setup_logging(args.log_dir.resolve())
+    setup_logging(args.log_dir.resolve(), log, "serve.log")
     from orchestration.instance_lock import (
         EXIT_UNAVAILABLE, HOLDER_ENV_VAR, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock,
     )

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from orchestration.instance_freshness import currency_report
+    from orchestration.instance_freshness import freshness_report
     from pipeline_common.config import ConfigError, load_pipeline_config
 
     try:
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     zone = ZoneInfo(config.timezone)
     at = args.at.replace(tzinfo=zone) if args.at else dt.datetime.now(zone)
     with dg.DagsterInstance.get() as instance:
-        report = currency_report(instance, config, at)
+        report = freshness_report(instance, config, at)
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=True))
     else:

@@ -63,18 +63,24 @@ TREE_POLL_S = 1.0
 log = logging.getLogger("supervisor")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_server_arguments(parser: argparse.ArgumentParser, default_home: Path) -> None:
+    """The options the supervisor and scripts/serve.py share: where the UI listens, the home, the
+    code location, the logs and the restart backoff."""
     parser.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="webserver address (default loopback only)")
-    parser.add_argument("--dagster-home", type=Path, default=DEFAULT_HOME, help=f"default {DEFAULT_HOME}")
+    parser.add_argument("--dagster-home", type=Path, default=default_home, help=f"default {default_home}")
     parser.add_argument("--module", default=CODE_LOCATION_MODULE, help=f"code location module (default {CODE_LOCATION_MODULE})")
     parser.add_argument("--log-dir", type=Path, default=DEFAULT_LOG_DIR, help=f"default {DEFAULT_LOG_DIR}")
+    parser.add_argument("--backoff-initial", type=float, default=5.0, help="first restart delay, seconds")
+    parser.add_argument("--backoff-max", type=float, default=300.0, help="longest restart delay, seconds")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_server_arguments(parser, DEFAULT_HOME)
     parser.add_argument(
         "--max-restarts", type=int, default=-1, help="give up after this many restarts (default: never)"
     )
-    parser.add_argument("--backoff-initial", type=float, default=5.0, help="first restart delay, seconds")
-    parser.add_argument("--backoff-max", type=float, default=300.0, help="longest restart delay, seconds")
     return parser.parse_args(argv)
 
 
@@ -97,33 +103,32 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
-def setup_logging(log_dir: Path) -> logging.Logger:
-    log_dir.mkdir(parents=True, exist_ok=True)
+def _rotating(logger: logging.Logger, path: Path, line_format: str, *also: logging.Handler) -> logging.Logger:
     # Patient: rotating must not fail while the analyst tails the log (Get-Content -Wait).
-    handler = PatientRotatingFileHandler(
-        log_dir / "supervisor.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    handler.setFormatter(formatter)
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(formatter)
-    log.handlers[:] = [handler, console]
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    return log
+    handler = PatientRotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    formatter = logging.Formatter(line_format)
+    for each in (handler, *also):
+        each.setFormatter(formatter)
+    logger.handlers[:] = [handler, *also]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def setup_logging(log_dir: Path, logger: logging.Logger = log, file_name: str = "supervisor.log") -> logging.Logger:
+    """`file_name` in log_dir (rotating) and the console: starts, exits and restarts."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return _rotating(logger, log_dir / file_name, "%(asctime)s %(levelname)s %(message)s", logging.StreamHandler(sys.stdout))
+
+
+def output_logger(log_dir: Path, name: str = "supervisor.dagster", file_name: str = "dagster.log") -> logging.Logger:
+    """A child's stdout/stderr, line by line, into `file_name` (rotating)."""
+    return _rotating(logging.getLogger(name), log_dir / file_name, "%(message)s")
 
 
 def dagster_output_logger(log_dir: Path) -> logging.Logger:
-    """The child's stdout/stderr, line by line, into dagster.log (rotating)."""
-    out = logging.getLogger("supervisor.dagster")
-    handler = PatientRotatingFileHandler(
-        log_dir / "dagster.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-    )
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    out.handlers[:] = [handler]
-    out.setLevel(logging.INFO)
-    out.propagate = False
-    return out
+    """`dagster dev`'s stdout/stderr, line by line, into dagster.log (rotating)."""
+    return output_logger(log_dir)
 
 
 def take_instance_lock(home: Path):
@@ -423,16 +428,20 @@ def stop_tree(tree: ProcessTree, graceful_s: float = GRACEFUL_STOP_S) -> None:
             tree.root.wait(timeout=graceful_s)
         except subprocess.TimeoutExpired:
             log.warning("dagster dev did not stop in time; terminating its processes")
-    leftovers = tree.alive()
-    for process in leftovers:
-        _quietly(process.terminate)
-    _, still = psutil.wait_procs(leftovers, timeout=KILL_WAIT_S)
-    for process in still:
-        log.warning(f"killing pid {process.pid}")
-        _quietly(process.kill)
-    psutil.wait_procs(still, timeout=KILL_WAIT_S)
+    end_processes(tree.alive())
     if tree.root.poll() is None:
         tree.root.wait(timeout=KILL_WAIT_S)
+
+
+def end_processes(processes: list[psutil.Process], logger: logging.Logger = log) -> None:
+    """Terminate, wait, then kill what is still there (a process already gone is fine)."""
+    for process in processes:
+        _quietly(process.terminate)
+    _, still = psutil.wait_procs(processes, timeout=KILL_WAIT_S)
+    for process in still:
+        logger.warning(f"killing pid {process.pid}")
+        _quietly(process.kill)
+    psutil.wait_procs(still, timeout=KILL_WAIT_S)
 
 
 def _quietly(action) -> None:
@@ -453,19 +462,29 @@ def install_stop_handlers(handler) -> None:
 # --- the supervision loop ----------------------------------------------------------------------
 
 
-class Supervisor:
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.home = args.dagster_home.resolve()
+class StopOnSignal:
+    """Ctrl+C, a polite kill or Ctrl+Break set `stop_requested`; the supervision loop then stops in order."""
+
+    stopping = "Dagster"
+    logger = log
+
+    def __init__(self) -> None:
         self.stop_requested = threading.Event()
 
     def request_stop(self, signum=None, _frame=None) -> None:
         if not self.stop_requested.is_set():
-            log.info(f"stop requested (signal {signum}); stopping Dagster")
+            self.logger.info(f"stop requested (signal {signum}); stopping {self.stopping}")
         self.stop_requested.set()
 
     def install_signal_handlers(self) -> None:
         install_stop_handlers(self.request_stop)
+
+
+class Supervisor(StopOnSignal):
+    def __init__(self, args: argparse.Namespace):
+        super().__init__()
+        self.args = args
+        self.home = args.dagster_home.resolve()
 
     def run(self) -> int:
         out = dagster_output_logger(self.args.log_dir.resolve())

@@ -96,3 +96,31 @@ def test_references_survive_serialization_to_the_webserver(references):
     spec = next(s for s in defs.resolve_all_asset_specs() if s.key == dg.AssetKey("uk_orders_azure"))
     value = spec.metadata["dagster/code_references"]
     assert deserialize_value(serialize_value(value)) == value
+
+
+def test_every_staging_model_names_the_macro_and_the_config_entries_it_comes_from():
+    """A staging model's .sql is two generated lines calling a macro: its description in the UI says where
+    the rest is, and what it names exists (the macro in that file, the dataset and its type in pipeline.yaml)."""
+    import re
+
+    from orchestration.definitions import defs
+    from pipeline_common.config import load_pipeline_config
+
+    config = load_pipeline_config()
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    seen = set()
+    market_models = [sql for market in config.markets
+                     for sql in sorted((REPO_ROOT / "dbt" / "models" / "staging" / market.lower()).glob("stg_*.sql"))]
+    for sql in market_models:
+        call = re.search(r"\{\{ (\w+)\('(\w+)', '(\w+)'\) \}\}", sql.read_text(encoding="utf-8"))
+        assert call is not None, f"{sql}: not the generated call of a staging macro"
+        macro, market, dataset = call.groups()
+        description = specs[sql.stem].description or ""
+        named = re.search(r"macro (\w+) \(([\w/.]+)\)", description)
+        assert named and named.group(1) == macro, f"{sql.stem}: {description!r} does not name the macro {macro}"
+        macro_file = REPO_ROOT / named.group(2)
+        assert re.search(rf"{{%-?\s*macro {macro}\(", macro_file.read_text(encoding="utf-8")), (sql.stem, macro_file)
+        assert f"datasets ({market}, {dataset})" in description and f"dataset_types.{dataset}" in description, description
+        assert (market, dataset) in {(d.market, d.dataset) for d in config.datasets}, sql.stem
+        seen.add((market, dataset))
+    assert seen == {(d.market, d.dataset) for d in config.datasets}  # every configured dataset has its model

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,99 +17,25 @@ from pathlib import Path
 
 import psutil
 import pytest
-import requests
-import yaml
 
 from tests.plugins.browser import HOW_TO_GET_ONE, find_chromium
-from tests.plugins.loopback_http import free_port
+from tests.plugins.dagster_stack import DagsterStack, test_pipeline_config
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 300
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-LAUNCH = """
-mutation Launch($selector: JobOrPipelineSelector!) {
-  launchRun(executionParams: {selector: $selector}) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
-RUN = 'query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
-REPOS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
+class Stack(DagsterStack):
+    """scripts/supervisor.py under test (one `dagster dev` below it) plus every process it ever had."""
 
-
-def _config_without_arrival_sensors(tmp: Path) -> Path:
-    """pipeline.yaml as is, but the landing-folder arrival sensors off: they would start their own
-    runs on the sample files and make the run counts below depend on sensor timing."""
-    raw = yaml.safe_load((REPO / "pipeline.yaml").read_text(encoding="utf-8"))
-    raw.setdefault("alerts", {}).setdefault("arrival_sensors", {})["running_by_default"] = False
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return path
-
-
-class Stack:
-    """The supervisor under test plus every process it ever had below it."""
+    script = "supervisor.py"
+    log_names = ("supervisor.log", "dagster.log")
+    run_timeout = RUN_TIMEOUT_S
 
     def __init__(self, tmp: Path, data_dir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.home = tmp / "dagster_home"
-        self.logs = tmp / "logs"
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PIPELINE_CONFIG": str(_config_without_arrival_sensors(tmp))}
-        env.pop("DAGSTER_HOME", None)
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "supervisor.py"), "--port", str(self.port),
-             "--dagster-home", str(self.home), "--log-dir", str(self.logs), "--backoff-initial", "1"],
-            cwd=REPO, env=env, creationflags=flags,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.seen: dict[int, psutil.Process] = {}
-
-    def snapshot(self) -> list[psutil.Process]:
-        try:
-            family = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.Error:
-            return []
-        for member in family:
-            self.seen.setdefault(member.pid, member)
-        return family
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body
-        return body["data"]
-
-    def wait_until_up(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"supervisor exited: {self.log_tail()}"
-            self.snapshot()
-            try:
-                nodes = self.graphql(REPOS)["repositoriesOrError"]["nodes"]
-                if nodes:
-                    return
-            except (requests.RequestException, KeyError, TypeError):
-                pass
-            time.sleep(1)
-        raise AssertionError(f"webserver not up after {timeout}s: {self.log_tail()}")
-
-    def selector(self, job: str) -> dict:
-        (node,) = self.graphql(REPOS)["repositoriesOrError"]["nodes"]
-        return {"repositoryName": node["name"], "repositoryLocationName": node["location"]["name"], "jobName": job}
-
-    def launch(self, job: str) -> str:
-        result = self.graphql(LAUNCH, {"selector": self.selector(job)})["launchRun"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return result["run"]["runId"]
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PIPELINE_CONFIG": str(test_pipeline_config(tmp))}
+        super().__init__(tmp / "dagster_home", tmp / "logs", env)
 
     def group_lineage_url(self, asset: str) -> str:
         query = 'query A($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode { groupName } } }'
@@ -118,35 +43,6 @@ class Stack:
         selector = self.selector("x")
         location = f"{selector['repositoryName']}@{selector['repositoryLocationName']}"
         return f"{self.url}/locations/{location}/asset-groups/{group}/lineage"
-
-    def status(self, run_id: str) -> str:
-        return self.graphql(RUN, {"id": run_id})["runOrError"]["status"]
-
-    def log_tail(self) -> str:
-        parts = []
-        for name in ("supervisor.log", "dagster.log"):
-            path = self.logs / name
-            if path.exists():
-                parts.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:]))
-        return "\n".join(parts)
-
-    def stop(self) -> int:
-        self.snapshot()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGTERM)
-        return self.process.wait(timeout=90)
-
-
-def _wait_for(stack: Stack, run_id: str, wanted: set[str], timeout: float = RUN_TIMEOUT_S) -> str:
-    deadline = time.monotonic() + timeout
-    status = "?"
-    while time.monotonic() < deadline:
-        stack.snapshot()
-        status = stack.status(run_id)
-        if status in wanted or status in {"FAILURE", "CANCELED"}:
-            return status
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} still {status} after {timeout}s\n{stack.log_tail()}")
 
 
 def _daemon(stack: Stack) -> psutil.Process | None:
@@ -214,7 +110,7 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
         # 1. The whole flow, launched like the UI does, plus a second DuckDB job right behind it.
         flow = stack.launch("daily_sales_flow_job")
         morning = stack.launch("uk_morning_refresh_with_backup")
-        assert _wait_for(stack, flow, {"STARTED", "SUCCESS"}) in {"STARTED", "SUCCESS"}
+        assert stack.wait_for(flow, {"STARTED", "SUCCESS"}) in {"STARTED", "SUCCESS"}
         seen_second = set()  # the morning run's states while the flow is in progress
         while (flow_status := stack.status(flow)) in {"QUEUED", "STARTING", "STARTED"}:
             if flow_status == "STARTED":
@@ -223,7 +119,7 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
             time.sleep(1)
         assert stack.status(flow) == "SUCCESS", stack.log_tail()
         assert "QUEUED" in seen_second and not seen_second & {"STARTED", "FAILURE"}, seen_second
-        assert _wait_for(stack, morning, {"SUCCESS"}) == "SUCCESS", stack.log_tail()
+        assert stack.wait_for(morning, {"SUCCESS"}) == "SUCCESS", stack.log_tail()
         exports = isolated_env / "exports"
         assert (exports / "executive_daily_sales.hyper").is_file()
         assert (exports / "daily_sales_summary.hyper").is_file()
@@ -273,5 +169,5 @@ def test_supervised_dagster_dev_runs_the_flow_queues_duckdb_runs_and_survives_a_
     # 4. Nothing left behind.
     assert code == 0
     time.sleep(1)
-    leftovers = [p for p in stack.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    leftovers = stack.leftovers()
     assert not leftovers, [(p.pid, p.cmdline()) for p in leftovers]

@@ -1,4 +1,4 @@
-"""The currency rules (contract section 9) under a frozen clock: each verdict is evaluated at an explicit
+"""The freshness rules (contract section 9) under a frozen clock: each verdict is evaluated at an explicit
 London time against real Parquet files, sync state files and a landing folder."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def landed(landing: Path, market: str, day: dt.date, at: dt.datetime | None = No
     return path
 
 
-def report(at: dt.datetime, raw: Path, rebuilt: dict | None = None) -> freshness.CurrencyReport:
+def report(at: dt.datetime, raw: Path, rebuilt: dict | None = None) -> freshness.FreshnessReport:
     facts = freshness.gather_facts(CONFIG, at, raw, freshness.source_lookup())
     return freshness.evaluate(CONFIG, at, facts, rebuilt or {})
 

@@ -10,6 +10,7 @@ import os
 import dagster as dg
 import pytest
 
+from orchestration.budget import arrival as budget_arrival
 from orchestration.ingestion import arrival
 from pipeline_common.config import load_pipeline_config
 
@@ -165,7 +166,7 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
     def budget() -> None:
         """Stands in for the budget asset."""
 
-    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    sensor = budget_arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
     defs = dg.Definitions(assets=[budget], sensors=[sensor])
     cursor = None
 
@@ -179,7 +180,7 @@ def test_budget_workbook_sensor_triggers_on_change(isolated_env, tmp_path):
         return list(data.run_requests or [])
 
     assert tick() == []
-    workbook = arrival.budget_workbook_path(_london_today().year)
+    workbook = budget_arrival.budget_workbook_path(_london_today().year)
     workbook.parent.mkdir(parents=True)
     workbook.write_bytes(b"v1")
     assert len(tick()) == 1
@@ -229,7 +230,7 @@ def budget_sensor(tmp_path):
     def budget() -> None:
         """Stands in for the budget asset."""
 
-    sensor = arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
+    sensor = budget_arrival.build_budget_workbook_sensor(CONFIG, dg.DefaultSensorStatus.RUNNING)
     defs = dg.Definitions(assets=[budget], sensors=[sensor])
     home = tmp_path / "home"
     home.mkdir()

@@ -11,17 +11,14 @@ comes back alone; stopping serve.py leaves nothing.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
-import yaml
 
+from tests.plugins.dagster_stack import DagsterStack, test_pipeline_config
 from tests.plugins.loopback_http import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,17 +27,6 @@ HOUSEKEEPING_SCHEDULE = "dagster_housekeeping_schedule"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-LAUNCH = """
-mutation Launch($selector: JobOrPipelineSelector!) {
-  launchRun(executionParams: {selector: $selector}) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}
-"""
-RUN = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-REPOS = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"
 SCHEDULED_RUNS = """
 query Scheduled($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}) { ... on Runs { results { runId status creationTime } } }
@@ -48,42 +34,16 @@ query Scheduled($tags: [ExecutionTag!]) {
 """
 
 
-def _test_pipeline_config(tmp: Path) -> Path:
-    """pipeline.yaml with the arrival sensors off (they would start runs of their own) and the
-    housekeeping schedule every minute, so a tick after the daemon's restart is seen quickly."""
-    raw = yaml.safe_load((REPO / "pipeline.yaml").read_text(encoding="utf-8"))
-    raw.setdefault("alerts", {}).setdefault("arrival_sensors", {})["running_by_default"] = False
-    raw["jobs"]["housekeeping"]["cron"] = "* * * * *"
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return path
+class Deployment(DagsterStack):
+    """scripts/serve.py under test (code server, daemon and webserver below it) plus every process it ever had."""
 
-
-class Deployment:
-    """serve.py under test, with every process it ever had below it."""
+    script = "serve.py"
+    log_names = ("serve.log", "daemon.log", "code_server.log", "webserver.log")
+    log_lines = 25
+    run_timeout = RUN_TIMEOUT_S
 
     def __init__(self, tmp: Path, env: dict[str, str]):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.home = tmp / "dagster_home_postgres"
-        self.logs = tmp / "logs"
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "scripts" / "serve.py"), "--port", str(self.port),
-             "--code-server-port", str(free_port()), "--dagster-home", str(self.home),
-             "--log-dir", str(self.logs), "--backoff-initial", "1"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0,
-        )
-        self.seen: dict[int, psutil.Process] = {}
-
-    def snapshot(self) -> list[psutil.Process]:
-        try:
-            family = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.Error:
-            return []
-        for member in family:
-            self.seen.setdefault(member.pid, member)
-        return family
+        super().__init__(tmp / "dagster_home_postgres", tmp / "logs", env, "--code-server-port", str(free_port()))
 
     def service(self, marker: str) -> psutil.Process | None:
         """The direct child of serve.py whose command line holds `marker`."""
@@ -94,45 +54,6 @@ class Deployment:
             except psutil.Error:
                 continue
         return None
-
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body
-        return body["data"]
-
-    def wait_until_up(self, timeout: float = 150) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"serve.py exited {self.process.returncode}: {self.log_tail()}"
-            self.snapshot()
-            try:
-                if self.graphql(REPOS)["repositoriesOrError"]["nodes"]:
-                    return
-            except (requests.RequestException, KeyError, TypeError):
-                pass
-            time.sleep(1)
-        raise AssertionError(f"webserver not up after {timeout}s: {self.log_tail()}")
-
-    def launch(self, job: str) -> dict:
-        (node,) = self.graphql(REPOS)["repositoriesOrError"]["nodes"]
-        selector = {"repositoryName": node["name"], "repositoryLocationName": node["location"]["name"], "jobName": job}
-        return self.graphql(LAUNCH, {"selector": selector})["launchRun"]
-
-    def status(self, run_id: str) -> str:
-        return self.graphql(RUN, {"id": run_id})["runOrError"]["status"]
-
-    def wait_for(self, run_id: str, wanted: set[str], timeout: float = RUN_TIMEOUT_S) -> str:
-        deadline = time.monotonic() + timeout
-        status = "?"
-        while time.monotonic() < deadline:
-            self.snapshot()
-            status = self.status(run_id)
-            if status in wanted or status in {"FAILURE", "CANCELED"}:
-                return status
-            time.sleep(1)
-        raise AssertionError(f"run {run_id} still {status} after {timeout}s\n{self.log_tail()}")
 
     def kill_and_wait_for_new(self, marker: str, timeout: float = 90) -> tuple[int, int]:
         old = self.service(marker)
@@ -146,20 +67,6 @@ class Deployment:
             time.sleep(0.5)
         raise AssertionError(f"{marker} not restarted\n{self.log_tail()}")
 
-    def log_tail(self) -> str:
-        parts = []
-        for name in ("serve.log", "daemon.log", "code_server.log", "webserver.log"):
-            path = self.logs / name
-            if path.exists():
-                parts.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-25:]))
-        return "\n".join(parts)
-
-    def stop(self) -> int:
-        self.snapshot()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGTERM)
-        return self.process.wait(timeout=90)
-
 
 def test_serve_runs_the_flow_on_postgres_and_survives_a_dead_daemon_and_code_server(
     tmp_path, isolated_env, sample_landing, postgres_server, postgres_db
@@ -167,9 +74,8 @@ def test_serve_runs_the_flow_on_postgres_and_survives_a_dead_daemon_and_code_ser
     env = {
         **os.environ, **postgres_server.environment(postgres_db),
         "DATA_DIR": str(isolated_env), "LANDING_DIR": str(sample_landing),
-        "PIPELINE_CONFIG": str(_test_pipeline_config(tmp_path)),
+        "PIPELINE_CONFIG": str(test_pipeline_config(tmp_path, housekeeping="* * * * *")),
     }
-    env.pop("DAGSTER_HOME", None)
     deployment = Deployment(tmp_path, env)
     try:
         deployment.wait_until_up()
@@ -186,8 +92,8 @@ def test_serve_runs_the_flow_on_postgres_and_survives_a_dead_daemon_and_code_ser
         assert deployment.service("api grpc").pid == code_server.pid
 
         # 2. The flow through the restarted daemon, and a second DuckDB run right behind it.
-        flow = deployment.launch("daily_sales_flow_job")["run"]["runId"]
-        morning = deployment.launch("uk_morning_refresh_with_backup")["run"]["runId"]
+        flow = deployment.launch("daily_sales_flow_job")
+        morning = deployment.launch("uk_morning_refresh_with_backup")
         assert deployment.wait_for(flow, {"STARTED", "SUCCESS"}) == "STARTED", deployment.log_tail()
         seen_second = {deployment.status(morning)}
 
@@ -217,7 +123,7 @@ def test_serve_runs_the_flow_on_postgres_and_survives_a_dead_daemon_and_code_ser
         deadline = time.monotonic() + 90
         while True:
             try:
-                result = deployment.launch("dagster_housekeeping_job")
+                result = deployment.launch_result("dagster_housekeeping_job")
             except requests.HTTPError as exc:  # the webserver answers 500 while it reconnects
                 result = {"__typename": str(exc)}
             if result["__typename"] == "LaunchRunSuccess":
@@ -255,7 +161,7 @@ def test_serve_runs_the_flow_on_postgres_and_survives_a_dead_daemon_and_code_ser
     # 6. Nothing left behind, and no password in any log.
     assert code == 0
     time.sleep(1)
-    leftovers = [p for p in deployment.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    leftovers = deployment.leftovers()
     assert not leftovers, [(p.pid, p.cmdline()) for p in leftovers]
     for log_file in deployment.logs.glob("*.log"):
         assert postgres_server.password not in log_file.read_text(errors="replace"), log_file.name

@@ -3,7 +3,7 @@
 Every few simulated minutes between 05:00 and 10:30 the real arrival sensors, the real 07:15 morning
 schedule and the real 07:30 deadline alert are evaluated; the runs they request execute in process
 on the real sync assets (the legacy sync script through Pipes, on a real landing folder) with the
-real currency checks. The dbt models and Tableau extracts stand in as plain assets of the same names:
+real freshness checks. The dbt models and Tableau extracts stand in as plain assets of the same names:
 this test is about when things run and what is said, not about what the warehouse computes.
 
 Trouble injected: the PC is off 06:50-07:40 on one day, DE's file arrives at 09:10 on another, IT's
@@ -31,7 +31,7 @@ from dagster._core.test_utils import freeze_time
 from orchestration import clock
 from orchestration.alerts.freshness_alerts import build_freshness_sensor
 from orchestration.alerts.slack import SlackAlerts
-from orchestration.instance_freshness import currency_report
+from orchestration.instance_freshness import freshness_report
 from orchestration.exports.checks import build_export_check
 from orchestration.ingestion.assets import build_sync_assets
 from orchestration.maintenance.recovery import fail_interrupted_runs
@@ -193,7 +193,7 @@ def test_a_week_with_trouble(tmp_path: Path, isolated_env: Path, slack_server, m
                     )
                     fixed = True
                 if now == _hm("07:30", day):
-                    report_0730 = currency_report(instance, CONFIG, now)
+                    report_0730 = freshness_report(instance, CONFIG, now)
                 if off and _hm(off[0], day) <= now < _hm(off[1], day):
                     was_off = True
                     continue

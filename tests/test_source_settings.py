@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_common import azure_storage, sharepoint_graph
+from pipeline_common import azure_storage
+from pipeline_common.sharepoint import settings as sharepoint_config
 from pipeline_common.script_support import EXIT_CONFIG, ConfigurationError
 from tests.plugins.entra_graph import CLIENT_ID, TENANT_ID
 
@@ -37,12 +38,12 @@ def _set(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
 # --- SharePoint -----------------------------------------------------------------------------------
 
 def test_sharepoint_unset_means_the_local_folder(isolated_env: Path) -> None:
-    assert sharepoint_graph.sharepoint_settings() is None
+    assert sharepoint_config.sharepoint_settings() is None
 
 
 def test_complete_sharepoint_group_with_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     _set(monkeypatch, COMPLETE_SHAREPOINT)
-    settings = sharepoint_graph.sharepoint_settings()
+    settings = sharepoint_config.sharepoint_settings()
     assert settings is not None and settings.credential_kind == "client secret"
     assert settings.authority_host == "https://login.microsoftonline.com"
     assert settings.graph_endpoint == "https://graph.microsoft.com"
@@ -54,7 +55,7 @@ def test_complete_sharepoint_group_with_a_secret(monkeypatch: pytest.MonkeyPatch
 def test_each_missing_sharepoint_variable_is_named(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     _set(monkeypatch, {**COMPLETE_SHAREPOINT, missing: ""})
     with pytest.raises(ConfigurationError) as error:
-        sharepoint_graph.sharepoint_settings()
+        sharepoint_config.sharepoint_settings()
     assert error.value.exit_code == EXIT_CONFIG
     assert f"set {missing}" in str(error.value)
 
@@ -69,14 +70,14 @@ def test_half_set_certificate_names_the_missing_variable(
 ) -> None:
     _set(monkeypatch, {**COMPLETE_SHAREPOINT, "SHAREPOINT_CLIENT_SECRET": "", **given})
     with pytest.raises(ConfigurationError, match=f"set .*{missing}"):
-        sharepoint_graph.sharepoint_settings()
+        sharepoint_config.sharepoint_settings()
 
 
 def test_secret_and_certificate_together_is_ambiguous(monkeypatch: pytest.MonkeyPatch) -> None:
     _set(monkeypatch, {**COMPLETE_SHAREPOINT, "SHAREPOINT_CERTIFICATE_PATH": "app.pem",
                        "SHAREPOINT_CERTIFICATE_THUMBPRINT": "AB" * 20})
     with pytest.raises(ConfigurationError, match="keep one"):
-        sharepoint_graph.sharepoint_settings()
+        sharepoint_config.sharepoint_settings()
 
 
 def test_certificate_selection_reads_pem_and_pfx(monkeypatch: pytest.MonkeyPatch, microsoft_pki) -> None:
@@ -85,14 +86,14 @@ def test_certificate_selection_reads_pem_and_pfx(monkeypatch: pytest.MonkeyPatch
                        "SHAREPOINT_CERTIFICATE_THUMBPRINT": microsoft_pki.app_thumbprint,
                        "SHAREPOINT_CERTIFICATE_PASSWORD": "wrong-password"})
     with pytest.raises(ConfigurationError, match="wrong SHAREPOINT_CERTIFICATE_PASSWORD"):
-        sharepoint_graph.sharepoint_settings()
+        sharepoint_config.sharepoint_settings()
     monkeypatch.setenv("SHAREPOINT_CERTIFICATE_PASSWORD", microsoft_pki.app_pfx_password)
-    settings = sharepoint_graph.sharepoint_settings()
+    settings = sharepoint_config.sharepoint_settings()
     assert settings is not None and settings.credential_kind == "certificate"
     assert settings.certificate.thumbprint == microsoft_pki.app_thumbprint
     later = settings.certificate.expires + dt.timedelta(days=1)
     with pytest.raises(ConfigurationError, match="expired on"):
-        sharepoint_graph.sharepoint_settings(now=later)
+        sharepoint_config.sharepoint_settings(now=later)
 
 
 @pytest.mark.parametrize("acs", [

@@ -126,7 +126,7 @@ def test_under_dagster_the_good_dataset_is_materialized_and_the_step_fails_witho
     message = failure.event_specific_data.error.message
     assert "rejected bad input (exit 65)" in message and "UK/ingest_orders" in message and "line 3" in message
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    # the failed dataset is still checked in the same step: its currency check tells the team it is late
+    # the failed dataset is still checked in the same step: its freshness check tells the team it is late
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     assert not checks[("uk_orders_azure", "source_is_current")].passed
     assert checks[("de_orders_azure", "parquet_schema_matches_contract")].passed

@@ -67,6 +67,14 @@
 
 {#- ---------------------------------------------------------------- latest_file_wins -#}
 
+{#- The end of both materializations: post-hooks around the commit, then the model's docs. -#}
+{% macro warehouse_commit(target, post_hooks, model) -%}
+  {{ run_hooks(post_hooks, inside_transaction=True) }}
+  {{ adapter.commit() }}
+  {{ run_hooks(post_hooks, inside_transaction=False) }}
+  {% do persist_docs(target, model) %}
+{%- endmacro %}
+
 {% materialization latest_file_wins, adapter='duckdb' %}
   {%- set target = this.incorporate(type='table') -%}
   {%- set grain = config.require('grain') -%}
@@ -165,10 +173,7 @@
   {% endcall %}
   {% do log(this.identifier ~ ': ' ~ build, info=false) %}
 
-  {{ run_hooks(post_hooks, inside_transaction=True) }}
-  {{ adapter.commit() }}
-  {{ run_hooks(post_hooks, inside_transaction=False) }}
-  {% do persist_docs(target, model) %}
+  {{ warehouse_commit(target, post_hooks, model) }}
   {{ return({'relations': [target]}) }}
 {% endmaterialization %}
 
@@ -264,9 +269,6 @@
   {% endcall %}
   {% do log(this.identifier ~ ': ' ~ ('full' if full else (days | length) ~ ' day(s) recomputed'), info=false) %}
 
-  {{ run_hooks(post_hooks, inside_transaction=True) }}
-  {{ adapter.commit() }}
-  {{ run_hooks(post_hooks, inside_transaction=False) }}
-  {% do persist_docs(target, model) %}
+  {{ warehouse_commit(target, post_hooks, model) }}
   {{ return({'relations': [target]}) }}
 {% endmaterialization %}

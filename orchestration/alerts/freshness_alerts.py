@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,15 +21,14 @@ from orchestration.alerts import blocks
 from orchestration.alerts.run_alerts import ui_base_url
 from orchestration.alerts.slack import SlackAlerts
 from orchestration.clock import business_now
-from orchestration.instance_freshness import currency_report
+from orchestration.instance_freshness import freshness_report
 from pipeline_common import freshness
 from pipeline_common.config import PipelineConfig, business_zone
-from pipeline_common.settings import repo_root
 
 FRESHNESS_SENSOR = "export_freshness_alert_sensor"
 
 
-def late_message(report: freshness.CurrencyReport, config: PipelineConfig, base_url: str) -> tuple[str, dict]:
+def late_message(report: freshness.FreshnessReport, config: PipelineConfig, base_url: str) -> tuple[str, dict]:
     cut = freshness.deadline(config)
     late = report.late_sources
     names = ", ".join(s.label for s in late) or ", ".join(e.name for e in report.exports if not e.current)
@@ -49,14 +47,14 @@ def late_message(report: freshness.CurrencyReport, config: PipelineConfig, base_
     return title, blocks.message(title, "ERROR", summary=summary, fields=fields)
 
 
-def recovered_message(report: freshness.CurrencyReport) -> tuple[str, dict]:
+def recovered_message(report: freshness.FreshnessReport) -> tuple[str, dict]:
     title = "Data current again"
     held = ", ".join(f"{e.name} through {e.data_through}" for e in report.exports)
     at = report.at.astimezone(business_zone())
     return title, blocks.message(title, "OK", summary=f"Every export is current as of {at:%Y-%m-%d %H:%M %Z}: {held}.")
 
 
-def warning_text(report: freshness.CurrencyReport, asset: str) -> str:
+def warning_text(report: freshness.FreshnessReport, asset: str) -> str:
     export = report.export(asset)
     late = [f"{s.label}: {s.why()}" for s in report.late_sources if s.label in export.late_sources]
     return "Data not current: " + ("; ".join(late) or export.reason)
@@ -71,7 +69,7 @@ def _tableau():
 
 
 def sync_tableau_warnings(
-    report: freshness.CurrencyReport, config: PipelineConfig, warned: dict[str, str], log: Any
+    report: freshness.FreshnessReport, config: PipelineConfig, warned: dict[str, str], log: Any
 ) -> dict[str, str]:
     """Warn on each late export's data source (from the deadline on); clear the warnings of current ones.
     `warned`: export asset -> warning text already set. Returns the new mapping."""
@@ -102,7 +100,7 @@ def sync_tableau_warnings(
     return result
 
 
-def evaluate_deadline(state: dict[str, Any], report: freshness.CurrencyReport, config: PipelineConfig) -> str | None:
+def evaluate_deadline(state: dict[str, Any], report: freshness.FreshnessReport, config: PipelineConfig) -> str | None:
     """Update `state`; return "late", "recovered" or None (nothing to say)."""
     exports_current = all(e.current for e in report.exports)
     if exports_current:
@@ -135,7 +133,7 @@ def build_freshness_sensor(
         ),
     )
     def export_freshness_alert_sensor(context: dg.SensorEvaluationContext, slack_alerts: SlackAlerts):
-        report = currency_report(context.instance, config, business_now())
+        report = freshness_report(context.instance, config, business_now())
         state = json.loads(context.cursor) if context.cursor else {}
         verdict = evaluate_deadline(state, report, config)
         if verdict == "late":

@@ -93,7 +93,3 @@ def _summary(ingested: dict[int, dict[str, Any]], skipped: list[int]) -> dict[st
         "rows_by_year": dg.MetadataValue.json({str(y): int(m.get("total_rows", 0)) for y, m in sorted(ingested.items())}),
         "source": str(ingested[latest].get("source", "")),
     }
-
-
-def build_defs(config: PipelineConfig) -> dg.Definitions:
-    return dg.Definitions(assets=[build_budget_asset(config)])

@@ -1,11 +1,11 @@
-"""`export_is_current` on every export asset: the currency verdict (pipeline_common/freshness.py) right
+"""`export_is_current` on every export asset: the freshness verdict (pipeline_common/freshness.py) right
 after the export is rebuilt, ERROR once the deadline has passed, WARN before it; it blocks nothing."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.instance_freshness import currency_report
+from orchestration.instance_freshness import freshness_report
 from pipeline_common import freshness
 from pipeline_common.config import Export, PipelineConfig
 from orchestration.clock import business_now
@@ -13,7 +13,7 @@ from orchestration.clock import business_now
 EXPORT_CHECK = "export_is_current"
 
 
-def export_check_result(config: PipelineConfig, report: freshness.CurrencyReport, export: Export) -> dg.AssetCheckResult:
+def export_check_result(config: PipelineConfig, report: freshness.FreshnessReport, export: Export) -> dg.AssetCheckResult:
     status = report.export(export.asset)
     late = freshness.past_deadline(config, report.at)
     return dg.AssetCheckResult(
@@ -42,6 +42,6 @@ def build_export_check(config: PipelineConfig, export: Export) -> dg.AssetChecks
         ),
     )
     def _export_is_current(context) -> dg.AssetCheckResult:
-        return export_check_result(config, currency_report(context.instance, config, business_now()), export)
+        return export_check_result(config, freshness_report(context.instance, config, business_now()), export)
 
     return _export_is_current

@@ -17,7 +17,7 @@ def deadline_cron(deadline: str) -> str:
 
 def export_freshness_policy(config: PipelineConfig) -> dg.FreshnessPolicy:
     """Fails at the deadline unless the export was rebuilt since the midnight before it: no earlier build
-    can hold the day before's data, which is what currency requires of an export at the deadline."""
+    can hold the day before's data, which is what freshness requires of an export at the deadline."""
     return dg.FreshnessPolicy.cron(
         deadline_cron=deadline_cron(config.alerts.freshness_deadline),
         lower_bound_delta=freshness.freshness_lookback(config),

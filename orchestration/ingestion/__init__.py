@@ -1,6 +1,5 @@
-"""Ingestion: one Azure Blob -> Parquet asset per configured (market, dataset), its currency
-checks, and the arrival sensors that launch a run when a source file lands (orders per market,
-the SharePoint budget workbook)."""
+"""Ingestion: one Azure Blob -> Parquet asset per configured (market, dataset), its freshness
+checks, and the orders arrival sensors that launch a run when a market's orders file lands."""
 
 from __future__ import annotations
 

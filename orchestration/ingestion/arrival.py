@@ -1,11 +1,10 @@
-"""Arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau exports)
-when a recent orders file lands, and the budget ingest when the current year's workbook changes.
+"""Orders arrival sensors: start a market's ingestion (and what depends on it, up to the Tableau
+exports) when a recent orders file lands. (The budget workbook's sensor is the budget domain's:
+orchestration/budget/arrival.py.)
 
-Listing only, never downloads: Azure Blob `list_blobs` with the sync's own credentials (connection
-string, SAS token or Entra ID: pipeline_common.azure_storage) when Azure is configured, else the
-local landing folder. The budget sensor reads the SharePoint drive item's eTag through Microsoft
-Graph when SharePoint is configured (pipeline_common.sharepoint.graph), else the local workbook's
-size and mtime. The cursor (JSON: file -> ETag, or size+mtime locally)
+Listing only, never downloads: the sync's own source (pipeline_common.source_container: Azure Blob
+with the sync's credentials when configured, else the local landing folder). The cursor (JSON:
+file -> ETag, or size+mtime locally)
 makes each file version trigger exactly once; a changed file triggers again; a file the sync
 already holds in that version (same ETag in its state file) triggers nothing. Sensor runs do the
 least work: their own jobs never include the warehouse backup, run in process like the scheduled
@@ -21,22 +20,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration.budget.assets import GROUP as BUDGET_GROUP
 from orchestration.clock import business_today
-from orchestration.schedules.selection import asset_selection
 from orchestration.resources import DUCKDB_RUN_TAG
+from orchestration.schedules.selection import asset_selection
+from orchestration.sensor_support import TRIGGER_TAG, arrival_sensor_status, source_problem
 from pipeline_common.blob_paths import daily_blob_name
-from pipeline_common.azure_storage import azure_storage_settings, listing
 from pipeline_common.config import JobSelection, PipelineConfig
-from pipeline_common.script_support import ConfigurationError, ScriptError
-from pipeline_common.secrets import scrub
-from pipeline_common.settings import landing_dir, sharepoint_budget_dir
-from pipeline_common.sharepoint.graph import sharepoint_settings, workbook_version
+from pipeline_common.script_support import ScriptError
+from pipeline_common.source_container import find_blob
 
 ORDERS_DATASET = "ingest_orders"
 WATCHED_DAYS = 3
 """File dates watched: today, yesterday (the one due this morning) and the day before (a late re-delivery)."""
-TRIGGER_TAG = "pipeline/trigger"
 VERSION_TAG = "pipeline/file_version"
 MAX_ATTEMPTS = 3
 """Runs per file version: a run that died (worker killed, PC restarted) is requested again, up to this."""
@@ -48,24 +43,13 @@ IN_FLIGHT = [
 ]
 
 
-def _local_signature(path: Path) -> str | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
-
-
 def list_signatures(blob_name: str) -> dict[str, str]:
     """{blob name: version signature} for the blobs named `blob_name` (0 or 1 of them).
 
     Raises ScriptError (configuration or transient) with a message fit for the sensor's tick.
     """
-    storage = azure_storage_settings()
-    if storage is not None:
-        return {b.name: f"etag={b.etag}" for b in listing(storage)(blob_name) if b.name == blob_name}
-    signature = _local_signature(landing_dir() / Path(*blob_name.split("/")))
-    return {blob_name: signature} if signature else {}
+    found = find_blob(blob_name, listing_only=True)
+    return {found[0].name: found[1]} if found else {}
 
 
 def synced_etag(market: str, dataset: str, blob_name: str) -> str | None:
@@ -105,16 +89,6 @@ def build_orders_arrival_job(config: PipelineConfig, market: str):
         selection=asset_selection(config, JobSelection(cadences=["daily"], markets=[market], downstream=True)),
         description=f"Started by {market.lower()}_orders_arrival_sensor: {market} orders, the models and exports built on them.",
         tags={DUCKDB_RUN_TAG: "true", "market": market},
-        executor_def=dg.in_process_executor,
-    )
-
-
-def build_budget_arrival_job(config: PipelineConfig):
-    return dg.define_asset_job(
-        name="budget_workbook_arrival_job",
-        selection=asset_selection(config, JobSelection(groups=[BUDGET_GROUP], downstream=True)),
-        description="Started by budget_workbook_sensor: the budget ingest, the models and exports built on it.",
-        tags={DUCKDB_RUN_TAG: "true"},
         executor_def=dg.in_process_executor,
     )
 
@@ -174,7 +148,7 @@ def build_orders_arrival_sensor(
         try:
             listed = {name: sig for blob in blobs for name, sig in list_signatures(blob).items()}
         except ScriptError as exc:
-            return _source_problem(context, exc)
+            return source_problem(context, exc)
         todo: dict[str, str] = {}
         held = 0
         for name, sig in listed.items():
@@ -222,72 +196,7 @@ def _entry(value: object) -> dict:
     return {"sig": str(value), "attempts": 1}
 
 
-def _source_problem(context: dg.SensorEvaluationContext, exc: ScriptError) -> dg.SkipReason:
-    """A source the sensor cannot read: transient trouble skips this tick; a configuration error fails it."""
-    message = scrub(exc)
-    if isinstance(exc, ConfigurationError):
-        raise dg.DagsterError(message) from None  # a failed tick shows in the UI until the variable is fixed
-    context.log.warning(message)
-    return dg.SkipReason(f"source not reachable this time: {message}")
-
-
-def budget_workbook_name(year: int) -> str:
-    return f"Daily Sales Budget {year}.xlsx"
-
-
-def budget_workbook_path(year: int) -> Path:
-    return sharepoint_budget_dir() / budget_workbook_name(year)
-
-
-def budget_workbook_signature(year: int) -> tuple[str, str | None]:
-    """(where, version) of this year's workbook: the SharePoint drive item's eTag (metadata only, no
-    download) when SharePoint is configured, else the local copy's size and mtime; version None if absent."""
-    settings = sharepoint_settings()
-    name = budget_workbook_name(year)
-    if settings is not None:
-        version = workbook_version(settings, name)
-        return f"SharePoint '{settings.file_path(name)}'", (f"etag={version.etag}" if version else None)
-    path = budget_workbook_path(year)
-    return str(path), _local_signature(path)
-
-
-def build_budget_workbook_sensor(config: PipelineConfig, default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="budget_workbook_sensor",
-        job=build_budget_arrival_job(config),
-        default_status=default_status,
-        minimum_interval_seconds=max(config.alerts.arrival_sensors.minimum_interval_seconds, 60),
-        description="Runs the budget ingest and everything downstream when this year's budget workbook changes "
-        "(SharePoint drive item eTag, or the local copy).",
-    )
-    def budget_workbook_sensor(context: dg.SensorEvaluationContext):
-        year = business_today().year
-        name = budget_workbook_name(year)
-        try:
-            where, signature = budget_workbook_signature(year)
-        except ScriptError as exc:
-            return _source_problem(context, exc)
-        if signature is None:
-            return dg.SkipReason(f"no budget workbook at {where}")
-        if signature == context.cursor:
-            return dg.SkipReason(f"{name} unchanged")
-        return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=f"{name}@{signature}",
-                    tags={"trigger_file": name, DUCKDB_RUN_TAG: "true", TRIGGER_TAG: f"budget workbook {name} changed"},
-                )
-            ],
-            cursor=signature,
-        )
-
-    return budget_workbook_sensor
-
-
 def build_arrival_sensors(config: PipelineConfig) -> Sequence[dg.SensorDefinition]:
-    running = config.alerts.arrival_sensors.running_by_default
-    status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    status = arrival_sensor_status(config)
     markets = [d.market for d in config.datasets if d.dataset == ORDERS_DATASET]
-    return [build_orders_arrival_sensor(config, m, status) for m in markets] + [
-        build_budget_workbook_sensor(config, status)
-    ]
+    return [build_orders_arrival_sensor(config, m, status) for m in markets]

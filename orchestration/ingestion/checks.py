@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestration.clock import business_now
-from orchestration.instance_freshness import currency_report
+from orchestration.instance_freshness import freshness_report
 from pipeline_common import freshness
 from pipeline_common.config import Dataset, PipelineConfig
 from pipeline_common.settings import raw_dir
@@ -133,7 +133,7 @@ def check_results(
         elif check_key.name == NEWEST_DAY_CHECK:
             result = newest_day_result(entry)
         else:
-            report = report or currency_report(context.instance, config, business_now())
+            report = report or freshness_report(context.instance, config, business_now())
             result = source_check_result(report.source(entry.market, entry.dataset))
         yield dg.AssetCheckResult(
             asset_key=check_key.asset_key, check_name=check_key.name, passed=result.passed,

@@ -118,7 +118,11 @@ def render_models(market: str, currency: str, datasets: list[str]) -> str:
     lines = [f"# {MARKER}.", "version: 2", "models:"]
     for dataset in datasets:
         grain = GRAINS[dataset]
-        description = f"{market} {dataset}, typed; one row per {', '.join(grain)} (latest file wins)."
+        description = (
+            f"{market} {dataset}, typed; one row per {', '.join(grain)} (latest file wins). "
+            f"Built by the macro stage_dataset (dbt/macros/staging.sql) from pipeline.yaml "
+            f"datasets ({market}, {dataset}) and dataset_types.{dataset}."
+        )
         lines += [
             f"  - name: {model_name(market, dataset)}",
             f"    description: {_yaml(description)}",

@@ -34,7 +34,7 @@ def state_path(raw_dir: Path, market: str, dataset: str) -> Path:
 
 
 def outcome_path(raw_dir: Path, market: str, dataset: str) -> Path:
-    """What the last sync of a dataset could not do (rejected or failed files): read by the currency check."""
+    """What the last sync of a dataset could not do (rejected or failed files): read by the freshness check."""
     return raw_dir / "_state" / market / f"{dataset}.last_sync.json"
 
 

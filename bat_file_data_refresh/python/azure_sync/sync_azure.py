@@ -31,17 +31,17 @@ from azure_sync.outputs import (
     write_parquet,
 )
 from azure_sync.value_rules import check_values
-from azure_sync.sources import (
-    AzureSource,
+from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, reference_blob_name
+from pipeline_common import settings
+from pipeline_common.source_container import (
     DOWNLOAD_PREFIX,
+    AzureSource,
     Blob,
     LandingSource,
     layout_problem,
     local_date,
+    open_source,
 )
-from pipeline_common.blob_paths import dataset_prefix, dated_blob_pattern, reference_blob_name
-from pipeline_common import settings
-from pipeline_common.azure_storage import azure_storage_settings
 from pipeline_common.leftovers import remove_stale
 from pipeline_common.config import ConfigError, PipelineConfig, load_for_script, today_in
 from pipeline_common.script_support import (
@@ -170,13 +170,6 @@ def build_job(
         as_of=as_of or today_in(config.timezone),
         force=force or entry.force,
     )
-
-
-def open_source() -> AzureSource | LandingSource:
-    storage = azure_storage_settings()  # a half-set or expired configuration stops here (78)
-    if storage is not None:
-        return AzureSource(storage)
-    return LandingSource(settings.landing_dir())
 
 
 def targets_in_scope(
@@ -401,12 +394,12 @@ def _record_outcome(path: Path, outcomes: list[Outcome], error: str | None) -> N
 def sync_dataset(
     job: SyncJob, run: ScriptRun, started: float
 ) -> tuple[dict[str, Any], list[Target], list[Outcome]]:
-    """Sync one dataset, record its outcome for the currency check and log it. The caller decides
+    """Sync one dataset, record its outcome for the freshness check and log it. The caller decides
     the exit (fail_if_needed) and then reports the materialization (report)."""
     record = outcome_path(settings.raw_dir(), job.market, job.dataset)
     try:
         summary, targets, outcomes = run_sync(job, run, started)
-    except Exception as exc:  # the currency check says "sync failed" with this message
+    except Exception as exc:  # the freshness check says "sync failed" with this message
         _record_outcome(record, [], f"{type(exc).__name__}: {str(exc).strip()[:500]}")
         raise
     _record_outcome(record, outcomes, None)

@@ -1,6 +1,6 @@
 """Download the budget workbook from SharePoint Online (Microsoft Graph, Entra ID app-only).
 
-The sign-in, the Graph calls and their error rules live in `pipeline_common.sharepoint.graph`
+The sign-in, the Graph calls and their error rules live in `pipeline_common.sharepoint`
 (the budget sensor polls the same drive item); this module owns the file: the content is
 streamed to a `.sharepoint-download.<owner>.part` file beside the outputs, renamed to `.xlsx`
 once whole, and removed by the caller after parsing; a killed run's leftovers are removed by the
@@ -14,12 +14,8 @@ from pathlib import Path
 from pipeline_common.files import atomic_write
 from pipeline_common.leftovers import remove_stale, temp_name
 from pipeline_common.settings import raw_dir
-from pipeline_common.sharepoint.graph import (
-    MissingWorkbookError,
-    SharePointSettings,
-    download,
-    sharepoint_settings,
-)
+from pipeline_common.sharepoint.settings import SharePointSettings, sharepoint_settings
+from pipeline_common.sharepoint.workbook import MissingWorkbookError, download
 
 __all__ = ["MissingWorkbookError", "SharePointSettings", "download_workbook", "download_dir", "sharepoint_settings"]
 
