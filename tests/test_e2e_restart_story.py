@@ -93,9 +93,15 @@ def test_a_run_killed_mid_dbt_by_a_crash_is_failed_once_not_retried_and_says_so(
             message = failure.event_log_entry.dagster_event.message
             assert "not retried automatically" in message and "Re-execute > From failure" in message
 
+            # The retry daemon reads failures by their id across all runs (SQLite: the index shard).
+            failures = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+                after_cursor=-1, dagster_event_type={DagsterEventType.RUN_FAILURE}
+            )
+            (failure_id,) = [log_id for log_id, entry in failures.items() if entry.run_id == run_id]
+
             def daemon_processed_the_failure():
                 values = instance.daemon_cursor_storage.get_cursor_values({FAILURE_CURSOR})
-                return int(values.get(FAILURE_CURSOR) or -1) >= failure.storage_id
+                return int(values.get(FAILURE_CURSOR) or -1) >= failure_id
 
             # The retry daemon has read the failure (its cursor is past it) and decided.
             _until("the retry daemon past the failure", daemon_processed_the_failure, 180, second)
