@@ -108,8 +108,8 @@ def test_a_second_host_refuses_and_cannot_touch_the_first_hosts_run(
     try:
         host_a.wait_until_up()
         watch.start()
-        flow = host_a.launch("daily_sales_flow_job")["run"]["runId"]
-        morning = host_a.launch("uk_morning_refresh_with_backup")["run"]["runId"]
+        flow = host_a.launch("daily_sales_flow_job")
+        morning = host_a.launch("uk_morning_refresh_with_backup")
         assert host_a.wait_for(flow, {"STARTED", "SUCCESS"}) == "STARTED", host_a.log_tail()
         tags = {t["key"]: t["value"] for t in host_a.graphql(RUN, {"id": flow})["runOrError"]["tags"]}
         assert tags["retail_sales/host"] == "host-a"
