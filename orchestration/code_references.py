@@ -8,12 +8,26 @@ translator's `enable_code_references`).
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import dagster as dg
 import dagster_shared.record as record
 
 CODE_REFERENCES_KEY = "dagster/code_references"
+
+# BetaWarning: Dagster 1.13 marks the code-reference API beta and warns at every use, once per asset
+# (some 70 lines in logs/dagster.log at each code load, in every process that loads the location).
+# This module is its one user, so the filters name exactly these three APIs; any other beta or
+# preview API the project might start using still warns.
+CODE_REFERENCE_BETA_APIS = (
+    "Class `LocalFileCodeReference`",
+    "Class `CodeReferencesMetadataValue`",
+    "Function `with_source_code_references`",
+)
+for _api in CODE_REFERENCE_BETA_APIS:
+    warnings.filterwarnings("ignore", message=re.escape(_api) + " is currently in beta", category=dg.BetaWarning)
 
 
 def legacy_script_reference(*scripts: Path) -> dict[str, dg.CodeReferencesMetadataValue]:

@@ -3,8 +3,10 @@
 The run is created the way the UI creates one: against the code location of workspace.yaml
 (same location name as the served UI), with the job's tags and its snapshot, so it is listed
 under the job (Jobs > job > Runs) and on the Overview timeline, and can be re-executed from
-there. It goes to the Dagster instance in DAGSTER_HOME when set (the persistent home the UI
-uses), else to an ephemeral one. The console shows one line per step; the run's full log
+there. It is recorded in the project's Dagster home, the one scripts/start.sh, the UI and
+scripts/status.py use: $DAGSTER_HOME when set, else dagster_home/ in the repo (the first line says
+which); `--throwaway-instance` runs it in a temporary instance instead, deleted at the end (the run
+is then in no UI and status.py does not see it). The console shows one line per step; the run's full log
 (every script line, once) goes to logs/run_flow.log. At the end: the extracts, the newest
 executive rows, and the next three commands.
 """
@@ -42,15 +44,21 @@ def code_location(workspace: Path = WORKSPACE_FILE) -> tuple[str, str]:
     return module["module_name"], module["location_name"]
 
 
-def _instance():
+def project_home() -> Path:
+    """The Dagster home of scripts/start.sh, start_dagster.bat and status.py: $DAGSTER_HOME, else dagster_home/."""
+    configured = os.environ.get("DAGSTER_HOME")
+    return Path(configured).resolve() if configured else REPO_ROOT / "dagster_home"
+
+
+def _instance(home: Path | None):
     import dagster as dg
 
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
+    if home is None:
         return dg.DagsterInstance.ephemeral()
     from scripts.supervisor import prepare_home
 
-    prepare_home(Path(home))
+    prepare_home(home)
+    os.environ["DAGSTER_HOME"] = str(home)  # the instance below, and the steps' subprocesses
     return dg.DagsterInstance.get()
 
 
@@ -284,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-file", type=Path, default=DEFAULT_LOG_FILE,
                         help=f"where the run's full log goes (default {DEFAULT_LOG_FILE.relative_to(REPO_ROOT)})")
     parser.add_argument("--verbose", action="store_true", help="print the run's full log here instead")
+    parser.add_argument("--throwaway-instance", action="store_true",
+                        help="record the run in a temporary Dagster instance deleted at the end, not in the project's "
+                        "home (the outputs are still written: extracts, warehouse; the run is in no UI)")
     parser.add_argument("--as-of", type=iso_date, help="last file date the syncs take, YYYY-MM-DD (default: today in pipeline.yaml's timezone)")
     args = parser.parse_args(argv)
     # Redirected on Windows, stdout is cp1252: DuckDB's box-drawing table and 東京 must not crash us.
@@ -292,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     tolerate_console_encoding()
 
     _quiet_preview_warnings()
+    # dbt colours its console lines even into a file: logs/run_flow.log gets plain text.
+    os.environ.setdefault("DBT_USE_COLORS", "false")
     import dagster as dg
 
     from orchestration.definitions import defs
@@ -305,13 +318,19 @@ def main(argv: list[str] | None = None) -> int:
     run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if args.as_of:
         run_config["ops"] = _sync_ops_config(job, args.as_of.isoformat())
+    home = None if args.throwaway_instance else project_home()
     started = time.monotonic()
-    with _instance() as instance:
+    with _instance(home) as instance:
         with output_to(log_file) as out:
             run = launch_and_execute(instance, args.job, run_config, out, log_file)
         elapsed = time.monotonic() - started
         success = run.status == dg.DagsterRunStatus.SUCCESS
         print(f"\n{args.job}: {'SUCCESS' if success else 'FAILURE'} in {elapsed:.0f} s (run {run.run_id})")
+        if home is None:
+            print("  recorded in a throwaway instance (--throwaway-instance), now deleted: the run is in no UI "
+                  "and scripts/status.py does not see it")
+        else:
+            print(f"  recorded in the Dagster home {home} (the one scripts/start.sh, the UI and scripts/status.py use)")
         if not success and log_file is not None:
             print(f"  the whole log: {log_file}")
         print_exports(instance, run.run_id)

@@ -7,6 +7,10 @@ dataset, the newest file date synced (data through) and the date expected; per T
 when it was rebuilt and the data-through date it holds. Exit 0 when current, 1 when not, 78 for
 bad arguments or config. The same rules drive the UI's checks, the 07:30 alert and Tableau's
 data quality warning (pipeline_common/freshness.py).
+
+`--at` in the past evaluates the files present now at that time (the sync's state and the exports'
+rebuilds as they are now, not as they were then): a file synced since counts as if it had been
+there. The report says so under "Evaluated at".
 """
 
 from __future__ import annotations
@@ -55,9 +59,20 @@ def _time(value: dt.datetime | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else "never"
 
 
-def render(report, zone: ZoneInfo) -> str:
+def past_note(at: dt.datetime, now: dt.datetime) -> str | None:
+    """What a report for a past time really shows: today's files judged at that time."""
+    if at >= now.replace(second=0, microsecond=0):
+        return None
+    return ("Note: a past time is evaluated against the files present now (synced data and export rebuilds as "
+            f"of {now:%Y-%m-%d %H:%M}), not as they were then: anything synced or rebuilt since counts as if it "
+            "had been there.")
+
+
+def render(report, zone: ZoneInfo, note: str | None = None) -> str:
     """The human-readable report: plain ASCII layout, so any Windows console shows it."""
     lines = [report.headline(), "", f"Evaluated at {report.at.astimezone(zone):%Y-%m-%d %H:%M %Z}", ""]
+    if note:
+        lines[-1:-1] = [note]
     lines.append(f"  {'market dataset':<24} {'data through':<13} {'expected':<11} {'due':<17} status")
     for s in report.sources:
         state = "current" if s.current else f"LATE: {s.reason}"
@@ -95,13 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
     zone = ZoneInfo(config.timezone)
-    at = args.at.replace(tzinfo=zone) if args.at else dt.datetime.now(zone)
+    now = dt.datetime.now(zone)
+    at = args.at.replace(tzinfo=zone) if args.at else now
+    note = past_note(at, now)
     with dg.DagsterInstance.get() as instance:
         report = freshness_report(instance, config, at)
     if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=True))
+        print(json.dumps({**report.to_json(), **({"note": note} if note else {})}, ensure_ascii=True))
     else:
-        print(render(report, zone))
+        print(render(report, zone, note))
     return EXIT_CURRENT if report.current else EXIT_NOT_CURRENT
 
 

@@ -27,12 +27,14 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -59,6 +61,17 @@ STABLE_AFTER_S = 600.0  # a child that ran this long resets the backoff
 GRACEFUL_STOP_S = 30.0
 KILL_WAIT_S = 10.0
 TREE_POLL_S = 1.0
+UI_POLL_S = 1.0
+# dagster dev logs in colour (coloredlogs, whatever the output is); the log files get plain text.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# dagster dev warns that the repo's dagster.yaml "will not be used": it is the template the supervisor
+# copies into DAGSTER_HOME before each start (prepare_home), and that copy is the one in use.
+DAGSTER_YAML_NOTICE = "The dagster.yaml file will not be used to configure Dagster"
+# SupersessionWarning, printed by `dagster dev` itself at every start: "`dev_command` is superseded
+# ... Use 'dg dev' instead." dg dev serves the same code location (README), but copies no dagster.yaml
+# into the home; the supervisor keeps `dagster dev`. Filtered by its message in that process only (a
+# `-W` filter cannot name Dagster's category class before Dagster is importable).
+DAGSTER_DEV_SUPERSESSION_FILTER = "ignore:Function `dev_command` is superseded"
 
 log = logging.getLogger("supervisor")
 
@@ -160,6 +173,7 @@ def child_env(home: Path) -> dict[str, str]:
     # Start-up recovery (a child) runs under this process's instance lock and must not ask again.
     env[HOLDER_ENV_VAR] = str(os.getpid())
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("DBT_USE_COLORS", "false")  # the runs' dbt lines as plain text (their logs, dagster.log)
     # UTF-8 mode for every Python below (dagster, run workers, dbt, the legacy scripts): on Windows
     # they would otherwise print in the ANSI code page (cp1252), which pump_output reads as UTF-8.
     env.update(UTF8_CHILD_ENV)
@@ -168,7 +182,8 @@ def child_env(home: Path) -> dict[str, str]:
 
 def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) -> list[str]:
     target = ["-w", str(WORKSPACE_FILE)] if module == CODE_LOCATION_MODULE else ["-m", module]
-    return [sys.executable, "-m", "dagster", "dev", *target, "-h", host, "-p", str(port)]
+    return [sys.executable, "-W", DAGSTER_DEV_SUPERSESSION_FILTER, "-m", "dagster", "dev", *target,
+            "-h", host, "-p", str(port)]
 
 
 def recover_interrupted_runs(home: Path) -> None:
@@ -375,10 +390,20 @@ def _name(process: psutil.Process) -> str:
         return "?"
 
 
-def pump_output(stream, out: logging.Logger) -> threading.Thread:
+def plain_line(raw: bytes, home: Path | None = None) -> str:
+    """A line of the child's output as the log file gets it: no colour codes; Dagster's dagster.yaml
+    notice followed by what it means here."""
+    line = ANSI_ESCAPE.sub("", raw.decode("utf-8", errors="replace")).rstrip()
+    if DAGSTER_YAML_NOTICE in line and home is not None:
+        line += (f" [supervisor: expected. The repo's dagster.yaml is the template; the supervisor copied it to "
+                 f"{home / 'dagster.yaml'} before this start, and that copy is the one in use.]")
+    return line
+
+
+def pump_output(stream, out: logging.Logger, home: Path | None = None) -> threading.Thread:
     def _pump() -> None:
         for raw in iter(stream.readline, b""):
-            out.info(raw.decode("utf-8", errors="replace").rstrip())
+            out.info(plain_line(raw, home))
         stream.close()
 
     thread = threading.Thread(target=_pump, name="dagster-output", daemon=True)
@@ -406,6 +431,32 @@ class ProcessTree:
     def alive(self) -> list[psutil.Process]:
         # psutil.Process.is_running() also checks the create time, so a reused pid is not ours.
         return [p for p in self.known.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def ui_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}"
+
+
+def announce_when_ui_answers(url: str, child: subprocess.Popen, stop: threading.Event) -> threading.Thread:
+    """Poll the webserver until it answers, then log (console and supervisor.log) that the UI is ready."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+
+    def _poll() -> None:
+        started = time.monotonic()
+        while child.poll() is None and not stop.is_set():
+            try:
+                with opener.open(f"{url}/server_info", timeout=5) as response:
+                    if response.status == 200:
+                        log.info(f"Dagster UI ready: open {url} (answered {time.monotonic() - started:.0f} s after start)")
+                        return
+            except (OSError, ValueError):
+                pass
+            stop.wait(UI_POLL_S)
+
+    thread = threading.Thread(target=_poll, name="ui-ready", daemon=True)
+    thread.start()
+    return thread
 
 
 def interrupt(child: subprocess.Popen) -> None:
@@ -502,8 +553,10 @@ class Supervisor(StopOnSignal):
             log.info(f"starting: {' '.join(command[1:])} (DAGSTER_HOME={self.home})")
             started = time.monotonic()
             child = start_child(command, self.home, job)
-            log.info(f"dagster dev pid {child.pid}; UI at http://{self.args.host}:{self.args.port}")
-            pump = pump_output(child.stdout, out)
+            url = ui_url(self.args.host, self.args.port)
+            log.info(f"dagster dev pid {child.pid}; the UI will be at {url}: a line says so when it answers")
+            pump = pump_output(child.stdout, out, self.home)
+            announce_when_ui_answers(url, child, self.stop_requested)
             tree = ProcessTree(child)
             record_tree(self.home, tree)
             while child.poll() is None and not self.stop_requested.wait(TREE_POLL_S):

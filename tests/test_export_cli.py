@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.plugins.tableau_server import EXPORT_SCRIPT, summary
+from tests.plugins.tableau_server import AS_DAGSTER_ASSET, EXPORT_SCRIPT, run_under_dagster, summary
 from tests.test_hyper_export import _plain, duckdb_rows, read_hyper
 
 
@@ -39,7 +39,7 @@ def test_a_pipeline_extract_name_is_refused_and_the_production_extract_stays_byt
     export_warehouse, run_export, isolated_env, tableau_server
 ):
     production = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales",
-                            "--pipeline-export", "--no-publish")
+                            AS_DAGSTER_ASSET, "--no-publish")
     assert production.returncode == 0, production.stderr
     before = _tree(isolated_env / "exports")
 
@@ -49,25 +49,39 @@ def test_a_pipeline_extract_name_is_refused_and_the_production_extract_stays_byt
         assert refused.returncode == 65, refused.stderr
         assert "'executive_daily_sales'" in refused.stderr
         assert "tableau_executive_daily_sales" in refused.stderr
+        # the way to rebuild it: through Dagster
+        assert "dagster asset materialize -m orchestration.definitions --select tableau_executive_daily_sales" in refused.stderr
         assert _tree(isolated_env / "exports") == before
+    # the flag the old CLI offered for this is gone: an unknown argument, nothing written
+    flag = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export",
+                      "--no-publish")
+    assert flag.returncode == 78 and "unrecognized arguments: --pipeline-export" in flag.stderr
+    assert _tree(isolated_env / "exports") == before
     assert tableau_server.requests == []  # never signed in, let alone published
 
     dry = run_export("--sql", "SELECT 1 AS x", "--name", "daily_sales_summary", "--dry-run")
     assert dry.returncode == 65 and "daily_sales_tableau_export" in dry.stderr
 
 
-def test_pipeline_export_flag_only_allows_the_pipelines_own_extracts_as_configured(
-    export_warehouse, run_export, isolated_env
+def test_a_reserved_name_is_accepted_only_in_a_run_of_its_own_asset_with_its_own_tables(
+    export_warehouse, isolated_env
 ):
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "my_extract", "--pipeline-export")
-    assert result.returncode == 78
-    assert "not one of the pipeline's extracts" in result.stderr
-    # the asset's command line copied with other tables (or a query) cannot replace the extract either
+    command = [sys.executable, str(EXPORT_SCRIPT), "--name", "executive_daily_sales", "--no-publish"]
+    env = dict(os.environ)
+    # a Dagster run of another export asset
+    other_asset = run_under_dagster([*command, "--tables", "qi_executive_daily_sales"], "daily_sales_tableau_export",
+                                    env, 180)
+    assert other_asset.returncode == 65, other_asset.stderr
+    assert "inside a Dagster run of that asset" in other_asset.stderr
+    # its own asset, but other tables (or a query) than pipeline.yaml gives it
     for what in (["--tables", "int_orders_summary_daily"], ["--sql", "SELECT * FROM qi_executive_daily_sales"]):
-        other = run_export(*what, "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
+        other = run_under_dagster([*command, *what], "tableau_executive_daily_sales", env, 180)
         assert other.returncode == 65, other.stderr
         assert "the extract is --tables qi_executive_daily_sales" in other.stderr
     assert not (isolated_env / "exports").exists()
+    own = run_under_dagster([*command, "--tables", "qi_executive_daily_sales"], "tableau_executive_daily_sales", env, 180)
+    assert own.returncode == 0, own.stderr
+    assert (isolated_env / "exports" / "executive_daily_sales.hyper").is_file()
 
 
 def test_sql_with_a_filter_gives_exactly_the_rows_duckdb_returns(export_warehouse, run_export, isolated_env, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from tableauhyperapi import Connection, HyperProcess, Telemetry
 
 from create_hyper_files.extract_backups import BACKUPS_KEPT
-from tests.plugins.tableau_server import summary
+from tests.plugins.tableau_server import AS_DAGSTER_ASSET, summary
 
 
 def read_hyper(path: Path, work_dir: Path) -> dict[str, dict]:
@@ -53,7 +53,7 @@ def _plain(value):
 def test_one_table_becomes_extract_extract_with_tableau_types_and_equal_values(
     export_warehouse, run_export, isolated_env, tmp_path
 ):
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", AS_DAGSTER_ASSET, "--no-publish")
     assert result.returncode == 0, result.stderr
 
     hyper_path = isolated_env / "exports" / "executive_daily_sales.hyper"
@@ -192,7 +192,7 @@ def test_a_timestamp_before_hypers_first_day_is_refused_and_the_calendars_ends_l
 
 
 def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, run_export, isolated_env):
-    good = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
+    good = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", AS_DAGSTER_ASSET, "--no-publish")
     assert good.returncode == 0, good.stderr
     extract = isolated_env / "exports" / "executive_daily_sales.hyper"
     before = extract.read_bytes()
@@ -266,7 +266,7 @@ def test_backups_keep_exactly_the_newest_fourteen_per_name(export_warehouse, run
     for path in [*old, other]:
         path.write_bytes(b"old")
 
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export", "--no-publish")
+    result = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", AS_DAGSTER_ASSET, "--no-publish")
     assert result.returncode == 0, result.stderr
 
     kept = sorted(p.name for p in backup_dir.glob("executive_daily_sales_2*.hyper"))
@@ -279,7 +279,7 @@ def test_backups_keep_exactly_the_newest_fourteen_per_name(export_warehouse, run
 
 
 def test_publishing_skipped_is_said_once_and_work_files_are_cleaned_up(export_warehouse, run_export, isolated_env):
-    result = run_export("--tables", "int_orders_summary_daily", "--name", "daily_sales_summary", "--pipeline-export")
+    result = run_export("--tables", "int_orders_summary_daily", "--name", "daily_sales_summary", AS_DAGSTER_ASSET)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("Tableau publishing skipped") == 1
     assert summary(result.stdout)["published"] is False

@@ -39,7 +39,7 @@ def test_defaults_bind_loopback_and_a_persistent_home_in_the_project():
     assert args.dagster_home == REPO / "dagster_home"
     command = supervisor.dagster_command(args.host, 3123)
     # workspace.yaml names the code location, as dg dev and the demo's run do
-    assert command[1:] == ["-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", "3123"]
+    assert command[-9:] == ["-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", "3123"]
 
 
 # A parent that starts a grandchild which ignores SIGINT/SIGTERM: the worst case for a clean stop.

@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.plugins.tableau_server import PAT_SECRET, PROJECTS, summary
+from tests.plugins.tableau_server import AS_DAGSTER_ASSET, PAT_SECRET, PROJECTS, summary
 
 FAST_RETRIES = {"TABLEAU_PUBLISH_RETRIES": "3", "TABLEAU_PUBLISH_RETRY_SECONDS": "0.05"}
-SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export")
+SALES_EXPORT = ("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", AS_DAGSTER_ASSET)
 
 
 def assert_secret_never_shown(result: subprocess.CompletedProcess, *paths: Path) -> None:

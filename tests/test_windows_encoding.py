@@ -18,7 +18,7 @@ def test_run_flow_prints_the_executive_table_to_a_cp1252_pipe(export_warehouse, 
     landing.mkdir()
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "run_flow.py"), "--job", "ingest_scv_job", "--log-level", "ERROR",
-         "--log-file", str(tmp_path / "run_flow.log")],
+         "--log-file", str(tmp_path / "run_flow.log"), "--throwaway-instance"],
         cwd=REPO, capture_output=True, timeout=600,
         env={**os.environ, **CP1252, "LANDING_DIR": str(landing), "DAGSTER_HOME": ""},
     )

@@ -18,7 +18,8 @@ EXPORT_SCRIPT = "create_hyper_files/duckdb_to_tableau_server.py"
 
 
 def export_script_args(export: Export) -> list[str]:
-    return ["--tables", *export.tables, "--name", export.name, "--pipeline-export"]
+    # No flag grants the reserved name: the script accepts it because its Pipes context names this asset.
+    return ["--tables", *export.tables, "--name", export.name]
 
 
 def build_export_asset(config: PipelineConfig, export: Export) -> dg.AssetsDefinition:

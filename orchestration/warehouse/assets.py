@@ -18,6 +18,7 @@ from pydantic import Field
 from dagster_dbt import DbtCliInvocation, dbt_assets
 
 from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
+from orchestration.warehouse.columns import with_column_schemas
 from orchestration.warehouse.project import warehouse_dbt_project
 from orchestration.warehouse.resource import WarehouseDbtCliResource, manifest_path, warehouse_dbt_resource
 from orchestration.warehouse.sentinels import build_sentinel_checks
@@ -89,7 +90,8 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, config: WarehouseRunConfig, dbt: WarehouseDbtCliResource
     ):
         invocation = dbt.cli(dbt_build_args(config), context=context, raise_on_error=False)
-        yield from invocation.stream()
+        # Held until dbt exits, then each model's Output gets its columns and types (columns.py).
+        yield from with_column_schemas(context, invocation.stream())
         prune_run_targets(invocation.target_path.parent, context.op_execution_context.op.name)
         raise_for_failure(invocation)
 

@@ -389,15 +389,53 @@ def export_warehouse(isolated_env, monkeypatch: pytest.MonkeyPatch):
     return path
 
 
+class _AsDagsterAsset:
+    """Marker among run_export's arguments: run the script inside a Dagster run of the asset that owns
+    the extract's name (pipeline.yaml exports), through Dagster Pipes, as the export assets do."""
+
+    def __repr__(self) -> str:
+        return "AS_DAGSTER_ASSET"
+
+
+AS_DAGSTER_ASSET = _AsDagsterAsset()
+
+
+def run_under_dagster(command: list[str], asset: str, env: dict[str, str], timeout: float):
+    """`command` run by a real in-process Dagster run of an asset keyed `asset`, with a real Pipes session
+    (context in the environment, messages through a temporary file); returns its CompletedProcess."""
+    import dagster as dg
+
+    done: list[subprocess.CompletedProcess] = []
+
+    @dg.asset(name=asset)
+    def export_asset(context):  # no annotation: dg is imported locally (string annotations)
+        with dg.open_pipes_session(context=context, context_injector=dg.PipesEnvContextInjector(),
+                                   message_reader=dg.PipesTempFileMessageReader()) as session:
+            done.append(subprocess.run(command, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+                                       env={**env, **session.get_bootstrap_env_vars()}))
+        yield from session.get_results()
+        if done[0].returncode != 0:
+            raise dg.Failure(f"exit {done[0].returncode}")
+
+    dg.materialize([export_asset], raise_on_error=False)
+    return done[0]
+
+
 @pytest.fixture
 def run_export():
-    """Run the export script as a separate process (as Dagster and analysts do)."""
+    """Run the export script as a separate process (as Dagster and analysts do); with AS_DAGSTER_ASSET among
+    the arguments, inside a Dagster run of the asset that owns `--name` (run_under_dagster)."""
 
-    def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 180):
-        return subprocess.run(
-            [sys.executable, str(EXPORT_SCRIPT), *args], capture_output=True, text=True, encoding="utf-8",
-            env={**os.environ, **(env or {})}, timeout=timeout,
-        )
+    def _run(*args, env: dict[str, str] | None = None, timeout: float = 180):
+        command = [sys.executable, str(EXPORT_SCRIPT), *(a for a in args if a is not AS_DAGSTER_ASSET)]
+        full_env = {**os.environ, **(env or {})}
+        if AS_DAGSTER_ASSET in args:
+            from pipeline_common.config import load_pipeline_config
+
+            name = args[list(args).index("--name") + 1]
+            [asset] = [e.asset for e in load_pipeline_config().exports if e.name.casefold() == name.casefold()]
+            return run_under_dagster(command, asset, full_env, timeout)
+        return subprocess.run(command, capture_output=True, text=True, encoding="utf-8", env=full_env, timeout=timeout)
 
     return _run
 

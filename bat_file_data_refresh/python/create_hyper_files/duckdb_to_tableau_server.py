@@ -2,18 +2,21 @@
 
 DuckDB writes each table to Parquet, Hyper loads the Parquet natively, the extract replaces
 $DATA_DIR/exports/{NAME}.hyper in one step, a timestamped backup is kept, and the extract is
-published (Overwrite) when Tableau is configured. The pipeline's own extract names are reserved
-for its Dagster assets; analysts list tables, query, dry-run and write elsewhere. Contract section 6.
+published (Overwrite) when Tableau is configured. The pipeline's own extract names (and so their
+Tableau data source names) are reserved for its Dagster export assets: the script accepts one only
+inside a Dagster run of that asset (the Pipes context names it), never from a flag. Analysts list
+tables, query, dry-run and write elsewhere (`--out` a folder or a .hyper file). Contract section 6.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -84,8 +87,12 @@ examples:
   # write somewhere else: C:/Users/me/extracts/sales_pack.hyper (and its backups there)
   .venv/bin/python {SCRIPT} --tables qi_executive_daily_sales --name sales_pack --out C:/Users/me/extracts
 
+  # write exactly this file (its folder must exist; a file already there goes to backup/ beside it)
+  .venv/bin/python {SCRIPT} --tables qi_executive_daily_sales --name uk_week --out C:/Users/me/uk_week.hyper
+
 reserved names: the pipeline's own extracts (pipeline.yaml `exports`, e.g. executive_daily_sales)
-are built and published by their Dagster assets only; the CLI refuses those names, so an ad-hoc
+and their Tableau data sources are built and published by their Dagster assets only, inside a
+Dagster run of that asset; by hand the CLI refuses those names (and their files), so an ad-hoc
 extract never replaces a production extract or its Tableau data source.
 
 exit codes: 0 ok, 65 bad input (unknown table, a reserved name, a query that is not one SELECT or
@@ -100,6 +107,8 @@ class BuildResult:
     hyper_path: Path
     rows: dict[str, int]
     casts: dict[str, dict[str, str]]
+    columns: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Per table: (column, type as the extract holds it: DuckDB's, or the Tableau cast's target)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -120,15 +129,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     what.add_argument("--sql", metavar="QUERY",
                       help='one read-only SELECT or WITH query; the extract is "Extract"."Extract"')
     what.add_argument("--list", action="store_true",
-                      help="list every warehouse table with its row count and columns, then exit")
+                      help="list the warehouse tables and views you can export, with row counts and columns, then exit")
     parser.add_argument("--name", help="extract and data source name (letters, digits, _ and -)")
     parser.add_argument("--no-publish", action="store_true", help="build and back up only")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate and print what would be built; write and publish nothing")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="write NAME.hyper and its backups under DIR (default $DATA_DIR/exports)")
-    parser.add_argument("--pipeline-export", action="store_true",
-                        help="build one of the pipeline's own extracts (used by the Dagster export assets)")
+    parser.add_argument("--out", type=Path, metavar="PATH",
+                        help="a folder (existing, or a path not ending in .hyper): write NAME.hyper and its backups "
+                        "there; a path ending in .hyper: write that file (its folder must exist; a file already "
+                        "there is kept in backup/ beside it). Default $DATA_DIR/exports")
     parser.add_argument(
         "--lock-timeout", type=float, metavar="SECONDS",
         default=float(env(LOCK_TIMEOUT_ENV_VAR) or DEFAULT_LOCK_TIMEOUT_SECONDS),
@@ -138,8 +147,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.list:
         extra = [flag for flag, value in (("--name", args.name), ("--out", args.out), ("--dry-run", args.dry_run),
-                                          ("--no-publish", args.no_publish),
-                                          ("--pipeline-export", args.pipeline_export)) if value]
+                                          ("--no-publish", args.no_publish)) if value]
         if extra:
             parser.error(f"--list takes no {', '.join(extra)}")
         return args
@@ -166,29 +174,86 @@ def pipeline_exports() -> dict[str, Export]:
     return {export.name.casefold(): export for export in config.exports}
 
 
-def check_name(name: str, pipeline_export: bool, tables: Sequence[str] | None = None) -> None:
-    """An ad-hoc extract must never replace a production extract (or its published data source)."""
-    export = pipeline_exports().get(name.casefold())
-    if export is not None and not pipeline_export:
+def dagster_assets(run_ctx: Any) -> list[str]:
+    """The assets of the Dagster run this process serves (its Pipes context), or [] when run by hand."""
+    if run_ctx.pipes is None:
+        return []
+    try:
+        return list(run_ctx.pipes.asset_keys)
+    except Exception:  # noqa: BLE001  (a Pipes context with no asset in scope, e.g. an op)
+        return []
+
+
+def rebuild_command(asset: str) -> str:
+    """The command that rebuilds a production extract through Dagster, recorded in the project's home."""
+    if os.name == "nt":
+        return (f"set \"DAGSTER_HOME=%CD%\\dagster_home\" && .venv\\Scripts\\dagster asset materialize "
+                f"-m orchestration.definitions --select {asset}")
+    return f"DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster asset materialize -m orchestration.definitions --select {asset}"
+
+
+def check_name(name: str, assets: Sequence[str], tables: Sequence[str] | None = None,
+               target: Path | None = None) -> None:
+    """An ad-hoc extract must never replace a production extract (its file or its published data source).
+
+    `assets`: the Dagster assets this process runs for (dagster_assets); a reserved name is accepted
+    only for its own export asset, and then only with the tables pipeline.yaml gives it.
+    """
+    exports = pipeline_exports()
+    export = exports.get(name.casefold())
+    if export is None and target is not None and _same_path(target.parent, exports_dir()):
+        export = exports.get(target.stem.casefold())  # --out $DATA_DIR/exports/<reserved>.hyper
+    if export is None:
+        return
+    if export.asset not in assets:
         raise BadDataError(
-            f"--name {name!r} is reserved: it is the pipeline's extract {export.name!r}, built and published "
-            f"by the Dagster asset {export.asset!r} (pipeline.yaml exports). Choose another name for an ad-hoc "
-            f"extract (e.g. {export.name}_adhoc); to rebuild the production extract, materialize "
-            f"{export.asset} in Dagster."
+            f"--name {name!r}{f' (--out {target})' if target is not None and name.casefold() != export.name.casefold() else ''} "
+            f"is reserved: it is the pipeline's extract {export.name!r} and its Tableau data source, built and "
+            f"published only by the Dagster asset {export.asset!r}, inside a Dagster run of that asset "
+            f"(pipeline.yaml exports). For an ad-hoc extract choose another name (e.g. {export.name}_adhoc). "
+            f"To rebuild the production extract, materialize {export.asset} in the Dagster UI (Assets > "
+            f"{export.asset} > Materialize), or from the repo root: {rebuild_command(export.asset)}"
         )
-    if export is None and pipeline_export:
-        raise ConfigurationError(
-            f"--pipeline-export: {name!r} is not one of the pipeline's extracts "
-            f"({', '.join(sorted(e.name for e in pipeline_exports().values()))})"
-        )
-    if export is not None and [t.casefold() for t in tables or []] != [t.casefold() for t in export.tables]:
-        # --pipeline-export builds exactly what pipeline.yaml says, so a copied command line with
-        # other tables (or a query) cannot replace the production extract either.
+    if [t.casefold() for t in tables or []] != [t.casefold() for t in export.tables]:
+        # Even inside its own asset's run, the extract is exactly what pipeline.yaml says.
         raise BadDataError(
-            f"--pipeline-export --name {export.name}: the extract is --tables {' '.join(export.tables)} "
+            f"--name {export.name}: the extract is --tables {' '.join(export.tables)} "
             f"(pipeline.yaml exports, asset {export.asset!r}), not "
             f"{'--tables ' + ' '.join(tables) if tables else 'a --sql query'}"
         )
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the extract goes: its folder (build files, backup/), its file, and its backups' name."""
+
+    folder: Path
+    hyper_path: Path
+    backup_name: str
+    own_file: bool  # --out ends in .hyper: an existing file there is backed up before it is replaced
+
+
+def output_target(out: Path | None, name: str) -> Target:
+    """--out as contract section 6 reads it: a folder (existing, or not ending in .hyper) or the extract's file."""
+    if out is None:
+        folder = exports_dir()
+        return Target(folder, folder / f"{name}.hyper", name, own_file=False)
+    path = Path(os.path.abspath(out.expanduser()))
+    if path.suffix.lower() == ".hyper" and not path.is_dir():
+        if not path.parent.is_dir():
+            raise ConfigurationError(
+                f"--out {out}: the folder {path.parent} does not exist; create it first (a path ending in .hyper "
+                "is the extract's own file), or give a folder"
+            )
+        return Target(path.parent, path, path.stem, own_file=True)
+    return Target(path, path / f"{name}.hyper", name, own_file=False)
 
 
 def business_timezone() -> str:
@@ -211,9 +276,11 @@ def _source_name(source: TableRef | QuerySource) -> str:
 def build_extract(
     warehouse: Path, tables: Sequence[str] | None, name: str, out_dir: Path, lock_timeout: float,
     log: logging.Logger, timezone: str = DEFAULT_TIMEZONE, query: str | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, target: Path | None = None,
+    keep_previous: Callable[[Path], None] | None = None,
 ) -> BuildResult:
-    """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (Hyper), replaced in one step."""
+    """Warehouse tables or a query -> Parquet (DuckDB) -> out_dir/{name}.hyper (or `target`), replaced in
+    one step; `keep_previous(target)` runs first when a file is already there."""
     progress = progress or Progress(None, enabled=False)
     con = connect_read_only(warehouse, lock_timeout, log)
     work_dir: Path | None = None
@@ -223,12 +290,15 @@ def build_extract(
         prepare_session(con, timezone)
         work_dir = _make_work_dir(out_dir, name)
         exported = []
+        columns: dict[str, list[tuple[str, str]]] = {}
         for i, source in enumerate(sources):
             label = f"reading {'the query' if isinstance(source, QuerySource) else source.name} from DuckDB"
             with progress.stage(label, detail=lambda: _percent(con)) as done:
                 item = export_parquet(con, source, work_dir / f"{i}.parquet")
                 done(f"{item.rows:,} rows")
             exported.append(item)
+            columns[item.table.name] = [(c, item.casts[c].split(" -> ")[1] if c in item.casts else t)
+                                        for c, t in describe(con, source.sql)]
     except BaseException as exc:
         if work_dir is not None:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -248,12 +318,15 @@ def build_extract(
                 raise BadDataError(
                     f"{item.table.name}: Hyper loaded {loaded[item.table.name]} rows, DuckDB exported {item.rows}"
                 )
-        target = out_dir / f"{name}.hyper"
+        target = target or out_dir / f"{name}.hyper"
+        if keep_previous is not None and target.exists():
+            keep_previous(target)
         replace(staged, target)  # Windows: Tableau Desktop may hold the old extract open
         return BuildResult(
             hyper_path=target,
             rows={e.table.name: e.rows for e in exported},
             casts={e.table.name: e.casts for e in exported if e.casts},
+            columns=columns,
         )
     except Exception as exc:
         # Hyper says "growing the database file failed" for a full disk, when creating the file or
@@ -307,7 +380,7 @@ def _publish(result: BuildResult, name: str, log: logging.Logger, handlers: list
 
 
 def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, out: TextIO) -> dict[str, Any]:
-    """--list: every table with its row count and columns, and the reserved extract names."""
+    """--list: every table an analyst may export (not the internal bookkeeping), rows, columns; the reserved names."""
     con = connect_read_only(warehouse, lock_timeout, log)
     try:
         tables = list_tables(con)
@@ -326,7 +399,7 @@ def list_warehouse(warehouse: Path, lock_timeout: float, log: logging.Logger, ou
     return {"tables": {table.display: table.rows for table in tables}}
 
 
-def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: TextIO) -> dict[str, Any]:
+def dry_run(args: argparse.Namespace, where: Target, log: logging.Logger, out: TextIO) -> dict[str, Any]:
     """--dry-run: what would be built, from the warehouse as it is now; nothing is written."""
     con = connect_read_only(duckdb_path(), args.lock_timeout, log)
     try:
@@ -339,7 +412,7 @@ def dry_run(args: argparse.Namespace, out_dir: Path, log: logging.Logger, out: T
             plan.append((source, count_rows(con, source), columns, casts))
     finally:
         con.close()
-    target = out_dir / f"{args.name}.hyper"
+    target = where.hyper_path
     hyper_names = hyper_table_names([_source_name(s) for s in sources])
     out.write(f"dry run: would build {target} (nothing is written)\n")
     for source, rows, columns, casts in plan:
@@ -375,21 +448,31 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     args = parse_args(argv)
     if args.list:
         return list_warehouse(duckdb_path(), args.lock_timeout, log, sys.stdout)
-    check_name(args.name, args.pipeline_export, args.tables)
-    out_dir = args.out.expanduser().resolve() if args.out is not None else exports_dir()
+    where = output_target(args.out, args.name)
+    check_name(args.name, dagster_assets(run_ctx), args.tables, where.hyper_path)
+    out_dir = where.folder
     if args.dry_run:
-        return dry_run(args, out_dir, log, sys.stdout)
+        return dry_run(args, where, log, sys.stdout)
     progress = Progress.for_terminal(run_ctx.under_dagster)
     remove_leftovers(out_dir, log)
+
+    def keep_previous(existing: Path) -> None:  # --out FILE.hyper: never silently lose what was there
+        kept = backup_extract(existing, out_dir / "backup", where.backup_name)
+        log.info(f"the existing {existing.name} is kept as {kept}")
+
     result = build_extract(duckdb_path(), args.tables, args.name, out_dir, args.lock_timeout, log,
-                           business_timezone(), query=args.sql, progress=progress)
+                           business_timezone(), query=args.sql, progress=progress, target=where.hyper_path,
+                           keep_previous=keep_previous if where.own_file else None)
     for table, casts in result.casts.items():
         log.info(f"{table}: cast for Hyper/Tableau: {casts}")
     size = result.hyper_path.stat().st_size
     log.info(f"built {result.hyper_path} ({size} bytes): {result.rows}")
-    backup = backup_extract(result.hyper_path, out_dir / "backup", args.name)
-    pruned = prune_backups(out_dir / "backup", args.name, log=log)
-    log.info(f"backup {backup.name} kept; {len(pruned)} older backup(s) deleted")
+    if not where.own_file:
+        backup = backup_extract(result.hyper_path, out_dir / "backup", args.name)
+        log.info(f"backup {backup.name} kept")
+    pruned = prune_backups(out_dir / "backup", where.backup_name, log=log)
+    if pruned:
+        log.info(f"{len(pruned)} older backup(s) of {where.backup_name} deleted")
     content_url = None
     if args.no_publish:
         log.info("Tableau publishing skipped: --no-publish")
@@ -399,6 +482,7 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
             done("published" if content_url else "skipped (not configured)")
     metadata: dict[str, Any] = {f"rows_{table}": rows for table, rows in result.rows.items()}
     metadata.update(hyper_size_bytes=size, published=content_url is not None, hyper_path=str(result.hyper_path))
+    metadata["dagster/column_schema"] = column_schema_metadata(result.columns)
     if content_url is not None:
         metadata["tableau_content_url"] = content_url
     run_ctx.report_materialization(metadata)
@@ -407,6 +491,16 @@ def run(argv: Sequence[str] | None, run_ctx: Any) -> dict[str, Any]:
     if args.sql is not None:
         summary["sql"] = args.sql.strip()
     return summary
+
+
+def column_schema_metadata(columns: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+    """The extract's columns and types for the asset's Columns tab (Pipes `table_schema` metadata); the
+    columns of a several-table extract are named `table.column`."""
+    qualify = len(columns) > 1
+    return {"type": "table_schema", "raw_value": {"columns": [
+        {"name": f"{table}.{column}" if qualify else column, "type": data_type}
+        for table, table_columns in columns.items() for column, data_type in table_columns
+    ]}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

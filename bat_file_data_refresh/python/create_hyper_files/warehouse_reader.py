@@ -83,11 +83,21 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# The incremental models' bookkeeping (dbt/macros/incremental.sql: _warehouse_files, _warehouse_changes,
+# _warehouse_state): the pipeline's own tables, not data. `--list` does not show them, `--tables` refuses them.
+INTERNAL_TABLE_PREFIX = "_warehouse_"
+
+
+def is_internal(name: str) -> bool:
+    return name.lower().startswith(INTERNAL_TABLE_PREFIX)
+
+
 def _catalog(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    return con.execute(
+    """The tables and views an analyst may export (the internal bookkeeping tables left out)."""
+    return [(schema, name) for schema, name in con.execute(
         "SELECT table_schema, table_name FROM information_schema.tables "
         "WHERE table_catalog = current_database() ORDER BY table_schema, table_name"
-    ).fetchall()
+    ).fetchall() if not is_internal(name)]
 
 
 def display_name(schema: str, name: str, catalog: Sequence[tuple[str, str]]) -> str:
@@ -122,6 +132,10 @@ def resolve_tables(con: duckdb.DuckDBPyConnection, requested: Sequence[str]) -> 
     problems: list[str] = []
     for wanted in requested:
         schema, _, name = wanted.rpartition(".")
+        if is_internal(name):
+            problems.append(f"{wanted!r} is one of the pipeline's internal bookkeeping tables ({INTERNAL_TABLE_PREFIX}*), "
+                            "not data to export")
+            continue
         matches = [
             TableRef(s, t) for s, t in catalog
             if t.lower() == name.lower() and (not schema or s.lower() == schema.lower())

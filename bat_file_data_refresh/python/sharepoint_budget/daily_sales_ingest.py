@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline_common.budget_record import local_version, output_paths, output_sizes, read_record, record_path
 from pipeline_common.config import load_for_script, today_in
 from pipeline_common.files import atomic_write, recover_set, replace_together, temp_path
 from pipeline_common.leftovers import remove_stale
@@ -28,8 +29,8 @@ from pipeline_common.script_support import (
     print_summary,
     script_run,
 )
-from pipeline_common.settings import raw_dir, sharepoint_budget_dir
-from sharepoint_budget.workbook_download import MissingWorkbookError, download_workbook, sharepoint_settings
+from pipeline_common.settings import sharepoint_budget_dir
+from sharepoint_budget.workbook_download import MissingWorkbookError, download_workbook_version, sharepoint_settings
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -65,14 +66,10 @@ def _year(text: str) -> int:
     return int(text)
 
 
-def output_paths(year: int) -> tuple[Path, Path]:
-    folder = raw_dir() / "budget"
-    return folder / f"daily_sales_budget_{year}.csv", folder / f"exchange_rates_{year}.csv"
-
-
 @contextlib.contextmanager
-def workbook_file(year: int, source: Path | None, run: ScriptRun) -> Iterator[tuple[Path, str]]:
-    """The workbook as a local file (downloaded to a temporary file from SharePoint) and a source label."""
+def workbook_file(year: int, source: Path | None, run: ScriptRun) -> Iterator[tuple[Path, str, str | None]]:
+    """The workbook as a local file (downloaded to a temporary file from SharePoint), a source label and
+    the version read (pipeline_common.budget_record: what the budget sensor compares)."""
     name = WORKBOOK_NAME.format(year=year)
     settings = None if source is not None else sharepoint_settings()
     if settings is None:
@@ -80,12 +77,12 @@ def workbook_file(year: int, source: Path | None, run: ScriptRun) -> Iterator[tu
         if not path.is_file():
             raise MissingWorkbookError(f"workbook '{name}' not found in {path.parent}")
         run.log.info(f"reading {path}")
-        yield path, str(path)
+        yield path, str(path), local_version(path)
         return
     run.log.info(f"downloading '{settings.file_path(name)}' from SharePoint {settings.site_url}")
-    temp = download_workbook(settings, name)
+    temp, version = download_workbook_version(settings, name)
     try:
-        yield temp, f"sharepoint:{settings.file_path(name)}"
+        yield temp, f"sharepoint:{settings.file_path(name)}", f"etag={version.etag}"
     finally:
         temp.unlink(missing_ok=True)
 
@@ -130,10 +127,6 @@ def write_outputs(parsed: ParsedWorkbook, year: int) -> None:
 RECORD_VERSION = 1
 
 
-def record_path(year: int) -> Path:
-    return raw_dir() / "_state" / "budget" / f"daily_sales_budget_{year}.json"
-
-
 def workbook_fingerprint(path: Path, markets: list[str], currencies: set[str]) -> str:
     digest = hashlib.sha256()
     digest.update(WORKBOOK_PARSER.read_bytes())
@@ -144,31 +137,21 @@ def workbook_fingerprint(path: Path, markets: list[str], currencies: set[str]) -
     return digest.hexdigest()
 
 
-def _output_sizes(year: int) -> list[int] | None:
-    try:
-        return [p.stat().st_size for p in output_paths(year)]
-    except FileNotFoundError:
-        return None
-
-
 def unchanged_summary(year: int, fingerprint: str) -> dict | None:
     """The last ingest's summary when it read this very workbook and its outputs are still there."""
-    try:
-        record = json.loads(record_path(year).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    record = read_record(year)
+    if record is None or record.get("fingerprint") != fingerprint:
         return None
-    if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
-        return None
-    sizes = _output_sizes(year)
+    sizes = output_sizes(year)
     if sizes is None or record.get("output_sizes") != sizes or not isinstance(record.get("summary"), dict):
         return None
     return record["summary"]
 
 
-def save_record(year: int, fingerprint: str, summary: dict) -> None:
+def save_record(year: int, fingerprint: str, summary: dict, source_version: str | None) -> None:
     with atomic_write(record_path(year)) as temp:
-        temp.write_text(json.dumps({"fingerprint": fingerprint, "output_sizes": _output_sizes(year),
-                                    "summary": summary}), encoding="utf-8")
+        temp.write_text(json.dumps({"fingerprint": fingerprint, "output_sizes": output_sizes(year),
+                                    "summary": summary, "source_version": source_version}), encoding="utf-8")
 
 
 def ingest(year: int | None, source: Path | None, skip_missing: bool, run: ScriptRun) -> dict:
@@ -183,10 +166,12 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
     markets = list(config.markets)
     currencies = {m.currency for m in config.markets.values()}
     try:
-        with workbook_file(year, source, run) as (path, label):
+        with workbook_file(year, source, run) as (path, label, version):
             fingerprint = workbook_fingerprint(path, markets, currencies)
             unchanged = unchanged_summary(year, fingerprint)
             if unchanged is not None:
+                if (read_record(year) or {}).get("source_version") != version:
+                    save_record(year, fingerprint, unchanged, version)  # same bytes, new version (saved again, copied)
                 run.log.info(f"budget {year}: workbook unchanged since the last ingest; outputs kept")
                 run.report_materialization({**unchanged, "source": label, "unchanged": True})
                 return unchanged
@@ -200,7 +185,7 @@ def ingest(year: int | None, source: Path | None, skip_missing: bool, run: Scrip
         return {"budget_year": year, "total_rows": 0, "exchange_rows": 0, "skipped": True}
     write_outputs(parsed, year)
     summary = {"budget_year": year, "total_rows": parsed.budget.num_rows, "exchange_rows": parsed.exchange.num_rows}
-    save_record(year, fingerprint, summary)
+    save_record(year, fingerprint, summary, version)
     run.log.info(f"budget {year}: {summary['total_rows']} budget rows, {summary['exchange_rows']} exchange rows")
     run.report_materialization({**summary, "source": label})
     return summary
