@@ -90,12 +90,21 @@ def open_instance(home: Path):
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
 
 
+_HELD_LOCKS: list = []
+
+
 def open_source(home: Path):
     if not (home / "dagster.yaml").is_file() and not any(home.glob("history/runs.db")):
         raise ConfigError(f"{home}: not a Dagster home (no dagster.yaml and no history/runs.db)")
-    lock = home / "supervisor.pid"
-    if lock.exists():
-        raise ConfigError(f"{lock} exists: stop Dagster on the desktop (the supervisor) before migrating its history")
+    from orchestration.instance_lock import FileInstanceLock, InstanceLockHeld
+
+    lock = FileInstanceLock(home)
+    try:
+        # Held until this process ends: no supervisor starts on the desktop's home mid-copy.
+        lock.acquire()
+    except InstanceLockHeld as exc:
+        raise ConfigError(f"stop Dagster on the desktop (the supervisor) before migrating its history: {exc}") from None
+    _HELD_LOCKS.append(lock)
     instance = open_instance(home)
     if storage_kind(instance) != "sqlite":
         raise ConfigError(f"{home}: the source must be a SQLite home, this one stores runs in {storage_kind(instance)}")
@@ -356,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         source_home = args.from_home.resolve()
         if args.to_home is not None and args.to_home.resolve() == source_home:
             raise ConfigError("--from-home and --to-home are the same directory")
-        with open_source(source_home) as source, open_destination(args.to_home) as destination:
-            report = migrate(source, destination, dry_run=args.dry_run)
+        try:
+            with open_source(source_home) as source, open_destination(args.to_home) as destination:
+                report = migrate(source, destination, dry_run=args.dry_run)
+        finally:
+            while _HELD_LOCKS:
+                _HELD_LOCKS.pop().release()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         summary["error"] = {"code": EXIT_CONFIG, "message": str(exc)}

@@ -1,7 +1,8 @@
-"""The Postgres-backed Dagster home of the scale-out path, shared by serve.py and migrate_history.py.
+"""The Postgres-backed Dagster home of the team server, shared by serve.py and migrate_history.py.
 
 The instance settings come from deploy/dagster.yaml (the same file Docker Compose uses), with its
-DockerRunLauncher taken out: without Docker, each run is a process started by the code server.
+DockerRunLauncher replaced: without Docker, each run is a process started by the code server,
+recording its host (orchestration.run_launcher).
 The connection comes from DAGSTER_POSTGRES_* in the environment or `.env`, never from a file.
 """
 
@@ -55,10 +56,14 @@ def postgres_environment() -> dict[str, str]:
     return values
 
 
+# A process per run, started by the code server, recording the host it runs on (as on the desktop).
+PROCESS_RUN_LAUNCHER = {"module": "orchestration.run_launcher", "class": "HostRecordingRunLauncher"}
+
+
 def process_instance_settings() -> dict:
-    """deploy/dagster.yaml without its run_launcher (the default launcher: a process per run)."""
+    """deploy/dagster.yaml with the desktop's run launcher instead of Docker's."""
     settings = yaml.safe_load((DEPLOY_DIR / "dagster.yaml").read_text(encoding="utf-8"))
-    settings.pop("run_launcher", None)
+    settings["run_launcher"] = dict(PROCESS_RUN_LAUNCHER)
     return settings
 
 
@@ -74,7 +79,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 def prepare_postgres_home(home: Path) -> Path:
     """Write dagster.yaml and workspace.yaml into `home` from deploy/ (refreshed at every start)."""
     home.mkdir(parents=True, exist_ok=True)
-    header = "# Written by scripts/serve.py from deploy/dagster.yaml (run_launcher removed); edit that file.\n"
+    header = "# Written by scripts/serve.py from deploy/dagster.yaml (run_launcher: the desktop's); edit that file.\n"
     _write_if_changed(home / "dagster.yaml", header + yaml.safe_dump(process_instance_settings(), sort_keys=False))
     _write_if_changed(home / "workspace.yaml", (DEPLOY_DIR / "workspace.yaml").read_text(encoding="utf-8"))
     return home

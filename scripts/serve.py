@@ -1,4 +1,4 @@
-"""Run the scale-out Dagster deployment without Docker: code server, daemon and webserver as
+"""Run the team server without Docker: code server, daemon and webserver as
 separate supervised processes against the Postgres instance (docs/deployment.md).
 
 Each process is watched on its own: when one dies, only that one is started again (with backoff);
@@ -6,6 +6,12 @@ the others, and runs in progress, carry on. The webserver and the daemon reconne
 restarted code server by themselves. Ctrl+C / SIGTERM / service stop ends every process started.
 
     python scripts/serve.py [--port 3000] [--host 127.0.0.1] [--code-server-port 4000] [--dagster-home DIR]
+                            [--code-server-host 127.0.0.1] [--code-server-address ADDRESS]
+
+One daemon per instance: before anything else it takes the Postgres instance's advisory lock
+(orchestration.instance_lock) and holds it on its own connection for its whole life; a second
+serve.py (or supervisor) on the same Postgres database exits 78 naming the host, pid and start
+time of the one that runs.
 
 Needs DAGSTER_POSTGRES_HOST, _USER, _PASSWORD, _DB (optional _PORT) in the environment or .env.
 """
@@ -27,6 +33,7 @@ from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong 
 from scripts.postgres_instance import (  # noqa: E402
     CODE_LOCATION_NAME,
     DEFAULT_POSTGRES_HOME,
+    DEPLOY_DIR,
     EXIT_CONFIG,
     REPO_ROOT,
     ConfigError,
@@ -38,7 +45,6 @@ from scripts.supervisor import (  # noqa: E402
     KILL_WAIT_S,
     STABLE_AFTER_S,
     KillOnCloseJob,
-    PidFileLock,
     ProcessTree,
     StopOnSignal,
     add_server_arguments,
@@ -65,8 +71,27 @@ log = logging.getLogger("serve")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_server_arguments(parser, DEFAULT_POSTGRES_HOME)
-    parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000, on 127.0.0.1)")
+    parser.add_argument("--code-server-port", type=int, default=4000, help="gRPC port of the code server (default 4000)")
+    parser.add_argument(
+        "--code-server-host", default=os.environ.get("DAGSTER_CODE_SERVER_BIND", "127.0.0.1"),
+        help="address the code server binds (default DAGSTER_CODE_SERVER_BIND or 127.0.0.1: loopback only)",
+    )
+    parser.add_argument(
+        "--code-server-address", default=None,
+        help="address the daemon and webserver use to reach the code server (default: the bind address; "
+        "127.0.0.1 when binding every interface)",
+    )
     return parser.parse_args(argv)
+
+
+WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def code_server_address(args: argparse.Namespace) -> str:
+    """Where the daemon and webserver (and the runs' tags) reach the code server."""
+    if args.code_server_address:
+        return args.code_server_address
+    return "127.0.0.1" if args.code_server_host in WILDCARDS else args.code_server_host
 
 
 def service_commands(args: argparse.Namespace, home: Path) -> dict[str, list[str]]:
@@ -74,7 +99,7 @@ def service_commands(args: argparse.Namespace, home: Path) -> dict[str, list[str
     python = sys.executable
     return {
         CODE_SERVER: [
-            python, "-m", "dagster", "api", "grpc", "-h", "127.0.0.1", "-p", str(args.code_server_port),
+            python, "-m", "dagster", "api", "grpc", "-h", args.code_server_host, "-p", str(args.code_server_port),
             "-m", args.module, "--location-name", CODE_LOCATION_NAME, "-d", str(REPO_ROOT),
         ],
         DAEMON: [python, "-m", "dagster._daemon", "run", "-w", workspace],
@@ -115,14 +140,20 @@ class Service:
         return None if self.child is None else self.child.poll()
 
 
+LOCK_CHECK_S = 30.0
+
+
 class Serve(StopOnSignal):
     stopping = "the code server, daemon and webserver"
     logger = log
 
-    def __init__(self, args: argparse.Namespace, home: Path):
+    def __init__(self, args: argparse.Namespace, home: Path, lock=None):
         super().__init__()
         self.args = args
         self.home = home
+        self.lock = lock
+        self.lock_checked = time.monotonic()
+        self.exit_code = 0
         # Windows: every process started (and the runs they start) ends with serve.py, however
         # it ends. Linux: start_child ties each child's life to serve.py.
         self.job = create_job()
@@ -140,7 +171,7 @@ class Serve(StopOnSignal):
             if code_server.exited() is not None:
                 return False
             try:
-                with socket.create_connection(("127.0.0.1", self.args.code_server_port), timeout=1):
+                with socket.create_connection((code_server_address(self.args), self.args.code_server_port), timeout=1):
                     return True
             except OSError:
                 self.stop_requested.wait(0.5)
@@ -157,9 +188,30 @@ class Serve(StopOnSignal):
         while not self.stop_requested.wait(POLL_S):
             for service in self.services.values():
                 self.supervise(service)
+            self.keep_lock()
         self.stop_all()
         log.info("serve stopped")
-        return 0
+        return self.exit_code
+
+    def keep_lock(self) -> None:
+        """The lock lives in a Postgres session: if Postgres restarted, take it again, or stop
+        everything (exit 78) when another server took it in the meantime."""
+        if self.lock is None or time.monotonic() - self.lock_checked < LOCK_CHECK_S:
+            return
+        self.lock_checked = time.monotonic()
+        if self.lock.check():
+            return
+        from orchestration.instance_lock import InstanceLockHeld, InstanceUnavailable
+
+        try:
+            self.lock.acquire()
+            log.warning("the instance lock's Postgres session was lost; lock taken again")
+        except InstanceUnavailable as exc:
+            log.warning(f"instance lock lost and not taken again yet: {exc}")
+        except InstanceLockHeld as exc:
+            log.error(f"instance lock lost and now held elsewhere, stopping: {exc}")
+            self.exit_code = EXIT_CONFIG
+            self.stop_requested.set()
 
     def supervise(self, service: Service) -> None:
         if service.tree is not None:
@@ -214,15 +266,6 @@ class Serve(StopOnSignal):
                 service.pump.join(timeout=5)
 
 
-class ServeLock(PidFileLock):
-    """DAGSTER_HOME/serve.pid: one serve.py per home (two daemons would race for the same queue)."""
-
-    script = "serve.py"
-
-    def refusal(self, other: int) -> Exception:
-        return ConfigError(f"serve.py (pid {other}) already runs on {self.path.parent}")
-
-
 def _masked(line: str) -> str:
     """A child's output line with the Postgres password taken out (raw and URL-encoded)."""
     from urllib.parse import quote
@@ -253,17 +296,33 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home.resolve()
     setup_logging(args.log_dir.resolve(), log, "serve.log")
+    from orchestration.instance_lock import (
+        EXIT_UNAVAILABLE, HOLDER_ENV_VAR, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock,
+    )
+
     try:
         os.environ.update(postgres_environment())
-        prepare_postgres_home(home)
-        lock = ServeLock(home)
-        lock.acquire()
+        # Before anything else (nothing written, nothing migrated): one daemon per instance.
+        lock = acquire_instance_lock(home, DEPLOY_DIR / "dagster.yaml")
     except ConfigError as exc:
         log.error(f"configuration error: {exc}")
         return EXIT_CONFIG
-    os.environ["DAGSTER_CODE_SERVER_HOST"] = "127.0.0.1"
+    except InstanceLockHeld as exc:
+        log.error(str(exc))
+        return EXIT_CONFIG
+    except InstanceUnavailable as exc:
+        log.error(f"{exc}; try again later")
+        return EXIT_UNAVAILABLE
+    try:
+        prepare_postgres_home(home)
+    except ConfigError as exc:
+        lock.release()
+        log.error(f"configuration error: {exc}")
+        return EXIT_CONFIG
+    os.environ[HOLDER_ENV_VAR] = str(os.getpid())  # start-up recovery runs under this lock
+    os.environ["DAGSTER_CODE_SERVER_HOST"] = code_server_address(args)
     os.environ["DAGSTER_CODE_SERVER_PORT"] = str(args.code_server_port)
-    serve = Serve(args, home)
+    serve = Serve(args, home, lock)
     serve.install_signal_handlers()
     try:
         prepare_instance(home)

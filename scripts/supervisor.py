@@ -9,7 +9,11 @@ Stopping from outside ends the whole tree too. On Windows, Task Scheduler's "End
 supervisor without running any handler; its children sit in a Job object with kill-on-close, so
 Windows ends them when the supervisor's handle to the job goes. Everywhere, the supervisor records
 the processes below it in DAGSTER_HOME/supervisor.tree.json and, when it starts, ends any of them
-a killed predecessor left running (they would keep port 3000 or start a second daemon). Children
+a killed predecessor left running (they would keep port 3000 or start a second daemon).
+
+One daemon per instance: before anything else it takes the instance's lock (an OS file lock on
+DAGSTER_HOME/daemon.lock, orchestration.instance_lock); a second supervisor on the same home exits
+78 naming the host, pid and start time of the one that runs. Children
 run in Python's UTF-8 mode, so their output is read back as the UTF-8 it is.
 
     python scripts/supervisor.py [--port 3000] [--host 127.0.0.1] [--dagster-home DIR] [--max-restarts N]
@@ -140,48 +144,34 @@ def dagster_output_logger(log_dir: Path) -> logging.Logger:
     return output_logger(log_dir)
 
 
-class PidFileLock:
-    """DAGSTER_HOME/<script>.pid: one such script per home. The pid in the file counts only while that
-    process still runs this script (a pid reused by another program does not)."""
+def take_instance_lock(home: Path):
+    """One daemon per instance (orchestration.instance_lock): an OS file lock on DAGSTER_HOME/daemon.lock
+    for a SQLite home, a Postgres advisory lock for a Postgres one, held until this process ends.
+    Another holder: exit 78 naming its host, pid and start time; storage unreachable: exit 75."""
+    from orchestration.instance_lock import (
+        EXIT_HELD, EXIT_UNAVAILABLE, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock,
+    )
 
-    script = "supervisor.py"
-
-    def __init__(self, home: Path):
-        self.path = home / f"{Path(self.script).stem}.pid"
-
-    def refusal(self, other: int) -> Exception:
-        return SystemExit(f"another supervisor (pid {other}) already runs on {self.path.parent}")
-
-    def acquire(self) -> None:
-        if self.path.exists():
-            try:
-                other = int(self.path.read_text(encoding="utf-8").strip())
-            except ValueError:
-                other = -1
-            if other != os.getpid() and self._runs_the_script(other):
-                raise self.refusal(other)
-        self.path.write_text(str(os.getpid()), encoding="utf-8")
-
-    def release(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-    def _runs_the_script(self, pid: int) -> bool:
-        try:
-            return any(self.script in part for part in psutil.Process(pid).cmdline())
-        except (psutil.Error, ValueError):
-            return False
-
-
-class SingleInstanceLock(PidFileLock):
-    """DAGSTER_HOME/supervisor.pid: a second supervisor on the same home would fail the first one's runs."""
+    try:
+        return acquire_instance_lock(home, REPO_ROOT / "dagster.yaml")  # the settings it is about to use
+    except InstanceLockHeld as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_HELD) from None
+    except InstanceUnavailable as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
 
 
 # --- the child process tree --------------------------------------------------------------------
 
 
 def child_env(home: Path) -> dict[str, str]:
+    from orchestration.instance_lock import HOLDER_ENV_VAR
+
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(home)
+    # Start-up recovery (a child) runs under this process's instance lock and must not ask again.
+    env[HOLDER_ENV_VAR] = str(os.getpid())
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("DBT_USE_COLORS", "false")  # the runs' dbt lines as plain text (their logs, dagster.log)
     # UTF-8 mode for every Python below (dagster, run workers, dbt, the legacy scripts): on Windows
@@ -641,10 +631,12 @@ class Supervisor(StopOnSignal):
 def main(argv: list[str] | None = None) -> int:
     tolerate_console_encoding()
     args = parse_args(argv)
-    home = prepare_home(args.dagster_home.resolve())
+    home = args.dagster_home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    # Before anything else: a second supervisor must not even refresh the running one's dagster.yaml.
+    lock = take_instance_lock(home)
+    prepare_home(home)
     setup_logging(args.log_dir.resolve())
-    lock = SingleInstanceLock(home)
-    lock.acquire()
     supervisor = Supervisor(args)
     supervisor.install_signal_handlers()
     try:

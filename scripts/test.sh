@@ -29,7 +29,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing Debian's postgresql for the scale-out (Postgres instance) tests"
+    echo "==> installing Debian's postgresql for the team-server (Postgres instance) tests"
     (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null))
   else
     echo "WARNING: postgresql is not installed; the Postgres instance tests will fail" >&2

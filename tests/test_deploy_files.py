@@ -226,3 +226,30 @@ def test_docker_compose_up_serves_the_code_location(tmp_path):
             time.sleep(2)
     finally:
         subprocess.run([*base, "down", "-v"], timeout=300)
+
+
+def test_each_image_is_built_by_exactly_one_service_and_named_for_a_registry(compose):
+    """Two services building one tag are built twice at best, and recent Compose builders refuse
+    with "image already exists"; a bare local tag only works on the Docker host that built it."""
+    services = compose["services"]
+    builders: dict[str, list[str]] = {}
+    for name, service in services.items():
+        if "build" in service:
+            builders.setdefault(service["image"], []).append(name)
+    assert all(len(names) == 1 for names in builders.values()), builders
+    own_images = {service["image"] for service in services.values() if service["image"] in builders}
+    for name, service in services.items():
+        if "build" not in service and service["image"] not in own_images:
+            assert service["image"].startswith("postgres:"), f"{name} uses an image nobody builds: {service['image']}"
+    for image in builders:
+        assert image.startswith("${DAGSTER_IMAGE_PREFIX:-}") and image.endswith(":${DAGSTER_IMAGE_TAG:-latest}"), image
+    assert services["retail_sales_code"]["environment"]["DAGSTER_CURRENT_IMAGE"] in builders
+    assert {"DAGSTER_IMAGE_PREFIX", "DAGSTER_IMAGE_TAG"} <= set(_variables(DEPLOY / ".env.example"))
+
+
+def test_run_containers_are_removed_after_the_run_and_compose_v2_is_stated():
+    launcher = _yaml(DEPLOY / "dagster.yaml")["run_launcher"]["config"]
+    assert launcher["container_kwargs"]["auto_remove"] is True
+    header = (DEPLOY / "docker-compose.yml").read_text(encoding="utf-8").split("\nname:")[0]
+    assert "Compose v2" in header
+    assert "Compose v2" in (REPO / "docs" / "deployment.md").read_text(encoding="utf-8")

@@ -26,6 +26,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from orchestration.maintenance.housekeeping import build_housekeeping, delete_old_runs
 from pipeline_common.config import load_pipeline_config
+from tests.plugins.lock_holder import holding_instance_lock
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATE = REPO / "scripts" / "migrate_history.py"
@@ -189,12 +190,12 @@ def test_migration_refuses_a_running_desktop_and_names_missing_variables(tmp_pat
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    (home / "supervisor.pid").write_text(str(os.getpid()))
     env = {**os.environ, **postgres_server.environment(postgres_db)}
-    code, summary, output = _migrate(env, "--from-home", str(home))
+    with holding_instance_lock(home) as supervisor:  # the desktop's supervisor holds its home
+        code, summary, output = _migrate(env, "--from-home", str(home))
     assert code == 78 and "stop Dagster on the desktop" in summary["error"]["message"]
+    assert f"pid {supervisor.pid}" in summary["error"]["message"]
 
-    (home / "supervisor.pid").unlink()
     env = {k: v for k, v in env.items() if k != "DAGSTER_POSTGRES_PASSWORD"}
     env["DAGSTER_POSTGRES_PASSWORD"] = ""
     code, summary, output = _migrate(env, "--from-home", str(home))

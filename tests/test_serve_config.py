@@ -35,7 +35,28 @@ def test_postgres_down_at_start_is_transient_75_and_starts_nothing(tmp_path):
     result = _serve(tmp_path, host="127.0.0.1", port=str(free_port()), user="dagster", db="dagster", password=secret)
     assert result.returncode == 75, result.stdout[-2000:]
     log = (tmp_path / "logs" / "serve.log").read_text()
-    assert "`dagster instance migrate` exited 1" in log and "too many retries for DB connection" in log
+    # The instance lock is the first thing that needs Postgres: it names where it looked.
+    assert "the Postgres instance dagster at 127.0.0.1:" in log and "is unreachable" in log and "try again later" in log
     assert "started, pid" not in log
     assert secret not in log and secret not in result.stdout + result.stderr
-    assert not (tmp_path / "home" / "serve.pid").exists()
+    assert not (tmp_path / "home").exists(), "nothing is written before the instance is locked"
+
+
+def test_the_code_servers_bind_and_advertised_address_are_configuration(tmp_path, monkeypatch):
+    from scripts import serve
+
+    monkeypatch.delenv("DAGSTER_CODE_SERVER_BIND", raising=False)
+    cases = [
+        ([], "127.0.0.1", "127.0.0.1"),  # loopback by default
+        (["--code-server-host", "0.0.0.0"], "0.0.0.0", "127.0.0.1"),
+        (["--code-server-host", "10.1.2.3"], "10.1.2.3", "10.1.2.3"),
+        (["--code-server-host", "0.0.0.0", "--code-server-address", "srv-a.example"], "0.0.0.0", "srv-a.example"),
+    ]
+    for argv, bind, advertised in cases:
+        args = serve.parse_args(argv)
+        command = serve.service_commands(args, tmp_path)[serve.CODE_SERVER]
+        assert command[command.index("-h") + 1] == bind, argv
+        assert serve.code_server_address(args) == advertised, argv
+    monkeypatch.setenv("DAGSTER_CODE_SERVER_BIND", "10.9.9.9")
+    command = serve.service_commands(serve.parse_args([]), tmp_path)[serve.CODE_SERVER]
+    assert command[command.index("-h") + 1] == "10.9.9.9"

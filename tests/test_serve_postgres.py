@@ -1,4 +1,4 @@
-"""End to end on the scale-out path: scripts/serve.py runs the code server, the daemon and the
+"""End to end on the team server: scripts/serve.py runs the code server, the daemon and the
 webserver as separate processes against a real PostgreSQL server, driven through GraphQL.
 
 The daemon is killed and comes back (schedules resume); the daily flow runs QUEUED -> STARTED ->

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +14,7 @@ import psutil
 import pytest
 
 from scripts import supervisor
+from tests.plugins.lock_holder import holding_instance_lock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,20 +72,36 @@ def test_stop_tree_ends_every_descendant_even_a_stubborn_one(tmp_path, monkeypat
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_a_second_supervisor_on_the_same_home_refuses_to_start(tmp_path):
-    home = supervisor.prepare_home(tmp_path / "home")
-    # A live process whose command line names supervisor.py stands in for the first supervisor.
-    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "supervisor.py"])
-    try:
-        (home / "supervisor.pid").write_text(str(first.pid))
+def test_a_second_supervisor_on_the_same_home_refuses_to_start_naming_the_first(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    before = "# the running supervisor's settings\n"
+    (home / "dagster.yaml").write_text(before)
+    # A separate process holds the home's OS file lock, as a running supervisor does.
+    with holding_instance_lock(home, REPO / "dagster.yaml") as first:
         second = subprocess.run(
             [sys.executable, str(REPO / "scripts" / "supervisor.py"), "--dagster-home", str(home),
              "--log-dir", str(tmp_path / "logs"), "--port", "2"],
             cwd=REPO, capture_output=True, text=True, timeout=60,
         )
-        assert second.returncode != 0
-        assert f"another supervisor (pid {first.pid})" in second.stderr
-        assert (home / "supervisor.pid").read_text() == str(first.pid)
-    finally:
-        first.kill()
+        assert second.returncode == 78, second.stderr
+        assert f"pid {first.pid}" in second.stderr and f"host {socket.gethostname()}" in second.stderr
+        started = dt.datetime.fromtimestamp(psutil.Process(first.pid).create_time(), dt.timezone.utc)
+        assert started.strftime("started %Y-%m-%d %H:%M:%S UTC") in second.stderr
+        assert "Traceback" not in second.stderr
+        assert (home / "dagster.yaml").read_text() == before, "the refused one touched nothing"
+        assert not (tmp_path / "logs").exists()
+
+
+def test_a_killed_supervisors_lock_is_released_by_the_os_not_by_a_stale_file(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    with holding_instance_lock(home, REPO / "dagster.yaml") as first:
+        first.kill()  # no clean-up runs: the OS drops the lock with the process
         first.wait(timeout=30)
+    assert (home / "daemon.lock").exists(), "the holder's record stays behind, stale"
+    free = subprocess.run(
+        [sys.executable, "-m", "orchestration.instance_lock", str(home)], cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert free.returncode == 0, free.stdout + free.stderr
+    assert "free" in free.stdout

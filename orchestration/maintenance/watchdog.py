@@ -8,6 +8,12 @@ behind it. Every minute this sensor reads the worker's process id from the run's
 for run (pid: N)" event and, when that process is gone (or the id now belongs to a younger
 process), marks the run failed with the reason and frees its pool slots. The run-failure alert
 sensor then sends its alert, and the queue starts the next run.
+
+Only runs of this host are judged (`retail_sales/host`, orchestration.maintenance.interruption): a
+process id means nothing on another host, and a run in a container (`docker/container_id`) records
+pid 1 of its own container, so those are left to Dagster's run monitoring, which asks Docker.
+A run failed here is retried automatically only where Dagster's rule says so (the job's
+`dagster/max_retries`, from `run_retries` in pipeline.yaml), and its message says which.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ import dagster as dg
 import psutil
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+from orchestration.hosts import host_identity
+from orchestration.maintenance.interruption import end_interrupted_run, ownership, shared_storage, would_retry
 
 WATCHDOG_SENSOR = "run_worker_watchdog_sensor"
 INTERVAL_SECONDS = 60
@@ -54,20 +63,30 @@ def worker_alive(pid: int, run_started: float | None) -> bool:
     return run_started is None or created <= run_started + START_SLACK_SECONDS
 
 
-def dead_worker_reason(pid: int) -> str:
-    return (
-        f"The run's worker process (pid {pid}) is gone while the run was in progress: it was killed, "
-        "crashed or did not survive the PC sleeping. The run watchdog marked the run failed and freed its "
-        "DuckDB slot so queued runs can start. Re-execute it from the UI (Re-execute > From failure) if "
-        "its data is still needed."
+def dead_worker_reason(pid: int, host: str, retry: bool) -> str:
+    what_next = (
+        "Dagster retries it automatically now (the job's run_retries); the retry is linked on this run's page."
+        if retry
+        else "It is not retried automatically: re-execute it from the UI (Re-execute > From failure) if its "
+        "data is still needed."
     )
+    return (
+        f"The run's worker process (pid {pid} on {host}) is gone while the run was in progress: it was killed, "
+        "crashed or did not survive the PC sleeping. The run watchdog marked the run failed and freed its "
+        f"DuckDB slot so queued runs can start. {what_next}"
+    )
+
 
 
 def fail_dead_runs(instance: dg.DagsterInstance, log=None) -> list[str]:
     """Fail every STARTED run whose worker process is gone; return their run ids."""
     failed = []
+    host = host_identity()
+    shared = shared_storage(instance)
     for record in instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED])):
         run = record.dagster_run
+        if ownership(run, host, shared).kind != "own":
+            continue  # another host's, a container's, or of unknown host: not ours to judge by pid
         pid = worker_pid(instance, run.run_id)
         if pid is None or worker_alive(pid, record.start_time):
             continue
@@ -75,10 +94,12 @@ def fail_dead_runs(instance: dg.DagsterInstance, log=None) -> list[str]:
         current = instance.get_run_by_id(run.run_id)
         if current is None or current.status != DagsterRunStatus.STARTED:
             continue
-        instance.report_run_failed(current, message=dead_worker_reason(pid))
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        retry = would_retry(instance, current)
+        reason = dead_worker_reason(pid, host, retry)
+        end_interrupted_run(instance, current, reason, reason, retry)
         if log is not None:
-            log.warning(f"run {run.run_id} ({run.job_name}): worker pid {pid} gone; marked failed, slots freed")
+            log.warning(f"run {run.run_id} ({run.job_name}): worker pid {pid} gone; marked failed, slots freed"
+                        f"{', retried automatically' if retry else ''}")
         failed.append(run.run_id)
     return failed
 
