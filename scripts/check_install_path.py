@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import ntpath
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WINDOWS_MAX_PATH = 259
@@ -123,8 +125,18 @@ def _dotenv_value(repo: Path, name: str) -> str:
     return ""
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """Wrong arguments are a configuration error (78) with the JSON line (contract section 8); the
+    project's own parser (pipeline_common.script_support) is not importable before set-up."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(json.dumps({"error": {"code": EXIT_CONFIG, "message": f"{self.prog}: {message}"}}))
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="the repo folder (default: this one)")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()

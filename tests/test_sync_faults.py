@@ -115,11 +115,11 @@ FAULTS: dict[str, tuple[Callable[[dt.date], str], Callable[[dt.date], str]]] = {
     ),
     "empty quantity": (
         lambda d: _cell(d, 8, "quantity", ""),
-        lambda d: "line 8, column 'quantity': expected an integer >= 1, got an empty value",
+        lambda d: "line 8, column 'quantity': expected a value (the column may not be empty), got an empty value",
     ),
     "negative price": (
         lambda d: _cell(d, 10, "unit_price", "-1.00"),
-        lambda d: "line 10, column 'unit_price': expected a price >= 0, got '-1.00'",
+        lambda d: "line 10, column 'unit_price': expected a number >= 0, got '-1.00'",
     ),
     "another market's currency": (
         lambda d: _cell(d, 11, "currency", "EUR"),

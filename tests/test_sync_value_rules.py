@@ -83,7 +83,7 @@ def test_generated_ids_are_accepted_exactly_when_unique(tmp_path_factory, start,
 
 
 BREAKS = {  # column -> (a value breaking its rule, what the message expects)
-    "quantity": ("0", "expected a number >= 1"),
+    "quantity": ("0", "expected an integer >= 1"),
     "unit_price": ("-0.01", "expected a number >= 0"),
     "currency": ("EUR", "expected the market's currency 'GBP'"),
     "channel": ("FAX", "expected one of TV, WEB, APP, PHONE"),

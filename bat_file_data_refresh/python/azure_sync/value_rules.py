@@ -63,12 +63,13 @@ def column_rules(name: str, column: Column, values: pa.ChunkedArray, market_curr
         rules.append((lambda: pc.is_valid(values), "expected a value (the column may not be empty)"))
     if column.type in ("integer", "decimal"):
         low, high = column.bounds
+        kind = "an integer" if column.type == "integer" else "a number"
         if column.min is not None:
             rules.append((lambda: pc.fill_null(pc.greater_equal(values, _number(low, column)), True),
-                          f"expected a number >= {_shown(low)}"))
+                          f"expected {kind} >= {_shown(low)}"))
         if column.max is not None:
             rules.append((lambda: pc.fill_null(pc.less_equal(values, _number(high, column)), True),
-                          f"expected a number <= {_shown(high)}"))
+                          f"expected {kind} <= {_shown(high)}"))
     if column.allowed:
         allowed = pa.array(column.allowed, pa.string())
         rules.append((lambda: pc.fill_null(pc.is_in(values, allowed), True),
