@@ -42,6 +42,7 @@ import psutil
 
 from scripts.dev import bench_flow as bf
 
+from orchestration.maintenance.warehouse_backup import disk_used
 from pipeline_common.config import load_pipeline_config, memory_bytes, today_in
 from pipeline_common.script_support import ArgumentParser
 
@@ -94,17 +95,10 @@ def measure(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> dict
 
 
 def folder_bytes(path: Path) -> int:
+    """Disk used by a file or a folder (hard links once): the backup module's own measure."""
     if path.is_file():
         return path.stat().st_size
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for f in path.rglob("*") if path.exists() else []:
-        if f.is_file():
-            st = f.stat()
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+    return disk_used([path]) if path.exists() else 0
 
 
 BACKUP_SNIPPET = """
