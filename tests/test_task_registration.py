@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.plugins.cmd_model import windows_argv
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR = REPO / "scripts" / "windows_task.py"
@@ -24,37 +25,6 @@ REGISTER = REPO / "scripts" / "register_task.ps1"
 NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
 AWKWARD_ROOT = r"C:\Users\Ana María\OneDrive - Retail (UK) & Co\pipeline (prod)"
 USER = r"RETAIL\ana.maria"
-
-
-def windows_argv(command_line: str) -> list[str]:
-    """Split a command line as the Microsoft C runtime does (CommandLineToArgvW rules)."""
-    args, current, in_quotes, backslashes, started = [], [], False, 0, False
-    for char in command_line:
-        if char == "\\":
-            backslashes += 1
-            started = True
-            continue
-        if char == '"':
-            current.append("\\" * (backslashes // 2))
-            if backslashes % 2:
-                current.append('"')
-            else:
-                in_quotes = not in_quotes
-            backslashes, started = 0, True
-            continue
-        current.append("\\" * backslashes)
-        backslashes = 0
-        if char in " \t" and not in_quotes:
-            if started:
-                args.append("".join(current))
-            current, started = [], False
-            continue
-        current.append(char)
-        started = True
-    current.append("\\" * backslashes)
-    if started:
-        args.append("".join(current))
-    return args
 
 
 def generate(tmp_path: Path, *extra: str, tz: str = "Europe/London") -> dict[str, ET.Element]:
