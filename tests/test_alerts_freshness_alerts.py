@@ -115,18 +115,24 @@ def test_current_data_never_alerts(setup, slack_server):
     assert slack_server.requests == []
 
 
-def test_tableau_warning_set_once_and_removed_on_recovery(setup, slack_server, tableau_server, monkeypatch):
-    instance, tick = setup
+def _tableau_with_an_analysts_warning(tableau_server, monkeypatch, datasource: str) -> str:
+    """Tableau configured, every export's data source published, and someone else's warning on one of them."""
     for name, value in tableau_server.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TABLEAU_PUBLISH_RETRY_SECONDS", "0")
     for name in EXPORTS.values():
         tableau_server.add_datasource(name)
-    someone_elses = tableau_server.datasources["executive_daily_sales"][0]
+    someone_elses = tableau_server.datasources[datasource][0]
     tableau_server.dqws[someone_elses] = [{
         "id": "dqw-analyst", "type": "MAINTENANCE", "message": "Budget being revised", "isActive": "true",
         "isSevere": "false", "contentId": someone_elses,
     }]
+    return someone_elses
+
+
+def test_tableau_warning_set_once_and_removed_on_recovery(setup, slack_server, tableau_server, monkeypatch):
+    instance, tick = setup
+    someone_elses = _tableau_with_an_analysts_warning(tableau_server, monkeypatch, "executive_daily_sales")
     _day_before_is_in(instance, except_market="IT")
 
     tick(_at(DAY, 7, 29))
@@ -168,16 +174,7 @@ def test_tableau_warning_follows_a_changed_reason(setup, tableau_server, monkeyp
     late, one of two recovered): the warning is replaced by one with the new reason, never kept stale or
     doubled, and someone else's warning stays."""
     instance, tick = setup
-    for name, value in tableau_server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("TABLEAU_PUBLISH_RETRY_SECONDS", "0")
-    for name in EXPORTS.values():
-        tableau_server.add_datasource(name)
-    someone_elses = tableau_server.datasources["daily_sales_summary"][0]
-    tableau_server.dqws[someone_elses] = [{
-        "id": "dqw-analyst", "type": "MAINTENANCE", "message": "Budget being revised", "isActive": "true",
-        "isSevere": "false", "contentId": someone_elses,
-    }]
+    someone_elses = _tableau_with_an_analysts_warning(tableau_server, monkeypatch, "daily_sales_summary")
     for market in MARKETS:  # the day before yesterday is in everywhere; yesterday only for UK and JP
         _synced(market, DAY - dt.timedelta(days=2), _at(DAY - dt.timedelta(days=1), 6, 0))
     for market in ("UK", "JP"):
