@@ -136,6 +136,26 @@ class FileInstanceLock:
             self.fd = None
 
 
+def recorded_holder(home: Path) -> tuple[str, int, str] | None:
+    """(host, pid, start time) written into DAGSTER_HOME/daemon.lock by the process that holds it, or
+    held it last (the file outlives its holder: check that the pid still runs the same program)."""
+    try:
+        lines = (home / LOCK_FILE).read_bytes()[:4096].decode("utf-8", errors="replace").splitlines()
+        return lines[0], int(lines[1]), lines[2]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def started_at(pid: int) -> str | None:
+    """A process's start time as the lock file records it (None when it is gone)."""
+    try:
+        import psutil
+
+        return _utc(psutil.Process(pid).create_time())
+    except Exception:  # noqa: BLE001 - gone, refused, or psutil missing: not the holder we can name
+        return None
+
+
 # Windows locks a byte range; the record lives at the start, the lock far beyond it, so a refused
 # process can still read who holds it.
 _WINDOWS_LOCK_OFFSET = 1 << 20

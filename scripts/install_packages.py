@@ -101,19 +101,24 @@ def install(dev: bool) -> int:
         # uv itself from PyPI, by the pip every venv has; a failure here falls back to pip below.
         phases.run(f"installing the installer (uv {uv_version}, by pip)",
                    [*python, "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={uv_version}"])
+    # The project itself is built with the lock's setuptools, already in the venv (no build
+    # isolation): a second set-up, or one behind a proxy, needs no download for it.
     if have_uv():
-        target = ["--python", sys.executable]
-        code = phases.run(f"installing {lock} (uv, hashes checked)",
-                          [*python, "uv", "pip", "install", *target, "--require-hashes", "-r", lock])
+        # --system-certs: the platform's certificate store (Windows' store on the desk), so a
+        # TLS-inspecting corporate proxy whose root IT installed there is trusted, as truststore
+        # does for the pipeline's own connections.
+        uv = [*python, "uv", "pip", "install", "--python", sys.executable, "--system-certs"]
+        code = phases.run(f"installing {lock} (uv, hashes checked)", [*uv, "--require-hashes", "-r", lock])
         if code == 0:
             code = phases.run("installing this project (editable)",
-                              [*python, "uv", "pip", "install", "--quiet", *target, "--no-deps", "-e", "."])
+                              [*uv, "--quiet", "--no-deps", "--no-build-isolation", "-e", "."])
     else:
         print("uv could not be installed: pip installs the same lock (slower)", flush=True)
         pip = [*python, "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
         code = phases.run(f"installing {lock} (pip, hashes checked)", [*pip, "--require-hashes", "-r", lock])
         if code == 0:
-            code = phases.run("installing this project (editable)", [*pip, "--quiet", "--no-deps", "-e", "."])
+            code = phases.run("installing this project (editable)",
+                              [*pip, "--quiet", "--no-deps", "--no-build-isolation", "-e", "."])
     if code != 0:
         print(f"installing packages failed (exit {code}); nothing else was changed. Check the network "
               "(PyPI, or PIP_INDEX_URL/UV_INDEX_URL for a mirror) and run the set-up again.", file=sys.stderr)

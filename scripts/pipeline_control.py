@@ -77,12 +77,23 @@ def default_scheduler() -> TaskScheduler | None:
 
 
 def supervisor_pid(home: Path) -> int | None:
-    """The supervisor running on this home (scripts/supervisor.py's pid file), if it still runs."""
+    """The supervisor running on this home, if it still runs: the holder its instance lock records
+    (DAGSTER_HOME/daemon.lock: host, pid, start time), on this host, with the same start time (a
+    reused pid is not it) and running scripts/supervisor.py (not serve.py: a team server is stopped
+    by its service manager)."""
+    from orchestration.hosts import host_identity
+    from orchestration.instance_lock import recorded_holder, started_at
+
+    holder = recorded_holder(home)
+    if holder is None:
+        return None
+    host, pid, started = holder
+    if host != host_identity() or started_at(pid) != started:
+        return None
     try:
-        pid = int((home / "supervisor.pid").read_text(encoding="utf-8").strip())
-        if any("supervisor.py" in part for part in psutil.Process(pid).cmdline()):
+        if any(Path(part).name == "supervisor.py" for part in psutil.Process(pid).cmdline()):
             return pid
-    except (OSError, ValueError, psutil.Error):
+    except psutil.Error:
         pass
     return None
 

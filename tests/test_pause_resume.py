@@ -10,6 +10,7 @@ in scripts\\windows_acceptance.bat on the PC).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ SERVER, WAKE = control.task_names()
 
 STAND_IN = textwrap.dedent("""
     import json, os, signal, subprocess, sys, time
+    from pathlib import Path
     import duckdb, psutil
     warehouse, home, obey = sys.argv[1], sys.argv[2], sys.argv[3] == "obey"
     con = duckdb.connect(warehouse)
@@ -34,8 +36,8 @@ STAND_IN = textwrap.dedent("""
     with open(os.path.join(home, "supervisor.tree.json"), "w") as f:
         json.dump({"supervisor": os.getpid(),
                    "processes": [{"pid": child.pid, "started": psutil.Process(child.pid).create_time()}]}, f)
-    with open(os.path.join(home, "supervisor.pid"), "w") as f:
-        f.write(str(os.getpid()))
+    from orchestration.instance_lock import acquire_instance_lock
+    lock = acquire_instance_lock(Path(home))  # what scripts/supervisor.py takes first: it names the holder
     def stop(*_):
         child.terminate(); child.wait(); con.close(); sys.exit(0)
     signal.signal(signal.SIGTERM, stop if obey else signal.SIG_IGN)
@@ -93,6 +95,29 @@ def test_pause_ends_a_supervisor_that_does_not_stop_in_time(tmp_path):
     assert time.monotonic() - started < 10
     assert process.wait(timeout=10) != 0 and _gone(child)
     assert said[-1].startswith("PAUSED:")
+
+
+def test_pause_never_stops_a_program_that_reused_an_ended_supervisors_pid(tmp_path):
+    """The lock file outlives its holder. A live process under the recorded pid that is not that
+    supervisor (another program; or the same pid started at another time) is left alone."""
+    from orchestration.hosts import host_identity
+
+    home, warehouse = tmp_path / "home", tmp_path / "analytics.duckdb"
+    home.mkdir()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(psutil.Process(other.pid).create_time()))
+        for record in (f"{host_identity()}\n{other.pid}\n{started}\n",
+                       f"{host_identity()}\n{os.getpid()}\n2020-01-01 00:00:00 UTC\n",
+                       f"another-host\n{other.pid}\n{started}\n"):
+            (home / "daemon.lock").write_text(record, encoding="utf-8")
+            said: list[str] = []
+            assert control.pause(home, warehouse, None, timeout=4, say=said.append) == 0
+            assert not any("stopping the supervisor" in line for line in said), said
+            assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
 
 
 def test_pause_does_not_confirm_while_another_program_holds_the_warehouse(tmp_path):

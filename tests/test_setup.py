@@ -123,3 +123,16 @@ def test_every_install_phase_prints_its_time():
     assert phases[1] == "==> installing this project (editable)"
     assert len([line for line in lines if re.fullmatch(r"    done in \d+\.\d s", line)]) == 2
     assert re.fullmatch(r"==> packages ready in \d+\.\d s", phases[-1])
+
+
+def test_setting_up_again_needs_no_network_in_a_fresh_shell(tmp_path):
+    """A second set-up (every demo.sh and test.sh run) from a new terminal: no proxy settings, no
+    certificate variables, an empty uv cache, the index unreachable. With every locked package in
+    the venv nothing is downloaded, the project's own build included (its setuptools is the lock's)."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "UV_OFFLINE": "1", "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+           "UV_INDEX_URL": "https://127.0.0.1:9/simple", "PIP_INDEX_URL": "https://127.0.0.1:9/simple"}
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "install_packages.py"), "--dev"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1].startswith("==> packages ready in")
