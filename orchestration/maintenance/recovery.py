@@ -81,8 +81,11 @@ def main() -> int:
         except InstanceUnavailable as exc:
             print(str(exc))
             return EXIT_UNAVAILABLE
+    from pipeline_common.dagster_home import dagster_home_step
+
+    home = Path(os.environ.get("DAGSTER_HOME", ".")).resolve()
     try:
-        with dg.DagsterInstance.get() as instance:
+        with dagster_home_step(home), dg.DagsterInstance.get() as instance:  # a full or damaged home: 74, named
             failed = fail_interrupted_runs(instance)
             set_pool_limits(instance)
     finally:
@@ -95,4 +98,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_common.script_support import run_main  # foreseeable failures end in the contract's codes
+
+    sys.exit(run_main(lambda _argv: main(), None))
