@@ -5,8 +5,8 @@ write its settings and lock file and open its SQLite storage (runs, schedules, e
 that fails (a full disk, no permission, a file where the folder should be, a damaged database)
 the script ends in exit 74 with a message that names the home, the file when it is known, and the
 free space on the home's disk, never with a traceback; the files this run created and left empty
-(SQLite creates a database file before its first write) are removed again, and every file that
-was there before is left as it was.
+(SQLite creates a database file before its first write; a WAL index it could not finish) are
+removed again, and every file that was there before is left as it was.
 
 The exceptions are mapped by the project's one map (script_support.classify_failure); this module
 only puts the home's name into the message.
@@ -27,6 +27,7 @@ from pipeline_common.script_support import (
     disk_full_error,
     free_space_text,
     io_error,
+    sqlite_io_reason,
 )
 
 # The home's own SQLite files (storage of a SQLite instance); a run's event log lives beside them
@@ -55,10 +56,16 @@ def remove_new_empty(home: Path, before: set[Path]) -> None:
         with contextlib.suppress(OSError):
             if path.is_symlink():
                 continue
-            if path.is_file() and path.stat().st_size == 0:
+            if path.is_file() and (path.stat().st_size == 0 or _torn_index(path)):
                 path.unlink()
             elif path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
+
+
+def _torn_index(path: Path) -> bool:
+    """A WAL index (`-shm`) this run began and could not finish: shorter than its 32 KiB header block, it is
+    of no use to any connection (SQLite rebuilds it)."""
+    return path.name.endswith("-shm") and path.stat().st_size < 32768
 
 
 def damaged_files(home: Path) -> list[tuple[Path, str]]:
@@ -106,6 +113,11 @@ def home_failure(home: Path, exc: BaseException) -> ScriptError | None:
             f"the Dagster home {home} is damaged: {listed}. Stop the server, move that file aside (Dagster creates "
             "it anew at the next start; the run history it held is then gone) or restore the home from a backup")
     full = disk_full_error(home, exc)
+    refused = sqlite_io_reason(exc)
+    if refused is not None and full is None:
+        return PipelineIOError(f"the Dagster home {home}: SQLite could not read or write its storage ({refused}; "
+                               f"{free_space_text(home)}); free some space on that disk and check the folder's "
+                               "permissions, then re-run")
     if full is not None:
         return PipelineIOError(f"the Dagster home {home}: No space left on device ({free_space_text(home)}); "
                                "free some space on that disk, then re-run")

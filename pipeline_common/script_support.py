@@ -314,6 +314,10 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
     if damage is not None:  # a SQLite file of the pipeline (the Dagster home's storage) that is not a database
         return EXIT_IO, (f"a database file of the pipeline is damaged ({damage}): restore it from a backup, or "
                          "move it aside so that it is created anew")
+    refused = sqlite_io_reason(exc)
+    if refused is not None:  # SQLite's own words for a file system that refused it (no errno reaches Python)
+        return EXIT_IO, (f"a database file of the pipeline could not be read or written ({refused}): check the "
+                         "free space and the folder's permissions, then re-run")
     full = disk_full_error("the pipeline's files", exc)
     if full is not None:  # a library (DuckDB, Hyper, SQLite under DAGSTER_HOME) saying the disk is full
         return EXIT_IO, str(full)
@@ -322,10 +326,11 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
 
 # What SQLite says of a file that is not (or no longer) a database; SQLAlchemy wraps it (`.orig`).
 DAMAGED_DATABASE_MARKERS = ("file is not a database", "database disk image is malformed", "file is encrypted")
+# What SQLite says when the file system refuses it (a full disk where no journal fits, permissions, a folder gone).
+SQLITE_IO_MARKERS = ("disk i/o error", "unable to open database file", "attempt to write a readonly database")
 
 
-def damaged_database_reason(exc: BaseException) -> str | None:
-    """SQLite's reason when `exc` (or the DB-API error SQLAlchemy wraps in it) says a file is damaged."""
+def _sqlite_reason(exc: BaseException, markers: tuple[str, ...]) -> str | None:
     import sqlite3
 
     seen: set[int] = set()
@@ -334,12 +339,22 @@ def damaged_database_reason(exc: BaseException) -> str | None:
         seen.add(id(current))
         if isinstance(current, sqlite3.DatabaseError):
             text = str(current).lower()
-            for marker in DAMAGED_DATABASE_MARKERS:
+            for marker in markers:
                 if marker in text:
                     return marker
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
     return None
+
+
+def damaged_database_reason(exc: BaseException) -> str | None:
+    """SQLite's reason when `exc` (or the DB-API error SQLAlchemy wraps in it) says a file is damaged."""
+    return _sqlite_reason(exc, DAMAGED_DATABASE_MARKERS)
+
+
+def sqlite_io_reason(exc: BaseException) -> str | None:
+    """SQLite's reason when `exc` (or the error SQLAlchemy wraps) says the file system refused it."""
+    return _sqlite_reason(exc, SQLITE_IO_MARKERS)
 
 
 def _requests_failure(exc: Exception) -> tuple[int, str] | None:

@@ -22,6 +22,7 @@ run in Python's UTF-8 mode, so their output is read back as the UTF-8 it is.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import logging
@@ -130,9 +131,10 @@ class LogFileHandler(PatientRotatingFileHandler):
 
     REPORT_EVERY_S = 60.0
     _reported = float("-inf")
+    last_error: BaseException | None = None
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
-        error = sys.exc_info()[1]
+        error = self.last_error = sys.exc_info()[1]
         if time.monotonic() - self._reported < self.REPORT_EVERY_S:
             return
         self._reported = time.monotonic()
@@ -158,12 +160,28 @@ def _rotating(logger: logging.Logger, path: Path, line_format: str, *also: loggi
 def setup_logging(log_dir: Path, logger: logging.Logger = log, file_name: str = "supervisor.log") -> logging.Logger:
     """`file_name` in log_dir (rotating) and the console: starts, exits and restarts. A log folder that
     cannot be made or written is exit 74 naming it (PipelineIOError)."""
+    path = log_dir / file_name
+    existed, folder_existed = path.exists(), log_dir.exists()
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / file_name).open("a", encoding="utf-8").close()
+        path.open("a", encoding="utf-8").close()
     except OSError as exc:
         raise io_error(exc.filename or log_dir, exc, "opening the log folder") from None
-    return _rotating(logger, log_dir / file_name, "%(asctime)s %(levelname)s %(message)s", logging.StreamHandler(sys.stdout))
+    _rotating(logger, path, "%(asctime)s %(levelname)s %(message)s", logging.StreamHandler(sys.stdout))
+    file_handler = logger.handlers[0]
+    logger.info(f"{Path(sys.argv[0]).name} starting, pid {os.getpid()}")  # and the log can be written (a full disk)
+    error = getattr(file_handler, "last_error", None)
+    if isinstance(error, OSError):
+        logger.handlers[:] = []
+        with contextlib.suppress(OSError):  # closing flushes again, into the same full disk
+            file_handler.close()
+        with contextlib.suppress(OSError):
+            if not existed and path.stat().st_size == 0:
+                path.unlink()  # no empty log of a run that never started
+            if not folder_existed:
+                log_dir.rmdir()
+        raise io_error(path, error, "writing the log")
+    return logger
 
 
 def output_logger(log_dir: Path, name: str = "supervisor.dagster", file_name: str = "dagster.log") -> logging.Logger:
