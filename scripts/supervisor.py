@@ -165,13 +165,15 @@ def setup_logging(log_dir: Path, logger: logging.Logger = log, file_name: str = 
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         path.open("a", encoding="utf-8").close()
+    except (ConnectionError, TimeoutError):  # a log folder on a network share that does not answer: 75 (the map)
+        raise
     except OSError as exc:
         raise io_error(exc.filename or log_dir, exc, "opening the log folder") from None
     _rotating(logger, path, "%(asctime)s %(levelname)s %(message)s", logging.StreamHandler(sys.stdout))
     file_handler = logger.handlers[0]
     logger.info(f"{Path(sys.argv[0]).name} starting, pid {os.getpid()}")  # and the log can be written (a full disk)
     error = getattr(file_handler, "last_error", None)
-    if isinstance(error, OSError):
+    if isinstance(error, OSError) and not isinstance(error, (ConnectionError, TimeoutError)):
         logger.handlers[:] = []
         with contextlib.suppress(OSError):  # closing flushes again, into the same full disk
             file_handler.close()
