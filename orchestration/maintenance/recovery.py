@@ -71,19 +71,20 @@ def main() -> int:
         EXIT_HELD, EXIT_UNAVAILABLE, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock, held_by_parent,
     )
 
+    from pipeline_common.dagster_home import dagster_home_step
+
+    home = Path(os.environ.get("DAGSTER_HOME", ".")).resolve()
     lock = None
     if not held_by_parent():
         try:
-            lock = acquire_instance_lock(Path(os.environ.get("DAGSTER_HOME", ".")).resolve())
+            with dagster_home_step(home):  # the lock's record cannot be written (a full disk): 74 naming the home
+                lock = acquire_instance_lock(home)
         except InstanceLockHeld as exc:
             print(f"not recovering: {exc}")
             return EXIT_HELD
         except InstanceUnavailable as exc:
             print(str(exc))
             return EXIT_UNAVAILABLE
-    from pipeline_common.dagster_home import dagster_home_step
-
-    home = Path(os.environ.get("DAGSTER_HOME", ".")).resolve()
     try:
         with dagster_home_step(home), dg.DagsterInstance.get() as instance:  # a full or damaged home: 74, named
             failed = fail_interrupted_runs(instance)

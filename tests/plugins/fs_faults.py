@@ -10,9 +10,13 @@ underneath (SQLite, DuckDB) is not seen here: the tmpfs tests fill a real disk f
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import logging
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,29 @@ class FileSystemFaults:
         # logging's FileHandler keeps its own reference to the built-in open
         monkeypatch.setattr(logging.FileHandler, "_builtin_open", staticmethod(open_), raising=False)
         return self
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real file system of `size` (a tmpfs) at `path`, unmounted afterwards. Needs root on Linux: skipped
+    otherwise, with the reason."""
+    if os.name != "posix" or os.geteuid() != 0:
+        pytest.skip("a full disk is a small tmpfs here, which needs root on Linux")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path, leave_bytes: int = 0) -> Path:
+    """Fill the disk until `leave_bytes` are free; returns the filler file (delete it to free the disk)."""
+    filler = disk / "filler.bin"
+    free = shutil.disk_usage(disk).free
+    with filler.open("wb") as handle:
+        handle.write(b"\0" * max(0, free - leave_bytes))
+    return filler
