@@ -755,7 +755,9 @@ def check_slack(options) -> Result:
             # posting anything; a revoked or mistyped one answers 403/404/410.
             response = requests.post(url, json={}, timeout=HTTP_TIMEOUT_SECONDS)
             if response.status_code in (403, 404, 410):
-                broken.append(f"{route} (HTTP {response.status_code} {response.text[:40].strip()})")
+                from orchestration.alerts.slack import slack_error_token  # the body quoted only as Slack's token
+
+                broken.append(f"{route} (HTTP {response.status_code} {slack_error_token(response.text)})")
         except requests.RequestException as exc:
             broken.append(f"{route} ({type(exc).__name__})")
     if broken:
