@@ -36,8 +36,14 @@ STORAGE_FILES = ("history/runs.db", "history/runs/index.db", "schedules/schedule
 MAX_PROBED_FILES = 200
 
 
+INVENTORY_DEPTH = 3
+"""How deep the before/after comparison looks: what a start creates lies at most two folders down
+(daemon.lock, dagster.yaml, history/runs.db, history/runs/index.db, schedules/schedules.db); the runs'
+compute logs deeper down (thousands of files after a year) are not walked at every start."""
+
+
 def _inventory(home: Path) -> set[Path]:
-    """Every file and folder under the home now (the home itself included when it exists)."""
+    """Every file and folder in the home's top INVENTORY_DEPTH levels now (the home itself when it exists)."""
     found: set[Path] = set()
     if not home.is_dir():
         return found
@@ -46,6 +52,8 @@ def _inventory(home: Path) -> set[Path]:
         base = Path(folder)
         found.update(base / name for name in dirs)
         found.update(base / name for name in files)
+        if len(base.relative_to(home).parts) >= INVENTORY_DEPTH - 1:
+            dirs[:] = []  # list this folder's entries, do not descend further
     return found
 
 
