@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -357,3 +358,21 @@ def test_serve_with_a_file_as_its_log_folder_is_74_naming_it(tmp_path):
     assert done.returncode == 74, done.stdout + done.stderr
     assert str(blocker) in _json_error(done.stdout)["message"]
     assert "Traceback" not in done.stderr and not (tmp_path / "home").exists()
+
+
+def test_a_log_file_that_stops_being_writable_costs_its_lines_not_the_supervision(tmp_path, capsys):
+    """A full disk under a running supervisor's log (/dev/full: every write is ENOSPC): one console line a
+    minute says so, no traceback, and logging goes on."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    logger = supervisor.setup_logging(tmp_path / "logs", logging.getLogger(f"full_{os.getpid()}"), "full.log")
+    handler = logger.handlers[0]
+    handler.stream.close()
+    handler.stream = open("/dev/full", "w", encoding="utf-8")  # noqa: SIM115 - the handler closes it
+    for n in range(3):
+        logger.info(f"line {n} " + "x" * 10_000)  # larger than the buffer: the write itself fails
+    err = capsys.readouterr().err
+    assert err.count("supervisor: cannot write") == 1, err
+    assert "No space left on device" in err and "Traceback" not in err and "Logging error" not in err
+    handler.stream = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the handler below
+    handler.close()
