@@ -9,6 +9,7 @@ the step fails at once; only a held DuckDB file lock (another process has the wa
 is retried, a few times with a pause, via RetryRequested.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,13 +19,15 @@ from pydantic import Field
 from dagster_dbt import DbtCliInvocation, dbt_assets
 
 from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
+from orchestration.warehouse import gates
 from orchestration.warehouse.columns import with_column_schemas
 from orchestration.warehouse.project import warehouse_dbt_project
 from orchestration.warehouse.resource import WarehouseDbtCliResource, manifest_path, warehouse_dbt_resource
 from orchestration.warehouse.sentinels import build_sentinel_checks
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
-from pipeline_common.warehouse_lock import is_lock_message
+from pipeline_common.settings import duckdb_path
+from pipeline_common.warehouse_lock import connect_read_only, is_lock_message
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_OP_TAGS = {DUCKDB_RUN_TAG: "true"}
@@ -78,6 +81,10 @@ def dbt_build_args(run_config: WarehouseRunConfig) -> list[str]:
 
 
 def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
+    manifest = json.loads(manifest_path().read_text(encoding="utf-8"))
+    phase1_exclude, phase2_exclude = gates.phase_excludes(manifest)
+    staging_names = set(phase2_exclude)  # phase 2 excludes exactly the staging layer
+
     @dbt_assets(
         manifest=manifest_path(),
         project=warehouse_dbt_project(),
@@ -89,11 +96,42 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     def warehouse_dbt_models(
         context: dg.AssetExecutionContext, config: WarehouseRunConfig, dbt: WarehouseDbtCliResource
     ):
-        invocation = dbt.cli(dbt_build_args(config), context=context, raise_on_error=False)
+        # Two phases around the market gates (gates.py, docs/warehouse.md "A market that fails a test
+        # holds back only itself"): staging first, then the rest minus what a failure reaches ungated.
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+        args = dbt_build_args(config)
+        events, invocations, failures, target_path = [], [], [], None
+        held: list[str] = []
+        if selected & staging_names:
+            first = dbt.cli([*args, "--exclude", " ".join(phase1_exclude)], context=context, raise_on_error=False)
+            outcome = gates.run_phase(first)
+            events += outcome.events
+            invocations.append(first)
+            target_path = first.target_path
+            held = gates.held_back(manifest, outcome.failed)
+            failures += [uid for uid in outcome.failed if not gates.is_contained(manifest, uid)]
+            if not first.is_successful() and not outcome.failed:  # no node ran: a lock, a compile error
+                yield from events
+                raise_for_failure(first)
+        if selected - staging_names - set(held):
+            second = dbt.cli([*args, "--exclude", " ".join([*phase2_exclude, *held])], context=context,
+                             raise_on_error=False)
+            events += gates.run_phase(second).events
+            invocations.append(second)
+        if held:
+            context.log.error(f"not built, held back by a failure outside the market gates: {', '.join(held)}")
+        if target_path is not None:
+            events = list(gates.annotated_checks(
+                events, manifest, target_path, lambda: connect_read_only(duckdb_path(), 10.0, context.log),
+                context.log))
         # Held until dbt exits, then each model's Output gets its columns and types (columns.py).
-        yield from with_column_schemas(context, invocation.stream())
-        prune_run_targets(invocation.target_path.parent, context.op_execution_context.op.name)
-        raise_for_failure(invocation)
+        yield from with_column_schemas(context, events)
+        if invocations:
+            prune_run_targets(invocations[0].target_path.parent, context.op_execution_context.op.name)
+        for invocation in invocations[1:]:
+            raise_for_failure(invocation)
+        if invocations and failures:
+            raise_for_failure(invocations[0])
 
     return warehouse_dbt_models
 
