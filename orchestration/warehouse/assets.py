@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import Field
 from dagster_dbt import DbtCliInvocation, dbt_assets
@@ -113,6 +114,9 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
             if not first.is_successful() and not outcome.failed:  # no node ran: a lock, a compile error
                 yield from events
                 raise_for_failure(first)
+            if outcome.failed:
+                gates.create_missing_gates(manifest, outcome.skipped, lambda: duckdb.connect(str(duckdb_path())),
+                                           context.log)
         if selected - staging_names - set(held):
             second = dbt.cli([*args, "--exclude", " ".join([*phase2_exclude, *held])], context=context,
                              raise_on_error=False)

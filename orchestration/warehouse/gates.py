@@ -120,6 +120,7 @@ class PhaseOutcome:
 
     events: list = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 def run_phase(invocation) -> PhaseOutcome:
@@ -129,8 +130,11 @@ def run_phase(invocation) -> PhaseOutcome:
         data = event.raw_event.get("data") or {}
         node_info = data.get("node_info") or {}
         if event.raw_event.get("info", {}).get("name") == "NodeFinished":
-            if str(node_info.get("node_status", "")).lower() in FAILED_STATUSES:
+            status = str(node_info.get("node_status", "")).lower()
+            if status in FAILED_STATUSES:
                 outcome.failed.append(node_info["unique_id"])
+            elif status == "skipped":
+                outcome.skipped.append(node_info["unique_id"])
         outcome.events.extend(
             event.to_default_asset_events(
                 manifest=invocation.manifest,
@@ -141,6 +145,47 @@ def run_phase(invocation) -> PhaseOutcome:
             )
         )
     return outcome
+
+
+def create_missing_gates(manifest: Mapping[str, Any], skipped: Iterable[str], connect, log) -> list[str]:
+    """A held gate that was never built (a market's first data fails a test) starts empty.
+
+    Its market has no last good state yet: the models downstream read no rows of it, and the other
+    markets still build (a missing table would fail them all). `connect()` opens the warehouse for
+    writing, after dbt has exited. The gate has no `_warehouse_state` row, so its next build is full.
+    """
+    gates = [manifest["nodes"][uid] for uid in skipped if uid in manifest["nodes"] and is_gate(manifest["nodes"][uid])]
+    if not gates:
+        return []
+    created = []
+    try:
+        con = connect()
+    except Exception as exc:  # noqa: BLE001  (then the models downstream fail, naming the missing gate)
+        log.warning(f"market gates not created: the warehouse could not be opened: {exc}")
+        return []
+    try:
+        for gate in gates:
+            schema, name = gate["schema"], gate["alias"] or gate["name"]
+            exists = con.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, name],
+            ).fetchone()[0]
+            if exists:
+                continue
+            source = next(manifest["nodes"][p] for p in gate["depends_on"]["nodes"]
+                          if manifest["nodes"][p]["name"] == gate["config"]["gate_of"])
+            try:
+                con.execute(f'create table "{schema}"."{name}" as '
+                            f'select * from "{schema}"."{source["alias"] or source["name"]}" limit 0')
+            except Exception as exc:  # noqa: BLE001  (its staging model was never built either)
+                log.warning(f"market gate {name} not created: {exc}")
+                continue
+            created.append(name)
+    finally:
+        con.close()
+    if created:
+        log.warning(f"market gates created empty (their market has no good build yet): {', '.join(created)}")
+    return created
 
 
 def market_of(manifest: Mapping[str, Any], test_uid: str) -> str | None:
