@@ -83,8 +83,6 @@ def dbt_build_args(run_config: WarehouseRunConfig) -> list[str]:
 
 def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     manifest = json.loads(manifest_path().read_text(encoding="utf-8"))
-    phase1_exclude, phase2_exclude = gates.phase_excludes(manifest)
-    staging_names = set(phase2_exclude)  # phase 2 excludes exactly the staging layer
 
     @dbt_assets(
         manifest=manifest_path(),
@@ -97,45 +95,43 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     def warehouse_dbt_models(
         context: dg.AssetExecutionContext, config: WarehouseRunConfig, dbt: WarehouseDbtCliResource
     ):
-        # Two phases around the market gates (gates.py, docs/warehouse.md "A market that fails a test
-        # holds back only itself"): staging first, then the rest minus what a failure reaches ungated.
-        selected = {key.path[-1] for key in context.selected_asset_keys}
         args = dbt_build_args(config)
-        events, invocations, failures, target_path = [], [], [], None
-        held: list[str] = []
-        if selected & staging_names:
-            first = dbt.cli([*args, "--exclude", " ".join(phase1_exclude)], context=context, raise_on_error=False)
-            outcome = gates.run_phase(first)
-            events += outcome.events
-            invocations.append(first)
-            target_path = first.target_path
+        first = dbt.cli(args, context=context, raise_on_error=False)
+        outcome = gates.drain(first)
+        events, invocations, failures = list(outcome.events), [first], []
+        if not first.is_successful() and not outcome.failed:  # no node ran: a held lock, a compile error
+            yield from events
+            prune_run_targets(first.target_path.parent, context.op_execution_context.op.name)
+            raise_for_failure(first)
+        if outcome.failed:
+            # A market's failure made dbt skip every model downstream of its gates, the other markets'
+            # included: build those again, reading the held gates (gates.py, docs/warehouse.md
+            # "A market that fails a test holds back only itself").
+            failures = [uid for uid in outcome.failed if not gates.is_contained(manifest, uid)]
+            built = {context.asset_key_for_output(e.output_name).path[-1] for e in events if isinstance(e, dg.Output)}
+            selected = {key.path[-1] for key in context.selected_asset_keys}
+            not_built = gates.not_built(manifest, selected, built, outcome.failed)
+            gates.create_missing_gates(manifest, not_built, lambda: duckdb.connect(str(duckdb_path())), context.log)
             held = gates.held_back(manifest, outcome.failed)
-            failures += [uid for uid in outcome.failed if not gates.is_contained(manifest, uid)]
-            if not first.is_successful() and not outcome.failed:  # no node ran: a lock, a compile error
-                yield from events
-                raise_for_failure(first)
-            if outcome.failed:
-                gates.create_missing_gates(manifest, outcome.skipped, lambda: duckdb.connect(str(duckdb_path())),
-                                           context.log)
-        if selected - staging_names - set(held):
-            second = dbt.cli([*args, "--exclude", " ".join([*phase2_exclude, *held])], context=context,
-                             raise_on_error=False)
-            events += gates.run_phase(second).events
-            invocations.append(second)
-        if held:
-            context.log.error(f"not built, held back by a failure outside the market gates: {', '.join(held)}")
-        if target_path is not None:
+            again = gates.rebuild_after_gates(manifest, not_built, held)
+            if held:
+                context.log.error(f"not built, held back by a failure no market gate contains: {', '.join(held)}")
+            if again:
+                context.log.info(f"building again without the held markets: {', '.join(again)}")
+                second = dbt.cli([*args, "--exclude", " ".join(gates.all_models_but(manifest, again))],
+                                 context=context, raise_on_error=False)
+                events += gates.drain(second).events
+                invocations.append(second)
             events = list(gates.annotated_checks(
-                events, manifest, target_path, lambda: connect_read_only(duckdb_path(), 10.0, context.log),
-                context.log))
+                events, manifest, first.target_path,
+                lambda: connect_read_only(duckdb_path(), gates.READ_TIMEOUT_SECONDS, context.log), context.log))
         # Held until dbt exits, then each model's Output gets its columns and types (columns.py).
         yield from with_column_schemas(context, events)
-        if invocations:
-            prune_run_targets(invocations[0].target_path.parent, context.op_execution_context.op.name)
+        prune_run_targets(first.target_path.parent, context.op_execution_context.op.name)
         for invocation in invocations[1:]:
             raise_for_failure(invocation)
-        if invocations and failures:
-            raise_for_failure(invocations[0])
+        if failures:
+            raise_for_failure(first)
 
     return warehouse_dbt_models
 

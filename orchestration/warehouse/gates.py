@@ -1,19 +1,18 @@
-"""Blast radius of one market in the warehouse: the build in two phases around the market gates.
+"""Blast radius of one market in the warehouse: the market gates, and the build around them.
 
 Each market's staging models feed the rest of the warehouse only through that market's gates
 (`good_<market>_<dataset>`, macro `market_gate` in dbt/macros/staging.sql): a gate depends on every
 staging model of its market, so when one of them fails a test or its build, dbt skips the market's
 gates and they keep the rows of the last build in which the whole market passed.
 
-dbt skips *every* descendant of a failed node, so a single `dbt build` would still hold back every
-market (the cross-market models descend from every market's staging). The asset therefore runs:
+But dbt skips *every* descendant of a failed node, and every cross-market model descends from every
+market's gates. So when the build had failures, the asset builds again the models dbt skipped
+downstream of the gates, reading the held gates, except what a failure reaches *without* passing
+through a gate (a failed budget staging model still holds back every model that reads it). A build
+without failures is one dbt process, as before.
 
-1. `dbt build` of the staging layer (every `models/staging/` node: staging models, gates, their tests);
-2. `dbt build` of the rest, excluding only what a failure reaches *without* passing through a gate
-   (a failed budget staging model still holds back every model that reads it, as before).
-
-A failed test on a gated staging model is recorded as a failed, non-blocking asset check (the gate is
-its block) whose metadata names the market and the files of the offending rows, read back from the
+A failed test on a gated staging model is a failed, non-blocking asset check (the gate is its
+block) whose metadata names the market and the files of the offending rows, read back from the
 warehouse with the test's own compiled SQL once dbt has exited (docs/warehouse.md, "A market that
 fails a test holds back only itself").
 """
@@ -31,7 +30,7 @@ from orchestration.warehouse.translator import layer_and_market
 
 STAGING_LAYER = "staging"
 GATE_MATERIALIZATION = "market_gate"
-FAILED_STATUSES = {"error", "fail"}  # "skipped" follows from one of these; "warn" holds nothing
+FAILED_STATUSES = {"error", "fail"}  # "warn" holds nothing back
 MAX_FILES_LISTED = 10
 READ_TIMEOUT_SECONDS = 10.0
 
@@ -48,16 +47,25 @@ def _models(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {uid: node for uid, node in manifest["nodes"].items() if node.get("resource_type") == "model"}
 
 
-def phase_excludes(manifest: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """(--exclude of phase 1, --exclude of phase 2): phase 1 is the staging layer, phase 2 the rest.
+def all_models_but(manifest: Mapping[str, Any], keep: Iterable[str]) -> list[str]:
+    """Every model's name except `keep`: the --exclude that leaves only `keep` (and their tests)."""
+    keep = set(keep)
+    return sorted(node["name"] for node in _models(manifest).values() if node["name"] not in keep)
 
-    Excluding a model excludes its tests too (dbt's indirect selection), so each test runs in the
-    phase of its model; a singular test over models of both phases runs in phase 2.
-    """
+
+def not_built(manifest: Mapping[str, Any], selected: set[str], built: set[str], failed: Iterable[str]) -> list[str]:
+    """unique_ids of the selected models the build skipped (neither built nor failed)."""
+    failed = set(failed)
+    return sorted(uid for uid, node in _models(manifest).items()
+                  if node["name"] in selected and node["name"] not in built and uid not in failed)
+
+
+def rebuild_after_gates(manifest: Mapping[str, Any], skipped: Iterable[str], held: Iterable[str]) -> list[str]:
+    """Names of the skipped models downstream of the gates that no ungated failure reaches: built again."""
     models = _models(manifest)
-    staging = sorted(node["name"] for node in models.values() if is_staging(node))
-    rest = sorted(node["name"] for node in models.values() if not is_staging(node))
-    return rest, staging
+    held = set(held)
+    return sorted(models[uid]["name"] for uid in skipped
+                  if not is_staging(models[uid]) and models[uid]["name"] not in held)
 
 
 def gated_models(manifest: Mapping[str, Any]) -> set[str]:
@@ -73,9 +81,9 @@ def gated_models(manifest: Mapping[str, Any]) -> set[str]:
 
 
 def held_back(manifest: Mapping[str, Any], failed: Iterable[str]) -> list[str]:
-    """Phase-2 models a phase-1 failure reaches without passing through a market gate (to exclude).
+    """Names of the models past the staging layer that a failure reaches without passing a gate.
 
-    `failed`: unique_ids of the phase-1 tests and models that failed (not those dbt skipped). A test
+    `failed`: unique_ids of the tests and models that failed (not those dbt skipped). A test
     reaches what its models reach. Gates are never passed through: a skipped gate keeps its last good
     rows, which is exactly what the other markets' models may read.
     """
@@ -115,26 +123,22 @@ def is_contained(manifest: Mapping[str, Any], uid: str) -> bool:
 
 
 @dataclass
-class PhaseOutcome:
-    """What one `dbt build` phase did: its Dagster events and the nodes that failed (tests and models)."""
+class BuildOutcome:
+    """What one `dbt build` did: its Dagster events and the nodes that failed (tests and models)."""
 
     events: list = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
 
-def run_phase(invocation) -> PhaseOutcome:
+def drain(invocation) -> BuildOutcome:
     """Drain one dbt invocation: Dagster events as dagster-dbt makes them, plus failed node ids."""
-    outcome = PhaseOutcome()
+    outcome = BuildOutcome()
     for event in invocation.stream_raw_events():
         data = event.raw_event.get("data") or {}
         node_info = data.get("node_info") or {}
         if event.raw_event.get("info", {}).get("name") == "NodeFinished":
-            status = str(node_info.get("node_status", "")).lower()
-            if status in FAILED_STATUSES:
+            if str(node_info.get("node_status", "")).lower() in FAILED_STATUSES:
                 outcome.failed.append(node_info["unique_id"])
-            elif status == "skipped":
-                outcome.skipped.append(node_info["unique_id"])
         outcome.events.extend(
             event.to_default_asset_events(
                 manifest=invocation.manifest,
@@ -154,7 +158,7 @@ def create_missing_gates(manifest: Mapping[str, Any], skipped: Iterable[str], co
     markets still build (a missing table would fail them all). `connect()` opens the warehouse for
     writing, after dbt has exited. The gate has no `_warehouse_state` row, so its next build is full.
     """
-    gates = [manifest["nodes"][uid] for uid in skipped if uid in manifest["nodes"] and is_gate(manifest["nodes"][uid])]
+    gates = [manifest["nodes"][uid] for uid in skipped if is_gate(manifest["nodes"][uid])]
     if not gates:
         return []
     created = []
