@@ -30,6 +30,7 @@ from orchestration.warehouse.translator import layer_and_market
 
 STAGING_LAYER = "staging"
 GATE_MATERIALIZATION = "market_gate"
+RESULT_EVENTS = {"LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult"}  # dbt Core's
 FAILED_STATUSES = {"error", "fail"}  # "warn" holds nothing back
 MAX_FILES_LISTED = 10
 READ_TIMEOUT_SECONDS = 10.0
@@ -136,8 +137,11 @@ def drain(invocation) -> BuildOutcome:
     for event in invocation.stream_raw_events():
         data = event.raw_event.get("data") or {}
         node_info = data.get("node_info") or {}
-        if event.raw_event.get("info", {}).get("name") == "NodeFinished":
-            if str(node_info.get("node_status", "")).lower() in FAILED_STATUSES:
+        if event.raw_event.get("info", {}).get("name") in RESULT_EVENTS and node_info.get("unique_id"):
+            status = node_info.get("node_status")
+            if status in (None, "", "None"):  # as dagster-dbt reads it: the node's, else the result's status
+                status = data.get("status")
+            if str(status).lower() in FAILED_STATUSES:
                 outcome.failed.append(node_info["unique_id"])
         outcome.events.extend(
             event.to_default_asset_events(
