@@ -121,9 +121,11 @@ BREAKS = {
 }
 
 
-def _next_day_files(data_dir: Path, break_market: str | None, column: str | None, value: object) -> tuple[dt.date, str]:
+def _next_day_files(data_dir: Path, break_market: str | None, column: str | None, value: object,
+                    position: int = 0) -> tuple[dt.date, str]:
     """Every market gets a file for the day after its newest: its newest file's lines moved one day on,
-    with new ids. In `break_market`'s file the first line's `column` is `value`. Returns (day, bad blob)."""
+    with new ids. In `break_market`'s file line `position` (modulo its length) has `column` = `value`.
+    Returns (day, bad blob)."""
     bad_blob = ""
     day = None
     for folder in sorted((data_dir / "raw").glob("*/ingest_orders")):
@@ -141,7 +143,7 @@ def _next_day_files(data_dir: Path, break_market: str | None, column: str | None
         }
         if market == break_market:
             values = table[column].to_pylist()
-            values[0] = value
+            values[position % len(values)] = value
             replace[column] = pa.array(values, table[column].type)
             bad_blob = blob
         for name, array in replace.items():
@@ -256,20 +258,25 @@ def _differing_tables(left: Path, right: Path) -> dict[str, int]:
                 differing[table] = count
     return differing
 
-@settings(max_examples=3, deadline=None, derandomize=True,
+# Longer mode (docs/warehouse.md): BLAST_RADIUS_EXAMPLES=30 .venv/bin/pytest tests/test_blast_radius.py
+EXAMPLES = int(os.environ.get("BLAST_RADIUS_EXAMPLES") or 0)
+
+
+@settings(max_examples=EXAMPLES or 3, deadline=None, derandomize=not EXAMPLES,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(market=st.sampled_from(sorted(d.market for d in load_pipeline_config().datasets if d.dataset == "ingest_orders")),
-       kind=st.sampled_from(sorted(BREAKS)))
+       kind=st.sampled_from(sorted(BREAKS)), position=st.integers(min_value=0, max_value=10_000))
 def test_any_market_failing_any_kind_of_staging_test_holds_back_only_itself(
-    built_warehouse, isolated_env, tmp_path_factory, monkeypatch, market, kind
+    built_warehouse, isolated_env, tmp_path_factory, monkeypatch, market, kind, position
 ):
-    """Generated: which market breaks, and which kind of staging test its row fails (3 real builds)."""
+    """Generated: which market breaks, which kind of staging test it fails, on which line of its file
+    (a real Dagster build and export per example: 3 in the suite)."""
     data_dir = tmp_path_factory.mktemp(f"blast_{market}_{kind}")
     with monkeypatch.context() as patch:
         patch.setenv("DATA_DIR", str(data_dir))
         duckdb_path = _warehouse_from(built_warehouse, data_dir)
         before = _mart(duckdb_path)
-        day, bad_blob = _next_day_files(data_dir, market, *BREAKS[kind])
+        day, bad_blob = _next_day_files(data_dir, market, *BREAKS[kind], position=position)
         result = _materialize_models_and_extract(data_dir)
         _assert_only_market_held(result, duckdb_path, before, market, day, bad_blob, kind, data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
