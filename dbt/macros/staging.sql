@@ -95,12 +95,12 @@ qualify row_number() over (
   {{ return('stg_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
 {%- endmacro %}
 
-{#- The gate of a market's staging model (docs/warehouse.md, "A market that fails a test holds only
-    itself"): what everything downstream reads instead of the staging model. It depends on every
+{#- The gate of a market's staging model (docs/warehouse.md, "A market that fails a test holds back
+    only itself"): what everything downstream reads instead of the staging model. It depends on every
     staging model of its market, so when any test of that market fails, dbt skips the market's gates
-    and they keep the rows of the last build in which the whole market passed; the other markets'
-    gates and everything downstream build as usual (the build runs staging first, then the rest:
-    orchestration/warehouse/assets.py). -#}
+    and they keep the rows of the last build in which the whole market passed. dbt also skips every
+    model downstream of them; the Dagster asset builds those again from the held gates
+    (orchestration/warehouse/gates.py), so the other markets are current. -#}
 {% macro gate_name_for(market, dataset) -%}
   {{ return('good_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
 {%- endmacro %}
