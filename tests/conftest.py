@@ -72,6 +72,31 @@ def own_priority_restored() -> Iterator[None]:
             pass
 
 
+_RESTORED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored() -> Iterator[None]:
+    """A test that runs a script's `main` or a Dagster execution in process may leave its own signal handlers (the
+    supervisor's stop handler, an ignored SIGINT) on the worker; a later test's `interrupt_main()` then raises
+    nothing, and its children inherit an ignored SIGINT. Every test starts with the handlers the one before it
+    started with."""
+    import signal
+
+    saved = {}
+    for name in _RESTORED_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            saved[number] = signal.getsignal(number)
+    yield
+    for number, handler in saved.items():
+        if handler is not None and signal.getsignal(number) is not handler:
+            try:
+                signal.signal(number, handler)
+            except (ValueError, OSError):  # not the main thread, or not settable here
+                pass
+
+
 @pytest.fixture
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private DAGSTER_HOME with the repo's dagster.yaml (pools, run queue, monitoring)."""
