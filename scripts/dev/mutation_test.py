@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/dev/mutation_test.py            # all rule modules: score and survivors
     .venv/bin/python scripts/dev/mutation_test.py --keep DIR # keep the work folder (mutmut's state) in DIR
+    .venv/bin/python scripts/dev/mutation_test.py --keep DIR --module pipeline_common.secrets  # one module
+    .venv/bin/python scripts/dev/mutation_test.py --keep DIR --report-only    # the score of what DIR holds
 
 mutmut breaks one thing at a time in a copy of the code (a `>` made `>=`, a constant changed, a call dropped)
 and runs the tests that cover that line; a mutant the tests do not notice "survives". The rule modules are
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,7 +85,7 @@ def _tracked_files() -> list[str]:
     return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
 
 
-def stage(work: Path) -> list[str]:
+def stage(work: Path, timeout_multiplier: float) -> list[str]:
     """Copy the working tree into `work`, each rule module's package moved to src/; return mutmut's config."""
     for name in _tracked_files():
         target = work / name
@@ -105,7 +108,8 @@ def stage(work: Path) -> list[str]:
         f"only_mutate = {json.dumps(only)}\n"
         f"also_copy = {json.dumps(also_copy)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist", "-q"]\n',
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist", "-q"]\n'
+        f"timeout_multiplier = {float(timeout_multiplier)}\n",
         encoding="utf-8",
     )
     return tests
@@ -130,7 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--target", type=float, default=90.0, help="score (percent killed) to pass (default 90)")
     parser.add_argument("--json", type=Path, help="also write the score and survivors to this file")
+    parser.add_argument("--module", action="append", choices=RULE_MODULES, metavar="MODULE",
+                        help="mutate only this rule module (repeatable; default: all of them)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: report the results the --keep folder holds")
+    parser.add_argument("--restage", action="store_true",
+                        help="copy the tree into the --keep folder again (after tests changed); results are reset")
+    parser.add_argument("--timeout-multiplier", type=float, default=15.0,
+                        help="a mutant whose tests run this many times longer than the clean run is a timeout "
+                             "(mutmut's default 15)")
     args = parser.parse_args(argv)
+    if args.report_only and args.keep is None:
+        parser.error("--report-only needs --keep DIR")
+    patterns = [p for p in MUTANTS if not args.module or any(p.startswith(m + ".") for m in args.module)]
     if os.name == "nt":
         print("mutmut needs fork(): run this on Linux or macOS (WSL works)", file=sys.stderr)
         return 78
@@ -138,17 +154,25 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="mutation_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if not (work / "mutants").exists():
-            tests = stage(work)
+        if args.restage and not args.report_only and (work / "mutants").is_dir():  # only a folder this script made
+            for child in work.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if not (work / "mutants").exists() and not args.report_only:
+            tests = stage(work, args.timeout_multiplier)
         else:
             tests = [t for t in TESTS if (work / t).exists()]
         env = {**os.environ, "PIPELINE_CONFIG": str(work / "mutants" / "pipeline.yaml"), "PYTHONDONTWRITEBYTECODE": "1"}
-        print(f"==> mutmut over {len(RULE_MODULES)} rule modules, tests: {' '.join(tests)} (work folder {work})")
-        log = work / "mutmut-run.log"
-        with log.open("w", encoding="utf-8") as out:
-            subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(args.workers),
-                            *MUTANTS], cwd=work, env=env, check=False, stdout=out, stderr=subprocess.STDOUT)
-        found = {k: v for k, v in results(work, env).items() if any(fnmatch.fnmatch(k, p) for p in MUTANTS)}
+        started = time.monotonic()
+        if not args.report_only:
+            modules = args.module or RULE_MODULES
+            print(f"==> mutmut over {', '.join(modules)}; tests: {' '.join(tests)} (work folder {work})", flush=True)
+            log = work / "mutmut-run.log"
+            with log.open("a", encoding="utf-8") as out:
+                subprocess.run([str(Path(sys.executable).with_name("mutmut")), "run", "--max-children",
+                                str(args.workers), *patterns], cwd=work, env=env, check=False, stdout=out,
+                               stderr=subprocess.STDOUT)
+        elapsed = time.monotonic() - started
+        found = {k: v for k, v in results(work, env).items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
         counted = {k: v for k, v in found.items() if v not in ("not checked", "skipped")}
         killed = [k for k, v in counted.items() if v in ("killed", "caught by type check")]
         timeouts = sorted(k for k, v in counted.items() if v == "timeout")
@@ -164,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             tally[0] += status in ("killed", "timeout", "caught by type check")  # timeouts: see score
         for module, (k, n) in sorted(per_module.items()):
             print(f"  {module}: {k}/{n} killed ({100.0 * k / n:.1f}%)")
+        if not args.report_only:
+            print(f"run took {elapsed / 60:.1f} min")
         print(f"score: {len(killed) + len(timeouts)}/{len(counted)} mutants killed ({score:.1f}%; {len(timeouts)} of them "
               f"by timeout); {len(survivors)} survived or reached by no test")
         for name in timeouts:
@@ -174,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
               "(re-run with --keep DIR to inspect survivors with `mutmut show <name>`)")
         if args.json:
             args.json.write_text(json.dumps({"score": round(score, 1), "killed": len(killed), "timeouts": timeouts,
+                                             "minutes": None if args.report_only else round(elapsed / 60, 1),
                                              "total": len(counted), "per_module": per_module,
                                              "survivors": {k: counted[k] for k in survivors}}, indent=2) + "\n",
                                  encoding="utf-8")
