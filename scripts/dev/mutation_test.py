@@ -93,12 +93,20 @@ def stage(work: Path, timeout_multiplier: float) -> list[str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
     packages = {module.split(".")[0]: _package_dir(module) for module in RULE_MODULES}
-    for package, location in packages.items():  # scripts started as subprocesses keep their unmutated copy
-        shutil.copytree(work / location.relative_to(REPO), work / "src" / package)
-    conftest = work / "tests" / "conftest.py"  # in-process imports take the mutated copy, whatever conftest adds
-    conftest.write_text(conftest.read_text(encoding="utf-8")
-                        + "\nimport sys as _sys\nfrom pathlib import Path as _Path\n\n"
-                        "_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / 'src'))\n", encoding="utf-8")
+    for package, location in packages.items():
+        copied = work / location.relative_to(REPO)
+        shutil.copytree(copied, work / "src" / package)
+        if copied.parent == work:
+            # A package at the top of the tree would be imported from there (pytest puts the root on sys.path
+            # for `tests.plugins`), unmutated: every mutant of it would be "no tests". Only src/ keeps it.
+            # (Packages further down, e.g. under bat_file_data_refresh/python/, stay for the scripts there.)
+            shutil.rmtree(copied)
+    conftest = work / "tests" / "conftest.py"  # in-process imports take the mutated copy, before conftest's own
+    lines = conftest.read_text(encoding="utf-8").splitlines(keepends=True)
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("from __future__ import")), 0)
+    lines.insert(at, "import sys as _sys\nfrom pathlib import Path as _Path\n"
+                     "_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / 'src'))\n")
+    conftest.write_text("".join(lines), encoding="utf-8")
     only = [f"src/{m.replace('.', '/')}.py" for m in RULE_MODULES]
     tests = [t for t in TESTS if (work / t).exists()]
     also_copy = [p for p in TREE_PARTS if (work / p).exists()]
