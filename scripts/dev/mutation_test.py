@@ -95,6 +95,7 @@ def stage(work: Path, timeout_multiplier: float) -> list[str]:
     packages = {module.split(".")[0]: _package_dir(module) for module in RULE_MODULES}
     for package, location in packages.items():
         copied = work / location.relative_to(REPO)
+        shutil.rmtree(work / "src" / package, ignore_errors=True)  # a half-staged folder from an earlier start
         shutil.copytree(copied, work / "src" / package)
         if copied.parent == work:
             # A package at the top of the tree would be imported from there (pytest puts the root on sys.path
