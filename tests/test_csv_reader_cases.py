@@ -320,3 +320,55 @@ def test_an_empty_typed_cell_is_a_null_but_NA_is_not(tmp_path) -> None:
         table = read_strict_csv(_write(tmp_path, csv_text(ORDERS_HEADER, _with(3, "channel", value))), BLOB,
                                 _columns()).table
         assert table.column("channel").to_pylist()[1] == value
+
+
+@pytest.mark.parametrize(("kind", "value", "accepted"),
+                         [(k, v, ok) for k, spellings in SPELLINGS.items() for v, ok in spellings])
+def test_the_diagnosis_and_the_reference_scan_read_each_spelling_as_the_contract(kind, value, accepted) -> None:
+    from azure_sync.csv_reader import _reference_scan, diagnose
+
+    column = COLUMN_OF[kind]
+    content = csv_text(ORDERS_HEADER, _with(5, column, value)).encode("utf-8")
+    message = None if accepted else f"{BLOB} line 5, column {column!r}: expected {EXPECTED[kind]}, got {value!r}"
+    assert _reference_scan(content, BLOB, _columns()) == message
+    if message is not None:
+        assert diagnose(content, BLOB, _columns(), "parser message") == message
+
+
+@pytest.mark.parametrize("length", [10, 300, 301])
+def test_a_file_no_finder_can_fault_is_refused_quoting_the_parser_clipped_to_300_characters(length) -> None:
+    from azure_sync.csv_reader import diagnose
+
+    content = csv_text(ORDERS_HEADER, orders_rows(DAY, 3)).encode("utf-8")
+    parser = ("P" * length)
+    shown = parser if length <= 300 else parser[:300] + "..."
+    assert diagnose(content, BLOB, _columns(), parser) == (
+        f"{BLOB}: the file could not be read as CSV ({shown}); no single line could be named")
+
+
+def test_the_reference_scan_reads_past_blank_lines() -> None:
+    from azure_sync.csv_reader import _reference_scan
+
+    cells = _with(6, "quantity", "x")
+    lines = csv_text(ORDERS_HEADER, cells).split("\n")
+    lines[2:2] = ["", "\r"]  # blank lines (one a bare CR) after line 2 push line 6 to line 8
+    assert _reference_scan("\n".join(lines).encode(), BLOB, _columns()) == (
+        f"{BLOB} line 8, column 'quantity': expected an integer, got 'x'")
+
+
+@pytest.mark.parametrize("shift", [-40, -1, 0, 1, 40])
+def test_a_quoted_line_break_near_a_parse_block_boundary_is_named(tmp_path, shift) -> None:
+    """Class: a file larger than one parse block (1 MiB) whose quoted line break falls near the boundary,
+    where the parser itself fails: the file is still refused naming the line and the column."""
+    rows = orders_rows(DAY, 1200)
+    for row in rows:
+        row[5] = "S" * 900
+    position, index = len(",".join(ORDERS_HEADER)) + 1, 0
+    while position + len(",".join(rows[index])) + 1 <= 1 << 20:
+        position += len(",".join(rows[index])) + 1
+        index += 1
+    before = (1 << 20) - position - len(",".join(rows[index][:5])) - 2 + shift
+    rows[index][5] = '"' + "S" * before + "\n" + "T" * 50 + '"'
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, rows))) == (
+        f"{BLOB} line {index + 2}, column 'product_sku': a quoted value is not closed on its line "
+        "(a line break inside quotes, or the file is cut)")
