@@ -62,7 +62,7 @@ TESTS = [
     "tests/test_budget_rules.py", "tests/test_freshness.py", "tests/test_secrets_scrub.py",
     "tests/test_exit_codes.py", "tests/test_alerts_freshness_alerts.py", "tests/test_freshness_rules.py",
     "tests/test_workbook_rules.py", "tests/test_csv_reader_cases.py", "tests/test_value_rules_cases.py",
-    "tests/test_failure_scrub_cases.py",
+    "tests/test_failure_scrub_cases.py", "tests/test_secrets_cases.py",
 ]
 TREE_PARTS = ["tests", "orchestration", "scripts", "bat_file_data_refresh", "pipeline_common", "dbt", "pipeline.yaml",
               "dagster.yaml", "workspace.yaml"]
