@@ -138,8 +138,8 @@ def results(work: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 def retest_names(work: Path, env: dict[str, str], tests: list[str], patterns: list[str]) -> list[str]:
-    """Refresh the kept folder's copies of the test files and name the mutants to check again: those that
-    survived or were reached by no test. A mutant the tests killed stays killed when tests are only added,
+    """Refresh the kept folder's copies of the test files and name the mutants to check (again): those that
+    survived, were reached by no test, or were not checked yet (a run that was stopped). A mutant the tests killed stays killed when tests are only added,
     so this gives the score of a fresh run with the new tests in a fraction of its time. The list of test
     files must stay as staged (mutmut resets every result when its test selection changes)."""
     for name in tests:
@@ -147,7 +147,7 @@ def retest_names(work: Path, env: dict[str, str], tests: list[str], patterns: li
             if target.parent.is_dir():
                 shutil.copy2(REPO / name, target)
     return sorted(k for k, v in results(work, env).items()
-                  if v in ("survived", "no tests") and any(fnmatch.fnmatch(k, p) for p in patterns))
+                  if v in ("survived", "no tests", "not checked") and any(fnmatch.fnmatch(k, p) for p in patterns))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restage", action="store_true",
                         help="copy the tree into the --keep folder again (after tests changed); results are reset")
     parser.add_argument("--retest", action="store_true",
-                        help="copy the test files again into the --keep folder and re-run only the mutants that "
-                             "survived there (after tests were added; no test file may be added or removed)")
+                        help="copy the test files again into the --keep folder and run only the mutants that "
+                             "survived there or were not checked (after tests were added; no test file may be added or removed)")
     parser.add_argument("--timeout-multiplier", type=float, default=15.0,
                         help="a mutant whose tests run this many times longer than the clean run is a timeout "
                              "(mutmut's default 15)")
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             names = patterns
             if args.retest:
                 names = retest_names(work, env, tests, patterns)
-                print(f"==> re-running the {len(names)} mutants that survived", flush=True)
+                print(f"==> checking {len(names)} mutants (survived or not checked yet)", flush=True)
             log = work / "mutmut-run.log"
             with log.open("a", encoding="utf-8") as out:
                 if names:
