@@ -312,3 +312,50 @@ def test_the_source_is_asked_only_about_expected_files_not_synced_and_its_failur
     assert found[("UK", "ingest_orders")].landed == {DAY: None}
     assert found[("DE", "ingest_orders")].synced == (freshness.SyncedFile(DAY, when),)
     assert freshness.gather_facts(CONFIG, at, tmp_path, None)[("IT", "ingest_orders")].landed == {}
+
+
+# --- exports: the edges of each verdict ------------------------------------------------------------
+
+
+def test_an_export_never_rebuilt_is_not_current_whatever_its_sources() -> None:
+    report = freshness.evaluate(CONFIG, london("2026-11-30T07:30"), facts(), {})
+    assert [(e.current, e.reason, e.late_sources) for e in report.exports] == [(False, "never rebuilt", ())] * len(
+        CONFIG.exports)
+    assert report.current is False
+
+
+def test_an_export_rebuilt_in_the_very_second_of_the_newest_sync_is_current() -> None:
+    synced_at = london("2026-11-30T05:00")
+    report = freshness.evaluate(CONFIG, london("2026-11-30T07:30"), facts(), {e.asset: synced_at for e in CONFIG.exports})
+    assert [e.current for e in report.exports] == [True] * len(CONFIG.exports)
+
+
+def test_two_late_markets_are_both_named() -> None:
+    late = freshness.SourceFacts("JP", "ingest_orders", (), (), {DAY: None})
+    report = freshness.evaluate(CONFIG, london("2026-11-30T07:30"), facts(
+        JP=late, DE=freshness.SourceFacts("DE", "ingest_orders", (), (), {DAY: None})),
+        {e.asset: london("2026-11-30T07:00") for e in CONFIG.exports})
+    assert [e.reason for e in report.exports] == ["waits for DE ingest_orders, JP ingest_orders"] * len(CONFIG.exports)
+
+
+def test_a_summer_rebuild_and_sync_are_named_in_london_summer_time() -> None:
+    day = dt.date(2026, 7, 14)
+    synced_at = dt.datetime(2026, 7, 15, 4, 0, tzinfo=dt.timezone.utc)  # 05:00 in London (BST)
+    good = (freshness.SyncedFile(day, synced_at),)
+    found = {key: freshness.SourceFacts(*key, synced=good) for key in KEYS}
+    rebuilt = dt.datetime(2026, 7, 15, 3, 30, tzinfo=dt.timezone.utc)
+    report = freshness.evaluate(CONFIG, london("2026-07-15T07:30"), found, {e.asset: rebuilt for e in CONFIG.exports})
+    assert report.exports[0].reason == ("not rebuilt since the newest file was synced at 2026-07-15 05:00 "
+                                         "(last rebuilt 2026-07-15 04:30)")
+
+
+def test_the_facts_of_each_source_name_its_market_and_dataset(tmp_path) -> None:
+    found = freshness.gather_facts(CONFIG, london("2026-11-30T07:30"), tmp_path / "raw", None)
+    assert {(f.market, f.dataset) for f in found.values()} == set(found) == set(KEYS)
+    assert all((f.market, f.dataset) == key for key, f in found.items())
+
+
+def test_a_naive_time_is_refused_saying_why() -> None:
+    with pytest.raises(ValueError) as caught:
+        freshness.evaluate(CONFIG, dt.datetime(2026, 11, 30, 7, 30), facts(), {})
+    assert str(caught.value) == "evaluate() needs an aware datetime"
