@@ -364,3 +364,48 @@ def test_a_workbook_with_a_broken_sheet_is_corrupt_and_the_error_is_short(tmp_pa
     assert message.startswith(f"Daily Sales Budget {YEAR}.xlsx: the workbook is corrupt (")
     assert message.endswith("); open it in Excel, save it again (File > Save As > Excel Workbook) and re-run")
     assert len(message) < 400
+
+
+# --- what the written files carry -------------------------------------------------------------------
+
+
+def test_budget_values_carry_pence_and_rates_eight_places_as_written() -> None:
+    """The CSV files hold the values' text: pence for budgets, 8 places for rates (rounded once, half away)."""
+    assert [str(v) for *_, v in budget([BUDGET_HEADER, ("UK", "TV", 1, 2.5, "3")])] == ["1.00", "2.50", "3.00"]
+    rates = exchange([EXCHANGE_HEADER, ("EUR", 0.0012345649, 0.8, 0.8), ("JPY", 0.005, 0.005, 0.005)])
+    assert [str(r) for c, _, r in rates if c == "EUR"] == ["0.00123456", "0.80000000", "0.80000000"]
+
+
+def test_a_channel_header_cell_that_is_wrong_is_quoted_even_when_it_ends_the_row() -> None:
+    assert refused(lambda rows, *a: budget(rows), [("Market", "Chanel"), ("UK", "TV")]) == (
+        "Budget!B1: expected 'Channel', got 'Chanel'")
+
+
+def test_a_missing_budget_sheet_names_the_file_and_the_sheets_there_are(tmp_path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.title = "Exchange"
+    out = io.BytesIO()
+    workbook.save(out)
+    with pytest.raises(BadDataError) as caught:
+        _parse_file(tmp_path, out.getvalue())
+    assert str(caught.value) == (f"Budget!A1: sheet 'Budget' not found in Daily Sales Budget {YEAR}.xlsx "
+                                 "(sheets: Exchange)")
+
+
+def test_an_encrypted_workbook_says_where_excel_removes_the_password(tmp_path) -> None:
+    with pytest.raises(BadDataError) as caught:
+        _parse_file(tmp_path, OLE + b"\0" * 100 + "EncryptedPackage".encode("utf-16-le") + b"\0" * 40)
+    assert str(caught.value) == (
+        f"Daily Sales Budget {YEAR}.xlsx: the workbook is password-protected (encrypted), so it cannot be read; "
+        "ask its owner to remove the password (File > Info > Protect Workbook > Encrypt with Password) and save it")
+
+
+def test_a_corrupt_workbook_names_the_parser_error_and_its_text(tmp_path) -> None:
+    data = _edit_sheet(_workbook_bytes(GOOD_BUDGET, GOOD_EXCHANGE), 1, lambda xml: xml[: len(xml) // 2] + "x" * 500)
+    with pytest.raises(BadDataError) as caught:
+        _parse_file(tmp_path, data)
+    assert re.fullmatch(rf"Daily Sales Budget {YEAR}\.xlsx: the workbook is corrupt \(ParseError: no element found: "
+                        r"line 1, column \d+\); open it in Excel, save it again \(File > Save As > Excel Workbook\) "
+                        r"and re-run", str(caught.value)), str(caught.value)

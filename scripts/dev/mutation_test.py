@@ -64,6 +64,23 @@ TESTS = [
     "tests/test_workbook_rules.py", "tests/test_csv_reader_cases.py", "tests/test_value_rules_cases.py",
     "tests/test_failure_scrub_cases.py", "tests/test_secrets_cases.py",
 ]
+# The test files that reach each module in-process (a run of some modules runs only theirs: mutmut first runs
+# every selected test once to map tests to functions, which is most of a small module's run time).
+TESTS_OF = {
+    "azure_sync.value_rules": ["tests/test_sync_value_rules.py", "tests/test_value_rules_cases.py",
+                               "tests/test_faults_property.py"],
+    "azure_sync.csv_reader": ["tests/test_csv_reader_rules.py", "tests/test_csv_reader_cases.py",
+                              "tests/test_sync_value_rules.py", "tests/test_value_rules_cases.py",
+                              "tests/test_faults_property.py"],
+    "sharepoint_budget.workbook": ["tests/test_workbook_rules.py", "tests/test_budget_rules.py",
+                                   "tests/test_faults_property.py"],
+    "pipeline_common.freshness": ["tests/test_freshness_rules.py", "tests/test_freshness.py",
+                                  "tests/test_alerts_freshness_alerts.py"],
+    "pipeline_common.secrets": ["tests/test_secrets_scrub.py", "tests/test_secrets_cases.py",
+                                "tests/test_failure_scrub_cases.py", "tests/test_exit_codes.py"],
+    "pipeline_common.script_support": ["tests/test_exit_codes.py", "tests/test_failure_scrub_cases.py",
+                                       "tests/test_secrets_scrub.py", "tests/test_faults_property.py"],
+}
 TREE_PARTS = ["tests", "orchestration", "scripts", "bat_file_data_refresh", "pipeline_common", "dbt", "pipeline.yaml",
               "dagster.yaml", "workspace.yaml"]
 
@@ -87,7 +104,7 @@ def _tracked_files() -> list[str]:
     return [name for name in listed.split("\0") if name and (REPO / name).is_file()]
 
 
-def stage(work: Path, timeout_multiplier: float) -> list[str]:
+def stage(work: Path, timeout_multiplier: float, modules: list[str] | None = None) -> list[str]:
     """Copy the working tree into `work`, each rule module's package moved to src/; return mutmut's config."""
     for name in _tracked_files():
         target = work / name
@@ -110,7 +127,8 @@ def stage(work: Path, timeout_multiplier: float) -> list[str]:
                      "_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / 'src'))\n")
     conftest.write_text("".join(lines), encoding="utf-8")
     only = [f"src/{m.replace('.', '/')}.py" for m in RULE_MODULES]
-    tests = [t for t in TESTS if (work / t).exists()]
+    selected = TESTS if not modules else [t for t in TESTS if any(t in TESTS_OF[m] for m in modules)]
+    tests = [t for t in selected if (work / t).exists()]
     also_copy = [p for p in TREE_PARTS if (work / p).exists()]
     pyproject = work / "pyproject.toml"  # mutmut's settings, in the work folder's copy only
     pyproject.write_text(
@@ -185,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             for child in work.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         if not (work / "mutants").exists() and not args.report_only:
-            tests = stage(work, args.timeout_multiplier)
+            tests = stage(work, args.timeout_multiplier, args.module)
         else:
             tests = [t for t in TESTS if (work / t).exists()]
         env = {**os.environ, "PIPELINE_CONFIG": str(work / "mutants" / "pipeline.yaml"), "PYTHONDONTWRITEBYTECODE": "1"}
