@@ -83,16 +83,33 @@ SCENARIO_FIXTURES = frozenset({
 TIER_DURATIONS = Path(__file__).with_name("tier_durations.json")
 
 
-def _measured_slow() -> frozenset[str]:
+def _recorded() -> dict:
     import json
 
     try:
-        return frozenset(json.loads(TIER_DURATIONS.read_text(encoding="utf-8"))["slow"])
-    except (OSError, ValueError, KeyError):
-        return frozenset()
+        recorded = json.loads(TIER_DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
+def _measured_slow() -> frozenset[str]:
+    slow = _recorded().get("slow")
+    return frozenset(slow) if isinstance(slow, list) else frozenset()
+
+
+def _measured_seconds() -> dict[str, float]:
+    seconds = _recorded().get("seconds")
+    return {name: float(value) for name, value in seconds.items()} if isinstance(seconds, dict) else {}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist adds the group to the node id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Longest first: pytest-xdist hands out tests in collection order, so a long test collected last would keep
+    # one worker busy after the other ran out of work. Recorded times order the run (sort is stable: tests
+    # without a record keep their order, after the recorded ones).
+    seconds = _measured_seconds()
+    items.sort(key=lambda item: -seconds.get(item.nodeid, 0.0))
     slow = _measured_slow()
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -101,7 +118,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or item.nodeid in slow
         ):
             item.add_marker(pytest.mark.scenario)
-        if "built_warehouse" in fixtures:
-            # pytest-xdist (--dist loadgroup, scripts/test.sh): the tests that read the session's built warehouse
-            # share one worker, so it is built once per run rather than once per worker (~1 min each).
+    # pytest-xdist (--dist loadgroup, scripts/test.sh) builds a fixture once per worker that runs a test using it.
+    # The tests that read the session's built warehouse share one worker, so it is built once per run (~1 min);
+    # the tests of a module whose module- or class-scoped fixture they share (one supervised `dagster dev`, one
+    # dbt build, ...) share one worker, so that fixture runs once, not once per worker.
+    sharing = {item.module.__name__ for item in items if item.module is not None and _shares_a_module_fixture(item)}
+    warehouse_modules = {item.module.__name__ for item in items if "built_warehouse" in item.fixturenames}
+    for item in items:
+        module = item.module.__name__ if item.module is not None else None
+        if "built_warehouse" in item.fixturenames or (module in sharing and module in warehouse_modules):
             item.add_marker(pytest.mark.xdist_group("built_warehouse"))
+        elif module in sharing:
+            item.add_marker(pytest.mark.xdist_group(module))
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        definition.scope in ("module", "class", "package")
+        for name in item.fixturenames
+        for definition in info.name2fixturedefs.get(name, ())
+    )

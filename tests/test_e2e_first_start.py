@@ -2,7 +2,7 @@
 
 The demo's flow runs at small scale into a fresh home (scripts/run_flow.py, as scripts/demo.sh does),
 then the supervisor starts `dagster dev` on that home with the arrival sensors on. Every sensor's
-ticks are read from the instance until each arrival sensor has ticked three times: none of them
+ticks are read from the instance until each arrival sensor has ticked three times (the budget sensor twice): none of them
 may have started a run. The same start's logs are checked: the supervisor announces the URL only
 once the UI answers; logs/dagster.log has no colour codes, no beta/preview/supersession warnings,
 and Dagster's "dagster.yaml ... will not be used" notice comes with its explanation.
@@ -33,7 +33,9 @@ from tests.plugins.sample_data import load_generator
 REPO = Path(__file__).resolve().parents[1]
 ARRIVAL_SENSORS = {"uk_orders_arrival_sensor", "de_orders_arrival_sensor", "it_orders_arrival_sensor",
                    "jp_orders_arrival_sensor", "budget_workbook_sensor"}
-TICKS = 3
+# Ticks each arrival sensor must have made: the orders sensors tick every 10 s; the budget sensor has a 60 s floor,
+# so two of its ticks (the first, where issue 26 saw the rebuild start, and the one after it) take a minute.
+TICKS = {name: 2 if name == "budget_workbook_sensor" else 3 for name in ARRIVAL_SENSORS}
 TICKS_TIMEOUT_S = 420
 READY_LINE = re.compile(r"Dagster UI ready: open (http://127\.0\.0\.1:\d+)")
 
@@ -103,7 +105,7 @@ def first_start(tmp_path_factory):
                 result["ready_url"] = ready.group(1)
                 result["answered_when_announced"] = requests.get(f"{ready.group(1)}/server_info", timeout=10).status_code
             ticks = _sensor_ticks(home) if (home / "schedules").exists() else {}
-            if all(len(ticks.get(name, [])) >= TICKS for name in ARRIVAL_SENSORS):
+            if all(len(ticks.get(name, [])) >= TICKS[name] for name in ARRIVAL_SENSORS):
                 break
             time.sleep(1)
         result["ticks"] = ticks
@@ -117,8 +119,8 @@ def first_start(tmp_path_factory):
 
 def test_the_first_start_after_the_demo_launches_no_run(first_start):
     ticks = first_start["ticks"]
-    short = {name: len(ticks.get(name, [])) for name in ARRIVAL_SENSORS if len(ticks.get(name, [])) < TICKS}
-    assert not short, f"arrival sensors without {TICKS} ticks in {TICKS_TIMEOUT_S} s: {short}"
+    short = {name: len(ticks.get(name, [])) for name in ARRIVAL_SENSORS if len(ticks.get(name, [])) < TICKS[name]}
+    assert not short, f"arrival sensors short of their ticks {TICKS} in {TICKS_TIMEOUT_S} s: {short}"
     started = {name: [run_id for tick in name_ticks for run_id in tick.run_ids]
                for name, name_ticks in ticks.items() if any(tick.run_ids for tick in name_ticks)}
     assert started == {}, f"sensors started runs on the first start: {started}"

@@ -7,6 +7,7 @@ Writes tests/tier_durations.json: the tests whose time, added up from the fastes
 fast tier's budget (--budget, default 180 s of test time: 2 workers, under 2 minutes). tests/conftest.py
 puts those in the `scenario` tier, beside the tests it tiers by marker and fixture. A new test is in the
 fast tier until the file is recorded again; mark a test you know to be slow `scenario` at once.
+It also writes each test's time from a second up: the run starts the longest tests first.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "tier_durations.json"
+ORDER_FROM_SECONDS = 1.0
 
 
 def node_id(case: ET.Element) -> str:
     """pytest's node id from a junit <testcase> (classname tests.test_x, name test_y[param])."""
     parts = case.get("classname", "").split(".")
+    name = case.get("name") or ""
+    if name.rfind("@") > name.rfind("]"):  # pytest-xdist's group suffix (--dist loadgroup): test_y@group
+        name = name[: name.rfind("@")]
     if parts[-1][:1].isupper():  # a test class: tests.test_x.TestY
-        return f"{'/'.join(parts[:-1])}.py::{parts[-1]}::{case.get('name')}"
-    return f"{'/'.join(parts)}.py::{case.get('name')}"
+        return f"{'/'.join(parts[:-1])}.py::{parts[-1]}::{name}"
+    return f"{'/'.join(parts)}.py::{name}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         spent += seconds
         if spent > args.budget:
             slow.append(name)
-    args.out.write_text(json.dumps({"budget_seconds": args.budget, "measured_tests": len(times), "slow": sorted(slow)},
-                              indent=1) + "\n", encoding="utf-8")
+    # Each test of a second or more with its time: tests/conftest.py starts the longest first (pytest-xdist).
+    seconds = {name: round(value, 1) for name, value in sorted(times.items()) if value >= ORDER_FROM_SECONDS}
+    args.out.write_text(json.dumps({"budget_seconds": args.budget, "measured_tests": len(times), "slow": sorted(slow),
+                                    "seconds": seconds}, indent=1) + "\n", encoding="utf-8")
     print(f"{len(slow)} of {len(times)} tests recorded slow in {args.out}")
     return 0
 
