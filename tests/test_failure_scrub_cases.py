@@ -137,8 +137,7 @@ def test_an_os_error_s_file_names_and_reason_are_scrubbed(field) -> None:
     assert SECRET not in error["message"]
     context = escaped.__context__
     for name, value in values.items():
-        shown = getattr(context, name)
-        assert SECRET not in shown and (shown == value) == (name != field)
+        assert getattr(context, name) == value.replace(SECRET, "***")  # only the secret is masked
     assert SECRET not in str(context)
 
 
