@@ -145,3 +145,47 @@ def test_an_uncaught_exception_is_printed_scrubbed_with_its_traceback(monkeypatc
     assert err == expected
     assert err.startswith("Traceback (most recent call last):\n") and err.endswith(
         "RuntimeError: token endpoint said ***\n")
+
+
+def test_a_log_record_is_kept_and_its_message_arguments_and_traceback_are_scrubbed(monkeypatch) -> None:
+    """Class: what a logger with the scrubbing filter lets through: every record (none dropped), a secret in
+    the message itself, in its %-arguments, in the traceback of logger.exception."""
+    import io
+    import logging
+
+    from pipeline_common.secrets import ScrubbingFilter
+
+    monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", SECRET)
+    out = io.StringIO()
+    logger = logging.getLogger("secrets_cases_filter")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addFilter(ScrubbingFilter())
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    seen: list[logging.LogRecord] = []
+    collect = logging.Handler()
+    collect.emit = seen.append
+    logger.addHandler(collect)
+    try:
+        logger.removeHandler(handler)
+        logger.warning("a broken format %d", "x")  # not the filter's to fix: passed on as it is
+        logger.addHandler(handler)
+        logger.info("plain text %s", "stays")
+        logger.warning(f"token {SECRET} in the message")
+        logger.warning("token %s in an argument", SECRET)
+        try:
+            raise RuntimeError(f"login said {SECRET}")
+        except RuntimeError:
+            logger.exception("sign-in failed")
+    finally:
+        logger.removeHandler(handler)
+        logger.removeHandler(collect)
+    assert seen[0].msg == "a broken format %d" and len(seen) == 5
+    text = out.getvalue()
+    assert SECRET not in text
+    lines = text.splitlines()
+    assert lines[:4] == ["INFO plain text stays", "WARNING token *** in the message", "WARNING token *** in an argument",
+                         "ERROR sign-in failed"]
+    assert lines[-1] == "RuntimeError: login said ***" and "Traceback (most recent call last):" in lines
