@@ -372,3 +372,39 @@ def test_a_quoted_line_break_near_a_parse_block_boundary_is_named(tmp_path, shif
     assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, rows))) == (
         f"{BLOB} line {index + 2}, column 'product_sku': a quoted value is not closed on its line "
         "(a line break inside quotes, or the file is cut)")
+
+
+@st.composite
+def _quoted_files_with_one_fault(draw):
+    """Rows whose text values are quoted as exports do (first or last column, commas, "" inside, empty),
+    then one line with a quoting fault in one text column: a stray quote (odd or even count) or an opening
+    quote never closed on its line."""
+    text_columns = [i for i, name in enumerate(ORDERS_HEADER) if _columns()[name] == "string"]
+    rows = orders_rows(DAY, draw(st.integers(2, 8)))
+    for row in rows:
+        for i in text_columns:
+            if draw(st.booleans()):
+                row[i] = '"' + draw(st.sampled_from([row[i], f"{row[i]}, x", f'say ""{row[i]}""', "", '""'])
+                                    ).replace('"', '""') + '"'
+    faulty = draw(st.integers(0, len(rows) - 1))
+    rows[faulty] = orders_rows(DAY, len(rows))[faulty]  # the faulty line's other values plain
+    column = draw(st.sampled_from(text_columns))
+    value = draw(st.sampled_from(['AB"C', 'A"B"C', '"A"B', 'A""', '"ABC', '"A,B']))
+    rows[faulty][column] = value
+    header = [f'"{name}"' if draw(st.booleans()) else name for name in ORDERS_HEADER]
+    bom = draw(st.booleans())
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return rows, faulty, column, value, header, bom, newline
+
+
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(generated=_quoted_files_with_one_fault())
+def test_a_quoting_fault_after_legally_quoted_lines_is_named_exactly(tmp_path_factory, generated) -> None:
+    rows, faulty, column, value, header, bom, newline = generated
+    text = ("\ufeff" if bom else "") + csv_text(header, rows, newline=newline)
+    path = tmp_path_factory.mktemp("quoted") / "orders.csv"
+    path.write_bytes(text.encode("utf-8"))
+    unclosed = value.startswith('"') and value.count('"') % 2 == 1
+    why = ("a quoted value is not closed on its line (a line break inside quotes, or the file is cut)" if unclosed
+           else "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
+    assert _refused(path) == f"{BLOB} line {faulty + 2}, column {ORDERS_HEADER[column]!r}: {why}"
