@@ -149,7 +149,7 @@ def results(work: Path, env: dict[str, str]) -> dict[str, str]:
                            env=env, capture_output=True, text=True)
     found = {}
     for line in shown.stdout.splitlines():
-        match = re.match(r"^\s*(\S+\.x_\S+):\s*(.+)$", line)
+        match = re.match(r"^\s*(\S+\.x[_ǁ]\S+):\s*(.+)$", line)  # functions x_f, methods xǁClassǁm
         if match:
             found[match.group(1)] = match.group(2).strip()
     return found
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         score = 100.0 * (len(killed) + len(timeouts)) / len(counted) if counted else 0.0
         per_module: dict[str, list[int]] = {}
         for name, status in counted.items():
-            module = name.split(".x_")[0]
+            module = re.split(r"\.x[_ǁ]", name)[0]
             tally = per_module.setdefault(module, [0, 0])
             tally[1] += 1
             tally[0] += status in ("killed", "timeout", "caught by type check")  # timeouts: see score
