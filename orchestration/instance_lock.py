@@ -47,6 +47,10 @@ class InstanceUnavailable(Exception):
     """The instance's storage cannot be reached to take the lock (exit 75: try again later)."""
 
 
+class InstanceSettingsInvalid(Exception):
+    """The instance's dagster.yaml is not YAML, or not the shape Dagster reads (exit 78, naming the file)."""
+
+
 def _process_start() -> float:
     try:
         import psutil
@@ -79,6 +83,19 @@ def postgres_settings(path: Path) -> dict | None:
         settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         return None
+    except (yaml.YAMLError, UnicodeError) as exc:
+        raise InstanceSettingsInvalid(f"{path} is not valid YAML text: {str(exc).splitlines()[0]}") from None
+    try:
+        return _postgres_block(settings)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InstanceSettingsInvalid(
+            f"{path}: the storage settings are not the shape Dagster reads ({type(exc).__name__}: {exc}); see "
+            "https://docs.dagster.io/deployment/oss/dagster-yaml") from None
+
+
+def _postgres_block(settings) -> dict | None:
+    if not isinstance(settings, dict):
+        raise TypeError(f"the file holds a {type(settings).__name__}, not a mapping")
     storage = settings.get("storage") or {}
     block = storage.get("postgres") if isinstance(storage, dict) else None
     if block is None:
@@ -122,9 +139,13 @@ class FileInstanceLock:
             raise InstanceLockHeld(_refusal(self.describe(), holder)) from None
         os.set_inheritable(fd, False)
         record = f"{host_identity()}\n{os.getpid()}\n{_utc(_process_start())}\n"
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.ftruncate(fd, 0)
-        os.write(fd, record.encode("utf-8"))
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, record.encode("utf-8"))
+        except OSError:  # a full disk: the lock is given up with the descriptor, the caller says why
+            os.close(fd)
+            raise
         self.fd = fd
 
     def check(self) -> bool:
@@ -309,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     except InstanceUnavailable as exc:
         print(exc)
         return EXIT_UNAVAILABLE
+    except InstanceSettingsInvalid as exc:
+        print(exc)
+        return EXIT_HELD  # 78, configuration
+    except OSError as exc:  # the home cannot be made or written (a full disk, a file in its place)
+        print(f"the Dagster home {home}: {exc}")
+        return 74
     lock.release()
     print(f"free: no daemon holds {lock.describe()}")
     return 0

@@ -135,6 +135,9 @@ def io_error(path: Path | str | None, exc: OSError, action: str = "writing") -> 
         errno.EACCES: "give the pipeline's account write access to that folder, then re-run",
         errno.EPERM: "give the pipeline's account write access to that folder, then re-run",
         errno.EROFS: "the disk is read-only; point DATA_DIR at a writable disk",
+        errno.ENOTDIR: "a file stands where a folder of that path should be: move it away or choose another folder",
+        errno.EEXIST: "a file stands where that folder should be: move it away or choose another folder",
+        errno.ENAMETOOLONG: "the path is too long: choose a shorter folder",
     }.get(exc.errno or 0, "check the disk and the folder's permissions, then re-run")
     return PipelineIOError(f"{action} {path}: {reason} ({free_space_text(path)}); {hint}")
 
@@ -144,7 +147,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        with contextlib.suppress(OSError, ValueError):  # the JSON line of contract section 8, on stdout
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # the JSON line (contract section 8), on stdout
             print_summary({"error": {"code": EXIT_CONFIG, "message": f"{self.prog}: {message}"}})
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
 
@@ -307,10 +310,51 @@ def classify_failure(exc: Exception) -> tuple[int, str] | None:
         return EXIT_BAD_DATA, f"a file is not valid text in its encoding: {exc}"
     if isinstance(exc, MemoryError):
         return EXIT_IO, "out of memory: close other programs or lower the work's size, then re-run"
+    damage = damaged_database_reason(exc)
+    if damage is not None:  # a SQLite file of the pipeline (the Dagster home's storage) that is not a database
+        return EXIT_IO, (f"a database file of the pipeline is damaged ({damage}): restore it from a backup, or "
+                         "move it aside so that it is created anew")
+    refused = sqlite_io_reason(exc)
+    if refused is not None:  # SQLite's own words for a file system that refused it (no errno reaches Python)
+        return EXIT_IO, (f"a database file of the pipeline could not be read or written ({refused}): check the "
+                         "free space and the folder's permissions, then re-run")
     full = disk_full_error("the pipeline's files", exc)
     if full is not None:  # a library (DuckDB, Hyper, SQLite under DAGSTER_HOME) saying the disk is full
         return EXIT_IO, str(full)
     return None
+
+
+# What SQLite says of a file that is not (or no longer) a database; SQLAlchemy wraps it (`.orig`).
+DAMAGED_DATABASE_MARKERS = ("file is not a database", "database disk image is malformed", "file is encrypted")
+# What SQLite says when the file system refuses it (a full disk where no journal fits, permissions, a folder gone).
+SQLITE_IO_MARKERS = ("disk i/o error", "unable to open database file", "attempt to write a readonly database")
+
+
+def _sqlite_reason(exc: BaseException, markers: tuple[str, ...]) -> str | None:
+    import sqlite3
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sqlite3.DatabaseError):
+            text = str(current).lower()
+            for marker in markers:
+                if marker in text:
+                    return marker
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return None
+
+
+def damaged_database_reason(exc: BaseException) -> str | None:
+    """SQLite's reason when `exc` (or the DB-API error SQLAlchemy wraps in it) says a file is damaged."""
+    return _sqlite_reason(exc, DAMAGED_DATABASE_MARKERS)
+
+
+def sqlite_io_reason(exc: BaseException) -> str | None:
+    """SQLite's reason when `exc` (or the error SQLAlchemy wraps) says the file system refused it."""
+    return _sqlite_reason(exc, SQLITE_IO_MARKERS)
 
 
 def _requests_failure(exc: Exception) -> tuple[int, str] | None:
@@ -363,8 +407,11 @@ def run_main(main: Any, argv: list[str] | None = None) -> int:
             raise
         code, message = failure
         message = scrub(message)
-        with contextlib.suppress(OSError, ValueError):
+        # AttributeError: pythonw.exe (the supervisor's Interactive task) has no stderr or stdout at all
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.write(f"error: {message}\n")
+            sys.stderr.flush()
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             print_summary({"error": {"code": code, "message": message}})
         return code
 

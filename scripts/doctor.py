@@ -277,7 +277,9 @@ def last_result_meaning(code: int, task: str, user: str) -> tuple[bool, str, str
         fine, meaning, fix = TASK_RESULTS[code]
         return fine, meaning.format(task=task, user=user), fix.format(task=task, user=user)
     if 0 < code < 256:
-        return False, f"the supervisor exited with code {code}", "see logs\\supervisor.log (78: a configuration error)"
+        return False, f"the supervisor exited with code {code}", ("see logs\\supervisor.log (74: the Dagster home or the "
+                                                                 "log folder cannot be written; 75: dagster dev kept "
+                                                                 "exiting, --max-restarts; 78: a configuration error)")
     return False, f"Task Scheduler error 0x{code:08X}", "see the task's History tab in taskschd.msc"
 
 
@@ -753,7 +755,9 @@ def check_slack(options) -> Result:
             # posting anything; a revoked or mistyped one answers 403/404/410.
             response = requests.post(url, json={}, timeout=HTTP_TIMEOUT_SECONDS)
             if response.status_code in (403, 404, 410):
-                broken.append(f"{route} (HTTP {response.status_code} {response.text[:40].strip()})")
+                from orchestration.alerts.slack import slack_error_token  # the body quoted only as Slack's token
+
+                broken.append(f"{route} (HTTP {response.status_code} {slack_error_token(response.text)})")
         except requests.RequestException as exc:
             broken.append(f"{route} ({type(exc).__name__})")
     if broken:

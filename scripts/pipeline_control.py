@@ -236,4 +236,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_common.script_support import run_main  # an unreadable home or settings file: 74/78, never a traceback
+
+    sys.exit(run_main(main))

@@ -14,6 +14,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+from pipeline_common.script_support import ConfigurationError  # noqa: E402
 from pipeline_common.settings import env  # noqa: E402  (reads .env once)
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -35,7 +36,7 @@ DEFAULT_POSTGRES_PORT = "5432"
 EXIT_CONFIG = 78
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     """A missing or half-set variable, or a home that is not what it should be (exit 78)."""
 
 

@@ -58,4 +58,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from pipeline_common.script_support import run_main  # listing the backups can fail too: 74, never a traceback
+
+    raise SystemExit(run_main(main))

@@ -55,11 +55,16 @@ def _instance(home: Path | None):
 
     if home is None:
         return dg.DagsterInstance.ephemeral()
+    from pipeline_common.dagster_home import dagster_home_step
     from scripts.supervisor import prepare_home
 
-    prepare_home(home)
-    os.environ["DAGSTER_HOME"] = str(home)  # the instance below, and the steps' subprocesses
-    return dg.DagsterInstance.get()
+    with dagster_home_step(home):  # a full, damaged or unwritable home: exit 74 naming it
+        home.mkdir(parents=True, exist_ok=True)
+        prepare_home(home)
+        os.environ["DAGSTER_HOME"] = str(home)  # the instance below, and the steps' subprocesses
+        instance = dg.DagsterInstance.get()
+        instance.get_runs_count()  # the storage is created and migrated here, inside the step
+        return instance
 
 
 def _sync_ops_config(job, as_of: str) -> dict:

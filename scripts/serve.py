@@ -29,7 +29,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline_common.script_support import ArgumentParser  # noqa: E402  (wrong arguments exit 78)
+from pipeline_common.script_support import (  # noqa: E402  (wrong arguments exit 78)
+    ArgumentParser,
+    TransientError,
+    classify_failure,
+    print_summary,
+    run_main,
+)
 from scripts.postgres_instance import (  # noqa: E402
     CODE_LOCATION_NAME,
     DEFAULT_POSTGRES_HOME,
@@ -284,54 +290,69 @@ def prepare_instance(home: Path) -> None:
         [sys.executable, "-m", "dagster", "instance", "migrate"],
         [sys.executable, "-m", "orchestration.maintenance.recovery"],
     ):
-        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=SETUP_TIMEOUT_S)
+        try:
+            result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                                    timeout=SETUP_TIMEOUT_S, encoding="utf-8", errors="replace")
+        except subprocess.TimeoutExpired:
+            raise TransientError(f"`{' '.join(command[2:])}` did not finish in {SETUP_TIMEOUT_S} s: Postgres "
+                                 "slow or unreachable; try again later") from None
         for line in (result.stdout + result.stderr).splitlines():
             if line.strip():
                 log.info(f"{command[2]}: {_masked(line)}")
-        if result.returncode != 0:
-            raise RuntimeError(f"`{' '.join(command[2:])}` exited {result.returncode} (see serve.log)")
+        if result.returncode != 0:  # Postgres unreachable or the schema step failed: try again later
+            raise TransientError(f"`{' '.join(command[2:])}` exited {result.returncode} (see serve.log)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _fail(code: int, message: str) -> int:
+    """serve.log and the console say why; the JSON line of contract section 8 ends stdout."""
+    log.error(_masked(message))
+    print_summary({"error": {"code": code, "message": _masked(message)}})
+    return code
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     home = args.dagster_home.resolve()
-    setup_logging(args.log_dir.resolve(), log, "serve.log")
+    setup_logging(args.log_dir.resolve(), log, "serve.log")  # a log folder that cannot be written: 74, named
     from orchestration.instance_lock import (
-        EXIT_UNAVAILABLE, HOLDER_ENV_VAR, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock,
+        EXIT_UNAVAILABLE, HOLDER_ENV_VAR, InstanceLockHeld, InstanceSettingsInvalid, InstanceUnavailable,
+        acquire_instance_lock,
     )
+    from pipeline_common.dagster_home import dagster_home_step
 
     try:
         os.environ.update(postgres_environment())
         # Before anything else (nothing written, nothing migrated): one daemon per instance.
         lock = acquire_instance_lock(home, DEPLOY_DIR / "dagster.yaml")
     except ConfigError as exc:
-        log.error(f"configuration error: {exc}")
-        return EXIT_CONFIG
-    except InstanceLockHeld as exc:
-        log.error(str(exc))
-        return EXIT_CONFIG
+        return _fail(EXIT_CONFIG, f"configuration error: {exc}")
+    except (InstanceLockHeld, InstanceSettingsInvalid) as exc:
+        return _fail(EXIT_CONFIG, str(exc))
     except InstanceUnavailable as exc:
-        log.error(f"{exc}; try again later")
-        return EXIT_UNAVAILABLE
+        return _fail(EXIT_UNAVAILABLE, f"{exc}; try again later")
     try:
-        prepare_postgres_home(home)
-    except ConfigError as exc:
-        lock.release()
-        log.error(f"configuration error: {exc}")
-        return EXIT_CONFIG
-    os.environ[HOLDER_ENV_VAR] = str(os.getpid())  # start-up recovery runs under this lock
-    os.environ["DAGSTER_CODE_SERVER_HOST"] = code_server_address(args)
-    os.environ["DAGSTER_CODE_SERVER_PORT"] = str(args.code_server_port)
-    serve = Serve(args, home, lock)
-    serve.install_signal_handlers()
-    try:
+        with dagster_home_step(home):  # a home that cannot be made or written: 74 naming it
+            prepare_postgres_home(home)
+        os.environ[HOLDER_ENV_VAR] = str(os.getpid())  # start-up recovery runs under this lock
+        os.environ["DAGSTER_CODE_SERVER_HOST"] = code_server_address(args)
+        os.environ["DAGSTER_CODE_SERVER_PORT"] = str(args.code_server_port)
+        serve = Serve(args, home, lock)
+        serve.install_signal_handlers()
         prepare_instance(home)
         return serve.run()
-    except RuntimeError as exc:
-        log.error(str(exc))
-        return 75  # Postgres unreachable or the schema step failed: try again later
+    except Exception as exc:  # the project's one map (script_support.classify_failure); a bug stays a traceback
+        failure = classify_failure(exc)
+        if failure is None:
+            raise
+        return _fail(*failure)
     finally:
         lock.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when stopped; 74 (home or log folder), 75 (Postgres unreachable, a set-up step failed) or 78
+    (arguments, variables, another server) with a message and the JSON line (contract section 8)."""
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

@@ -103,9 +103,13 @@ def _tableau_warnings_line() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from pipeline_common.dagster_home import dagster_home_step
+
     home = args.dagster_home or (Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else REPO_ROOT / "dagster_home")
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home.resolve())
+    home = home.resolve()
+    with dagster_home_step(home):  # a file in its place, no permission, a full disk: 74 naming the home
+        home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
     # Rejection messages may quote non-ASCII cells: never let a cp1252 console crash the report.
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     now = dt.datetime.now(zone)
     at = args.at.replace(tzinfo=zone) if args.at else now
     note = past_note(at, now)
-    with dg.DagsterInstance.get() as instance:
+    # The instance creates and migrates its SQLite storage in the home: full, damaged, read-only: 74 naming it.
+    with dagster_home_step(home), dg.DagsterInstance.get() as instance:
         report = freshness_report(instance, config, at)
     warnings_line = _tableau_warnings_line()
     if args.json:

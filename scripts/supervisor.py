@@ -22,6 +22,7 @@ run in Python's UTF-8 mode, so their output is read back as the UTF-8 it is.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import logging
@@ -45,7 +46,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 from pipeline_common.backoff import exponential_delay  # noqa: E402
 from pipeline_common.files import PatientRotatingFileHandler, atomic_write  # noqa: E402
-from pipeline_common.script_support import UTF8_CHILD_ENV, ScriptError, tolerate_console_encoding  # noqa: E402
+from pipeline_common.script_support import (  # noqa: E402
+    UTF8_CHILD_ENV,
+    ConfigurationError,
+    ScriptError,
+    TransientError,
+    io_error,
+    run_main,
+)
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 # Not DAGSTER_HOME/logs: Dagster moves whatever lies there into .logs_queue/ (telemetry upload).
 DEFAULT_LOG_DIR = REPO_ROOT / "logs"
@@ -55,6 +63,7 @@ CODE_LOCATION_MODULE = "orchestration.definitions"
 WORKSPACE_FILE = REPO_ROOT / "workspace.yaml"
 IS_WINDOWS = os.name == "nt"
 
+RECOVERY_TIMEOUT_S = 300
 LOG_BYTES = 5_000_000
 LOG_BACKUPS = 5
 STABLE_AFTER_S = 600.0  # a child that ran this long resets the backoff
@@ -116,9 +125,29 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
+class LogFileHandler(PatientRotatingFileHandler):
+    """A log file that cannot be written (a full disk, a folder taken away) costs its lines, never the
+    supervision: one line on the console says so, at most once a minute, without a traceback."""
+
+    REPORT_EVERY_S = 60.0
+    _reported = float("-inf")
+    last_error: BaseException | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        error = self.last_error = sys.exc_info()[1]
+        if time.monotonic() - self._reported < self.REPORT_EVERY_S:
+            return
+        self._reported = time.monotonic()
+        try:
+            sys.stderr.write(f"supervisor: cannot write {self.baseFilename}: {error}; log lines are lost until "
+                             "it can be written again\n")
+        except (AttributeError, OSError, ValueError):  # pythonw.exe: no console at all
+            pass
+
+
 def _rotating(logger: logging.Logger, path: Path, line_format: str, *also: logging.Handler) -> logging.Logger:
     # Patient: rotating must not fail while the analyst tails the log (Get-Content -Wait).
-    handler = PatientRotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+    handler = LogFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
     formatter = logging.Formatter(line_format)
     for each in (handler, *also):
         each.setFormatter(formatter)
@@ -129,9 +158,32 @@ def _rotating(logger: logging.Logger, path: Path, line_format: str, *also: loggi
 
 
 def setup_logging(log_dir: Path, logger: logging.Logger = log, file_name: str = "supervisor.log") -> logging.Logger:
-    """`file_name` in log_dir (rotating) and the console: starts, exits and restarts."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    return _rotating(logger, log_dir / file_name, "%(asctime)s %(levelname)s %(message)s", logging.StreamHandler(sys.stdout))
+    """`file_name` in log_dir (rotating) and the console: starts, exits and restarts. A log folder that
+    cannot be made or written is exit 74 naming it (PipelineIOError)."""
+    path = log_dir / file_name
+    existed, folder_existed = path.exists(), log_dir.exists()
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path.open("a", encoding="utf-8").close()
+    except (ConnectionError, TimeoutError):  # a log folder on a network share that does not answer: 75 (the map)
+        raise
+    except OSError as exc:
+        raise io_error(exc.filename or log_dir, exc, "opening the log folder") from None
+    _rotating(logger, path, "%(asctime)s %(levelname)s %(message)s", logging.StreamHandler(sys.stdout))
+    file_handler = logger.handlers[0]
+    logger.info(f"{Path(sys.argv[0]).name} starting, pid {os.getpid()}")  # and the log can be written (a full disk)
+    error = getattr(file_handler, "last_error", None)
+    if isinstance(error, OSError) and not isinstance(error, (ConnectionError, TimeoutError)):
+        logger.handlers[:] = []
+        with contextlib.suppress(OSError):  # closing flushes again, into the same full disk
+            file_handler.close()
+        with contextlib.suppress(OSError):
+            if not existed and path.stat().st_size == 0:
+                path.unlink()  # no empty log of a run that never started
+            if not folder_existed:
+                log_dir.rmdir()
+        raise io_error(path, error, "writing the log")
+    return logger
 
 
 def output_logger(log_dir: Path, name: str = "supervisor.dagster", file_name: str = "dagster.log") -> logging.Logger:
@@ -147,19 +199,18 @@ def dagster_output_logger(log_dir: Path) -> logging.Logger:
 def take_instance_lock(home: Path):
     """One daemon per instance (orchestration.instance_lock): an OS file lock on DAGSTER_HOME/daemon.lock
     for a SQLite home, a Postgres advisory lock for a Postgres one, held until this process ends.
-    Another holder: exit 78 naming its host, pid and start time; storage unreachable: exit 75."""
+    Another holder: exit 78 naming its host, pid and start time; storage unreachable: exit 75; settings
+    that are not YAML of the right shape: exit 78 naming the file."""
     from orchestration.instance_lock import (
-        EXIT_HELD, EXIT_UNAVAILABLE, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock,
+        InstanceLockHeld, InstanceSettingsInvalid, InstanceUnavailable, acquire_instance_lock,
     )
 
     try:
         return acquire_instance_lock(home, REPO_ROOT / "dagster.yaml")  # the settings it is about to use
-    except InstanceLockHeld as exc:
-        print(f"supervisor: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_HELD) from None
+    except (InstanceLockHeld, InstanceSettingsInvalid) as exc:
+        raise ConfigurationError(str(exc)) from None
     except InstanceUnavailable as exc:
-        print(f"supervisor: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_UNAVAILABLE) from None
+        raise TransientError(f"{exc}; try again later") from None
 
 
 # --- the child process tree --------------------------------------------------------------------
@@ -189,10 +240,14 @@ def dagster_command(host: str, port: int, module: str = CODE_LOCATION_MODULE) ->
 def recover_interrupted_runs(home: Path) -> None:
     """Fail runs a reboot left in flight (their pool slots come back) before Dagster starts."""
     command = [sys.executable, "-m", "orchestration.maintenance.recovery"]
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env=child_env(home), capture_output=True, timeout=300,
-        encoding="utf-8", errors="replace",  # the child runs in UTF-8 mode
-    )
+    try:
+        result = subprocess.run(
+            command, cwd=REPO_ROOT, env=child_env(home), capture_output=True, timeout=RECOVERY_TIMEOUT_S,
+            encoding="utf-8", errors="replace",  # the child runs in UTF-8 mode
+        )
+    except (OSError, subprocess.SubprocessError) as exc:  # could not start, or hung: Dagster starts regardless
+        log.error(f"recovery did not run to the end ({type(exc).__name__}: {exc}); starting Dagster anyway")
+        return
     for line in (result.stdout + result.stderr).splitlines():
         if line.strip():
             log.info(f"recovery: {line}")
@@ -385,13 +440,18 @@ def end_orphans(home: Path) -> list[int]:
         recorded = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
+    members = recorded.get("processes") if isinstance(recorded, dict) else None
+    if not isinstance(members, list):  # not what record_tree writes: nothing to trust in it
+        log.warning(f"ignoring {path}: not a process list as the supervisor writes it")
+        forget_tree(home)
+        return []
     survivors = []
-    for member in recorded.get("processes", []):
+    for member in members:
         try:
             process = psutil.Process(int(member["pid"]))
             if abs(process.create_time() - float(member["started"])) < 1.0 and process.status() != psutil.STATUS_ZOMBIE:
                 survivors.append(process)
-        except (psutil.Error, KeyError, TypeError, ValueError):
+        except (psutil.Error, KeyError, TypeError, ValueError, OverflowError):
             continue
     for process in survivors:
         log.warning(f"ending pid {process.pid} ({_name(process)}), left running by a supervisor that was killed")
@@ -593,7 +653,20 @@ class Supervisor(StopOnSignal):
                 break
             log.info(f"starting: {' '.join(command[1:])} (DAGSTER_HOME={self.home})")
             started = time.monotonic()
-            child = start_child(command, self.home, job)
+            try:
+                child = start_child(command, self.home, job)
+            except OSError as exc:  # no process (too many open files, out of memory): as an exit, with backoff
+                log.error(f"could not start dagster dev: {exc}")
+                child = None
+            if child is None:
+                if 0 <= self.args.max_restarts <= restarts:
+                    raise self.gave_up(restarts)
+                delay = restart_delay(attempt, self.args.backoff_initial, self.args.backoff_max)
+                log.info(f"trying again in {delay:.0f} s (restart {restarts + 1})")
+                attempt, restarts = attempt + 1, restarts + 1
+                if wait_or_stop(self.stop_requested, delay):
+                    break
+                continue
             url = ui_url(self.args.host, self.args.port)
             log.info(f"dagster dev pid {child.pid}; the UI will be at {url}: a line says so when it answers")
             pump = pump_output(child.stdout, out, self.home)
@@ -616,8 +689,7 @@ class Supervisor(StopOnSignal):
             pump.join(timeout=5)
             attempt = 0 if time.monotonic() - started >= STABLE_AFTER_S else attempt
             if 0 <= self.args.max_restarts <= restarts:
-                log.error(f"giving up after {restarts} restarts (--max-restarts)")
-                return 1
+                raise self.gave_up(restarts)
             delay = restart_delay(attempt, self.args.backoff_initial, self.args.backoff_max)
             log.info(f"restarting in {delay:.0f} s (restart {restarts + 1})")
             attempt += 1
@@ -627,22 +699,41 @@ class Supervisor(StopOnSignal):
         log.info("supervisor stopped")
         return 0
 
+    def gave_up(self, restarts: int) -> TransientError:
+        """--max-restarts reached: exit 75 (Task Scheduler's restart-on-failure starts it again later)."""
+        message = (f"giving up after {restarts} restarts (--max-restarts {self.args.max_restarts}): dagster dev "
+                   f"keeps exiting; see {self.args.log_dir.resolve() / 'dagster.log'}")
+        log.error(message)
+        return TransientError(message)
 
-def main(argv: list[str] | None = None) -> int:
-    tolerate_console_encoding()
+
+def _main(argv: list[str] | None = None) -> int:
+    from pipeline_common.dagster_home import dagster_home_step
+
     args = parse_args(argv)
     home = args.dagster_home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    # Before anything else: a second supervisor must not even refresh the running one's dagster.yaml.
-    lock = take_instance_lock(home)
-    prepare_home(home)
-    setup_logging(args.log_dir.resolve())
-    supervisor = Supervisor(args)
-    supervisor.install_signal_handlers()
+    with dagster_home_step(home):  # a home that cannot be made or written: exit 74 naming it
+        home.mkdir(parents=True, exist_ok=True)
+        # Before anything else: a second supervisor must not even refresh the running one's dagster.yaml.
+        lock = take_instance_lock(home)
+        try:
+            prepare_home(home)
+        except BaseException:
+            lock.release()
+            raise
     try:
+        setup_logging(args.log_dir.resolve())
+        supervisor = Supervisor(args)
+        supervisor.install_signal_handlers()
         return supervisor.run()
     finally:
         lock.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 0 when stopped; 74 (home or log folder), 75 (--max-restarts reached, storage unreachable) or 78
+    (arguments, another supervisor, settings) with a message and the JSON line (contract section 8)."""
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def test_a_market_added_in_config_reaches_the_cross_market_models(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     models = set(done.stdout.split())
     assert {"stg_fr_orders", "stg_fr_new_names", "stg_uk_orders", "int_orders"} <= models
+    assert {"good_fr_orders", "good_fr_new_names"} <= models  # FR reaches them through its own gates
     compiled = subprocess.run(
         [dbt_executable(), "compile", "--project-dir", str(dbt_dir), "--profiles-dir", str(dbt_dir),
          "--select", "qi_executive_daily_sales", "--output", "text", "--quiet"],

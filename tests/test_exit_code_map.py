@@ -54,13 +54,21 @@ def test_every_errno_maps_to_a_contract_code(code):
     (sqlite3.OperationalError("database or disk is full"), 74),
     (RuntimeError('IO Error: Could not write file "x": No space left on device'), 74),
     (MemoryError(), 74),
+    (sqlite3.DatabaseError("file is not a database"), 74),
+    (sqlite3.DatabaseError("database disk image is malformed"), 74),
+    (sqlite3.OperationalError("disk I/O error"), 74),
+    (sqlite3.OperationalError("attempt to write a readonly database"), 74),
+    # as Dagster's storage raises them: SQLAlchemy's wrapper, the SQLite error as .orig
+    (__import__("sqlalchemy").exc.DatabaseError("PRAGMA x", {}, sqlite3.DatabaseError("file is not a database")), 74),
+    (__import__("sqlalchemy").exc.OperationalError("PRAGMA x", {}, sqlite3.OperationalError("disk I/O error")), 74),
 ])
 def test_the_map_for_each_exception_class(exc, code):
     found = classify_failure(exc)
     assert found is not None and found[0] == code, found
 
 
-@pytest.mark.parametrize("exc", [ValueError("bug"), KeyError("bug"), AttributeError("bug"), ZeroDivisionError()])
+@pytest.mark.parametrize("exc", [ValueError("bug"), KeyError("bug"), AttributeError("bug"), ZeroDivisionError(),
+                                 sqlite3.OperationalError("no such table: runs")])
 def test_a_bug_stays_a_bug(exc):
     assert classify_failure(exc) is None
 

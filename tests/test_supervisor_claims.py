@@ -1,6 +1,6 @@
 """The supervisor's documented behaviour (docs/operations.md), on a real supervision loop whose child
 is a small stand-in for `dagster dev` that crashes, runs a while or prints a lot, as planned:
-restart delays double and reset after a stable run, `--max-restarts` gives up with exit 1, and
+restart delays double and reset after a stable run, `--max-restarts` gives up with exit 75 (contract section 8: a retry may help), and
 `logs/dagster.log` rotates (5 x 5 MB) keeping the newest output, in order.
 """
 
@@ -70,11 +70,11 @@ def _times(path: Path) -> list[float]:
     return [float(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_max_restarts_gives_up_with_exit_1_after_that_many_restarts(run_supervisor, tmp_path):
+def test_max_restarts_gives_up_with_exit_75_after_that_many_restarts(run_supervisor, tmp_path):
     code, state = run_supervisor(
         [{"code": 1}], "--max-restarts", "2", "--backoff-initial", "0.1", "--backoff-max", "0.1"
     )
-    assert code == 1
+    assert code == 75
     assert len(_times(state / "starts.txt")) == 3  # the first start and two restarts, no more
     log = (tmp_path / "logs" / "supervisor.log").read_text(encoding="utf-8")
     assert "max-restarts" in log
@@ -88,7 +88,7 @@ def test_restart_delays_double_and_reset_after_a_stable_run(run_supervisor, monk
     code, state = run_supervisor(
         plan, "--max-restarts", "5", "--backoff-initial", "0.3", "--backoff-max", "10"
     )
-    assert code == 1
+    assert code == 75
     starts, exits = _times(state / "starts.txt"), _times(state / "exits.txt")
     assert len(starts) == len(exits) == 6
     gaps = [start - exit_ for exit_, start in zip(exits, starts[1:])]
@@ -104,7 +104,7 @@ def test_a_crash_loop_is_capped_at_backoff_max(run_supervisor):
     code, state = run_supervisor(
         [{"run_s": 0}], "--max-restarts", "4", "--backoff-initial", "0.2", "--backoff-max", "0.4"
     )
-    assert code == 1
+    assert code == 75
     starts, exits = _times(state / "starts.txt"), _times(state / "exits.txt")
     gaps = [start - exit_ for exit_, start in zip(exits, starts[1:])]
     assert len(gaps) == 4
@@ -115,7 +115,7 @@ def test_a_crash_loop_is_capped_at_backoff_max(run_supervisor):
 def test_dagster_log_rotates_5_by_5_mb_keeping_the_newest_output_in_order(run_supervisor, tmp_path):
     lines = 33_000  # about 33 MB of output: more than the 6 files (dagster.log + 5 backups) can hold
     code, _ = run_supervisor([{"lines": lines, "code": 1}], "--max-restarts", "0")
-    assert code == 1
+    assert code == 75
     logs = tmp_path / "logs"
     files = [logs / "dagster.log", *(logs / f"dagster.log.{n}" for n in range(1, 6))]
     assert all(f.is_file() for f in files), sorted(p.name for p in logs.iterdir())

@@ -58,7 +58,11 @@ def test_dbt_tests_are_asset_checks_and_warn_tests_do_not_block(dbt_assets_def):
     checks = {(c.asset_key.to_user_string(), c.name): c for c in dbt_assets_def.check_specs}
     status = [c for (asset, name), c in checks.items()
               if asset == "stg_uk_orders" and name.startswith("accepted_values") and "status" in name]
-    assert len(status) == 1 and status[0].blocking
+    # A market's staging tests do not block: the market's gates hold it (docs/warehouse.md).
+    assert len(status) == 1 and not status[0].blocking
+    budget = [c for (asset, name), c in checks.items() if asset == "stg_budget_daily_sales"]
+    assert budget and all(c.blocking for c in budget)
+    assert all(c.blocking for (asset, _), c in checks.items() if asset == "qi_executive_daily_sales")
     relationships = [c for (asset, name), c in checks.items()
                      if asset == "stg_uk_orders" and name.startswith("relationships")]
     assert len(relationships) == 1 and not relationships[0].blocking
@@ -105,7 +109,7 @@ def test_bad_rows_fail_their_dbt_tests_and_asset_checks(built_warehouse, dbt_ass
     result = dg.materialize(
         [dbt_assets_def], resources={DBT_RESOURCE_KEY: warehouse_dbt_resource()}, raise_on_error=False
     )
-    assert not result.success
+    assert result.success  # only gated markets failed: the step stands, the checks say what failed
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e
                    for e in result.get_asset_check_evaluations()}
     failed = sorted(k for k, e in evaluations.items() if not e.passed)
@@ -118,10 +122,13 @@ def test_bad_rows_fail_their_dbt_tests_and_asset_checks(built_warehouse, dbt_ass
     assert all(e.passed for (asset, _), e in evaluations.items() if asset in ("stg_it_orders", "stg_jp_orders"))
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "stg_uk_orders" in materialized and "stg_it_orders" in materialized
-    assert "qi_executive_daily_sales" not in materialized  # dbt build skips what depends on a failed test
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    assert "stg_uk_orders" in failure.step_failure_data.error.message
-    assert "stg_de_orders" in failure.step_failure_data.error.message
+    # Each failing market holds back only its own gates; IT and JP go through to the marts.
+    assert {"good_it_orders", "good_jp_orders", "qi_executive_daily_sales"} <= materialized
+    assert not materialized & {"good_uk_orders", "good_de_orders"}
+    assert evaluations[status_checks[0]].metadata["market"].value == "UK"
+    assert "UK/injected/" in evaluations[status_checks[0]].metadata["files"].value
+    de_check = next(e for (asset, name), e in evaluations.items() if asset == "stg_de_orders" and not e.passed)
+    assert de_check.metadata["market"].value == "DE" and "DE/injected/" in de_check.metadata["files"].value
 
 
 def test_a_held_warehouse_lock_is_retried_and_bad_data_is_not(built_warehouse, isolated_env):

@@ -188,7 +188,8 @@
       {%- if parent.config.materialized == 'view' -%}
         {%- do found['views'].append(relation) -%}
         {%- do warehouse_inputs(parent_id, found) -%}
-      {%- elif parent.config.materialized == 'latest_file_wins' -%}
+      {%- elif parent.config.materialized == 'latest_file_wins'
+               or (parent.config.materialized == 'market_gate' and parent.config.get('day_column')) -%}
         {%- do found['incremental'].append(parent.alias) -%}
       {%- else -%}
         {%- do found['tables'].append(relation) -%}
@@ -268,6 +269,72 @@
     {{ warehouse_save_state(this.identifier, fingerprint, inputs_fingerprint, watermarks, full) }}
   {% endcall %}
   {% do log(this.identifier ~ ': ' ~ ('full' if full else (days | length) ~ ' day(s) recomputed'), info=false) %}
+
+  {{ warehouse_commit(target, post_hooks, model) }}
+  {{ return({'relations': [target]}) }}
+{% endmaterialization %}
+
+{#- ---------------------------------------------------------------- market_gate -#}
+
+{#- A market's gate (macros/staging.sql, market_gate): a copy of one staging model that is only
+    refreshed when the market passed its tests (dbt skips it otherwise, so it keeps the last good
+    rows). Over an incremental staging model (`day_column` set) it copies only the days that model
+    reported since the gate's own last build, and reports them itself, so the models downstream stay
+    incremental; a held gate catches up every day it missed once the market passes again. -#}
+{% materialization market_gate, adapter='duckdb' %}
+  {%- set target = this.incorporate(type='table') -%}
+  {%- set gate_of = config.require('gate_of') -%}
+  {%- set day_column = config.get('day_column') -%}
+  {%- set changes_table = warehouse_bookkeeping('_warehouse_changes') -%}
+  {%- set fingerprint = local_md5('market_gate v1|' ~ sql ~ '|' ~ (day_column or '')) -%}
+
+  {{ run_hooks(pre_hooks, inside_transaction=False) }}
+  {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+  {%- set existing = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+  {%- set state = warehouse_state_row(this.identifier) -%}
+  {%- set full = should_full_refresh() or existing is none or not existing.is_table or state is none
+                 or state['fingerprint'] != fingerprint or not day_column -%}
+  {%- set watermarks = {} -%}
+  {%- set days = [] -%}
+  {%- if day_column -%}
+    {%- set newest = run_query("select coalesce(max(seq), 0) from " ~ changes_table ~ " where model = '" ~ gate_of ~ "'").columns[0].values()[0] | int -%}
+    {%- do watermarks.update({gate_of: newest}) -%}
+    {%- if not full -%}
+      {%- set rows = run_query("select count(*) filter (where full_rebuild), coalesce(string_agg(distinct cast(day as varchar), ',' order by cast(day as varchar)), '') from "
+          ~ changes_table ~ " where model = '" ~ gate_of ~ "' and seq > " ~ (state['watermarks'].get(gate_of, 0) | int) ~ " and seq <= " ~ newest) -%}
+      {%- if rows[0][0] > 0 -%}
+        {%- set full = true -%}
+      {%- elif rows[0][1] -%}
+        {%- for day in rows[0][1].split(',') -%}{%- do days.append(day) -%}{%- endfor -%}
+      {%- endif -%}
+    {%- endif -%}
+  {%- endif -%}
+  {%- set seq = run_query("select coalesce(max(seq), 0) + 1 from " ~ changes_table).columns[0].values()[0] -%}
+
+  {% call statement('main') %}
+    {%- if full %}
+    {{ warehouse_replace_table(target, sql) }};
+    {%- if day_column %}
+    delete from {{ changes_table }} where model = '{{ this.identifier }}';
+    insert into {{ changes_table }} values ({{ seq }}, '{{ this.identifier }}', null, true, now()::timestamp);
+    {%- endif %}
+    {%- elif days %}
+    delete from {{ target }} where {{ day_column }} in ({{ warehouse_sql_list(days, 'date') }});
+    insert into {{ target }} by name
+    select * from ({{ sql }}) as gate_rows where {{ day_column }} in ({{ warehouse_sql_list(days, 'date') }});
+    insert into {{ changes_table }}
+    select {{ seq }}, '{{ this.identifier }}', day, false, now()::timestamp
+    from (select unnest([{{ warehouse_sql_list(days, 'date') }}]) as day);
+    {%- else %}
+    -- The staging model reported no change since the gate's last build: nothing to do.
+    select 1;
+    {%- endif %}
+  {% endcall %}
+  {% call statement('record_state') %}
+    {{ warehouse_save_state(this.identifier, fingerprint, '', watermarks, full) }}
+  {% endcall %}
+  {% do log(this.identifier ~ ': ' ~ ('full' if full else (days | length) ~ ' day(s) copied'), info=false) %}
 
   {{ warehouse_commit(target, post_hooks, model) }}
   {{ return({'relations': [target]}) }}

@@ -94,3 +94,23 @@ qualify row_number() over (
 {% macro model_name_for(market, dataset) -%}
   {{ return('stg_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
 {%- endmacro %}
+
+{#- The gate of a market's staging model (docs/warehouse.md, "A market that fails a test holds back
+    only itself"): what everything downstream reads instead of the staging model. It depends on every
+    staging model of its market, so when any test of that market fails, dbt skips the market's gates
+    and they keep the rows of the last build in which the whole market passed. dbt also skips every
+    model downstream of them; the Dagster asset builds those again from the held gates
+    (orchestration/warehouse/gates.py), so the other markets are current. -#}
+{% macro gate_name_for(market, dataset) -%}
+  {{ return('good_' ~ market | lower ~ '_' ~ dataset | replace('ingest_', '', 1)) }}
+{%- endmacro %}
+
+{% macro market_gate(market, dataset) -%}
+{%- set dataset_type = pipeline_dataset_types()[dataset] -%}
+{%- set day_column = dataset_type.get('change_date') if dataset_type['cadence'] == 'daily' else none -%}
+{{ config(materialized='market_gate', gate_of=model_name_for(market, dataset), day_column=day_column, tags=['market_gate']) }}
+{%- for entry in pipeline_datasets() if entry['market'] == market and entry['dataset'] != dataset %}
+-- depends_on: {{ ref(model_name_for(market, entry['dataset'])) }}
+{%- endfor %}
+select * from {{ ref(model_name_for(market, dataset)) }}
+{%- endmacro %}

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import hashlib
+import re
 import threading
 import time
 from typing import Any, Literal
@@ -26,7 +27,17 @@ from pipeline_common.secrets import scrub, scrub_data
 from pipeline_common.settings import alerts_dir, env
 
 MAX_RETRY_AFTER_SECONDS = 120.0
-_BODY_EXCERPT_CHARS = 200
+_SLACK_ERROR = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def slack_error_token(body: str) -> str:
+    """Slack's answer by its error token (`invalid_payload`, `no_service`, `channel_is_archived`), quoted only
+    when it is one; any other body (a proxy's page, an echo of the request) is never quoted, only its size."""
+    text = (body or "").strip()
+    if _SLACK_ERROR.fullmatch(text):
+        return repr(text)
+    return f"(a body of {len(body or '')} characters, not quoted)" if text else "(no body)"
+
 MIN_SECONDS_BETWEEN_MESSAGES = 1.0
 """Slack's incoming webhooks take about one message per second each; more answer 429."""
 _last_post: dict[str, float] = {}  # hash of a webhook URL -> monotonic time of its last post
@@ -155,8 +166,7 @@ class SlackAlerts(dg.ConfigurableResource):
             else:
                 if response.status_code == 200:
                     return None
-                body = response.text[:_BODY_EXCERPT_CHARS].replace(url, "<webhook>")
-                problem = f"HTTP {response.status_code} {body!r}"
+                problem = f"HTTP {response.status_code} {slack_error_token(response.text)}"
                 retryable = response.status_code == 429 or response.status_code >= 500
                 delay = _retry_after(response) if response.status_code == 429 else delay
             if not retryable or attempt == self.max_attempts:

@@ -71,10 +71,14 @@ def main() -> int:
         EXIT_HELD, EXIT_UNAVAILABLE, InstanceLockHeld, InstanceUnavailable, acquire_instance_lock, held_by_parent,
     )
 
+    from pipeline_common.dagster_home import dagster_home_step
+
+    home = Path(os.environ.get("DAGSTER_HOME", ".")).resolve()
     lock = None
     if not held_by_parent():
         try:
-            lock = acquire_instance_lock(Path(os.environ.get("DAGSTER_HOME", ".")).resolve())
+            with dagster_home_step(home):  # the lock's record cannot be written (a full disk): 74 naming the home
+                lock = acquire_instance_lock(home)
         except InstanceLockHeld as exc:
             print(f"not recovering: {exc}")
             return EXIT_HELD
@@ -82,7 +86,7 @@ def main() -> int:
             print(str(exc))
             return EXIT_UNAVAILABLE
     try:
-        with dg.DagsterInstance.get() as instance:
+        with dagster_home_step(home), dg.DagsterInstance.get() as instance:  # a full or damaged home: 74, named
             failed = fail_interrupted_runs(instance)
             set_pool_limits(instance)
     finally:
@@ -95,4 +99,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline_common.script_support import run_main  # foreseeable failures end in the contract's codes
+
+    sys.exit(run_main(lambda _argv: main(), None))

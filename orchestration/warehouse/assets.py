@@ -9,22 +9,26 @@ the step fails at once; only a held DuckDB file lock (another process has the wa
 is retried, a few times with a pause, via RetryRequested.
 """
 
+import json
 import shutil
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import Field
 from dagster_dbt import DbtCliInvocation, dbt_assets
 
 from orchestration.resources import DUCKDB_POOL, DUCKDB_RUN_TAG
+from orchestration.warehouse import gates
 from orchestration.warehouse.columns import with_column_schemas
 from orchestration.warehouse.project import warehouse_dbt_project
 from orchestration.warehouse.resource import WarehouseDbtCliResource, manifest_path, warehouse_dbt_resource
 from orchestration.warehouse.sentinels import build_sentinel_checks
 from orchestration.warehouse.translator import WarehouseTranslator
 from pipeline_common.config import PipelineConfig
-from pipeline_common.warehouse_lock import is_lock_message
+from pipeline_common.settings import duckdb_path
+from pipeline_common.warehouse_lock import connect_read_only, is_lock_message
 
 DBT_RESOURCE_KEY = "dbt"
 DBT_OP_TAGS = {DUCKDB_RUN_TAG: "true"}
@@ -78,6 +82,8 @@ def dbt_build_args(run_config: WarehouseRunConfig) -> list[str]:
 
 
 def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
+    manifest = json.loads(manifest_path().read_text(encoding="utf-8"))
+
     @dbt_assets(
         manifest=manifest_path(),
         project=warehouse_dbt_project(),
@@ -89,11 +95,43 @@ def build_dbt_assets(config: PipelineConfig) -> dg.AssetsDefinition:
     def warehouse_dbt_models(
         context: dg.AssetExecutionContext, config: WarehouseRunConfig, dbt: WarehouseDbtCliResource
     ):
-        invocation = dbt.cli(dbt_build_args(config), context=context, raise_on_error=False)
+        args = dbt_build_args(config)
+        first = dbt.cli(args, context=context, raise_on_error=False)
+        outcome = gates.drain(first)
+        events, invocations, failures = list(outcome.events), [first], []
+        if not first.is_successful() and not outcome.failed:  # no node ran: a held lock, a compile error
+            yield from events
+            prune_run_targets(first.target_path.parent, context.op_execution_context.op.name)
+            raise_for_failure(first)
+        if outcome.failed:
+            # A market's failure made dbt skip every model downstream of its gates, the other markets'
+            # included: build those again, reading the held gates (gates.py, docs/warehouse.md
+            # "A market that fails a test holds back only itself").
+            failures = [uid for uid in outcome.failed if not gates.is_contained(manifest, uid)]
+            built = {context.asset_key_for_output(e.output_name).path[-1] for e in events if isinstance(e, dg.Output)}
+            selected = {key.path[-1] for key in context.selected_asset_keys}
+            not_built = gates.not_built(manifest, selected, built, outcome.failed)
+            gates.create_missing_gates(manifest, not_built, lambda: duckdb.connect(str(duckdb_path())), context.log)
+            held = gates.held_back(manifest, outcome.failed)
+            again = gates.rebuild_after_gates(manifest, not_built, held)
+            if held:
+                context.log.error(f"not built, held back by a failure no market gate contains: {', '.join(held)}")
+            if again:
+                context.log.info(f"building again without the held markets: {', '.join(again)}")
+                second = dbt.cli([*args, "--exclude", " ".join(gates.all_models_but(manifest, again))],
+                                 context=context, raise_on_error=False)
+                events += gates.drain(second).events
+                invocations.append(second)
+            events = list(gates.annotated_checks(
+                events, manifest, first.target_path,
+                lambda: connect_read_only(duckdb_path(), gates.READ_TIMEOUT_SECONDS, context.log), context.log))
         # Held until dbt exits, then each model's Output gets its columns and types (columns.py).
-        yield from with_column_schemas(context, invocation.stream())
-        prune_run_targets(invocation.target_path.parent, context.op_execution_context.op.name)
-        raise_for_failure(invocation)
+        yield from with_column_schemas(context, events)
+        prune_run_targets(first.target_path.parent, context.op_execution_context.op.name)
+        for invocation in invocations[1:]:
+            raise_for_failure(invocation)
+        if failures:
+            raise_for_failure(first)
 
     return warehouse_dbt_models
 

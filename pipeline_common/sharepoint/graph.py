@@ -13,6 +13,7 @@ retries that honour Retry-After. Secrets and tokens never reach a message.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 from pipeline_common import reachability, tls
 from pipeline_common.backoff import exponential_delay
 from pipeline_common.script_support import ConfigurationError, TransientError
-from pipeline_common.secrets import scrub
+
 from pipeline_common.sharepoint.settings import (
     DEFAULT_GRAPH_ENDPOINT,
     FOLDER,
@@ -89,7 +90,7 @@ def graph_call(client: SignedInClient, step: str, call: Callable[[], T], on_retr
             if status == 404 and not_found is not None:
                 raise not_found() from None
             if status not in TRANSIENT_STATUS:
-                raise _graph_failure(settings, step, status, code, scrub(getattr(exc, "message", "") or exc)) from None
+                raise _graph_failure(settings, step, status, code) from None
             wait = _retry_after(response)
             reason = f"HTTP {status}" + (f", Retry-After {wait:.0f} s" if wait is not None else "")
             if attempt == attempts or (wait is not None and wait > MAX_RETRY_AFTER_SECONDS):
@@ -109,13 +110,16 @@ def graph_call(client: SignedInClient, step: str, call: Callable[[], T], on_retr
     raise AssertionError("unreachable")
 
 
-def _graph_failure(settings: SharePointSettings, step: str, status: int | None, code: str, detail: str) -> Exception:
+def _graph_failure(settings: SharePointSettings, step: str, status: int | None, code: str) -> Exception:
+    """The refusal by its HTTP status and Graph's error code (`accessDenied`, `invalidRequest`), never the error's
+    message: Graph and the proxies in front of it may quote the request, a token among it."""
     where = f"SharePoint {settings.site_url}"
+    code = code if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,63}", code or "") else ""
     if status == 401:
         return ConfigurationError(
             f"{where}: Microsoft Graph rejected the app's token at {step} (HTTP 401 {code}): check that {TENANT} "
             f"is the tenant of the site and that the app registration has the Sites.Selected application "
-            f"permission with admin consent: {detail[:200]}"
+            f"permission with admin consent"
         )
     if status == 403:
         return ConfigurationError(
@@ -123,7 +127,8 @@ def _graph_failure(settings: SharePointSettings, step: str, status: int | None, 
             "Sites.Selected an administrator must grant the app 'read' on this one site through Microsoft "
             "Graph (POST /sites/{site-id}/permissions, docs/sources.md)"
         )
-    return ConfigurationError(f"{where}: {step} failed (HTTP {status} {code}): {detail[:300]}")
+    return ConfigurationError(f"{where}: {step} failed (HTTP {status}{' ' + code if code else ''}): check "
+                              f"{SITE_URL} and {FOLDER}, and the app's grant on the site")
 
 
 def _site_id(client: SignedInClient) -> str:

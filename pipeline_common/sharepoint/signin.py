@@ -69,15 +69,19 @@ def _classify_token_failure(settings: SharePointSettings, result: dict[str, Any]
     found = re.findall(r"AADSTS(\d+)", description)
     codes += found
     error = str(result.get("error") or "")
+    if not re.fullmatch(r"[a-z_]{1,64}", error):  # OAuth's error is a token (invalid_client); anything else is not quoted
+        error = "unrecognised error" if error else ""
     where = f"Microsoft Entra ID sign-in of app {settings.client_id} (tenant {settings.tenant}, {settings.credential_kind})"
-    first_line = scrub(description.splitlines()[0] if description else error)[:300]
+    # Entra's error_description is free text that may quote the request (the client secret among it): only the
+    # AADSTS codes in it and the OAuth error token are quoted, never the text.
+    first_line = ", ".join(dict.fromkeys(f"AADSTS{code}" for code in codes if code.isdigit())) or error or ""
     for code in codes:
         if code in _AADSTS_HINTS:
             hint = _AADSTS_HINTS[code].format(
                 thumbprint=settings.certificate.thumbprint if settings.certificate else "?",
                 client_id=settings.client_id, tenant=settings.tenant,
             )
-            return ConfigurationError(f"{where} refused: {hint} (AADSTS{code}: {first_line})")
+            return ConfigurationError(f"{where} refused: {hint} ({first_line})")
     if error in ("temporarily_unavailable", "server_error") or not error:
         return TransientError(f"{where} failed, a retry may succeed: {first_line or 'no answer'}")
     if error == "invalid_client":

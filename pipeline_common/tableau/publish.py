@@ -11,7 +11,7 @@ import tableauserverclient as TSC
 from tableauserverclient.server.endpoint.exceptions import FailedSignInError, ServerResponseError
 
 from pipeline_common.script_support import ConfigurationError
-from pipeline_common.tableau.session import PublishResult, Session, TableauSettings, signed_in
+from pipeline_common.tableau.session import PublishResult, Session, TableauSettings, signed_in, tableau_refusal
 
 DEFAULT_LOCK_TIMEOUT_SECONDS = 1800.0
 
@@ -35,8 +35,7 @@ def publish_extract(
         except (ServerResponseError, FailedSignInError) as exc:
             # 4xx answers (permissions, a locked data source, a bad name) need a person, not a retry.
             raise ConfigurationError(
-                f"Tableau refused publishing {name!r} to project {settings.project!r}: "
-                f"{exc.code} {exc.summary}: {exc.detail}"
+                f"Tableau refused publishing {name!r} to project {settings.project!r}: {tableau_refusal(exc)}"
             ) from None
     return PublishResult(
         datasource_id=str(datasource.id), content_url=str(datasource.content_url or ""), project=settings.project

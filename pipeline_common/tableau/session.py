@@ -35,7 +35,7 @@ from tableauserverclient.server.endpoint.exceptions import (
 from pipeline_common import reachability, tls
 from pipeline_common.backoff import exponential_delay
 from pipeline_common.script_support import ConfigurationError, ScriptError, TransientError
-from pipeline_common.secrets import scrub
+from pipeline_common.secrets import register, scrub
 from pipeline_common.settings import data_dir, env
 from pipeline_common.tableau.lock import exclusive_lock
 
@@ -228,13 +228,14 @@ class Session:
                     self.product_version = str(info.product_version or "unknown")
                     self.server.version = info.rest_api_version
             self.server.auth.sign_in(self.auth)
+            register(self.server.auth_token)  # the session token is a credential too: masked wherever it shows
 
         try:
             self.retrying("sign-in", version_and_sign_in)
         except FailedSignInError as exc:
             raise ConfigurationError(
                 f"Tableau sign-in refused at {self.settings.server_url} (site {self.settings.site_label}, "
-                f"token name {self.settings.pat_name!r}): {exc.summary}. Check TABLEAU_PAT_NAME, "
+                f"token name {self.settings.pat_name!r}): {tableau_refusal(exc)}. Check TABLEAU_PAT_NAME, "
                 "TABLEAU_PAT_SECRET and TABLEAU_SITE_ID (TABLEAU_SITE_ID=default for the Default site)"
             ) from None
 
@@ -273,7 +274,7 @@ class Session:
                 return self.retrying(what, call)
             except FailedSignInError as exc:
                 raise ConfigurationError(
-                    f"Tableau refused the {what} after a fresh sign-in: {exc.summary}; check the token's "
+                    f"Tableau refused the {what} after a fresh sign-in: {tableau_refusal(exc)}; check the token's "
                     "permissions on the project"
                 ) from None
 
@@ -299,5 +300,36 @@ def signed_in(
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (ServerResponseError, NonXMLResponseError)):  # an answer's body: never quoted
+        return f"{type(exc).__name__}: {tableau_refusal(exc)}"
     text = scrub(str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+# Tableau's REST error codes are six digits: the HTTP status, then a number. A message says what the code
+# means in the pipeline's own words; the answer's summary and detail are never quoted: a server (or a proxy
+# in front of it) may echo what it was sent, the token's secret among it, in any encoding.
+_TABLEAU_CODES = {
+    "401001": "sign-in refused: the token name, its secret or the site is wrong, or the token expired or was revoked",
+    "401002": "the session is not valid: it ended, or the same token signed in elsewhere",
+}
+_TABLEAU_CLASSES = {
+    "400": "the request was refused as not valid: a name or value Tableau does not accept",
+    "401": "the credentials or the session were refused",
+    "403": "the token's user lacks the permission, or the site does not allow it",
+    "404": "not found: the site, project or data source",
+    "405": "not allowed on this server",
+    "409": "a conflict: the item exists already or another operation holds it",
+    "413": "too large for the server",
+}
+
+
+def tableau_refusal(exc: BaseException) -> str:
+    """`403004 (the token's user lacks the permission ...)`: Tableau's error code and what it means, never the
+    summary or detail of the answer."""
+    code = str(getattr(exc, "code", "") or "").strip()
+    if not re.fullmatch(r"\d{6}", code):
+        return "an answer without a Tableau error code (its text is not quoted)"
+    meaning = _TABLEAU_CODES.get(code) or _TABLEAU_CLASSES.get(code[:3]) or (
+        "an error on the server" if code.startswith("5") else "refused")
+    return f"{code} ({meaning})"

@@ -37,7 +37,7 @@ from pipeline_common import reachability
 from pipeline_common.script_support import ConfigurationError, ScriptError, TransientError
 from pipeline_common.secrets import scrub
 from pipeline_common.settings import data_dir
-from pipeline_common.tableau.session import Session, TableauSettings, guard_client_logs, signed_in
+from pipeline_common.tableau.session import Session, TableauSettings, guard_client_logs, signed_in, tableau_refusal
 
 MARKER = "[pipeline]"
 """Every warning the pipeline writes starts with this, so it only ever changes its own."""
@@ -131,8 +131,8 @@ def _unavailable(exc: BaseException) -> str | None:
         code = str(exc.code)
         if code in _UNAVAILABLE_CODES or (code.startswith(("403", "404", "400")) and
                                           any(word in text for word in _UNAVAILABLE_WORDS)):
-            return (f"{exc.code} {exc.summary}: {exc.detail} (data quality warnings need the Data Management "
-                    "licence on the site)")
+            return (f"{tableau_refusal(exc)}; data quality warnings need the Data Management licence on the "
+                    "site")
     return None
 
 
@@ -248,8 +248,7 @@ def sync_warnings(
 
 
 def _refused(exc: BaseException) -> ScriptError:
-    code, summary, detail = (getattr(exc, name, "") for name in ("code", "summary", "detail"))
-    return ConfigurationError(scrub(f"Tableau refused the data quality warning: {code} {summary}: {detail}"))
+    return ConfigurationError(scrub(f"Tableau refused the data quality warning: {tableau_refusal(exc)}"))
 
 
 def set_warning(settings: TableauSettings, name: str, message: str, log: logging.Logger,

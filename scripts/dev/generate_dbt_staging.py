@@ -29,6 +29,11 @@ def model_name(market: str, dataset: str) -> str:
     return f"stg_{market.lower()}_{dataset.removeprefix('ingest_')}"
 
 
+def gate_name(market: str, dataset: str) -> str:
+    """The market's gate over one staging model (dbt/macros/staging.sql, market_gate): what downstream reads."""
+    return f"good_{market.lower()}_{dataset.removeprefix('ingest_')}"
+
+
 def _yaml(value: object) -> str:
     return json.dumps(value)
 
@@ -131,11 +136,22 @@ def render_models(config: PipelineConfig, market: str, datasets: list[str]) -> s
         for column, tests in column_tests.items():
             lines += [f"      - name: {column}", "        data_tests:"]
             lines += [f"          - {_yaml(test)}" for test in tests]
+    for dataset in datasets:
+        gate = (
+            f"{model_name(market, dataset)} as of the last build in which every {market} staging test passed: "
+            f"what the cross-market models read, so a {market} file failing a warehouse test holds back {market} "
+            "only (macro market_gate, dbt/macros/staging.sql)."
+        )
+        lines += [f"  - name: {gate_name(market, dataset)}", f"    description: {_yaml(gate)}"]
     return "\n".join(lines) + "\n"
 
 
 def render_model_sql(market: str, dataset: str) -> str:
     return f"-- {MARKER}.\n{{{{ stage_dataset('{market}', '{dataset}') }}}}\n"
+
+
+def render_gate_sql(market: str, dataset: str) -> str:
+    return f"-- {MARKER}.\n{{{{ market_gate('{market}', '{dataset}') }}}}\n"
 
 
 def render(config: PipelineConfig) -> dict[Path, str]:
@@ -150,6 +166,7 @@ def render(config: PipelineConfig) -> dict[Path, str]:
         files[folder / f"_{market.lower()}__models.yml"] = render_models(config, market, datasets)
         for dataset in datasets:
             files[folder / f"{model_name(market, dataset)}.sql"] = render_model_sql(market, dataset)
+            files[folder / f"{gate_name(market, dataset)}.sql"] = render_gate_sql(market, dataset)
     return files
 
 

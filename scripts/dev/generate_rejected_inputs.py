@@ -100,6 +100,11 @@ def _map_cases() -> list[tuple[str, BaseException]]:
         ("text that is not in its encoding (`UnicodeError`)", UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid")),
         ("a library saying the disk is full (DuckDB, Hyper, SQLite under `DAGSTER_HOME`)",
          sqlite3.OperationalError("database or disk is full")),
+        ("a damaged SQLite file (`file is not a database`, `database disk image is malformed`: the Dagster home's "
+         "storage; the message names the file when the script knows its home)",
+         sqlite3.DatabaseError("file is not a database")),
+        ("SQLite refused by the file system (`disk I/O error`, `unable to open database file`, "
+         "`attempt to write a readonly database`)", sqlite3.OperationalError("disk I/O error")),
         ("out of memory (`MemoryError`)", MemoryError()),
         ("anything else: a bug", ValueError("...")),
     ]
@@ -107,7 +112,8 @@ def _map_cases() -> list[tuple[str, BaseException]]:
 
 def render_exit_map() -> str:
     out = ["What `pipeline_common/script_support.py` `classify_failure` returns (every script, by hand and "
-           "under Dagster; `status.py`, `doctor.py` and the generators through `run_main`):", "",
+           "under Dagster; `supervisor.py`, `serve.py`, `status.py`, `doctor.py`, start-up recovery and the "
+           "generators through `run_main`):", "",
            "| failure | exit |", "| --- | --- |"]
     for label, exc in _map_cases():
         found = classify_failure(exc)  # type: ignore[arg-type]

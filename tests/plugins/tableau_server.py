@@ -15,7 +15,10 @@ As strict as the real service where the pipeline depends on it:
 - the site's content URL: the Default site is the empty one;
 - data quality warnings need Data Management (`data_management=False`: 403157 Feature disabled);
 - warning count by version: 2024.2 and older hold one warning per data source, newer one per type;
-- `proxy_page(status)`: a proxy or single sign-on page answering HTML instead of Tableau's XML.
+- `proxy_page(status)`: a proxy or single sign-on page answering HTML instead of Tableau's XML;
+- `echo_requests = True`: every error answer quotes the request it refuses (its body, the PAT secret in
+  it as the client XML-escaped it, and the X-Tableau-Auth token) in its summary and detail, as a
+  gateway or a server in debug mode does; `pat_secret` is the secret the server accepts.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class TableauServerDouble:
     product_version: str = "2025.1.0"  # one warning per type; "2024.2.0" and older: one per data source
     data_management: bool = True  # the Data Management licence that data quality warnings need
     proxy_status: int | None = None  # a proxy / SSO page in front of the server answers every call
+    pat_secret: str = PAT_SECRET  # the token secret this server accepts
+    echo_requests: bool = False  # error answers quote the request they refuse (body and session token)
     token_owner: dict[str, str] = field(default_factory=dict)  # session token -> PAT name
     ended_sessions: int = 0  # sessions ended by a second sign-in with the same PAT
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -140,6 +145,13 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _send(self, status: int, body: bytes = b"", content_type: str = "application/xml") -> None:
+            if state.echo_requests and status >= 400:
+                code = re.search(rb'code="(\d+)"', body)
+                received = getattr(self, "_received", b"").decode("utf-8", "replace")
+                token = self.headers.get("X-Tableau-Auth", "")
+                echo = _attr(f"{received} X-Tableau-Auth: {token}")
+                body = _error(code.group(1).decode() if code else f"{status}000", echo[:400], echo)
+                content_type = "application/xml"
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -152,6 +164,7 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
         def _route(self, method: str) -> None:
             parsed = urlparse(self.path)
             body = self._body()
+            self._received = body
             match = _API_RE.match(parsed.path)
             if not match:
                 self._send(404, _error("404000", "Not found", parsed.path))
@@ -208,7 +221,7 @@ def _handler(state: TableauServerDouble) -> type[BaseHTTPRequestHandler]:
                 "site": site.get("contentUrl", "") if site is not None else "",
             }
             state.sign_ins.append(attempt)
-            if (attempt["name"], attempt["secret"], attempt["site"]) != (PAT_NAME, PAT_SECRET, state.site_content_url):
+            if (attempt["name"], attempt["secret"], attempt["site"]) != (PAT_NAME, state.pat_secret, state.site_content_url):
                 self._send(401, _error("401001", "Signin Error", "Error signing in to Tableau Server"))
                 return
             token = uuid.uuid4().hex

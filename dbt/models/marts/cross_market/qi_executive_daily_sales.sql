@@ -39,7 +39,7 @@ new_customers as (
     {%- set new_name_markets = markets_with_dataset('ingest_new_names') %}
     {%- for market in new_name_markets %}
     select '{{ market }}' as market, first_order_date, count(*) as new_customers
-    from {{ ref(model_name_for(market, 'ingest_new_names')) }}
+    from {{ ref(gate_name_for(market, 'ingest_new_names')) }}
     group by first_order_date
     {% if not loop.last %}union all{% endif %}
     {%- else %}

@@ -8,7 +8,7 @@
 
 with lines as (
     select order_date, order_id, customer_id, quantity, unit_price
-    from {{ ref('stg_uk_orders') }}
+    from {{ ref('good_uk_orders') }}
     where {{ is_net_sale('status') }}
 )
 
@@ -23,6 +23,6 @@ select
     -- UK orders are GBP (the staging currency test pins it), so no FX here.
     cast(round(sum(lines.quantity * lines.unit_price), 2) as decimal(18, 2)) as net_sales_gbp
 from lines
-left join {{ ref('stg_uk_scv') }} as scv on scv.customer_id = lines.customer_id
-left join {{ ref('stg_uk_new_names') }} as new_names on new_names.customer_id = lines.customer_id
+left join {{ ref('good_uk_scv') }} as scv on scv.customer_id = lines.customer_id
+left join {{ ref('good_uk_new_names') }} as new_names on new_names.customer_id = lines.customer_id
 group by lines.order_date, coalesce(scv.segment, 'Unassigned')
