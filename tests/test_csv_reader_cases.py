@@ -173,6 +173,9 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
     ("\n\n", "line 1: the file is empty; expected a header row"),
     ("\ufeff" + ",".join(ORDERS_HEADER) + "\n", "line 2: the file has a header but no data rows"),
     (",".join(ORDERS_HEADER) + "\n", "line 2: the file has a header but no data rows"),
+    (",".join(ORDERS_HEADER), "line 2: the file has a header but no data rows"),  # no final line break
+    (",".join(ORDERS_HEADER) + "\r", "line 2: the file has a header but no data rows"),
+    (",".join(ORDERS_HEADER) + "\r\n\r\n\n", "line 2: the file has a header but no data rows"),
     (",".join([*ORDERS_HEADER, "quantity", "status"]) + "\n1\n", "line 1: duplicate column(s) 'quantity', 'status'"),
     (",".join(h for h in ORDERS_HEADER if h not in ("quantity", "status")) + "\n1\n",
      "line 1, column 'quantity': missing column(s) 'quantity', 'status'"),

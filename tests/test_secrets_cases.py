@@ -43,14 +43,15 @@ def _recoverable(text: str, secret: bytes) -> bool:
 
 @settings(max_examples=80, deadline=None, derandomize=True)
 @given(secret=st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~._-"),
-                      min_size=7, max_size=40),
+                      min_size=6, max_size=40),
        before=st.binary(max_size=7), after=st.binary(max_size=7), urlsafe=st.booleans())
 @example(secret="abcdef", before=b"", after=b"", urlsafe=False)  # a 6-byte secret, aligned: 8 characters
+@example(secret="abcdef", before=b"\x01", after=b"", urlsafe=False)  # off the boundary: 7 characters of its own
+@example(secret="abcdef", before=b"\x01\x02", after=b"\x03", urlsafe=True)
 @example(secret="abcdefg", before=b"\xff", after=b"\x00", urlsafe=True)
 @example(secret="abcdefgh", before=b"\x01\x02", after=b"", urlsafe=False)
 def test_a_secret_inside_base64_cannot_be_read_back_at_any_alignment(secret, before, after, urlsafe) -> None:
-    """From 7 bytes on at every alignment (a 6-byte secret only where it starts on a 3-byte boundary: elsewhere
-    fewer than 8 characters depend on it alone, and the scrubber masks no shorter base64 run)."""
+    """At every alignment, from the shortest value treated as a secret (6 bytes) on."""
     from pipeline_common.secrets import scrub
 
     encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
