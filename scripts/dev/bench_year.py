@@ -58,6 +58,7 @@ def measure(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> dict
     start = time.perf_counter()
     process = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak_tree = peak_one = 0
+    loads: list[float] = []  # the machine's 1-minute load average (not on Windows): how busy the PC was
     stop = threading.Event()
 
     def sample() -> None:
@@ -80,6 +81,8 @@ def measure(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> dict
                 total += rss
                 peak_one = max(peak_one, rss)
             peak_tree = max(peak_tree, total)
+            if hasattr(os, "getloadavg"):
+                loads.append(os.getloadavg()[0])
             stop.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -91,7 +94,8 @@ def measure(args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> dict
     text = out.decode("utf-8", "replace")
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, args[:4]))} failed (exit {process.returncode}):\n{text[-4000:]}")
-    return {"seconds": elapsed, "peak_tree_bytes": peak_tree, "peak_process_bytes": peak_one, "output": text}
+    return {"seconds": elapsed, "peak_tree_bytes": peak_tree, "peak_process_bytes": peak_one,
+            "load_max": max(loads, default=-1.0), "output": text}
 
 
 def folder_bytes(path: Path) -> int:
@@ -181,8 +185,8 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
         result = measure(args, bench.env(landing))
         steps[name] = {k: v for k, v in result.items() if k != "output"}
         print(f"[{days} days] {name:<10} {result['seconds']:8.2f} s  peak tree "
-              f"{result['peak_tree_bytes'] / GB:5.2f} GB  largest process {result['peak_process_bytes'] / GB:5.2f} GB",
-              file=sys.stderr)
+              f"{result['peak_tree_bytes'] / GB:5.2f} GB  largest process {result['peak_process_bytes'] / GB:5.2f} GB"
+              f"  load max {result['load_max']:.1f}", file=sys.stderr)
         return result
 
     # history: the year's files into raw Parquet (one-off), then the cold flow through Dagster
@@ -254,6 +258,7 @@ def one_length(work: Path, days: int, rows_per_day: int, runs: int, with_floor: 
             e_times.append(bf.floor(bench.data, warm_landing, new_blobs, as_of, bench.duckdb_path))
         result["d_s"] = round(statistics.median(d_times), 2)
         result["e_s"] = round(statistics.median(e_times), 2)
+        print(f"[{days} days] d (by hand) {d_times}  e (floor) {e_times}", file=sys.stderr)
     return result
 
 
@@ -320,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             work.mkdir(parents=True)
             results.append(one_length(work, days, args.rows_per_day, args.runs, with_floor=index == 0,
                                       cache=args.landing_cache))
+            # each length's figures as soon as they are measured (a longer length may not finish)
+            print(f"[{days} days] result {json.dumps(results[-1])}", file=sys.stderr, flush=True)
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)  # the disk a year of data takes, back before the next
 
