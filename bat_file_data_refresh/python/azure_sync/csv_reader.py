@@ -109,6 +109,9 @@ def _quoting_message(data: bytes, blob: str) -> str | None:
 def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) -> ParsedFile:
     header = _read_header(data, blob)
     _check_header(header, blob, columns)
+    line_break = data.find(b"\n")
+    if line_break == -1 or not data[line_break + 1:].strip(b"\r\n"):  # the header alone, with or without its \n
+        raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
     dropped = [name for name in header if name not in columns]
     quoted = data.find(b'"') != -1  # memchr first: a file without quotes costs nothing here
     if quoted and not quoting_is_sound(data):
