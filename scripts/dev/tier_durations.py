@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("junit_xml", type=Path, help="pytest --junitxml output of a full run")
     parser.add_argument("--budget", type=float, default=180.0, help="seconds of test time the fast tier may take")
+    parser.add_argument("--source", default="", help="how the measured run was made (machine, workers, load), kept in the file")
     parser.add_argument("--out", type=Path, default=OUT, help=f"where to write (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
     try:
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             slow.append(name)
     # Each test of a second or more with its time: tests/conftest.py starts the longest first (pytest-xdist).
     seconds = {name: round(value, 1) for name, value in sorted(times.items()) if value >= ORDER_FROM_SECONDS}
-    args.out.write_text(json.dumps({"budget_seconds": args.budget, "measured_tests": len(times), "slow": sorted(slow),
-                                    "seconds": seconds}, indent=1) + "\n", encoding="utf-8")
+    recorded = {"budget_seconds": args.budget, "measured_tests": len(times), "source": args.source,
+                "slow": sorted(slow), "seconds": seconds}
+    args.out.write_text(json.dumps(recorded, indent=1) + "\n", encoding="utf-8")
     print(f"{len(slow)} of {len(times)} tests recorded slow in {args.out}")
     return 0
 
