@@ -21,8 +21,12 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import os
+import shutil
 import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -158,10 +162,39 @@ def prepare_manifest(project: DbtProject | None = None) -> Path:
     again once instead of re-parsing the project on every dbt call.
     """
     project = project or warehouse_dbt_project()
-    dbt = WarehouseDbtCliResource(project_dir=project, dbt_executable=dbt_executable())
-    dbt.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    target = Path(project.target_path)
+    target = target if target.is_absolute() else Path(project.project_dir) / target
+    target.mkdir(parents=True, exist_ok=True)
+    # Parsed in a scratch folder, then moved in file by file: a process loading the code location meanwhile
+    # reads the old manifest or the new one, never one dbt is half-way through writing.
+    scratch = Path(tempfile.mkdtemp(prefix=".prepare-", dir=target))
+    try:
+        if (target / PARTIAL_PARSE_FILE).is_file():  # dbt's partial parse: only what changed is parsed again
+            shutil.copy2(target / PARTIAL_PARSE_FILE, scratch / PARTIAL_PARSE_FILE)
+        dbt = WarehouseDbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+        dbt.cli(["parse", "--quiet"], target_path=scratch).wait()
+        for name in (PARTIAL_PARSE_FILE, "semantic_manifest.json", "manifest.json"):  # the manifest last
+            if (scratch / name).is_file():
+                _replace(scratch / name, target / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     record_prepared(project)
     return project.manifest_path
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def _replace(source: Path, destination: Path, attempts: int = 20) -> None:
+    """os.replace, retried briefly: on Windows a reader holding the old file open makes it fail for a moment."""
+    for attempt in range(attempts):
+        try:
+            os.replace(source, destination)
+            return
+        except PermissionError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
 
 
 def manifest_path(project: DbtProject | None = None) -> Path:
