@@ -72,29 +72,36 @@ def own_priority_restored() -> Iterator[None]:
             pass
 
 
-_RESTORED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
-
-
-@pytest.fixture(autouse=True)
-def signal_handlers_restored() -> Iterator[None]:
-    """A test that runs a script's `main` or a Dagster execution in process may leave its own signal handlers (the
-    supervisor's stop handler, an ignored SIGINT) on the worker; a later test's `interrupt_main()` then raises
-    nothing, and its children inherit an ignored SIGINT. Every test starts with the handlers the one before it
-    started with."""
+def _signal_handlers() -> dict:
     import signal
 
-    saved = {}
-    for name in _RESTORED_SIGNALS:
-        number = getattr(signal, name, None)
-        if number is not None:
-            saved[number] = signal.getsignal(number)
-    yield
-    for number, handler in saved.items():
+    numbers = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name)]
+    return {number: signal.getsignal(number) for number in numbers}
+
+
+_WORKER_SIGNAL_HANDLERS = _signal_handlers()  # as the test process started (pytest-xdist: each worker's own)
+
+
+def _restore_signal_handlers() -> None:
+    import signal
+
+    for number, handler in _WORKER_SIGNAL_HANDLERS.items():
         if handler is not None and signal.getsignal(number) is not handler:
             try:
                 signal.signal(number, handler)
             except (ValueError, OSError):  # not the main thread, or not settable here
                 pass
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_restored() -> Iterator[None]:
+    """A test or fixture that runs a script's `main` or a Dagster execution in process may leave its own signal
+    handlers (the supervisor's stop handler, an ignored SIGINT) on the worker; a later test's `interrupt_main()`
+    then raises nothing, and its children inherit an ignored SIGINT. Every test starts and ends with the handlers
+    the test process started with (also after a session fixture set up during this test changed them)."""
+    _restore_signal_handlers()
+    yield
+    _restore_signal_handlers()
 
 
 @pytest.fixture
