@@ -8,6 +8,7 @@ The interrupt is delivered the way Dagster delivers it to a run worker on Window
 from __future__ import annotations
 
 import _thread
+import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,15 @@ import pytest
 from orchestration import child_process
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """The interrupt lands as in a run worker: on Python's own SIGINT handler (a test process may have been left
+    another one, or an ignored SIGINT that children inherit)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _interrupt_main_after(seconds: float) -> threading.Timer:
