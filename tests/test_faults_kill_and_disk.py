@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.plugins.azurite import LandingTree, orders_csv, orders_blob_name
+from tests.plugins.fs_faults import small_disk
 from tests.plugins.sample_data import SAMPLE_AS_OF
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -247,21 +248,6 @@ def test_an_overlong_extract_name_is_a_configuration_error(tmp_path: Path) -> No
 # --- disk full ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _small_disk(path: Path, size: str) -> Iterator[Path]:
-    if os.name != "posix" or os.geteuid() != 0:
-        pytest.skip("disk-full tests mount a small tmpfs, which needs root on Linux")
-    path.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def _fill(disk: Path, leave_bytes: int) -> None:
     free = shutil.disk_usage(disk).free
     with (disk / "filler.bin").open("wb") as handle:
@@ -269,7 +255,7 @@ def _fill(disk: Path, leave_bytes: int) -> None:
 
 
 def test_sync_on_a_full_disk_exits_74_and_keeps_earlier_files(tmp_path: Path, big_landing: Path) -> None:
-    with _small_disk(tmp_path / "disk", "4m") as disk:
+    with small_disk(tmp_path / "disk", "4m") as disk:
         env = _env(disk / "data", big_landing)
         one_day = ["--market", "UK", "--dataset", "ingest_orders", "--days-back", "1", "--as-of", DAYS[0].isoformat()]
         assert _run(SYNC, one_day, env).returncode == 0
@@ -288,7 +274,7 @@ def test_sync_on_a_full_disk_exits_74_and_keeps_earlier_files(tmp_path: Path, bi
 
 
 def test_budget_on_a_full_disk_exits_74_and_keeps_earlier_files(tmp_path: Path, budget_landing: Path) -> None:
-    with _small_disk(tmp_path / "disk", "2m") as disk:
+    with small_disk(tmp_path / "disk", "2m") as disk:
         env = _env(disk / "data", budget_landing)
         assert _run(BUDGET, ["--year", str(YEAR)], env).returncode == 0
         before = _budget_outputs(disk / "data")
@@ -305,7 +291,7 @@ def test_budget_on_a_full_disk_exits_74_and_keeps_earlier_files(tmp_path: Path, 
 
 
 def test_export_on_a_full_disk_exits_74_and_leaves_no_build_folder(tmp_path: Path, built_warehouse) -> None:
-    with _small_disk(tmp_path / "disk", "1m") as disk:
+    with small_disk(tmp_path / "disk", "1m") as disk:
         out = disk / "exports"
         env = _env(built_warehouse.data_dir, built_warehouse.landing, DUCKDB_PATH=str(built_warehouse.duckdb_path))
         _fill(disk, 8 * 1024)
@@ -344,7 +330,7 @@ def test_export_whose_disk_fills_in_the_hyper_stage_exits_74(
     """Hyper says only "growing the database file failed": when it creates the file, or when it writes
     a data block. Both are a full disk (74, the extract named), not bad data (65) nor a crash (1)."""
     parquet_bytes = _plain_parquet_bytes(tmp_path)
-    with _small_disk(tmp_path / "disk", "24m") as disk:
+    with small_disk(tmp_path / "disk", "24m") as disk:
         out = disk / "exports"
         env = _env(built_warehouse.data_dir, built_warehouse.landing, DUCKDB_PATH=str(built_warehouse.duckdb_path))
         kept = _run(EXPORT, ["--sql", "select 1 as one", "--name", "hyper_stage", "--no-publish", "--out", str(out)], env)
