@@ -117,6 +117,34 @@ def test_a_backup_writes_exactly_the_weeks_whose_rows_changed(tmp_path_factory, 
     assert all(p.stat().st_nlink == 2 for p in second.rglob("*.parquet") if p.parent.name != "marts.sales")
 
 
+DAYS_FROM_1970 = st.one_of(  # any DATE DuckDB holds (5877642 BC to 5881580 AD), the timestamp range's edges,
+    st.integers(-2147483646, 2147483646),  # everyday dates; None is a NULL date, the strings DuckDB's infinities
+    st.integers(-106751991 - 10, -106751991 + 10), st.integers(106751991 - 10, 106751991 + 10),
+    st.integers(-2147483646, -2147483640), st.integers(2147483640, 2147483646),
+    st.integers(-1000, 30000), st.none(), st.sampled_from(["infinity", "-infinity"]),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(days=st.lists(DAYS_FROM_1970, min_size=1, max_size=8))
+def test_any_date_is_backed_up_and_restored_in_its_iso_week(tmp_path_factory, days):
+    work = tmp_path_factory.mktemp("dates")
+    source = work / "analytics.duckdb"
+    with duckdb.connect(str(source)) as con:
+        con.execute('CREATE TABLE main."Ördered on day x" ("d ä ""x" DATE, n INTEGER)')
+        for n, day in enumerate(days):
+            value = "NULL" if day is None else f"DATE '{day}'" if isinstance(day, str) else f"DATE '1970-01-01' + {day}"
+            con.execute(f'INSERT INTO main."Ördered on day x" VALUES ({value}, {n})')
+    backup = backup_warehouse(source, work / "backup", keep=7, now=T0)
+    _assert_identical(source, restore_warehouse(backup, work / "restored.duckdb"))
+    with duckdb.connect(":memory:") as con:  # one file per ISO week: every row of a file in the same Monday-to-Sunday
+        for part in (backup / 'main.Ördered on day x').glob("*.parquet"):
+            weeks = con.execute(
+                "select count(distinct (d - cast(isodow(d) - 1 as integer))) from (select \"d ä \"\"x\" as d "
+                "from read_parquet(?)) where isfinite(d) and d >= DATE '5877642-06-25 (BC)' + 6", [str(part)]).fetchone()[0]
+            assert weeks <= 1, part.name
+
+
 CHANGES = st.lists(
     st.one_of(
         st.tuples(st.just("insert"), st.integers(0, 23), st.integers(1, 30)),  # month offset, rows

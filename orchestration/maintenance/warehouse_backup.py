@@ -130,7 +130,12 @@ def _key_expr(column: str | None) -> str:
         return _lit(WHOLE_TABLE)
     # the ISO week (Monday to Sunday), named by its Monday: a year is about 53 partitions per table, and a
     # day's files, which re-issue lines up to a week back, change at most two of them
-    return f"coalesce(strftime(date_trunc('week', {_q(column)}), '%Y-%m-%d'), 'null')"
+    # Computed on DATE (not date_trunc, which returns a TIMESTAMP): every DATE has a key, also those beyond
+    # the timestamp range (year 294247 on, 290309 BC back); a week whose Monday is before DuckDB's first DATE,
+    # and 'infinity', are named by the date itself.
+    c = _q(column)
+    return (f"case when {c} is null then 'null' else coalesce("
+            f"strftime(try({c} - cast(isodow({c}) - 1 as integer)), '%Y-%m-%d'), strftime({c}, '%Y-%m-%d')) end")
 
 
 def _write_backup(
