@@ -405,7 +405,19 @@ def memory_bytes(size: str) -> int:
     match = re.match(r"^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)$", size.strip())
     if not match or match.group(2).upper() not in _MEMORY_UNITS:
         raise ValueError(f"not a memory size: {size!r} (e.g. 1.5GB, 800MB)")
-    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
+    # Decimal, not float: 2.01GB is 2,010,000,000 bytes, not one less (which refused a limit leaving exactly
+    # the overhead), and a size of hundreds of digits is a number, not an OverflowError
+    return int(Decimal(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
+
+
+MAX_MEMORY_BYTES = 10**15
+"""1 PB: more than any machine the pipeline runs on; DuckDB refuses a memory_limit past 2**64 bytes at run time."""
+
+
+def _not_beyond_any_machine(value: str) -> str:
+    if memory_bytes(value) > MAX_MEMORY_BYTES:
+        raise ValueError(f"{value.strip()} is more memory than any machine has; give at most 1000TB")
+    return value
 
 
 STEP_OVERHEAD_BYTES = 650 * 10**6
@@ -424,7 +436,7 @@ class DuckDBLimits(_Strict):
     def _at_least_64mb(cls, value: str) -> str:
         if memory_bytes(value) < 64 * 10**6:
             raise ValueError("below 64MB DuckDB cannot run the pipeline's queries; give at least 64MB")
-        return value
+        return _not_beyond_any_machine(value)
 
 
 class SyncLimits(_Strict):
@@ -454,6 +466,11 @@ class ResourceLimits(_Strict):
         default="2GB", pattern=MEMORY_SIZE,
         description="What one step's processes may use together (the run worker, dbt or the exporter with its DuckDB)",
     )
+
+    @field_validator("step_memory")
+    @classmethod
+    def _step_memory_is_a_machine_size(cls, value: str) -> str:
+        return _not_beyond_any_machine(value)
 
     @model_validator(mode="after")
     def _duckdb_fits_in_a_step(self) -> ResourceLimits:

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline_common import resource_limits
@@ -58,6 +58,12 @@ BAD_VALUES = [
     # DuckDB's buffer must leave 0.65 GB of a step's memory to the run worker and dbt's Python (pipeline.yaml)
     ({"dbt": {"memory_limit": "1.5GB", "threads": 2}}, "resource_limits.dbt", "memory_limit"),
     ({"step_memory": "1GB", "dbt": {"memory_limit": "300MB", "threads": 1}}, "resource_limits.exporter", "memory_limit"),
+    # sizes of hundreds of digits, or past what DuckDB takes (2**64 bytes), are config errors, not a traceback
+    # at load or a DuckDB error at run time
+    ({"step_memory": "9" * 400 + "GB"}, "resource_limits", "step_memory"),
+    ({"dbt": {"memory_limit": "9" * 400 + "GB", "threads": 2}}, "resource_limits.dbt", "memory_limit"),
+    ({"step_memory": "99999999TB", "dbt": {"memory_limit": "99999990TB", "threads": 2}}, "resource_limits.dbt",
+     "memory_limit"),
 ]
 
 
@@ -85,6 +91,26 @@ def test_a_duckdb_limit_is_accepted_exactly_when_it_leaves_the_step_its_overhead
         assert "step_memory" in str(exc) and "memory_limit" in str(exc)
     else:
         assert fits
+
+
+@settings(max_examples=30, deadline=None)
+@given(step_cents=st.integers(130, 6400), unit=st.sampled_from(["GB", "MB"]), spare_cents=st.sampled_from([0, -1, 1]),
+       which=st.sampled_from(["dbt", "exporter", "backup"]))
+@example(step_cents=201, unit="GB", spare_cents=0, which="dbt")  # 2.01GB as a float is 2,009,999,999.99... bytes
+def test_a_limit_leaving_exactly_the_overhead_fits_in_decimal_sizes(tmp_path_factory, step_cents, unit, spare_cents, which):
+    """step_memory 2.01GB and memory_limit 1.36GB leave exactly 0.65 GB: accepted; a cent (10 MB) more: refused."""
+    scale = 1 if unit == "GB" else 1000  # the same amounts written in MB (2010.00MB)
+    step = f"{step_cents * scale / 100:.2f}{unit}"
+    limit_cents = step_cents - 65 - spare_cents
+    small = {"memory_limit": "64MB", "threads": 1}
+    limits = {name: small for name in ("dbt", "exporter", "backup")}
+    limits[which] = {"memory_limit": f"{limit_cents * scale / 100:.2f}{unit}", "threads": 1}
+    path = _config_with(tmp_path_factory.mktemp("cents"), {**limits, "step_memory": step})
+    if spare_cents >= 0:
+        parse_pipeline_config(path)
+    else:
+        with pytest.raises(ConfigError, match=rf"resource_limits\.{which}, field 'memory_limit'"):
+            parse_pipeline_config(path)
 
 
 @settings(max_examples=40, deadline=None)
