@@ -80,3 +80,24 @@ def test_dbt_by_hand_creates_the_warehouse_folder_on_a_fresh_data_dir(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert (data_dir / "warehouse" / "analytics.duckdb").is_file()
+
+
+def test_an_empty_dbt_target_path_puts_each_runs_folder_under_dbt_target(tmp_path, monkeypatch):
+    """DBT_TARGET_PATH="" is unset for dbt by hand and for the code location (dbt/target): each dbt call's own
+    folder goes there too, never into dbt/ beside the models (where dagster-dbt put it: Path(""))."""
+    from orchestration.warehouse.project import DBT_PROJECT_DIR
+    from orchestration.warehouse.resource import warehouse_dbt_resource
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DBT_TARGET_PATH", "")
+    before = set(DBT_PROJECT_DIR.iterdir())
+    invocation = warehouse_dbt_resource().cli(["parse", "--quiet"])
+    try:
+        invocation.wait()
+        folder = Path(DBT_PROJECT_DIR, invocation.target_path).resolve()
+        assert folder.parent == (DBT_PROJECT_DIR / "target").resolve(), folder
+        assert (folder / "manifest.json").is_file()  # dbt wrote there
+        assert set(DBT_PROJECT_DIR.iterdir()) == before  # and nothing beside the models
+    finally:
+        shutil.rmtree(Path(DBT_PROJECT_DIR, invocation.target_path), ignore_errors=True)
+    assert os.environ["DBT_TARGET_PATH"] == ""  # the process's own environment is left as it was

@@ -71,7 +71,10 @@ class WarehouseDbtCliResource(DbtCliResource):
         if args and args[0] != "parse" and prepared_for(project) != values:
             prepare_manifest(project)
         # UTF-8 mode: dagster-dbt reads dbt's output as UTF-8, a Windows console's dbt writes cp1252.
-        with environment({**values, **UTF8_CHILD_ENV}), _launched_by_us():
+        # DBT_TARGET_PATH as the project has it: dagster-dbt puts each run's folder under the variable as it is,
+        # so an empty one ("", which dbt and the project read as unset: target) put them in dbt/ itself.
+        with environment({**values, **UTF8_CHILD_ENV, "DBT_TARGET_PATH": os.fspath(project.target_path)}), \
+                _launched_by_us():
             return super().cli(args, **kwargs)
 
     @cached_property
