@@ -145,6 +145,30 @@ def test_any_date_is_backed_up_and_restored_in_its_iso_week(tmp_path_factory, da
             assert weeks <= 1, part.name
 
 
+COLUMN_NAMES = st.lists(
+    st.one_of(st.sampled_from(["__part", "__PART", "__part_", "__Part__", "k"]),
+              st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=8)),
+    min_size=1, max_size=4, unique_by=str.lower)  # DuckDB column names ignore case
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=COLUMN_NAMES)
+def test_any_column_names_are_backed_up_beside_a_date_column(tmp_path_factory, names):
+    """The backup's own partition column (hive folders) never clashes with a table's column, `__part` included."""
+    work = tmp_path_factory.mktemp("names")
+    source = work / "analytics.duckdb"
+    names = [n for n in names if n.lower() != "d"]
+    columns = ", ".join('"' + n.replace('"', '""') + '" VARCHAR' for n in names)
+    with duckdb.connect(str(source)) as con:
+        con.execute(f"CREATE TABLE main.t (d DATE{', ' + columns if columns else ''})")
+        values = ", ".join(["'x'"] * len(names))
+        con.execute(f"INSERT INTO main.t SELECT DATE '2026-12-24' + CAST(range AS INTEGER){', ' + values if values else ''} "
+                    "FROM range(10)")  # two ISO weeks, across the new year
+    backup = backup_warehouse(source, work / "backup", keep=7, now=T0)
+    assert sorted(p.name for p in (backup / "main.t").glob("*.parquet")) == ["2026-12-21.parquet", "2026-12-28.parquet"]
+    _assert_identical(source, restore_warehouse(backup, work / "restored.duckdb"))
+
+
 CHANGES = st.lists(
     st.one_of(
         st.tuples(st.just("insert"), st.integers(0, 23), st.integers(1, 30)),  # month offset, rows

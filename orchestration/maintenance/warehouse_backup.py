@@ -160,9 +160,9 @@ def _write_backup(
             relation = f"src.{_q(schema)}.{_q(table)}"
             key = _key_expr(column)
             row_hash = f"hash({', '.join(_q(c) for c in columns)})" if columns else "0"
-            parts = con.execute(
+            parts = con.execute(  # grouped by position: by the alias, a column named `k` would win over it
                 f"select {key} as k, count(*), cast(sum(cast({row_hash} as hugeint)) as varchar) "
-                f"from {relation} group by k order by k").fetchall()
+                f"from {relation} group by 1 order by 1").fetchall()
             earlier = prev_tables.get(name)
             reusable = {}
             if earlier and earlier.get("ddl") == ddl and earlier.get("partition_column") == column:
@@ -201,15 +201,18 @@ def _export_partitions(con: duckdb.DuckDBPyConnection, relation: str, columns: l
     hive = table_dir / ".hive"
     selected = ", ".join(_q(c) for c in columns)
     wanted = ", ".join(_lit(k) for k in changed)
+    part = "__part"  # the hive column: a name none of the table's columns has (DuckDB names ignore case)
+    while part.lower() in {c.lower() for c in columns}:
+        part += "_"
     con.execute(
-        f"COPY (select {selected}, {key} as __part from {relation} where {key} in ({wanted})) "
-        f"TO {_lit(str(hive))} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (__part), OVERWRITE_OR_IGNORE)")
+        f"COPY (select {selected}, {key} as {_q(part)} from {relation} where {key} in ({wanted})) "
+        f"TO {_lit(str(hive))} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({_q(part)}), OVERWRITE_OR_IGNORE)")
     for k in changed:
-        files = sorted((hive / f"__part={k}").glob("*.parquet"))
+        files = sorted((hive / f"{part}={k}").glob("*.parquet"))
         if len(files) == 1:
             files[0].rename(table_dir / f"{k}.parquet")
         else:  # several files for one partition: merge them into one
-            globbed = _lit(str(hive / f"__part={k}" / "*.parquet"))
+            globbed = _lit(str(hive / f"{part}={k}" / "*.parquet"))
             con.execute(f"COPY (select {selected} from read_parquet({globbed})) "
                         f"TO {_lit(str(table_dir / f'{k}.parquet'))} (FORMAT parquet, COMPRESSION zstd)")
     shutil.rmtree(hive, ignore_errors=True)
