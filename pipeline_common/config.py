@@ -477,6 +477,14 @@ class ResourceLimits(_Strict):
         budget = memory_bytes(self.step_memory)
         for name in ("dbt", "exporter", "backup"):
             limit = getattr(self, name).memory_limit
+            if memory_bytes(limit) + STEP_OVERHEAD_BYTES > budget and name not in self.model_fields_set:
+                # the limit is the default, the file only set step_memory: name the line that was written
+                raise _EntryError(
+                    "resource_limits", "step_memory",
+                    f"{self.step_memory} leaves less than {STEP_OVERHEAD_BYTES / 10**9:.2f} GB beside "
+                    f"resource_limits.{name} memory_limit {limit} (the default) for the processes around DuckDB "
+                    f"(the Dagster run worker, dbt's Python): raise it or set a lower {name} memory_limit",
+                    loc=("step_memory",))
             if memory_bytes(limit) + STEP_OVERHEAD_BYTES > budget:
                 raise _EntryError(
                     f"resource_limits.{name}", "memory_limit",

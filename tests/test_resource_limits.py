@@ -57,7 +57,11 @@ BAD_VALUES = [
     ({"step_memory": "a lot"}, "resource_limits", "step_memory"),
     # DuckDB's buffer must leave 0.65 GB of a step's memory to the run worker and dbt's Python (pipeline.yaml)
     ({"dbt": {"memory_limit": "1.5GB", "threads": 2}}, "resource_limits.dbt", "memory_limit"),
-    ({"step_memory": "1GB", "dbt": {"memory_limit": "300MB", "threads": 1}}, "resource_limits.exporter", "memory_limit"),
+    ({"step_memory": "1GB", "exporter": {"memory_limit": "400MB", "threads": 1}, "dbt": {"memory_limit": "300MB", "threads": 1}},
+     "resource_limits.exporter", "memory_limit"),
+    # a default limit that does not fit: the written step_memory is named (the fix is there or in a limit to add)
+    ({"step_memory": "1GB", "dbt": {"memory_limit": "300MB", "threads": 1}}, "resource_limits", "step_memory"),
+    ({"step_memory": "1.5GB"}, "resource_limits", "step_memory"),
     # sizes of hundreds of digits, or past what DuckDB takes (2**64 bytes), are config errors, not a traceback
     # at load or a DuckDB error at run time
     ({"step_memory": "9" * 400 + "GB"}, "resource_limits", "step_memory"),
@@ -74,6 +78,17 @@ def test_a_bad_limit_is_refused_naming_the_entry_and_field(tmp_path, limits, whe
     message = str(caught.value)
     assert str(tmp_path / "pipeline.yaml") in message
     assert f"{where}, field '{field}'" in message
+
+
+@pytest.mark.parametrize(("limits", "culprit"), [
+    ({"step_memory": "1.5GB"}, "step_memory:"),  # the default dbt limit does not fit: the written line
+    ({"step_memory": "2GB", "exporter": {"memory_limit": "1.5GB", "threads": 1}}, "memory_limit: 1.5GB"),
+])
+def test_a_limit_that_does_not_fit_names_the_line_written(tmp_path, limits, culprit):
+    path = _config_with(tmp_path, limits)
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text.strip().startswith(culprit))
+    with pytest.raises(ConfigError, match=rf"\(line {line}\)"):
+        parse_pipeline_config(path)
 
 
 @settings(max_examples=40, deadline=None)
