@@ -39,7 +39,7 @@ REMOVED_ENV_VARS = ["TSC_FILESIZE_LIMIT_MB", "TSC_CHUNK_SIZE_MB"]
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point DATA_DIR at a fresh folder and clear every pipeline variable (and Slack webhooks)."""
     from pipeline_common.config import load_pipeline_config
 
@@ -52,7 +52,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     monkeypatch.setenv("DATA_DIR", str(data_dir))
-    monkeypatch.setenv("DBT_TARGET_PATH", str(_private_dbt_target(tmp_path / "dbt_target")))
+    # beside tmp_path, not in it: tests list what their tmp_path holds
+    monkeypatch.setenv("DBT_TARGET_PATH", str(_private_dbt_target(tmp_path_factory.mktemp("dbt_target"))))
     return data_dir
 
 
@@ -61,17 +62,14 @@ DBT_PREPARED = ("manifest.json", "partial_parse.msgpack", "semantic_manifest.jso
 
 def _private_dbt_target(target: Path) -> Path:
     """A dbt target folder of the test's own (dbt's DBT_TARGET_PATH, which the code location follows), seeded
-    with the repo's prepared manifest: a test whose code location prepares dbt for its DATA_DIR never re-parses
-    the manifest another worker's test is reading."""
-    target.mkdir()
+    with a copy of the repo's prepared manifest: a test whose code location prepares dbt for its DATA_DIR never
+    re-parses the manifest another worker's test is reading. A copy, not a hard link: `dbt parse` and
+    `dbt build` write their target files in place, and would write through a link into dbt/target."""
     for name in DBT_PREPARED:
-        source = REPO_ROOT / "dbt" / "target" / name
         try:
-            os.link(source, target / name)  # safe: the manifest is only ever replaced, never written in place
+            shutil.copyfile(REPO_ROOT / "dbt" / "target" / name, target / name)
         except FileNotFoundError:
             continue
-        except OSError:
-            shutil.copy2(source, target / name)
     return target
 
 
