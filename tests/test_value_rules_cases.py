@@ -147,3 +147,66 @@ def test_bounds_of_an_integer_with_only_a_max_reach_down_to_the_type_limit(tmp_p
     row["count"] = "100001"
     assert _verdict(tmp_path, [row], ["line_no"], "EUR", None) == (
         f"{BLOB} line 2, column 'count': expected an integer <= 100,000, got '100001'")
+
+
+INT64 = (-(2**63), 2**63 - 1)
+DECIMAL_MAX = Decimal("9999999999999999.99")  # the largest decimal(18, 2): the contract's money type
+
+
+@st.composite
+def _bounded_files(draw):
+    """Bounds declared anywhere in each type's range (far past 16 digits for an integer, up to the largest
+    decimal(18, 2)), a side left open at times, and values on, just inside and just outside each bound."""
+    def bounds(low, high, step, cents):
+        lo, hi = sorted(draw(st.integers(low, high)) for _ in range(2))
+        def near(edge):
+            return [v for v in (edge - step, edge, edge + step) if low <= v <= high]
+        values = draw(st.lists(st.sampled_from(near(lo) + near(hi)), min_size=1, max_size=6))
+        shown = (lambda v: str(Decimal(v) / 100)) if cents else str
+        return (shown(lo) if draw(st.booleans()) else None, shown(hi) if draw(st.booleans()) else None,
+                [shown(v) for v in values])
+    big = draw(st.sampled_from([INT64, (-10**18, 10**18), (-5, 5)]))
+    cents = int(DECIMAL_MAX * 100)
+    money = draw(st.sampled_from([(-cents, cents), (-10**6, 10**6), (-3, 3)]))
+    return bounds(*big, 1, False), bounds(*money, 1, True)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(generated=_bounded_files())
+def test_declared_bounds_anywhere_in_the_type_range_are_enforced_exactly(tmp_path_factory, generated) -> None:
+    """Class: integer bounds beyond what a decimal holds (up to the int64 limits) and decimal bounds up to the
+    largest decimal(18, 2); every value compared exactly, the first one outside a bound named (bounds shown
+    with thousands separators, as the contract words them)."""
+    from azure_sync.csv_reader import BadFileError, read_strict_csv
+    from azure_sync.value_rules import check_values
+    from pipeline_common.config import DatasetType
+
+    (n_lo, n_hi, counts), (a_lo, a_hi, amounts) = generated
+    rows = max(len(counts), len(amounts))
+    counts, amounts = [counts[i % len(counts)] for i in range(rows)], [amounts[i % len(amounts)] for i in range(rows)]
+    declared = {"n": {"type": "integer"}, "amount": {"type": "decimal"}}
+    for name, lo, hi in (("n", n_lo, n_hi), ("amount", a_lo, a_hi)):
+        declared[name] |= {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+    kind = DatasetType.model_validate({"cadence": "daily", "asset_name": "b_{market}", "group": "test", "grain": ["id"],
+                                       "columns": {"id": {"type": "integer"}, **declared}})
+    path = tmp_path_factory.mktemp("bounds") / "b.csv"
+    path.write_text("id,n,amount\n" + "".join(f"{i},{n},{a}\n" for i, (n, a) in enumerate(zip(counts, amounts))),
+                    encoding="utf-8")
+    expected = None
+    for line, (n, a) in enumerate(zip(counts, amounts), start=2):
+        checks = [("n", n_lo is None or int(n) >= int(n_lo), f"an integer >= {int(n_lo or 0):,}", n),
+                  ("n", n_hi is None or int(n) <= int(n_hi), f"an integer <= {int(n_hi or 0):,}", n),
+                  ("amount", a_lo is None or Decimal(a) >= Decimal(a_lo), f"a number >= {Decimal(a_lo or 0):,}", a),
+                  ("amount", a_hi is None or Decimal(a) <= Decimal(a_hi), f"a number <= {Decimal(a_hi or 0):,}", a)]
+        broken = [(name, rule, value) for name, ok, rule, value in checks if not ok]
+        if broken:
+            name, rule, value = broken[0]
+            shown = f"{Decimal(value):.2f}" if name == "amount" else value
+            expected = f"{BLOB} line {line}, column {name!r}: expected {rule}, got {shown!r}"
+            break
+    try:
+        check_values(read_strict_csv(path, BLOB, kind.column_types), BLOB, kind, "GBP", None)
+        verdict = None
+    except BadFileError as exc:
+        verdict = str(exc)
+    assert verdict == expected

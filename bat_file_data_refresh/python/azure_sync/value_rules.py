@@ -32,11 +32,10 @@ class Violation:
 
 
 def _first_false(mask: pa.ChunkedArray | pa.Array) -> int | None:
-    """Index of the first row where `mask` is false or null (null: the value is missing)."""
-    ok = pc.fill_null(mask, False)
-    if pc.all(ok).as_py():
-        return None
-    return int(np.argmin(ok.to_numpy(zero_copy_only=False)))
+    """Index of the first row where `mask` is false, else None. A mask holds no nulls: `is_valid` has
+    none and every other rule fills its nulls (a missing value) with true."""
+    row = pc.index(mask, False).as_py()
+    return None if row < 0 else row
 
 
 def _value_at(table: pa.Table, column: str, row: int) -> str:
@@ -45,13 +44,14 @@ def _value_at(table: pa.Table, column: str, row: int) -> str:
 
 
 def _number(value: Decimal, column: Column) -> pa.Scalar:
+    """A declared bound as a scalar of the column's own type (the config keeps it within that type)."""
     if column.type == "integer":
-        return pa.scalar(int(value), pa.int64())
+        return pa.scalar(int(value))  # int64: the bound is a whole number within int64
     return pa.scalar(value, pa.decimal128(18, 2))
 
 
 def _shown(value: Decimal) -> str:
-    return f"{value:,}" if value == value.to_integral_value() else str(value)
+    return f"{value:,}"
 
 
 def column_rules(name: str, column: Column, values: pa.ChunkedArray, market_currency: str,
