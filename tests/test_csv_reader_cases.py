@@ -38,7 +38,7 @@ COLUMN_OF = {"integer": "quantity", "date": "order_date", "timestamp": "order_ts
 # Spellings of each type, as exports write them, with the contract's verdict (True: accepted).
 SPELLINGS: dict[str, list[tuple[str, bool]]] = {
     "integer": [("0", True), ("42", True), ("-7", True), ("9223372036854775807", True),
-                ("-9223372036854775808", True), ("9223372036854775808", False), ("0x10", False), ("1e2", False),
+                ("-9223372036854775808", True), ("9223372036854775808", False), ("-9223372036854775809", False), ("0x10", False), ("1e2", False),
                 ("7.5", False), ("+5", False), (" 5", False), ("5 ", False), ("-", False), ("--5", False),
                 ("NA", False), ("NULL", False), ("nan", False), ("1_000", False), ("١٢", False), ("5-", False)],
     "date": [("2026-11-19", True), ("2024-02-29", True), ("2026-02-30", False), ("2026-02-29", False),
@@ -49,7 +49,8 @@ SPELLINGS: dict[str, list[tuple[str, bool]]] = {
                   ("2026-11-19 10:00:00+01:00", False), ("2026-11-19 10:00:00.5", False), ("2026-11-19 10:60:00", False),
                   (" 2026-11-19 10:00:0", False)],
     "decimal": [("0", True), ("9.99", True), ("-1.25", True), ("12.5", True), ("-3", True), ("100", True),
-                ("9999999999999999.99", True), ("10000000000000000", False), ("9.999", False), ("1.5.0", False),
+                ("9999999999999999.99", True), ("-9999999999999999.99", True), ("10000000000000000", False),
+                ("-10000000000000000", False), ("9.999", False), ("1.5.0", False),
                 ("1.", False), (".5", False), ("-.5", False), ("N/A", False), ("1e2", False), ("+1.00", False),
                 ("1_50", False), ("0x1", False), ("-", False), ("- 1", False), ("1 ", False)],
 }
@@ -411,3 +412,48 @@ def test_a_quoting_fault_after_legally_quoted_lines_is_named_exactly(tmp_path_fa
     why = ("a quoted value is not closed on its line (a line break inside quotes, or the file is cut)" if unclosed
            else "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
     assert _refused(path) == f"{BLOB} line {faulty + 2}, column {ORDERS_HEADER[column]!r}: {why}"
+
+
+@pytest.mark.parametrize("final_break", [True, False])
+@pytest.mark.parametrize("broken", [1, 2])
+def test_a_quoted_value_over_a_line_break_is_refused_with_or_without_a_final_line_break(tmp_path, final_break,
+                                                                                         broken) -> None:
+    """Class: one or more quoted values that run over a line break (the parser reads each as one value, so
+    the rows no longer match the lines), in a file that ends with a line break or not."""
+    cells = orders_rows(DAY, 6)
+    for line in (3, 5)[:broken]:
+        cells[line - 2][ORDERS_HEADER.index("product_sku")] = '"SKU\nbroken"'
+    text = csv_text(ORDERS_HEADER, cells)
+    assert _refused(_write(tmp_path, text if final_break else text.rstrip("\n"))) == (
+        f"{BLOB} line 3, column 'product_sku': a quoted value is not closed on its line "
+        "(a line break inside quotes, or the file is cut)")
+
+
+@pytest.mark.parametrize(("line", "delta"), [(3, 1), (6, -2)])
+def test_a_wrong_number_of_cells_among_legally_quoted_values_is_named_by_the_count(tmp_path, line, delta) -> None:
+    """Class: a file with quotes, all legal, whose parse fails for another reason: the quoting check finds
+    nothing and the line with the wrong number of cells is named."""
+    cells = orders_rows(DAY, 8)
+    for row in cells:
+        row[ORDERS_HEADER.index("product_sku")] = '"' + row[ORDERS_HEADER.index("product_sku")] + ', boxed"'
+    cells[line - 2] = cells[line - 2] + ["x"] * delta if delta > 0 else cells[line - 2][:delta]
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == (
+        f"{BLOB} line {line}: expected 11 columns, got {11 + delta}")
+
+
+def test_a_line_of_exactly_half_a_parse_block_is_not_overlong_but_one_byte_more_is() -> None:
+    """The limit is inclusive: the diagnosis and the reference scan agree (the long line's text is spread over
+    extra columns the contract does not declare, each under the csv module's field limit)."""
+    from azure_sync.csv_reader import _reference_scan, diagnose
+
+    header = [*ORDERS_HEADER, *(f"note{i}" for i in range(6))]
+    cells = [[*row, *([""] * 6)] for row in orders_rows(DAY, 3)]
+    for length, overlong in ((524_288, False), (524_289, True)):
+        cells[1][-6:] = [""] * 6
+        cells[1][-6:] = ["S" * ((length - len(",".join(cells[1]))) // 6)] * 6
+        cells[1][-1] += "S" * (length - len(",".join(cells[1])))
+        content = csv_text(header, cells).encode("utf-8")
+        message = f"{BLOB} line 3: the line is {length:,} bytes long (at most 524,288 allowed)" if overlong else None
+        assert _reference_scan(content, BLOB, _columns()) == message
+        assert diagnose(content, BLOB, _columns(), "p") == (
+            message or f"{BLOB}: the file could not be read as CSV (p); no single line could be named")
