@@ -101,9 +101,8 @@ def _base64_forms(value: str) -> set[str]:
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + raw).decode()
         start = -(-8 * shift // 6)  # the first character past the padding bits
-        core = encoded[start: (8 * (shift + len(raw))) // 6]
-        if len(core) >= _MIN_SECRET_LENGTH:  # a 6-byte secret off a 3-byte boundary leaves 7 characters of its own
-            forms |= {core, core.translate(str.maketrans("+/", "-_"))}
+        core = encoded[start: (8 * (shift + len(raw))) // 6]  # a 6-byte secret off a 3-byte boundary: 7 characters
+        forms |= {core, core.translate(str.maketrans("+/", "-_"))}  # _encodings drops forms under 6 characters
     return forms
 
 
