@@ -457,3 +457,13 @@ def test_a_line_of_exactly_half_a_parse_block_is_not_overlong_but_one_byte_more_
         assert _reference_scan(content, BLOB, _columns()) == message
         assert diagnose(content, BLOB, _columns(), "p") == (
             message or f"{BLOB}: the file could not be read as CSV (p); no single line could be named")
+
+
+@pytest.mark.parametrize("extra", ['no"te', 'a"b"c', 'no""te'])
+def test_a_quoting_fault_in_the_header_names_line_1_without_a_column(tmp_path, extra) -> None:
+    """Class: a quoting fault in the name of a column the contract does not declare (the declared ones are all
+    there, so the header itself is accepted): line 1 is named, and no column (the faulty text is the name)."""
+    rows = orders_rows(DAY, 3)
+    text = csv_text([*ORDERS_HEADER, extra], [[*row, "x"] for row in rows])
+    assert _refused(_write(tmp_path, text)) == (
+        f"{BLOB} line 1: a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
