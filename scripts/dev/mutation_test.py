@@ -124,7 +124,12 @@ def stage(work: Path, timeout_multiplier: float, modules: list[str] | None = Non
     lines = conftest.read_text(encoding="utf-8").splitlines(keepends=True)
     at = next((i + 1 for i, line in enumerate(lines) if line.startswith("from __future__ import")), 0)
     lines.insert(at, "import sys as _sys\nfrom pathlib import Path as _Path\n"
-                     "_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / 'src'))\n")
+                     "_sys.path.insert(0, str(_Path(__file__).resolve().parents[1] / 'src'))\n"
+                     # A failing property test stops at its first failing example: hypothesis's shrinking of it
+                     # (many more runs, only to make the example smaller) took most of a killed mutant's time.
+                     "from hypothesis import Phase as _Phase, settings as _settings\n"
+                     "_settings.register_profile('mutation', phases=[_Phase.explicit, _Phase.reuse, _Phase.generate])\n"
+                     "_settings.load_profile('mutation')\n")
     conftest.write_text("".join(lines), encoding="utf-8")
     only = [f"src/{m.replace('.', '/')}.py" for m in RULE_MODULES]
     selected = TESTS if not modules else [t for t in TESTS if any(t in TESTS_OF[m] for m in modules)]
