@@ -1,11 +1,12 @@
 """Every declared value rule (contract section 3) at once, on generated files, against a plain-Python oracle.
 
 Class: a dataset type declaring each kind of rule pipeline.yaml allows (not empty, min and max on integers
-and decimals, only min or only max, allowed values, the market's currency, a longest text counted in
-characters, not after the file date) and a grain of one or two columns (integer or text, nulls included);
-files with any mix of good and bad cells. The sync must reject exactly the first row in file order that
-breaks a rule, naming line, column, the rule (earlier declared column and rule first, a duplicate key
-last) and the value; and accept the file when no row breaks one. The oracle reads the cells as text.
+and decimals, only min or only max, allowed values (in a column that may be empty too: a null passes), the
+market's currency, a longest text counted in characters, not after the file date) and a grain of one or two
+columns (integer or text, nulls included); files with any mix of good and bad cells. The sync must reject
+exactly the first row in file order that breaks a rule, naming line, column, the rule (earlier declared
+column and rule first, a duplicate key last) and the value; and accept the file when no row breaks one.
+The oracle reads the cells as text.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 DAY = dt.date(2026, 11, 19)
 BLOB = "UK/raw_data/test/lines_20261119.csv"
-HEADER = ["shop", "line_no", "note", "amount", "count", "day", "currency"]
+HEADER = ["shop", "line_no", "note", "amount", "count", "day", "currency", "tier"]
 CHOICES = {  # text cells a file may hold for each column (empty: a null)
     "shop": ["A", "B", "Bé"],
     "line_no": ["1", "2", "3", "0", "-4", ""],
@@ -28,6 +29,7 @@ CHOICES = {  # text cells a file may hold for each column (empty: a null)
     "count": ["", "100000", "100001", "-9223372036854775808", "7"],
     "day": ["", "2026-11-19", "2026-11-20", "2025-01-01"],
     "currency": ["GBP", "GBP", "EUR", "USD"],
+    "tier": ["", "gold", "silver", "bronze"],
 }
 
 
@@ -44,6 +46,7 @@ def _kind(grain: list[str]):
             "count": {"type": "integer", "nullable": True, "max": 100000},
             "day": {"type": "date", "nullable": True, "not_after_file_date": True},
             "currency": {"type": "string", "allowed": ["GBP", "EUR", "JPY"], "market_currency": True},
+            "tier": {"type": "string", "nullable": True, "allowed": ["gold", "silver"]},
         },
     })
 
@@ -69,6 +72,7 @@ def _oracle(rows: list[dict[str, str]], grain: list[str], currency: str, file_da
              f"expected a date not after the file date {file_date}"),
             ("currency", row["currency"] in ("GBP", "EUR", "JPY"), "expected one of GBP, EUR, JPY"),
             ("currency", row["currency"] == currency, f"expected the market's currency {currency!r}"),
+            ("tier", row["tier"] in ("", "gold", "silver"), "expected one of gold, silver"),  # empty: a null passes
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -105,7 +109,7 @@ _GOOD_ROW = st.fixed_dictionaries({  # rows that break nothing but (maybe) the g
     "shop": st.sampled_from(["A", "B", "Bé"]), "line_no": st.sampled_from(["1", "2", "3", "70000000000"]),
     "note": st.sampled_from(["", "abc", "ééééé"]), "amount": st.sampled_from(["", "0.5", "99.95", "10"]),
     "count": st.sampled_from(["", "100000", "-9223372036854775808"]), "day": st.sampled_from(["", "2026-11-19"]),
-    "currency": st.just("GBP"),
+    "currency": st.just("GBP"), "tier": st.sampled_from(["", "gold", "silver"]),
 })
 
 
@@ -133,7 +137,7 @@ def test_rows_breaking_no_rule_are_refused_only_for_a_repeated_key(tmp_path_fact
     (["9", "1", "9"], 4, 2),
 ])
 def test_a_repeated_integer_key_names_both_lines(tmp_path, ids, line, first) -> None:
-    rows = [{"shop": "A", "line_no": i, "note": "", "amount": "", "count": "", "day": "", "currency": "GBP"}
+    rows = [{"shop": "A", "line_no": i, "note": "", "amount": "", "count": "", "day": "", "currency": "GBP", "tier": ""}
             for i in ids]
     expected = None if line is None else (f"{BLOB} line {line}, column 'line_no': duplicate value {ids[line - 2]} "
                                           f"(first on line {first})")
@@ -142,7 +146,7 @@ def test_a_repeated_integer_key_names_both_lines(tmp_path, ids, line, first) -> 
 
 def test_bounds_of_an_integer_with_only_a_max_reach_down_to_the_type_limit(tmp_path) -> None:
     row = {"shop": "A", "line_no": "1", "note": "", "amount": "", "count": "-9223372036854775808", "day": "",
-           "currency": "EUR"}
+           "currency": "EUR", "tier": ""}
     assert _verdict(tmp_path, [row], ["line_no"], "EUR", None) is None
     row["count"] = "100001"
     assert _verdict(tmp_path, [row], ["line_no"], "EUR", None) == (
