@@ -217,3 +217,15 @@ def test_declared_bounds_anywhere_in_the_type_range_are_enforced_exactly(tmp_pat
     except BadFileError as exc:
         verdict = str(exc)
     assert verdict == expected
+
+
+@pytest.mark.parametrize("ids", [["9007199254740993", "9007199254740992", ""], ["", "9007199254740992", "9007199254740993"],
+                                 ["9223372036854775807", "", "9223372036854775806"]])
+def test_ids_past_what_a_float_holds_stay_distinct_next_to_an_empty_cell(tmp_path, ids) -> None:
+    """Class: integer keys above 2**53 (a float cannot tell them apart) in a column with an empty cell: they
+    are compared exactly; only the empty cell is named."""
+    rows = [{"shop": "A", "line_no": i, "note": "", "amount": "", "count": "", "day": "", "currency": "GBP", "tier": ""}
+            for i in ids]
+    line = ids.index("") + 2
+    assert _verdict(tmp_path, rows, ["line_no"], "GBP", DAY) == (
+        f"{BLOB} line {line}, column 'line_no': expected a value (the column may not be empty), got an empty value")

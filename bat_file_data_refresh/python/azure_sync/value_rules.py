@@ -53,7 +53,7 @@ def _shown(value: Decimal) -> str:
     return f"{value:,}"
 
 
-def column_rules(name: str, column: Column, values: pa.ChunkedArray, market_currency: str,
+def column_rules(column: Column, values: pa.ChunkedArray, market_currency: str,
                  file_date: dt.date | None) -> list[tuple[Mask, str]]:
     """(mask: true where the value is fine, what was expected) for each rule the column declares.
     A null passes every rule but `nullable: false` (it is reported as an empty value there)."""
@@ -88,7 +88,7 @@ def check_values(parsed: ParsedFile, blob: str, kind: DatasetType, market_curren
     found: list[Violation] = []
     for name, column in kind.columns.items():
         values = table.column(name)
-        for mask, expected in column_rules(name, column, values, market_currency, file_date):
+        for mask, expected in column_rules(column, values, market_currency, file_date):
             row = _first_false(mask())
             if row is not None:
                 found.append(Violation(row, name, f"{expected}, got {_value_at(table, name, row)}"))
@@ -110,15 +110,14 @@ def _codes(values: pa.ChunkedArray) -> np.ndarray:
     """An integer per row, equal for equal values (nulls one code of their own)."""
     if pa.types.is_integer(values.type) and values.null_count == 0:
         return values.to_numpy()
-    encoded = pc.dictionary_encode(values.combine_chunks())
-    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.dictionary_encode(values.combine_chunks(), null_encoding="encode").indices.to_numpy()
 
 
 def first_duplicate(table: pa.Table, grain: list[str]) -> tuple[int, int] | None:
     """(first row, repeating row) of the earliest repeat of a grain key, else None."""
     if len(grain) == 1:
         ids = _codes(table.column(grain[0]))
-        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        if bool(np.all(ids[1:] > ids[:-1])):  # true for fewer than two rows too
             return None  # ascending, as exports write them: unique without hashing
         keys = ids
     else:
