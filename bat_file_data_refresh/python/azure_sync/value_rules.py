@@ -122,8 +122,7 @@ def first_duplicate(table: pa.Table, grain: list[str]) -> tuple[int, int] | None
         keys = ids
     else:
         stacked = np.stack([_codes(table.column(name)) for name in grain], axis=1)
-        _, keys = np.unique(stacked, axis=0, return_inverse=True)
-        keys = keys.reshape(-1)
+        _, keys = np.unique(stacked, axis=0, return_inverse=True)  # 1-D (numpy 2.0.1 on)
     if len(np.unique(keys)) == len(keys):
         return None
     order = np.argsort(keys, kind="stable")
