@@ -146,7 +146,7 @@ def _typed_files(draw):
 @given(generated=_typed_files())
 def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path_factory, generated) -> None:
     """The typed read, the diagnosis and the plain-Python reference scan name the same first bad cell."""
-    from azure_sync.csv_reader import _reference_scan, diagnose, read_strict_csv
+    from azure_sync.csv_reader import _first_bad_cell, _reference_scan, diagnose, read_strict_csv
 
     cells, newline = generated
     kinds = _columns()
@@ -168,6 +168,7 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
     assert _refused(path) == message
     assert diagnose(content, BLOB, kinds, "parser message") == message
     assert _reference_scan(content, BLOB, kinds) == message
+    assert _first_bad_cell(content, BLOB, kinds) == message  # the vectorised finder on its own, as on a large file
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -467,3 +468,37 @@ def test_a_quoting_fault_in_the_header_names_line_1_without_a_column(tmp_path, e
     text = csv_text([*ORDERS_HEADER, extra], [[*row, "x"] for row in rows])
     assert _refused(_write(tmp_path, text)) == (
         f"{BLOB} line 1: a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
+
+
+STRAY = "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"
+UNCLOSED = "a quoted value is not closed on its line (a line break inside quotes, or the file is cut)"
+
+
+@pytest.mark.parametrize(("value", "why"), [('"12', UNCLOSED), ('1"2', STRAY), ('"1"2', STRAY)])
+def test_a_quoting_fault_in_the_first_column_is_named(tmp_path, value, why) -> None:
+    cells = _with(4, "order_id", value)
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == f"{BLOB} line 4, column 'order_id': {why}"
+
+
+@pytest.mark.parametrize(("value", "why"), [('x"y', STRAY), ('"x', UNCLOSED)])
+def test_a_quoting_fault_in_a_cell_past_the_header_names_no_column(tmp_path, value, why) -> None:
+    """Class: a line with more cells than the header whose extra cell breaks the quoting: the quoting fault
+    is named (it comes first), and no column, since the cell has none."""
+    cells = orders_rows(DAY, 5)
+    cells[2] = [*cells[2], value]
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == f"{BLOB} line 4: {why}"
+
+
+@pytest.mark.parametrize("value", ['SKU"1', '"SKU"1', 'S"K"U', '"SKU', '"a""b', 'A""'])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_quoting_fault_in_the_last_cell_of_a_file_without_a_final_line_break_is_named(tmp_path, value,
+                                                                                         newline) -> None:
+    """Class: the faulty value is the very last bytes of the file (no line break after it), after lines whose
+    text values are legally quoted."""
+    cells = orders_rows(DAY, 4)
+    for row in cells:
+        row[ORDERS_HEADER.index("channel")] = f'"{row[ORDERS_HEADER.index("channel")]}"'
+    cells[-1][-1] = value
+    text = csv_text(ORDERS_HEADER, cells, newline=newline)[: -len(newline)]
+    why = UNCLOSED if value.startswith('"') and value.count('"') % 2 else STRAY
+    assert _refused(_write(tmp_path, text)) == f"{BLOB} line 5, column 'status': {why}"

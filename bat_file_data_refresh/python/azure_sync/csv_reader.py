@@ -174,16 +174,17 @@ def _exact_and_typed(parsed: ParsedFile, blob: str, columns: dict[str, str]) -> 
             continue
         text = table.column(name)
         mask = format_mask(text, kind)
-        row = None
-        if mask is not None:
-            row = int(np.argmin(mask.to_numpy(zero_copy_only=False)))
+        row = len(text) if mask is None else int(np.argmin(mask.to_numpy(zero_copy_only=False)))  # first bad text
+        head = text.slice(0, row)  # the cells before it may still not cast (a day that does not exist)
+        try:
+            cast = pc.cast(head, ARROW_TYPES[kind])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            found = _first_uncastable(pc.cast(head.combine_chunks(), pa.binary()), ARROW_TYPES[kind])
+            row = found[0] if found is not None else 0
         else:
-            try:
-                typed[name] = pc.cast(text, ARROW_TYPES[kind])
+            if mask is None:
+                typed[name] = cast
                 continue
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                found = _first_uncastable(pc.cast(text.combine_chunks(), pa.binary()), ARROW_TYPES[kind])
-                row = found[0] if found is not None else 0
         if worst is None or row < worst[0]:
             worst = (row, name, f"expected {EXPECTED_TEXT[kind]}, got {show_value(text[row].as_py())}")
     if worst is not None:
