@@ -162,6 +162,7 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
         assert table.column("unit_price").to_pylist() == [decimal.Decimal(r[8]) for r in cells]
         assert diagnose(content, BLOB, kinds, "E" * 400) == (
             f"{BLOB}: the file could not be read as CSV ({'E' * 300}...); no single line could be named")
+        assert _first_bad_cell(content, BLOB, kinds) is None
         return
     line, name, value = bad[0]
     message = f"{BLOB} line {line}, column {name!r}: expected {EXPECTED[kinds[name]]}, got {value!r}"
@@ -226,7 +227,7 @@ def test_a_value_of_exactly_64_kib_is_kept(tmp_path) -> None:
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_a_line_longer_than_half_a_parse_block_is_named_by_the_diagnosis(tmp_path, newline) -> None:
-    from azure_sync.csv_reader import _reference_scan, diagnose
+    from azure_sync.csv_reader import _first_overlong_line, _reference_scan, diagnose
 
     cells = orders_rows(DAY, 6)
     cells[3][ORDERS_HEADER.index("product_sku")] = "S" * 1_100_000
@@ -237,6 +238,8 @@ def test_a_line_longer_than_half_a_parse_block_is_named_by_the_diagnosis(tmp_pat
         f"{BLOB} line 5, column 'product_sku': a value of 1,100,000 bytes (at most 65,536 allowed)")
     assert diagnose(content.encode(), BLOB, _columns(), "x") == message
     assert _reference_scan(content.encode(), BLOB, _columns()) == message
+    assert _first_overlong_line(content.encode(), BLOB) == message  # the vectorised finder on its own
+    assert _first_overlong_line(csv_text(ORDERS_HEADER, orders_rows(DAY, 6)).encode(), BLOB) is None
 
 
 @pytest.mark.parametrize(("line", "value", "why"), [
@@ -274,7 +277,7 @@ def test_a_quote_right_after_the_bom_opens_the_first_value(tmp_path) -> None:
 
 @pytest.mark.parametrize(("line", "delta", "expected"), [(3, 1, 12), (8, -1, 10), (13, 2, 13)])
 def test_a_line_with_the_wrong_number_of_cells_is_named(tmp_path, line, delta, expected) -> None:
-    from azure_sync.csv_reader import diagnose
+    from azure_sync.csv_reader import _first_malformed_row, diagnose
 
     cells = orders_rows(DAY, 12)
     cells[line - 2] = cells[line - 2] + ["x"] * delta if delta > 0 else cells[line - 2][:delta]
@@ -282,6 +285,8 @@ def test_a_line_with_the_wrong_number_of_cells_is_named(tmp_path, line, delta, e
     message = f"{BLOB} line {line}: expected 11 columns, got {expected}"
     assert _refused(_write(tmp_path, content)) == message
     assert diagnose(content.encode(), BLOB, _columns(), "x") == message
+    assert _first_malformed_row(content.encode(), BLOB) == message  # the vectorised finder on its own
+    assert _first_malformed_row(csv_text(ORDERS_HEADER, orders_rows(DAY, 12)).encode(), BLOB) is None
 
 
 def test_the_reference_scan_names_each_kind_of_broken_line() -> None:
@@ -502,3 +507,22 @@ def test_a_quoting_fault_in_the_last_cell_of_a_file_without_a_final_line_break_i
     text = csv_text(ORDERS_HEADER, cells, newline=newline)[: -len(newline)]
     why = UNCLOSED if value.startswith('"') and value.count('"') % 2 else STRAY
     assert _refused(_write(tmp_path, text)) == f"{BLOB} line 5, column 'status': {why}"
+
+
+@pytest.mark.parametrize("blank_lines", [0, 3])
+def test_a_wrong_number_of_cells_past_the_first_parse_block_is_named(tmp_path, blank_lines) -> None:
+    """Class: a file larger than one parse block (1 MiB, read by several threads) with blank lines before the
+    faulty line: the line is named as an editor numbers it."""
+    from azure_sync.csv_reader import _first_malformed_row
+
+    rows = orders_rows(DAY, 3000)
+    for row in rows:
+        row[ORDERS_HEADER.index("product_sku")] = "S" * 400
+    rows[2900] = rows[2900][:-1]
+    lines = csv_text(ORDERS_HEADER, rows).split("\n")
+    lines[5:5] = [""] * blank_lines
+    content = "\n".join(lines)
+    assert len(content) > 1 << 20
+    message = f"{BLOB} line {2902 + blank_lines}: expected 11 columns, got 10"
+    assert _refused(_write(tmp_path, content)) == message
+    assert _first_malformed_row(content.encode(), BLOB) == message
