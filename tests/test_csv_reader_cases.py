@@ -435,15 +435,21 @@ def test_a_quoted_value_over_a_line_break_is_refused_with_or_without_a_final_lin
         "(a line break inside quotes, or the file is cut)")
 
 
+@pytest.mark.parametrize("end", ["\n", "", '"'])
 @pytest.mark.parametrize(("line", "delta"), [(3, 1), (6, -2)])
-def test_a_wrong_number_of_cells_among_legally_quoted_values_is_named_by_the_count(tmp_path, line, delta) -> None:
+def test_a_wrong_number_of_cells_among_legally_quoted_values_is_named_by_the_count(tmp_path, line, delta,
+                                                                                   end) -> None:
     """Class: a file with quotes, all legal, whose parse fails for another reason: the quoting check finds
-    nothing and the line with the wrong number of cells is named."""
+    nothing and the line with the wrong number of cells is named. The file ends with a line break, or
+    without one after an empty last cell or after a quoted last cell (a quote among the last bytes)."""
     cells = orders_rows(DAY, 8)
     for row in cells:
         row[ORDERS_HEADER.index("product_sku")] = '"' + row[ORDERS_HEADER.index("product_sku")] + ', boxed"'
+    if end != "\n":
+        cells[-1][-2:] = ['"GBP"', ""] if end == "" else ["GBP", '"SHIPPED"']
     cells[line - 2] = cells[line - 2] + ["x"] * delta if delta > 0 else cells[line - 2][:delta]
-    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == (
+    text = csv_text(ORDERS_HEADER, cells)
+    assert _refused(_write(tmp_path, text if end == "\n" else text[:-1])) == (
         f"{BLOB} line {line}: expected 11 columns, got {11 + delta}")
 
 
@@ -465,12 +471,16 @@ def test_a_line_of_exactly_half_a_parse_block_is_not_overlong_but_one_byte_more_
             message or f"{BLOB}: the file could not be read as CSV (p); no single line could be named")
 
 
-@pytest.mark.parametrize("extra", ['no"te', 'a"b"c', 'no""te'])
-def test_a_quoting_fault_in_the_header_names_line_1_without_a_column(tmp_path, extra) -> None:
+@pytest.mark.parametrize(("extra", "first"), [('no"te', False), ('a"b"c', False), ('no""te', False),
+                                             ('x"y', True), ('x""', True)])
+def test_a_quoting_fault_in_the_header_names_line_1_without_a_column(tmp_path, extra, first) -> None:
     """Class: a quoting fault in the name of a column the contract does not declare (the declared ones are all
     there, so the header itself is accepted): line 1 is named, and no column (the faulty text is the name)."""
     rows = orders_rows(DAY, 3)
-    text = csv_text([*ORDERS_HEADER, extra], [[*row, "x"] for row in rows])
+    if first:  # the undeclared column first: its quote is the file's second byte
+        text = csv_text([extra, *ORDERS_HEADER], [["x", *row] for row in rows])
+    else:
+        text = csv_text([*ORDERS_HEADER, extra], [[*row, "x"] for row in rows])
     assert _refused(_write(tmp_path, text)) == (
         f"{BLOB} line 1: a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
 
