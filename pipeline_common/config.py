@@ -408,6 +408,11 @@ def memory_bytes(size: str) -> int:
     return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).upper()])
 
 
+STEP_OVERHEAD_BYTES = 650 * 10**6
+"""What a step's processes take beyond DuckDB's buffer: the Dagster run worker (about 0.35 GB) and the Python
+process around DuckDB (dbt: about 0.3 GB), as scripts/dev/bench_year.py measured them (docs/performance.md)."""
+
+
 class DuckDBLimits(_Strict):
     """What one DuckDB process of the pipeline may use (DuckDB settings `memory_limit`, `threads`)."""
 
@@ -435,7 +440,7 @@ Priority = Literal["below_normal", "normal"]
 class ResourceLimits(_Strict):
     """Memory and CPU the pipeline may take on the desktop (docs/performance.md, "Resource limits")."""
 
-    dbt: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1.5GB", threads=2))
+    dbt: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1.2GB", threads=2))
     exporter: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1GB", threads=2))
     backup: DuckDBLimits = Field(default_factory=lambda: DuckDBLimits(memory_limit="1GB", threads=2))
     sync: SyncLimits = Field(default_factory=SyncLimits)
@@ -445,6 +450,23 @@ class ResourceLimits(_Strict):
     )
     priority: Priority = Field(default="below_normal", description="CPU priority of the pipeline's processes")
     nice: int = Field(default=10, ge=0, le=19, description="Linux/macOS: the nice value below_normal means")
+    step_memory: str = Field(
+        default="2GB", pattern=MEMORY_SIZE,
+        description="What one step's processes may use together (the run worker, dbt or the exporter with its DuckDB)",
+    )
+
+    @model_validator(mode="after")
+    def _duckdb_fits_in_a_step(self) -> ResourceLimits:
+        budget = memory_bytes(self.step_memory)
+        for name in ("dbt", "exporter", "backup"):
+            limit = getattr(self, name).memory_limit
+            if memory_bytes(limit) + STEP_OVERHEAD_BYTES > budget:
+                raise _EntryError(
+                    f"resource_limits.{name}", "memory_limit",
+                    f"{limit} leaves less than {STEP_OVERHEAD_BYTES / 10**9:.2f} GB of step_memory {self.step_memory} "
+                    "for the processes around DuckDB (the Dagster run worker, dbt's Python): lower it or raise step_memory",
+                    loc=(name, "memory_limit"))
+        return self
 
     @field_validator("temp_directory")
     @classmethod

@@ -38,7 +38,8 @@ IS_WINDOWS = os.name == "nt"
 VENV = REPO_ROOT / ".venv"
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 DBT_DIR = REPO_ROOT / "dbt"
-MANIFEST = DBT_DIR / "target" / "manifest.json"
+# dbt's own DBT_TARGET_PATH moves the target folder (the code location follows it too: orchestration/warehouse/project.py)
+MANIFEST = DBT_DIR / (os.environ.get("DBT_TARGET_PATH") or "target") / "manifest.json"
 CONFIG_FILE = REPO_ROOT / "pipeline.yaml"
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 WINDOWS_MAX_PATH = 259  # MAX_PATH (260) less the terminating NUL

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Command 2: set up (venv, packages, dbt manifest, Azurite, Chromium, PostgreSQL) and run the tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k sync
-#   scripts/test.sh          every test (CI runs this), in parallel (pytest-xdist, TEST_WORKERS, default 2)
+#   scripts/test.sh          every test (CI runs this), in parallel (pytest-xdist, TEST_WORKERS, default 4:
+#                            the scenario tests mostly wait on servers and sensors, so 4 workers fit 2 cores)
 #   scripts/test.sh --fast   all but the `scenario` tier (real services, built warehouse, long scenarios):
-#                            no Azurite, Chromium or PostgreSQL needed; tiers in docs/testing.md
+#                            no Azurite, Chromium or PostgreSQL needed; 2 workers (CPU-bound); tiers in docs/testing.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fast=0
@@ -11,9 +12,9 @@ args=()
 for arg in "$@"; do
   if [ "$arg" = "--fast" ]; then fast=1; else args+=("$arg"); fi
 done
-workers="${TEST_WORKERS:-2}"
 scripts/setup.sh dev
 if [ "$fast" = "1" ]; then
+  workers="${TEST_WORKERS:-2}"
   echo "==> running the fast tier (-m 'not scenario', $workers workers)"
   exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup -m "not scenario" ${args[@]+"${args[@]}"}
 fi
@@ -35,5 +36,6 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "WARNING: postgresql is not installed; the Postgres instance tests will fail" >&2
   fi
 fi
+workers="${TEST_WORKERS:-4}"
 echo "==> running the tests ($workers workers)"
 exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup ${args[@]+"${args[@]}"}

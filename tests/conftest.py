@@ -52,7 +52,27 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(_private_dbt_target(tmp_path / "dbt_target")))
     return data_dir
+
+
+DBT_PREPARED = ("manifest.json", "partial_parse.msgpack", "semantic_manifest.json", "prepared_for.json")
+
+
+def _private_dbt_target(target: Path) -> Path:
+    """A dbt target folder of the test's own (dbt's DBT_TARGET_PATH, which the code location follows), seeded
+    with the repo's prepared manifest: a test whose code location prepares dbt for its DATA_DIR never re-parses
+    the manifest another worker's test is reading."""
+    target.mkdir()
+    for name in DBT_PREPARED:
+        source = REPO_ROOT / "dbt" / "target" / name
+        try:
+            os.link(source, target / name)  # safe: the manifest is only ever replaced, never written in place
+        except FileNotFoundError:
+            continue
+        except OSError:
+            shutil.copy2(source, target / name)
+    return target
 
 
 @pytest.fixture(autouse=True)

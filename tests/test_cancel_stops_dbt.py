@@ -18,6 +18,7 @@ Heavy: run under `flock /tmp/heavy.lock`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -145,7 +146,8 @@ def _locked(path: Path) -> bool:
 
 def _dbt_events(run_id: str) -> list[dict]:
     """dbt's own JSON log of the run's build (dagster-dbt points DBT_LOG_PATH at the run's target)."""
-    logs = list((REPO / "dbt" / "target").glob(f"warehouse_dbt_models-{run_id[:7]}-*/dbt.log"))
+    target = REPO / "dbt" / (os.environ.get("DBT_TARGET_PATH") or "target")  # the test's own (tests/conftest.py)
+    logs = list(target.glob(f"warehouse_dbt_models-{run_id[:7]}-*/dbt.log"))
     assert len(logs) == 1, logs
     lines = logs[0].read_text(encoding="utf-8", errors="replace").splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]

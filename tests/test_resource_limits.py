@@ -54,6 +54,10 @@ BAD_VALUES = [
     ({"nice": 25}, "resource_limits", "nice"),
     ({"temp_directory": "../outside"}, "resource_limits", "temp_directory"),
     ({"memory": "2GB"}, "resource_limits", "memory"),
+    ({"step_memory": "a lot"}, "resource_limits", "step_memory"),
+    # DuckDB's buffer must leave 0.65 GB of a step's memory to the run worker and dbt's Python (pipeline.yaml)
+    ({"dbt": {"memory_limit": "1.5GB", "threads": 2}}, "resource_limits.dbt", "memory_limit"),
+    ({"step_memory": "1GB", "dbt": {"memory_limit": "300MB", "threads": 1}}, "resource_limits.exporter", "memory_limit"),
 ]
 
 
@@ -64,6 +68,23 @@ def test_a_bad_limit_is_refused_naming_the_entry_and_field(tmp_path, limits, whe
     message = str(caught.value)
     assert str(tmp_path / "pipeline.yaml") in message
     assert f"{where}, field '{field}'" in message
+
+
+@settings(max_examples=40, deadline=None)
+@given(limit_mb=st.integers(64, 8000), step_mb=st.integers(64, 10000), which=st.sampled_from(["dbt", "exporter", "backup"]))
+def test_a_duckdb_limit_is_accepted_exactly_when_it_leaves_the_step_its_overhead(tmp_path_factory, limit_mb, step_mb, which):
+    small = {"memory_limit": "64MB", "threads": 1}
+    limits = {name: small for name in ("dbt", "exporter", "backup")}
+    limits[which] = {"memory_limit": f"{limit_mb}MB", "threads": 1}
+    path = _config_with(tmp_path_factory.mktemp("limits"), {**limits, "step_memory": f"{step_mb}MB"})
+    fits = all(mb + 650 <= step_mb for mb in (64, limit_mb))  # pipeline.yaml: 0.65 GB left around DuckDB
+    try:
+        parse_pipeline_config(path)
+    except ConfigError as exc:
+        assert not fits, str(exc)
+        assert "step_memory" in str(exc) and "memory_limit" in str(exc)
+    else:
+        assert fits
 
 
 @settings(max_examples=40, deadline=None)

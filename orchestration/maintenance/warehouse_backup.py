@@ -3,14 +3,15 @@ the duckdb pool, and their restore.
 
 A backup is a folder `$DATA_DIR/warehouse/backup/<stem>_<YYYYmmdd_HHMMSS>/`:
 
-- `manifest.json`: every table's and view's DDL, and per table its partitions (the months of its
-  first DATE column; one partition for a table without one) with row count and fingerprint;
+- `manifest.json`: every table's and view's DDL, and per table its partitions (the ISO weeks of its
+  first DATE column, named by the week's Monday, `2026-11-30`; one partition for a table without a
+  DATE column) with row count and fingerprint;
 - `<schema>.<table>/<partition>.parquet`: the rows, as zstd-compressed Parquet written by DuckDB.
 
 A partition whose fingerprint (row count and the sum of a hash of every row: order-free and
 multiplicity-exact) equals the newest earlier backup's is not written again but **hard-linked**
-from it: a daily backup costs the months that changed (in the daily flow, the newest one), not the
-whole history, and pruning an old backup frees only what no newer backup shares. Where the file
+from it: a daily backup costs the weeks that changed (in the daily flow, the one or two weeks the
+day's files re-issue lines into), not the whole history, and pruning an old backup frees only what no newer backup shares. Where the file
 system cannot hard-link, the file is copied (the backup stays whole, only bigger).
 
 The backup is written to a hidden `.<name>.partial` folder and renamed when complete, so a visible
@@ -39,7 +40,7 @@ from pipeline_common.files import prune, replace
 from pipeline_common.settings import data_dir, duckdb_path
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: weekly partitions (1: monthly; restored the same way, never linked from)
 WHOLE_TABLE = "all"
 
 
@@ -127,7 +128,9 @@ def _partition_column(con: duckdb.DuckDBPyConnection, schema: str, table: str) -
 def _key_expr(column: str | None) -> str:
     if column is None:
         return _lit(WHOLE_TABLE)
-    return f"coalesce(strftime({_q(column)}, '%Y-%m'), 'null')"
+    # the ISO week (Monday to Sunday), named by its Monday: a year is about 53 partitions per table, and a
+    # day's files, which re-issue lines up to a week back, change at most two of them
+    return f"coalesce(strftime(date_trunc('week', {_q(column)}), '%Y-%m-%d'), 'null')"
 
 
 def _write_backup(
@@ -286,7 +289,7 @@ def build_backup_asset(config: PipelineConfig) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
         kinds={"duckdb"},
         description=(f"Incremental, compressed backup of the warehouse in $DATA_DIR/warehouse/backup (newest {keep} "
-                     "kept; unchanged months are hard-linked from the previous backup)."),
+                     "kept; unchanged weeks are hard-linked from the previous backup)."),
     )
     def warehouse_backup(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         lower_current_process(config)  # the resource limits: below normal priority (pipeline.yaml resource_limits.priority)

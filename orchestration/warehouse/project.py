@@ -24,10 +24,18 @@ from pipeline_common.files import atomic_write
 DBT_PROJECT_DIR = settings.repo_root() / "dbt"
 
 
-@cache
 def warehouse_dbt_project() -> DbtProject:
-    """The code location's DbtProject, built once on first use."""
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    """The code location's DbtProject, built once per target folder on first use.
+
+    The target folder (manifest, partial parse, each run's files) is dbt's own `DBT_TARGET_PATH` when set
+    (relative to dbt/ or absolute), as for `dbt` by hand, else dbt/target.
+    """
+    return _project(os.environ.get("DBT_TARGET_PATH") or "target")
+
+
+@cache
+def _project(target: str) -> DbtProject:
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=Path(target))
 
 
 def dbt_executable() -> str:

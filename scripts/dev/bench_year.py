@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     short, long = results[0], results[-1]
     print(f"\nmachine: {os.cpu_count()} logical CPUs, {psutil.virtual_memory().total / GB:.1f} GB RAM; "
-          f"resource limits: dbt {limits.dbt.memory_limit}/{limits.dbt.threads} threads, exporter "
+          f"resource limits: step_memory {limits.step_memory}, dbt {limits.dbt.memory_limit}/{limits.dbt.threads} threads, exporter "
           f"{limits.exporter.memory_limit}, backup {limits.backup.memory_limit}, priority {limits.priority}")
     header = "| step | " + " | ".join(f"{r['days']} days: s | peak tree GB | largest GB" for r in results) + " |"
     print(header)
@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_tree_gb_long": round(max(s["peak_tree_bytes"] for s in long["steps"].values()) / GB, 2),
         "peak_tree_gb": round(peak / GB, 2),
         "largest_duckdb_limit_gb": round(limit / GB, 2),
+        "step_memory_gb": round(memory_bytes(limits.step_memory) / GB, 2),
+        "every_step_under_step_memory": peak <= memory_bytes(limits.step_memory),
         "backup_day_over_warehouse": round(long["backup_day_bytes"] / long["warehouse_bytes"], 4),
         "c_d_short": round(short["steps"]["c"]["seconds"] / short["d_s"], 2),
         "c_e_short": round(short["steps"]["c"]["seconds"] / short["e_s"], 2),

@@ -3,17 +3,32 @@
 -- Rebuilt per day: only the order dates that changed since the last build (macros/incremental.sql).
 {{ config(materialized='incremental_by_day', day_column='order_date') }}
 
-with daily as (
+-- One row per order first, then per day (no count(distinct): see qi_executive_daily_sales.sql).
+with per_order as (
     select
         order_date,
         market,
         channel,
         currency,
-        count(distinct order_id) filter (where is_net_sale) as orders,
+        order_id,
         count(*) filter (where is_net_sale) as order_lines,
-        cast(coalesce(sum(quantity) filter (where is_net_sale), 0) as bigint) as units,
-        coalesce(sum(quantity * unit_price) filter (where is_net_sale), 0) as net_sales_local
+        sum(quantity) filter (where is_net_sale) as units,
+        sum(quantity * unit_price) filter (where is_net_sale) as net_sales_local
     from {{ ref('int_orders') }}
+    group by order_date, market, channel, currency, order_id
+),
+
+daily as (
+    select
+        order_date,
+        market,
+        channel,
+        currency,
+        count(*) filter (where order_lines > 0) as orders,
+        cast(sum(order_lines) as bigint) as order_lines,
+        cast(coalesce(sum(units), 0) as bigint) as units,
+        coalesce(sum(net_sales_local), 0) as net_sales_local
+    from per_order
     group by order_date, market, channel, currency
 )
 

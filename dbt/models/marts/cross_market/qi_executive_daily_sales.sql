@@ -3,15 +3,31 @@
 -- Rebuilt per day: only the order dates that changed since the last build (macros/incremental.sql).
 {{ config(materialized='incremental_by_day', day_column='order_date') }}
 
-with sales as (
+-- Orders are counted from one row per order (per_order), not with count(distinct): a grouped
+-- count(distinct) over a year of lines ran out of dbt's memory_limit instead of spilling
+-- (docs/performance.md, "A year on the desktop"); a plain grouping spills.
+with per_order as (
     select
         order_date,
         market,
         currency,
-        count(distinct order_id) filter (where is_net_sale) as orders,
-        coalesce(sum(quantity) filter (where is_net_sale), 0) as units,
-        coalesce(sum(quantity * unit_price) filter (where is_net_sale), 0) as net_sales_local
+        order_id,
+        bool_or(is_net_sale) as has_net_sale,
+        sum(quantity) filter (where is_net_sale) as units,
+        sum(quantity * unit_price) filter (where is_net_sale) as net_sales_local
     from {{ ref('int_orders') }}
+    group by order_date, market, currency, order_id
+),
+
+sales as (
+    select
+        order_date,
+        market,
+        currency,
+        count(*) filter (where has_net_sale) as orders,
+        coalesce(sum(units), 0) as units,
+        coalesce(sum(net_sales_local), 0) as net_sales_local
+    from per_order
     group by order_date, market, currency
 ),
 
