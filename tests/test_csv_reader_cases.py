@@ -536,3 +536,26 @@ def test_a_wrong_number_of_cells_past_the_first_parse_block_is_named(tmp_path, b
     message = f"{BLOB} line {2902 + blank_lines}: expected 11 columns, got 10"
     assert _refused(_write(tmp_path, content)) == message
     assert _first_malformed_row(content.encode(), BLOB) == message
+
+
+@pytest.mark.parametrize(("bad_bytes_line", "short_line", "named"), [(3, 6, "line 3: the line is not UTF-8 text"),
+                                                                       (6, 3, "line 3: expected 11 columns, got 10")])
+def test_a_file_not_utf8_with_a_short_line_is_named_by_the_reference_scan(tmp_path, bad_bytes_line, short_line,
+                                                                          named) -> None:
+    """Class: two faults the vectorised finders cannot both read (bytes that are not UTF-8 stop the line-count
+    finder; the short line stops the cell finder's parse): the diagnosis goes on to the reference scan, which
+    names the first of the two."""
+    cells = orders_rows(DAY, 6)
+    cells[short_line - 2] = cells[short_line - 2][:-1]
+    lines = csv_text(ORDERS_HEADER, cells).encode("utf-8").split(b"\n")
+    lines[bad_bytes_line - 1] = lines[bad_bytes_line - 1].replace(b"SKU", b"S\xffU")
+    assert _refused(_write(tmp_path, b"\n".join(lines))) == f"{BLOB} {named}"
+
+
+@pytest.mark.parametrize("column", ["quantity", "order_date"])
+def test_a_bad_cell_on_the_last_line_after_blank_lines_is_named_by_its_editor_line(tmp_path, column) -> None:
+    cells = _with(6, column, "x", rows=5)
+    lines = csv_text(ORDERS_HEADER, cells).split("\n")
+    lines[2:2] = ["", ""]
+    kind = "an integer" if column == "quantity" else "a date YYYY-MM-DD"
+    assert _refused(_write(tmp_path, "\n".join(lines))) == f"{BLOB} line 8, column {column!r}: expected {kind}, got 'x'"
