@@ -97,6 +97,17 @@ def _refused(path: Path) -> str:
     return str(caught.value)
 
 
+def _refused_by_the_fast_path(path: Path) -> str:
+    """The refusal of the one typed read alone, without the diagnosis that takes over when it fails (on a large
+    file the diagnosis's last word is a line-by-line Python scan): a fault of a kind the fast path checks must
+    be named by the fast path itself."""
+    from azure_sync.csv_reader import BadFileError, _read
+
+    with pytest.raises(BadFileError) as caught:
+        _read(path.read_bytes(), BLOB, _columns(), True)
+    return str(caught.value)
+
+
 def _with(line: int, column: str, value: str, rows: int = 12) -> list[list[str]]:
     cells = orders_rows(DAY, rows)
     cells[line - 2][ORDERS_HEADER.index(column)] = value
@@ -129,6 +140,7 @@ def test_each_spelling_of_each_type_is_accepted_or_refused_by_the_contract(tmp_p
         assert read == expected
     else:
         assert _refused(path) == f"{BLOB} line 5, column {column!r}: expected {EXPECTED[kind]}, got {value!r}"
+        assert _refused_by_the_fast_path(path) == _refused(path)
 
 
 @st.composite
@@ -167,6 +179,7 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
     line, name, value = bad[0]
     message = f"{BLOB} line {line}, column {name!r}: expected {EXPECTED[kinds[name]]}, got {value!r}"
     assert _refused(path) == message
+    assert _refused_by_the_fast_path(path) == message
     assert diagnose(content, BLOB, kinds, "parser message") == message
     assert _reference_scan(content, BLOB, kinds) == message
     assert _first_bad_cell(content, BLOB, kinds) == message  # the vectorised finder on its own, as on a large file
@@ -253,7 +266,8 @@ def test_each_quoting_fault_names_its_line_and_column(tmp_path, line, value, why
     cells = _with(line, "product_sku", value)
     for row in cells[line - 1:]:  # later values properly quoted: only the faulty line is to be named
         row[ORDERS_HEADER.index("product_sku")] = '"' + row[ORDERS_HEADER.index("product_sku")] + '"'
-    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == f"{BLOB} line {line}, column 'product_sku': {why}"
+    path = _write(tmp_path, csv_text(ORDERS_HEADER, cells))
+    assert _refused(path) == _refused_by_the_fast_path(path) == f"{BLOB} line {line}, column 'product_sku': {why}"
 
 
 def test_a_file_cut_inside_a_quoted_last_value_is_refused(tmp_path) -> None:
@@ -417,7 +431,8 @@ def test_a_quoting_fault_after_legally_quoted_lines_is_named_exactly(tmp_path_fa
     unclosed = value.startswith('"') and value.count('"') % 2 == 1
     why = ("a quoted value is not closed on its line (a line break inside quotes, or the file is cut)" if unclosed
            else "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
-    assert _refused(path) == f"{BLOB} line {faulty + 2}, column {ORDERS_HEADER[column]!r}: {why}"
+    assert _refused(path) == _refused_by_the_fast_path(path) == (
+        f"{BLOB} line {faulty + 2}, column {ORDERS_HEADER[column]!r}: {why}")
 
 
 @pytest.mark.parametrize("final_break", [True, False])
@@ -558,4 +573,5 @@ def test_a_bad_cell_on_the_last_line_after_blank_lines_is_named_by_its_editor_li
     lines = csv_text(ORDERS_HEADER, cells).split("\n")
     lines[2:2] = ["", ""]
     kind = "an integer" if column == "quantity" else "a date YYYY-MM-DD"
-    assert _refused(_write(tmp_path, "\n".join(lines))) == f"{BLOB} line 8, column {column!r}: expected {kind}, got 'x'"
+    path = _write(tmp_path, "\n".join(lines))
+    assert _refused(path) == _refused_by_the_fast_path(path) == f"{BLOB} line 8, column {column!r}: expected {kind}, got 'x'"
