@@ -575,3 +575,18 @@ def test_a_bad_cell_on_the_last_line_after_blank_lines_is_named_by_its_editor_li
     kind = "an integer" if column == "quantity" else "a date YYYY-MM-DD"
     path = _write(tmp_path, "\n".join(lines))
     assert _refused(path) == _refused_by_the_fast_path(path) == f"{BLOB} line 8, column {column!r}: expected {kind}, got 'x'"
+
+
+@pytest.mark.parametrize(("column", "uncastable", "malformed"), [
+    ("order_date", "2026-02-30", " 2026-11-19"), ("quantity", "9223372036854775808", "x"),
+    ("order_ts", "2026-11-19 25:00:00", "2026-11-19T10:00:00"), ("unit_price", "10000000000000000", "1.234")])
+def test_a_value_of_the_right_form_that_does_not_cast_is_named_before_a_later_malformed_one(
+        tmp_path, column, uncastable, malformed) -> None:
+    """Class: in one column, a value written in the type's form that is no value of the type (a day that does not
+    exist, past the type's range) on an earlier line than a value not in the form: the earlier one is named."""
+    cells = _with(3, column, uncastable)
+    cells[4][ORDERS_HEADER.index(column)] = malformed
+    path = _write(tmp_path, csv_text(ORDERS_HEADER, cells))
+    kind = {"order_date": "date", "quantity": "integer", "order_ts": "timestamp", "unit_price": "decimal"}[column]
+    assert _refused(path) == _refused_by_the_fast_path(path) == (
+        f"{BLOB} line 3, column {column!r}: expected {EXPECTED[kind]}, got {uncastable!r}")
