@@ -71,7 +71,7 @@ def _parts(value: str) -> Iterable[str]:
             yield part
             yield from _parts(part)
     if "sig=" in value:
-        for key, part in parse_qsl(value.lstrip("?"), keep_blank_values=True):
+        for key, part in parse_qsl(value.removeprefix("?")):  # a blank `sig=` holds nothing to mask
             if key == "sig":
                 yield part
                 yield quote(part, safe="")
@@ -96,21 +96,20 @@ def _base64_forms(value: str) -> set[str]:
     depend only on the secret's own bytes, so they show wherever it stands."""
     import base64
 
-    raw = value.encode("utf-8")
+    raw = value.encode()
     forms = set()
     for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
         start = -(-8 * shift // 6)  # the first character past the padding bits
-        core = encoded[start: (8 * (shift + len(raw))) // 6]
-        if len(core) >= _MIN_SECRET_LENGTH:  # a 6-byte secret off a 3-byte boundary leaves 7 characters of its own
-            forms |= {core, core.translate(str.maketrans("+/", "-_"))}
+        core = encoded[start: (8 * (shift + len(raw))) // 6]  # a 6-byte secret off a 3-byte boundary: 7 characters
+        forms |= {core, core.translate(str.maketrans("+/", "-_"))}  # _encodings drops forms under 6 characters
     return forms
 
 
 def _encodings(value: str) -> set[str]:
-    forms = {value, unquote(value), quote(value, safe=""), quote_plus(value), quote(value), json.dumps(value)[1:-1],
+    forms = {value, unquote(value), quote_plus(value), quote(value), json.dumps(value)[1:-1],
              json.dumps(value, ensure_ascii=False)[1:-1]}
-    forms |= {quote(form, safe="") for form in list(forms)}  # encoded twice (a URL inside a form)
+    forms |= {quote(form, safe="") for form in list(forms)}  # every character encoded; encoded twice (a URL in a form)
     for form in list(forms):
         forms |= _xml_forms(form)
     forms |= _base64_forms(value)
@@ -120,7 +119,7 @@ def _encodings(value: str) -> set[str]:
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Every secret known now, in every encoding, longest first (so no partial mask is left)."""
     environ = os.environ if environ is None else environ
-    raw = [environ.get(name, "") for name in SECRET_ENV_VARS]
+    raw = [environ[name] for name in SECRET_ENV_VARS if name in environ]
     raw += [v for k, v in environ.items() if k.startswith(SECRET_ENV_PREFIXES)]
     raw += list(_registered)
     forms: set[str] = set()
@@ -177,7 +176,7 @@ def install_excepthook() -> None:
     """An uncaught exception's traceback is printed scrubbed (its text may quote a secret)."""
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
-        sys.stderr.write(scrub("".join(traceback.format_exception(exc_type, exc, tb))))
+        sys.stderr.write(scrub("".join(traceback.format_exception(exc))))  # the type and traceback: exc's own
         sys.stderr.flush()
 
     sys.excepthook = hook

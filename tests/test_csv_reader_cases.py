@@ -38,7 +38,7 @@ COLUMN_OF = {"integer": "quantity", "date": "order_date", "timestamp": "order_ts
 # Spellings of each type, as exports write them, with the contract's verdict (True: accepted).
 SPELLINGS: dict[str, list[tuple[str, bool]]] = {
     "integer": [("0", True), ("42", True), ("-7", True), ("9223372036854775807", True),
-                ("-9223372036854775808", True), ("9223372036854775808", False), ("0x10", False), ("1e2", False),
+                ("-9223372036854775808", True), ("9223372036854775808", False), ("-9223372036854775809", False), ("0x10", False), ("1e2", False),
                 ("7.5", False), ("+5", False), (" 5", False), ("5 ", False), ("-", False), ("--5", False),
                 ("NA", False), ("NULL", False), ("nan", False), ("1_000", False), ("١٢", False), ("5-", False)],
     "date": [("2026-11-19", True), ("2024-02-29", True), ("2026-02-30", False), ("2026-02-29", False),
@@ -49,7 +49,8 @@ SPELLINGS: dict[str, list[tuple[str, bool]]] = {
                   ("2026-11-19 10:00:00+01:00", False), ("2026-11-19 10:00:00.5", False), ("2026-11-19 10:60:00", False),
                   (" 2026-11-19 10:00:0", False)],
     "decimal": [("0", True), ("9.99", True), ("-1.25", True), ("12.5", True), ("-3", True), ("100", True),
-                ("9999999999999999.99", True), ("10000000000000000", False), ("9.999", False), ("1.5.0", False),
+                ("9999999999999999.99", True), ("-9999999999999999.99", True), ("10000000000000000", False),
+                ("-10000000000000000", False), ("9.999", False), ("1.5.0", False),
                 ("1.", False), (".5", False), ("-.5", False), ("N/A", False), ("1e2", False), ("+1.00", False),
                 ("1_50", False), ("0x1", False), ("-", False), ("- 1", False), ("1 ", False)],
 }
@@ -96,6 +97,17 @@ def _refused(path: Path) -> str:
     return str(caught.value)
 
 
+def _refused_by_the_fast_path(path: Path) -> str:
+    """The refusal of the one typed read alone, without the diagnosis that takes over when it fails (on a large
+    file the diagnosis's last word is a line-by-line Python scan): a fault of a kind the fast path checks must
+    be named by the fast path itself."""
+    from azure_sync.csv_reader import BadFileError, _read
+
+    with pytest.raises(BadFileError) as caught:
+        _read(path.read_bytes(), BLOB, _columns(), True)
+    return str(caught.value)
+
+
 def _with(line: int, column: str, value: str, rows: int = 12) -> list[list[str]]:
     cells = orders_rows(DAY, rows)
     cells[line - 2][ORDERS_HEADER.index(column)] = value
@@ -128,6 +140,7 @@ def test_each_spelling_of_each_type_is_accepted_or_refused_by_the_contract(tmp_p
         assert read == expected
     else:
         assert _refused(path) == f"{BLOB} line 5, column {column!r}: expected {EXPECTED[kind]}, got {value!r}"
+        assert _refused_by_the_fast_path(path) == _refused(path)
 
 
 @st.composite
@@ -145,7 +158,7 @@ def _typed_files(draw):
 @given(generated=_typed_files())
 def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path_factory, generated) -> None:
     """The typed read, the diagnosis and the plain-Python reference scan name the same first bad cell."""
-    from azure_sync.csv_reader import _reference_scan, diagnose, read_strict_csv
+    from azure_sync.csv_reader import _first_bad_cell, _reference_scan, diagnose, read_strict_csv
 
     cells, newline = generated
     kinds = _columns()
@@ -161,12 +174,15 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
         assert table.column("unit_price").to_pylist() == [decimal.Decimal(r[8]) for r in cells]
         assert diagnose(content, BLOB, kinds, "E" * 400) == (
             f"{BLOB}: the file could not be read as CSV ({'E' * 300}...); no single line could be named")
+        assert _first_bad_cell(content, BLOB, kinds) is None
         return
     line, name, value = bad[0]
     message = f"{BLOB} line {line}, column {name!r}: expected {EXPECTED[kinds[name]]}, got {value!r}"
     assert _refused(path) == message
+    assert _refused_by_the_fast_path(path) == message
     assert diagnose(content, BLOB, kinds, "parser message") == message
     assert _reference_scan(content, BLOB, kinds) == message
+    assert _first_bad_cell(content, BLOB, kinds) == message  # the vectorised finder on its own, as on a large file
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -224,7 +240,7 @@ def test_a_value_of_exactly_64_kib_is_kept(tmp_path) -> None:
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_a_line_longer_than_half_a_parse_block_is_named_by_the_diagnosis(tmp_path, newline) -> None:
-    from azure_sync.csv_reader import _reference_scan, diagnose
+    from azure_sync.csv_reader import _first_overlong_line, _reference_scan, diagnose
 
     cells = orders_rows(DAY, 6)
     cells[3][ORDERS_HEADER.index("product_sku")] = "S" * 1_100_000
@@ -235,6 +251,8 @@ def test_a_line_longer_than_half_a_parse_block_is_named_by_the_diagnosis(tmp_pat
         f"{BLOB} line 5, column 'product_sku': a value of 1,100,000 bytes (at most 65,536 allowed)")
     assert diagnose(content.encode(), BLOB, _columns(), "x") == message
     assert _reference_scan(content.encode(), BLOB, _columns()) == message
+    assert _first_overlong_line(content.encode(), BLOB) == message  # the vectorised finder on its own
+    assert _first_overlong_line(csv_text(ORDERS_HEADER, orders_rows(DAY, 6)).encode(), BLOB) is None
 
 
 @pytest.mark.parametrize(("line", "value", "why"), [
@@ -248,7 +266,8 @@ def test_each_quoting_fault_names_its_line_and_column(tmp_path, line, value, why
     cells = _with(line, "product_sku", value)
     for row in cells[line - 1:]:  # later values properly quoted: only the faulty line is to be named
         row[ORDERS_HEADER.index("product_sku")] = '"' + row[ORDERS_HEADER.index("product_sku")] + '"'
-    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == f"{BLOB} line {line}, column 'product_sku': {why}"
+    path = _write(tmp_path, csv_text(ORDERS_HEADER, cells))
+    assert _refused(path) == _refused_by_the_fast_path(path) == f"{BLOB} line {line}, column 'product_sku': {why}"
 
 
 def test_a_file_cut_inside_a_quoted_last_value_is_refused(tmp_path) -> None:
@@ -272,7 +291,7 @@ def test_a_quote_right_after_the_bom_opens_the_first_value(tmp_path) -> None:
 
 @pytest.mark.parametrize(("line", "delta", "expected"), [(3, 1, 12), (8, -1, 10), (13, 2, 13)])
 def test_a_line_with_the_wrong_number_of_cells_is_named(tmp_path, line, delta, expected) -> None:
-    from azure_sync.csv_reader import diagnose
+    from azure_sync.csv_reader import _first_malformed_row, diagnose
 
     cells = orders_rows(DAY, 12)
     cells[line - 2] = cells[line - 2] + ["x"] * delta if delta > 0 else cells[line - 2][:delta]
@@ -280,6 +299,8 @@ def test_a_line_with_the_wrong_number_of_cells_is_named(tmp_path, line, delta, e
     message = f"{BLOB} line {line}: expected 11 columns, got {expected}"
     assert _refused(_write(tmp_path, content)) == message
     assert diagnose(content.encode(), BLOB, _columns(), "x") == message
+    assert _first_malformed_row(content.encode(), BLOB) == message  # the vectorised finder on its own
+    assert _first_malformed_row(csv_text(ORDERS_HEADER, orders_rows(DAY, 12)).encode(), BLOB) is None
 
 
 def test_the_reference_scan_names_each_kind_of_broken_line() -> None:
@@ -410,4 +431,162 @@ def test_a_quoting_fault_after_legally_quoted_lines_is_named_exactly(tmp_path_fa
     unclosed = value.startswith('"') and value.count('"') % 2 == 1
     why = ("a quoted value is not closed on its line (a line break inside quotes, or the file is cut)" if unclosed
            else "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
-    assert _refused(path) == f"{BLOB} line {faulty + 2}, column {ORDERS_HEADER[column]!r}: {why}"
+    assert _refused(path) == _refused_by_the_fast_path(path) == (
+        f"{BLOB} line {faulty + 2}, column {ORDERS_HEADER[column]!r}: {why}")
+
+
+@pytest.mark.parametrize("final_break", [True, False])
+@pytest.mark.parametrize("broken", [1, 2])
+def test_a_quoted_value_over_a_line_break_is_refused_with_or_without_a_final_line_break(tmp_path, final_break,
+                                                                                         broken) -> None:
+    """Class: one or more quoted values that run over a line break (the parser reads each as one value, so
+    the rows no longer match the lines), in a file that ends with a line break or not."""
+    cells = orders_rows(DAY, 6)
+    for line in (3, 5)[:broken]:
+        cells[line - 2][ORDERS_HEADER.index("product_sku")] = '"SKU\nbroken"'
+    text = csv_text(ORDERS_HEADER, cells)
+    assert _refused(_write(tmp_path, text if final_break else text.rstrip("\n"))) == (
+        f"{BLOB} line 3, column 'product_sku': a quoted value is not closed on its line "
+        "(a line break inside quotes, or the file is cut)")
+
+
+@pytest.mark.parametrize("end", ["\n", "", '"'])
+@pytest.mark.parametrize(("line", "delta"), [(3, 1), (6, -2)])
+def test_a_wrong_number_of_cells_among_legally_quoted_values_is_named_by_the_count(tmp_path, line, delta,
+                                                                                   end) -> None:
+    """Class: a file with quotes, all legal, whose parse fails for another reason: the quoting check finds
+    nothing and the line with the wrong number of cells is named. The file ends with a line break, or
+    without one after an empty last cell or after a quoted last cell (a quote among the last bytes)."""
+    cells = orders_rows(DAY, 8)
+    for row in cells:
+        row[ORDERS_HEADER.index("product_sku")] = '"' + row[ORDERS_HEADER.index("product_sku")] + ', boxed"'
+    if end != "\n":
+        cells[-1][-2:] = ['"GBP"', ""] if end == "" else ["GBP", '"SHIPPED"']
+    cells[line - 2] = cells[line - 2] + ["x"] * delta if delta > 0 else cells[line - 2][:delta]
+    text = csv_text(ORDERS_HEADER, cells)
+    assert _refused(_write(tmp_path, text if end == "\n" else text[:-1])) == (
+        f"{BLOB} line {line}: expected 11 columns, got {11 + delta}")
+
+
+def test_a_line_of_exactly_half_a_parse_block_is_not_overlong_but_one_byte_more_is() -> None:
+    """The limit is inclusive: the diagnosis and the reference scan agree (the long line's text is spread over
+    extra columns the contract does not declare, each under the csv module's field limit)."""
+    from azure_sync.csv_reader import _reference_scan, diagnose
+
+    header = [*ORDERS_HEADER, *(f"note{i}" for i in range(6))]
+    cells = [[*row, *([""] * 6)] for row in orders_rows(DAY, 3)]
+    for length, overlong in ((524_288, False), (524_289, True)):
+        cells[1][-6:] = [""] * 6
+        cells[1][-6:] = ["S" * ((length - len(",".join(cells[1]))) // 6)] * 6
+        cells[1][-1] += "S" * (length - len(",".join(cells[1])))
+        content = csv_text(header, cells).encode("utf-8")
+        message = f"{BLOB} line 3: the line is {length:,} bytes long (at most 524,288 allowed)" if overlong else None
+        assert _reference_scan(content, BLOB, _columns()) == message
+        assert diagnose(content, BLOB, _columns(), "p") == (
+            message or f"{BLOB}: the file could not be read as CSV (p); no single line could be named")
+
+
+@pytest.mark.parametrize(("extra", "first"), [('no"te', False), ('a"b"c', False), ('no""te', False),
+                                             ('x"y', True), ('x""', True)])
+def test_a_quoting_fault_in_the_header_names_line_1_without_a_column(tmp_path, extra, first) -> None:
+    """Class: a quoting fault in the name of a column the contract does not declare (the declared ones are all
+    there, so the header itself is accepted): line 1 is named, and no column (the faulty text is the name)."""
+    rows = orders_rows(DAY, 3)
+    if first:  # the undeclared column first: its quote is the file's second byte
+        text = csv_text([extra, *ORDERS_HEADER], [["x", *row] for row in rows])
+    else:
+        text = csv_text([*ORDERS_HEADER, extra], [[*row, "x"] for row in rows])
+    assert _refused(_write(tmp_path, text)) == (
+        f"{BLOB} line 1: a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)")
+
+
+STRAY = "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"
+UNCLOSED = "a quoted value is not closed on its line (a line break inside quotes, or the file is cut)"
+
+
+@pytest.mark.parametrize(("value", "why"), [('"12', UNCLOSED), ('1"2', STRAY), ('"1"2', STRAY)])
+def test_a_quoting_fault_in_the_first_column_is_named(tmp_path, value, why) -> None:
+    cells = _with(4, "order_id", value)
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == f"{BLOB} line 4, column 'order_id': {why}"
+
+
+@pytest.mark.parametrize(("value", "why"), [('x"y', STRAY), ('"x', UNCLOSED)])
+def test_a_quoting_fault_in_a_cell_past_the_header_names_no_column(tmp_path, value, why) -> None:
+    """Class: a line with more cells than the header whose extra cell breaks the quoting: the quoting fault
+    is named (it comes first), and no column, since the cell has none."""
+    cells = orders_rows(DAY, 5)
+    cells[2] = [*cells[2], value]
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells))) == f"{BLOB} line 4: {why}"
+
+
+@pytest.mark.parametrize("value", ['SKU"1', '"SKU"1', 'S"K"U', '"SKU', '"a""b', 'A""'])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_quoting_fault_in_the_last_cell_of_a_file_without_a_final_line_break_is_named(tmp_path, value,
+                                                                                         newline) -> None:
+    """Class: the faulty value is the very last bytes of the file (no line break after it), after lines whose
+    text values are legally quoted."""
+    cells = orders_rows(DAY, 4)
+    for row in cells:
+        row[ORDERS_HEADER.index("channel")] = f'"{row[ORDERS_HEADER.index("channel")]}"'
+    cells[-1][-1] = value
+    text = csv_text(ORDERS_HEADER, cells, newline=newline)[: -len(newline)]
+    why = UNCLOSED if value.startswith('"') and value.count('"') % 2 else STRAY
+    assert _refused(_write(tmp_path, text)) == f"{BLOB} line 5, column 'status': {why}"
+
+
+@pytest.mark.parametrize("blank_lines", [0, 3])
+def test_a_wrong_number_of_cells_past_the_first_parse_block_is_named(tmp_path, blank_lines) -> None:
+    """Class: a file larger than one parse block (1 MiB, read by several threads) with blank lines before the
+    faulty line: the line is named as an editor numbers it."""
+    from azure_sync.csv_reader import _first_malformed_row
+
+    rows = orders_rows(DAY, 3000)
+    for row in rows:
+        row[ORDERS_HEADER.index("product_sku")] = "S" * 400
+    rows[2900] = rows[2900][:-1]
+    lines = csv_text(ORDERS_HEADER, rows).split("\n")
+    lines[5:5] = [""] * blank_lines
+    content = "\n".join(lines)
+    assert len(content) > 1 << 20
+    message = f"{BLOB} line {2902 + blank_lines}: expected 11 columns, got 10"
+    assert _refused(_write(tmp_path, content)) == message
+    assert _first_malformed_row(content.encode(), BLOB) == message
+
+
+@pytest.mark.parametrize(("bad_bytes_line", "short_line", "named"), [(3, 6, "line 3: the line is not UTF-8 text"),
+                                                                       (6, 3, "line 3: expected 11 columns, got 10")])
+def test_a_file_not_utf8_with_a_short_line_is_named_by_the_reference_scan(tmp_path, bad_bytes_line, short_line,
+                                                                          named) -> None:
+    """Class: two faults the vectorised finders cannot both read (bytes that are not UTF-8 stop the line-count
+    finder; the short line stops the cell finder's parse): the diagnosis goes on to the reference scan, which
+    names the first of the two."""
+    cells = orders_rows(DAY, 6)
+    cells[short_line - 2] = cells[short_line - 2][:-1]
+    lines = csv_text(ORDERS_HEADER, cells).encode("utf-8").split(b"\n")
+    lines[bad_bytes_line - 1] = lines[bad_bytes_line - 1].replace(b"SKU", b"S\xffU")
+    assert _refused(_write(tmp_path, b"\n".join(lines))) == f"{BLOB} {named}"
+
+
+@pytest.mark.parametrize("column", ["quantity", "order_date"])
+def test_a_bad_cell_on_the_last_line_after_blank_lines_is_named_by_its_editor_line(tmp_path, column) -> None:
+    cells = _with(6, column, "x", rows=5)
+    lines = csv_text(ORDERS_HEADER, cells).split("\n")
+    lines[2:2] = ["", ""]
+    kind = "an integer" if column == "quantity" else "a date YYYY-MM-DD"
+    path = _write(tmp_path, "\n".join(lines))
+    assert _refused(path) == _refused_by_the_fast_path(path) == f"{BLOB} line 8, column {column!r}: expected {kind}, got 'x'"
+
+
+@pytest.mark.parametrize(("column", "uncastable", "malformed"), [
+    ("order_date", "2026-02-30", " 2026-11-19"), ("quantity", "9223372036854775808", "x"),
+    ("order_ts", "2026-11-19 25:00:00", "2026-11-19T10:00:00"), ("unit_price", "10000000000000000", "1.234")])
+def test_a_value_of_the_right_form_that_does_not_cast_is_named_before_a_later_malformed_one(
+        tmp_path, column, uncastable, malformed) -> None:
+    """Class: in one column, a value written in the type's form that is no value of the type (a day that does not
+    exist, past the type's range) on an earlier line than a value not in the form: the earlier one is named."""
+    cells = _with(3, column, uncastable)
+    cells[4][ORDERS_HEADER.index(column)] = malformed
+    path = _write(tmp_path, csv_text(ORDERS_HEADER, cells))
+    kind = {"order_date": "date", "quantity": "integer", "order_ts": "timestamp", "unit_price": "decimal"}[column]
+    assert _refused(path) == _refused_by_the_fast_path(path) == (
+        f"{BLOB} line 3, column {column!r}: expected {EXPECTED[kind]}, got {uncastable!r}")

@@ -105,6 +105,19 @@ def test_a_sas_token_is_masked_whole_not_around_its_signature(monkeypatch) -> No
     assert scrub("signature zzSignatureValue123= alone") == "signature *** alone"
 
 
+@pytest.mark.parametrize("token", ["?sig=FirstSig0987654&sv=2025-11-05", "sig=FirstSig0987654&sv=2025-11-05",
+                                   "?sv=2025-11-05&sig=FirstSig0987654"])
+def test_the_signature_of_a_sas_token_is_masked_alone_wherever_it_stands_in_the_token(monkeypatch, token) -> None:
+    """Class: a SAS token as copied from the portal (with its leading '?') or without it, the signature first
+    or last: the signature quoted on its own (a log line, an error body) is masked too."""
+    from pipeline_common.secrets import scrub
+
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", token)
+    assert scrub("signature FirstSig0987654 rejected") == "signature *** rejected"
+    assert scrub(f"GET /c{token if token.startswith('?') else '?' + token} 403") == (
+        f"GET /c{'?' if not token.startswith('?') else ''}*** 403")
+
+
 def test_the_parts_of_a_connection_string_that_are_not_secret_stay_readable(monkeypatch) -> None:
     from pipeline_common.secrets import scrub
 
@@ -158,7 +171,7 @@ def test_a_log_record_is_kept_and_its_message_arguments_and_traceback_are_scrubb
 
     monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", SECRET)
     out = io.StringIO()
-    logger = logging.getLogger("secrets_cases_filter")
+    logger = logging.Logger("secrets_cases_filter")  # outside the logger tree: no handler but the test's own
     logger.propagate = False
     logger.setLevel(logging.INFO)
     logger.addFilter(ScrubbingFilter())

@@ -73,7 +73,7 @@ def render_schema(config: PipelineConfig) -> str:
                 "| --- | --- | --- | --- |"]
         for column_name, column in kind.columns.items():
             dummy = pa.chunked_array([pa.array([], type=pa.string())])
-            rules = [expected for _, expected in column_rules(column_name, column, dummy, currency, file_date)]
+            rules = [expected for _, expected in column_rules(column, dummy, currency, file_date)]
             if column.type != "string":
                 rules.insert(0, f"expected {EXPECTED_TEXT[column.type]}")
             if column_name in kind.grain:

@@ -97,7 +97,7 @@ def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads:
 
 def _quoting_message(data: bytes, blob: str) -> str | None:
     """The quoting fault of a file the parser choked on (a quoted line break on a block boundary)."""
-    if data.find(b'"') == -1:
+    if b'"' not in data:
         return None
     try:
         problem = first_bad_quoting(data, _read_header(data, blob))
@@ -174,16 +174,17 @@ def _exact_and_typed(parsed: ParsedFile, blob: str, columns: dict[str, str]) -> 
             continue
         text = table.column(name)
         mask = format_mask(text, kind)
-        row = None
-        if mask is not None:
-            row = int(np.argmin(mask.to_numpy(zero_copy_only=False)))
+        row = len(text) if mask is None else int(np.argmin(mask.to_numpy(zero_copy_only=False)))  # first bad text
+        head = text.slice(0, row)  # the cells before it may still not cast (a day that does not exist)
+        try:
+            cast = pc.cast(head, ARROW_TYPES[kind])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            found = _first_uncastable(pc.cast(head.combine_chunks(), pa.binary()), ARROW_TYPES[kind])
+            row = found[0] if found is not None else 0
         else:
-            try:
-                typed[name] = pc.cast(text, ARROW_TYPES[kind])
+            if mask is None:
+                typed[name] = cast
                 continue
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                found = _first_uncastable(pc.cast(text.combine_chunks(), pa.binary()), ARROW_TYPES[kind])
-                row = found[0] if found is not None else 0
         if worst is None or row < worst[0]:
             worst = (row, name, f"expected {EXPECTED_TEXT[kind]}, got {show_value(text[row].as_py())}")
     if worst is not None:
@@ -309,12 +310,9 @@ def quoting_is_sound(data: bytes) -> bool:
 
 
 def rows_match_lines(data: bytes, rows: int) -> bool:
-    """Whether the parser made one row of every non-empty line after the header (no value spans lines)."""
-    array = np.frombuffer(data, dtype=np.uint8)
-    lines = int(np.count_nonzero(array == ord("\n"))) + (0 if data.endswith(b"\n") else 1)
-    if lines == rows + 1:
-        return True
-    starts, ends = _line_bounds(data)  # blank lines, which the parser skips, or a merge: count exactly
+    """Whether the parser made one row of every non-empty line after the header (no value spans lines;
+    blank lines, which the parser skips, are not counted)."""
+    starts, ends = _line_bounds(data)
     return int(np.count_nonzero(ends > starts)) == rows + 1
 
 
@@ -490,7 +488,6 @@ def _reference_scan(data: bytes, blob: str, columns: dict[str, str]) -> str | No
     """Line by line in plain Python: the last word when the vectorised finders name nothing."""
     lines = data.removeprefix(UTF8_BOM).split(b"\n")
     header: list[str] | None = None
-    positions: dict[str, int] = {}
     for number, raw_line in enumerate(lines, start=1):
         line = raw_line.removesuffix(b"\r")
         if not line:
@@ -498,7 +495,7 @@ def _reference_scan(data: bytes, blob: str, columns: dict[str, str]) -> str | No
         if len(line) > MAX_LINE_BYTES:
             return f"{blob} line {number}: the line is {len(line):,} bytes long (at most {MAX_LINE_BYTES:,} allowed)"
         try:
-            text = line.decode("utf-8")
+            text = line.decode()
         except UnicodeDecodeError:
             return f"{blob} line {number}: the line is not UTF-8 text"
         if "\r" in text:
@@ -509,7 +506,7 @@ def _reference_scan(data: bytes, blob: str, columns: dict[str, str]) -> str | No
             return f"{blob} line {number}: not a CSV row ({exc})"
         if header is None:
             header = cells
-            positions = {name: header.index(name) for name in columns if name in header}
+            positions = {name: header.index(name) for name in columns if name in header}  # set before any row
             continue
         if len(cells) != len(header):
             return f"{blob} line {number}: expected {len(header)} columns, got {len(cells)}"

@@ -32,11 +32,9 @@ class Violation:
 
 
 def _first_false(mask: pa.ChunkedArray | pa.Array) -> int | None:
-    """Index of the first row where `mask` is false or null (null: the value is missing)."""
-    ok = pc.fill_null(mask, False)
-    if pc.all(ok).as_py():
-        return None
-    return int(np.argmin(ok.to_numpy(zero_copy_only=False)))
+    """Index of the first row where `mask` is false, else None. A null (a rule on a missing value) passes."""
+    row = pc.index(mask, False).as_py()
+    return None if row < 0 else row
 
 
 def _value_at(table: pa.Table, column: str, row: int) -> str:
@@ -45,16 +43,17 @@ def _value_at(table: pa.Table, column: str, row: int) -> str:
 
 
 def _number(value: Decimal, column: Column) -> pa.Scalar:
+    """A declared bound as a scalar of the column's own type (the config keeps it within that type)."""
     if column.type == "integer":
-        return pa.scalar(int(value), pa.int64())
+        return pa.scalar(int(value))  # int64: the bound is a whole number within int64
     return pa.scalar(value, pa.decimal128(18, 2))
 
 
 def _shown(value: Decimal) -> str:
-    return f"{value:,}" if value == value.to_integral_value() else str(value)
+    return f"{value:,}"
 
 
-def column_rules(name: str, column: Column, values: pa.ChunkedArray, market_currency: str,
+def column_rules(column: Column, values: pa.ChunkedArray, market_currency: str,
                  file_date: dt.date | None) -> list[tuple[Mask, str]]:
     """(mask: true where the value is fine, what was expected) for each rule the column declares.
     A null passes every rule but `nullable: false` (it is reported as an empty value there)."""
@@ -65,23 +64,19 @@ def column_rules(name: str, column: Column, values: pa.ChunkedArray, market_curr
         low, high = column.bounds
         kind = "an integer" if column.type == "integer" else "a number"
         if column.min is not None:
-            rules.append((lambda: pc.fill_null(pc.greater_equal(values, _number(low, column)), True),
-                          f"expected {kind} >= {_shown(low)}"))
+            rules.append((lambda: pc.greater_equal(values, _number(low, column)), f"expected {kind} >= {_shown(low)}"))
         if column.max is not None:
-            rules.append((lambda: pc.fill_null(pc.less_equal(values, _number(high, column)), True),
-                          f"expected {kind} <= {_shown(high)}"))
+            rules.append((lambda: pc.less_equal(values, _number(high, column)), f"expected {kind} <= {_shown(high)}"))
     if column.allowed:
-        allowed = pa.array(column.allowed, pa.string())
-        rules.append((lambda: pc.fill_null(pc.is_in(values, allowed), True),
-                      f"expected one of {', '.join(column.allowed)}"))
+        allowed = pa.array([*column.allowed, None])  # a null matches the null: is_in gives false, not null, for it
+        rules.append((lambda: pc.is_in(values, allowed), f"expected one of {', '.join(column.allowed)}"))
     if column.market_currency:
-        rules.append((lambda: pc.fill_null(pc.equal(values, market_currency), True),
-                      f"expected the market's currency {market_currency!r}"))
+        rules.append((lambda: pc.equal(values, market_currency), f"expected the market's currency {market_currency!r}"))
     if column.max_length is not None:
-        rules.append((lambda: pc.fill_null(pc.less_equal(pc.utf8_length(values), column.max_length), True),
+        rules.append((lambda: pc.less_equal(pc.utf8_length(values), column.max_length),
                       f"expected at most {column.max_length} characters"))
     if column.not_after_file_date and file_date is not None:
-        rules.append((lambda: pc.fill_null(pc.less_equal(values, pa.scalar(file_date, pa.date32())), True),
+        rules.append((lambda: pc.less_equal(values, pa.scalar(file_date)),
                       f"expected a date not after the file date {file_date.isoformat()}"))
     return rules
 
@@ -93,7 +88,7 @@ def check_values(parsed: ParsedFile, blob: str, kind: DatasetType, market_curren
     found: list[Violation] = []
     for name, column in kind.columns.items():
         values = table.column(name)
-        for mask, expected in column_rules(name, column, values, market_currency, file_date):
+        for mask, expected in column_rules(column, values, market_currency, file_date):
             row = _first_false(mask())
             if row is not None:
                 found.append(Violation(row, name, f"{expected}, got {_value_at(table, name, row)}"))
@@ -115,21 +110,19 @@ def _codes(values: pa.ChunkedArray) -> np.ndarray:
     """An integer per row, equal for equal values (nulls one code of their own)."""
     if pa.types.is_integer(values.type) and values.null_count == 0:
         return values.to_numpy()
-    encoded = pc.dictionary_encode(values.combine_chunks())
-    return pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.dictionary_encode(values.combine_chunks(), null_encoding="encode").indices.to_numpy()
 
 
 def first_duplicate(table: pa.Table, grain: list[str]) -> tuple[int, int] | None:
     """(first row, repeating row) of the earliest repeat of a grain key, else None."""
     if len(grain) == 1:
         ids = _codes(table.column(grain[0]))
-        if len(ids) < 2 or bool(np.all(ids[1:] > ids[:-1])):
+        if bool(np.all(ids[1:] > ids[:-1])):  # true for fewer than two rows too
             return None  # ascending, as exports write them: unique without hashing
         keys = ids
     else:
         stacked = np.stack([_codes(table.column(name)) for name in grain], axis=1)
-        _, keys = np.unique(stacked, axis=0, return_inverse=True)
-        keys = keys.reshape(-1)
+        _, keys = np.unique(stacked, axis=0, return_inverse=True)  # 1-D (numpy 2.0.1 on)
     if len(np.unique(keys)) == len(keys):
         return None
     order = np.argsort(keys, kind="stable")
