@@ -199,6 +199,12 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
     ('order_id,"order_line_id\n1,2\n', "line 1: the header is not a CSV row (unexpected end of data)"),
     (",".join(ORDERS_HEADER).replace("order_line_id", 'order"_line_id') + "\n1\n",
      "line 1, column 'order_line_id': missing column(s) 'order_line_id' (found unknown column(s) 'order\"_line_id' - renamed?)"),
+    # two columns renamed: both named, in header order
+    (",".join(ORDERS_HEADER).replace("quantity", "qty").replace("status", "state") + "\n1\n",
+     "line 1, column 'quantity': missing column(s) 'quantity', 'status' (found unknown column(s) 'qty', 'state' - renamed?)"),
+    # a trailing space is part of the name, also on the last column of the header line
+    (",".join(ORDERS_HEADER) + " \n1\n",
+     "line 1, column 'status': missing column(s) 'status' (found unknown column(s) 'status ' - renamed?)"),
 ])
 def test_each_header_fault_is_named_on_line_1(tmp_path, content, message) -> None:
     refused = _refused(_write(tmp_path, content))
