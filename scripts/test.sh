@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Command 2: set up (venv, packages, dbt manifest, Azurite, Chromium, PostgreSQL) and run the tests.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k sync
-#   scripts/test.sh          every test (CI runs this), in parallel (pytest-xdist, TEST_WORKERS, default 4:
-#                            the scenario tests mostly wait on servers and sensors, so 4 workers fit 2 cores)
+#   scripts/test.sh          every test (CI runs this), in parallel (pytest-xdist, TEST_WORKERS, default 3:
+#                            the scenario tests wait on servers and sensors; 4 overloaded 2 cores, docs/testing.md)
 #   scripts/test.sh --fast   all but the `scenario` tier (real services, built warehouse, long scenarios):
 #                            no Azurite, Chromium or PostgreSQL needed; 2 workers (CPU-bound); tiers in docs/testing.md
 set -euo pipefail
@@ -44,6 +44,6 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "WARNING: postgresql is not installed; the Postgres instance tests will fail" >&2
   fi
 fi
-workers="${TEST_WORKERS:-4}"
+workers="${TEST_WORKERS:-3}"
 echo "==> running the tests ($workers workers)"
 exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup ${args[@]+"${args[@]}"}
