@@ -141,9 +141,10 @@ def test_every_memory_size_the_config_accepts_duckdb_takes_as_the_same_amount(nu
         return  # refused by the config (tested above)
     with duckdb.connect(config={"memory_limit": size}) as con:
         shown = con.execute("select current_setting('memory_limit')").fetchone()[0]
-    # DuckDB shows the limit cut to one decimal of its own unit (65MB: "61.9 MiB"): equal to that precision.
+    # DuckDB shows the limit cut to one decimal of its own unit (65MB: "61.9 MiB"), and a tenth lower where its
+    # own arithmetic lands just under a tenth (2419GB, 2.2000 TiB: "2.1 TiB"): equal to within two tenths.
     number_shown, unit_shown = shown.split()
-    assert abs(memory_bytes(f"{number_shown}{unit_shown}") - accepted_bytes) <= 0.1 * memory_bytes(f"1{unit_shown}") + 1, (
+    assert abs(memory_bytes(f"{number_shown}{unit_shown}") - accepted_bytes) <= 0.2 * memory_bytes(f"1{unit_shown}") + 1, (
         size, shown)
 
 
