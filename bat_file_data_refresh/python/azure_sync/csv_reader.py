@@ -280,7 +280,8 @@ def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
     following = array[(quotes + 1) % len(array)]
     at_value_end = (quotes + 1 == ends[line_of]) | (following == ord(","))
     for i in np.flatnonzero((following == ord("\r")) & ~at_value_end):  # rare: a line that ends in \r\r\n
-        at_value_end[i] = not data[quotes[i] + 1:ends[line_of[i]]].replace(b"\r", b"")  # only \r to the line's end
+        end = ends[line_of[i]]
+        at_value_end[i] = data.count(b"\r", quotes[i], end) == end - quotes[i] - 1  # only \r after it on its line
     before_quote = np.zeros(len(quotes), dtype=bool)
     before_quote[:-1] = quotes[:-1] + 1 == quotes[1:]
     legal = np.where(opening, at_value_start | after_quote, at_value_end | before_quote)
