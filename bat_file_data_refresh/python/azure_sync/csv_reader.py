@@ -269,26 +269,26 @@ def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
     if data.startswith(UTF8_BOM):
         starts = starts.copy()
         starts[0] = len(UTF8_BOM)
-    line_of = np.searchsorted(starts, quotes, side="right") - 1
-    odd = np.bincount(line_of)[line_of] % 2 == 1  # the quote's line holds an odd number of quotes
-    # Before the first faulty line every line is even, so the parity of a quote in the file is its parity in its line.
-    opening = np.arange(len(quotes)) % 2 == 0
-    # A quote at offset 0 starts its line (quotes - 1 wraps to the last byte), the last byte ends its line.
-    at_value_start = (quotes == starts[line_of]) | (array[quotes - 1] == ord(","))
-    after_quote = np.zeros(len(quotes), dtype=bool)
-    after_quote[1:] = quotes[1:] - 1 == quotes[:-1]
-    following = array[(quotes + 1) % len(array)]
-    at_value_end = (quotes + 1 == ends[line_of]) | (following == ord(","))
-    for i in np.flatnonzero((following == ord("\r")) & ~at_value_end):  # rare: a line that ends in \r\r\n
-        end = ends[line_of[i]]
-        at_value_end[i] = data.count(b"\r", quotes[i], end) == end - quotes[i] - 1  # only \r after it on its line
-    before_quote = np.zeros(len(quotes), dtype=bool)
-    before_quote[:-1] = quotes[:-1] + 1 == quotes[1:]
-    legal = np.where(opening, at_value_start | after_quote, at_value_end | before_quote)
-    faulty = line_of[odd | ~legal]  # in file order: the first is the first faulty line
-    if len(faulty) == 0:
+    per_line = np.diff(np.searchsorted(quotes, starts), append=len(quotes))  # how many quotes each line holds
+    line_of = np.repeat(np.arange(len(starts)), per_line)
+    # Before the first odd line every line is even, so there a quote's parity in the file is its parity in its line:
+    # even quotes open a value, odd ones close it.
+    opening, closing = quotes[0::2], quotes[1::2]
+    following = array[(closing + 1) % len(array)]  # the file's last byte ends its line
+    legal = np.empty(len(quotes), dtype=bool)
+    legal[0::2] = (opening == starts[line_of[0::2]]) | (array[opening - 1] == ord(","))  # offset 0 starts line 1
+    legal[1::2] = (closing + 1 == ends[line_of[1::2]]) | (following == ord(","))
+    escaped = np.diff(quotes)[1::2] == 1  # a closing quote right before the next opening one: `""` in a value
+    legal[2::2] |= escaped
+    legal[1::2][:len(escaped)] |= escaped
+    for i in np.flatnonzero(~legal[1::2] & (following == ord("\r"))):  # rare: a line that ends in \r\r\n
+        end = ends[line_of[2 * i + 1]]
+        legal[2 * i + 1] = data.count(b"\r", closing[i], end) == end - closing[i] - 1  # only \r after it on its line
+    faulty = per_line % 2 == 1
+    faulty[line_of[~legal]] = True
+    if not faulty.any():
         return None
-    index = int(faulty[0])
+    index = int(np.argmax(faulty))  # the first faulty line
     line = bytes(data[starts[index]:ends[index]])
     column, start = _bad_field(line)
     name = f", column {header[column]!r}" if column < len(header) and index > 0 else ""
