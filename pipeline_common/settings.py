@@ -43,6 +43,14 @@ def _path_from(name: str, default: Path) -> Path:
     return path if path.is_absolute() else (_REPO_ROOT / path)
 
 
+def dbt_target_dir() -> Path:
+    """dbt's target folder (manifest, partial parse, each run's files): dbt's own `DBT_TARGET_PATH`, relative to
+    dbt/ as dbt reads it, or absolute; else dbt/target. The code location, its dbt runs and the doctor all ask here."""
+    value = env("DBT_TARGET_PATH")
+    path = Path(value).expanduser() if value else Path("target")
+    return path if path.is_absolute() else (_REPO_ROOT / "dbt" / path)
+
+
 def data_dir() -> Path:
     return _path_from("DATA_DIR", _REPO_ROOT / "data")
 

@@ -38,8 +38,6 @@ IS_WINDOWS = os.name == "nt"
 VENV = REPO_ROOT / ".venv"
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 DBT_DIR = REPO_ROOT / "dbt"
-# dbt's own DBT_TARGET_PATH moves the target folder (the code location follows it too: orchestration/warehouse/project.py)
-MANIFEST = DBT_DIR / (os.environ.get("DBT_TARGET_PATH") or "target") / "manifest.json"
 CONFIG_FILE = REPO_ROOT / "pipeline.yaml"
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 WINDOWS_MAX_PATH = 259  # MAX_PATH (260) less the terminating NUL
@@ -146,11 +144,19 @@ def _dbt_inputs() -> Iterable[Path]:
     yield CONFIG_FILE
 
 
+def manifest_path() -> Path:
+    """The manifest the code location loads: in dbt's target folder (DBT_TARGET_PATH moves it, as for the code location)."""
+    from pipeline_common.settings import dbt_target_dir
+
+    return dbt_target_dir() / "manifest.json"
+
+
 def check_manifest(options) -> Result:
     fix = "python scripts\\prepare_dbt.py"
-    if not MANIFEST.is_file():
-        return problem("manifest", f"dbt manifest missing at {MANIFEST}", fix)
-    built = MANIFEST.stat().st_mtime
+    manifest = manifest_path()
+    if not manifest.is_file():
+        return problem("manifest", f"dbt manifest missing at {manifest}", fix)
+    built = manifest.stat().st_mtime
     newer = sorted((p for p in _dbt_inputs() if p.is_file() and p.stat().st_mtime > built + 1),
                    key=lambda p: p.stat().st_mtime, reverse=True)
     if newer:
@@ -477,7 +483,7 @@ def long_path_result(repo_root: str, manifest: Path, enabled: Callable[[], bool]
 def check_long_paths(options) -> Result:
     if not IS_WINDOWS:
         return skipped("long_paths", "Windows only (the 260-character path limit)")
-    return long_path_result(str(REPO_ROOT), MANIFEST, _long_paths_enabled)
+    return long_path_result(str(REPO_ROOT), manifest_path(), _long_paths_enabled)
 
 
 def _listener(port: int):

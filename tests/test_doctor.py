@@ -108,7 +108,7 @@ def test_a_manifest_older_than_a_model(doctor, capsys, tmp_path, monkeypatch):
         os.utime(path, (old, old))
     os.utime(manifest, (old + 60, old + 60))
     monkeypatch.setattr(doctor, "DBT_DIR", dbt)
-    monkeypatch.setattr(doctor, "MANIFEST", manifest)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(manifest.parent))  # the manifest the code location would load
     monkeypatch.setattr(doctor, "CONFIG_FILE", config)
     monkeypatch.setattr(doctor, "REPO_ROOT", tmp_path)
     assert run(doctor, capsys, "--check", "manifest")[0] == 0
@@ -117,6 +117,21 @@ def test_a_manifest_older_than_a_model(doctor, capsys, tmp_path, monkeypatch):
     assert code == 1
     line = line_for(lines, "manifest")
     assert "qi_executive_daily_sales.sql" in line and "fix: python scripts\\prepare_dbt.py" in line
+
+
+@pytest.mark.parametrize("value, folder", [
+    ("", "dbt/target"), ("   ", "dbt/target"), ("elsewhere/t", "dbt/elsewhere/t"), ("ABSOLUTE", "ABSOLUTE"),
+])
+def test_the_manifest_checked_is_in_dbts_target_folder(doctor, capsys, tmp_path, monkeypatch, value, folder):
+    """DBT_TARGET_PATH moves the manifest for dbt, the code location and the doctor alike: relative to dbt/, or
+    absolute; empty or blank is unset (dbt/target)."""
+    absolute = tmp_path / "own target"
+    monkeypatch.setattr(doctor, "DBT_DIR", tmp_path / "dbt")  # a dbt folder with no manifest anywhere
+    monkeypatch.setenv("DBT_TARGET_PATH", value.replace("ABSOLUTE", str(absolute)))
+    monkeypatch.setattr("pipeline_common.settings._REPO_ROOT", tmp_path)
+    code, lines = run(doctor, capsys, "--check", "manifest")
+    expected = absolute if value == "ABSOLUTE" else tmp_path / folder
+    assert code == 1 and f"dbt manifest missing at {expected / 'manifest.json'}" in line_for(lines, "manifest")
 
 
 def test_data_dir_missing_or_short_of_space(doctor, capsys, isolated_env, monkeypatch, tmp_path):

@@ -25,17 +25,14 @@ DBT_PROJECT_DIR = settings.repo_root() / "dbt"
 
 
 def warehouse_dbt_project() -> DbtProject:
-    """The code location's DbtProject, built once per target folder on first use.
-
-    The target folder (manifest, partial parse, each run's files) is dbt's own `DBT_TARGET_PATH` when set
-    (relative to dbt/ or absolute), as for `dbt` by hand, else dbt/target.
-    """
-    return _project(os.environ.get("DBT_TARGET_PATH") or "target")
+    """The code location's DbtProject, built once per target folder on first use (the folder:
+    `settings.dbt_target_dir()`, dbt's own DBT_TARGET_PATH else dbt/target, as for `dbt` by hand)."""
+    return _project(settings.dbt_target_dir())
 
 
 @cache
-def _project(target: str) -> DbtProject:
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=Path(target))
+def _project(target: Path) -> DbtProject:
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=target)
 
 
 def dbt_executable() -> str:
