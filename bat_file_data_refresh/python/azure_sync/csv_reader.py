@@ -105,8 +105,8 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
         problem = first_bad_quoting(data, header)
         if problem is not None:
             raise BadFileError(f"{blob} line {problem[0]}{problem[1]}")
-    # Arrow's defaults are this dialect's: a line break ends a value even inside quotes (no `newlines_in_values`),
-    # parse blocks of BLOCK_BYTES.
+    # Arrow's defaults suit this dialect: no value holds a line break (`newlines_in_values` False; the quoting
+    # check above refuses one), parse blocks of BLOCK_BYTES.
     table = pacsv.read_csv(
         pa.BufferReader(data),
         read_options=pacsv.ReadOptions(use_threads=use_threads),
