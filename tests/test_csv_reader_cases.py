@@ -675,7 +675,7 @@ def test_a_quoted_last_value_before_a_doubled_carriage_return_is_read(tmp_path, 
     cells[3][ORDERS_HEADER.index("quantity")] = "x"
     assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells, newline="\r\r\n"))) == (
         f"{BLOB} line 5, column 'quantity': expected an integer, got 'x'")
-    cells[3][-3:] = cells[3][-2:]  # a cell missing: the parse fails, and that line is named (before, a stray quote on line 2)
+    cells[3][-3:] = cells[3][-2:]  # a cell missing: the parse fails and that line is named (before: a stray quote, line 2)
     assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells, newline="\r\r\n"))) == (
         f"{BLOB} line 5: expected 11 columns, got 10")
 
@@ -683,7 +683,8 @@ def test_a_quoted_last_value_before_a_doubled_carriage_return_is_read(tmp_path, 
 @pytest.mark.parametrize(("line", "why"), [
     ("\r\r", "line 4: a carriage return inside the line"),
     ("1,10,2026-11-19,2026-11-19 00:00:00,1000,SKU-000,TV,1,0.00,GBP,SHIPPED\r"
-     "2,20,2026-11-19,2026-11-19 01:01:07,1001,SKU-001,WEB,2,0.37,GBP,CANCELLED", "line 4: a carriage return inside the line"),
+     "2,20,2026-11-19,2026-11-19 01:01:07,1001,SKU-001,WEB,2,0.37,GBP,CANCELLED",
+     "line 4: a carriage return inside the line"),
     ('1,10,2026-11-19,2026-11-19 00:00:00,1000,SKU-000,TV,1,0.00,GBP,"SHIPPED"\rX',
      "line 4, column 'status': a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"),
 ])

@@ -183,7 +183,7 @@ def _convert_options(columns: dict[str, str], read_as: pa.DataType) -> pacsv.Con
 
 def _read_header(data: bytes, blob: str) -> list[str]:
     first_line = data[: data.find(b"\n")] if b"\n" in data[:MAX_LINE_BYTES] else data[:MAX_LINE_BYTES]
-    first_line = first_line.removeprefix(UTF8_BOM).removesuffix(b"\r")  # counted as every line is: without its line break
+    first_line = first_line.removeprefix(UTF8_BOM).removesuffix(b"\r")  # counted as every line: without its break
     if not first_line.strip():
         raise BadFileError(f"{blob} line 1: the file is empty; expected a header row")
     if len(first_line) >= MAX_LINE_BYTES:
@@ -233,7 +233,7 @@ def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     newlines = np.flatnonzero(array == ord("\n"))
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(array)]))
-    if len(array):  # a \r before the end belongs to the line break (an empty first line's wraps to the last byte: it stays empty)
+    if len(array):  # a \r before the end is the line break's (an empty first line's wraps to the last byte: still empty)
         ends = ends - (array[ends - 1] == ord("\r"))
     return starts, ends
 
