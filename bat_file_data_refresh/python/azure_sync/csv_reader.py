@@ -233,7 +233,7 @@ def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     newlines = np.flatnonzero(array == ord("\n"))
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(array)]))
-    if len(array):  # a \r before the end is the line break's (an empty first line's wraps to the last byte: still empty)
+    if len(array):  # a \r before the end is the line break's (an empty first line's wraps to the last byte)
         ends = ends - (array[ends - 1] == ord("\r"))
     return starts, ends
 
