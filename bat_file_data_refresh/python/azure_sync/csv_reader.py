@@ -105,6 +105,10 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
         problem = first_bad_quoting(data, header)
         if problem is not None:
             raise BadFileError(f"{blob} line {problem[0]}{problem[1]}")
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):  # memchr first: \n and \r\n files cost little
+        line = first_inner_carriage_return(data)
+        if line is not None:  # the parser would end a row there: rows and lines would part, and so the lines named
+            raise BadFileError(f"{blob} line {line}: a carriage return inside the line")
     # Arrow's defaults suit this dialect: no value holds a line break (`newlines_in_values` False; the quoting
     # check above refuses one), parse blocks of BLOCK_BYTES.
     table = pacsv.read_csv(
@@ -123,11 +127,12 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
 def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray | pa.Array | None:
     """False where a text value lacks the exact format of `kind` (null where the cell is empty); None when every
     value has it. Vectorised (Arrow kernels, no regex). A date's form is left to the cast, which accepts only
-    YYYY-MM-DD of a real day."""
-    if kind == "date":
-        return None
-    if kind == "timestamp":
+    YYYY-MM-DD of a real day, or of the year 0000."""
+    if kind == "date":  # year 0000 casts, but is no year of the calendar (Python, Tableau: out of range)
+        ok = pc.invert(pc.starts_with(text, "0000"))
+    elif kind == "timestamp":
         ok = pc.and_(pc.equal(pc.binary_length(text), 19), pc.invert(pc.match_substring(text, "T")))
+        ok = pc.and_(ok, pc.invert(pc.starts_with(text, "0000")))
     else:
         body = pc.if_else(pc.starts_with(text, "-"), pc.utf8_slice_codeunits(text, 1), text)
         if kind == "decimal":  # digits, at most one '.', with 1 or 2 digits after it and at least one before
@@ -252,6 +257,22 @@ def rows_match_lines(data: bytes, rows: int) -> bool:
     blank lines, which the parser skips, are not counted)."""
     starts, ends = _line_bounds(data)
     return int(np.count_nonzero(ends > starts)) == rows + 1
+
+
+def first_inner_carriage_return(data: bytes) -> int | None:
+    """Editor line of the first line holding a \\r the parser takes for a line break, else None: a \\r followed
+    on its line by other text (`a\\rb`, `\\ra`), or a line of nothing but \\r. A run of \\r ending a line of text
+    (`a\\r\\r\\n`, a CRLF file converted once more) only ends its row, as does the \\r of a \\r\\n."""
+    array = np.frombuffer(data, dtype=np.uint8)
+    starts, ends = _line_bounds(data)
+    returns = np.flatnonzero(array == ord("\r"))
+    line_of = np.searchsorted(starts, returns, side="right") - 1
+    after = returns + 1
+    inner = (returns < ends[line_of]) & (  # within the line's text (not its break), and
+        (returns == starts[line_of])  # the line begins with it, or text other than \r follows it
+        | ((after < ends[line_of]) & (array[np.minimum(after, len(array) - 1)] != ord("\r"))))
+    faulty = line_of[inner]
+    return int(faulty[0]) + 1 if len(faulty) else None
 
 
 def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
@@ -418,14 +439,16 @@ def _reference_scan(data: bytes, blob: str, columns: dict[str, str]) -> str | No
         line = raw_line.removesuffix(b"\r")
         if not line:
             continue
+        text_end = line.rstrip(b"\r")  # a run of \r after the line's text only ends its row (the parser's reading)
+        if not text_end or b"\r" in text_end:
+            return f"{blob} line {number}: a carriage return inside the line"
+        line = text_end
         if len(line) > MAX_LINE_BYTES:
             return f"{blob} line {number}: the line is {len(line):,} bytes long (at most {MAX_LINE_BYTES:,} allowed)"
         try:
             text = line.decode()
         except UnicodeDecodeError:
             return f"{blob} line {number}: the line is not UTF-8 text"
-        if "\r" in text:
-            return f"{blob} line {number}: a carriage return inside the line"
         try:
             cells = next(csv.reader([text], strict=True))
         except csv.Error as exc:
