@@ -134,6 +134,38 @@ def test_the_manifest_checked_is_in_dbts_target_folder(doctor, capsys, tmp_path,
     assert code == 1 and f"dbt manifest missing at {expected / 'manifest.json'}" in line_for(lines, "manifest")
 
 
+@pytest.mark.parametrize("value", ["build", "ABSOLUTE", "build/../build/"])
+def test_files_in_a_moved_target_folder_inside_dbt_are_no_dbt_inputs(doctor, capsys, tmp_path, monkeypatch, value):
+    """Class: DBT_TARGET_PATH naming a folder inside dbt/ other than `target` (relative, absolute, with `..` and a
+    trailing slash): every dbt run writes its files there after the manifest; they are dbt's output, not a model
+    newer than the manifest, so the manifest is up to date; a model edited after it still is not."""
+    dbt = tmp_path / "dbt"
+    model = dbt / "models" / "orders.sql"
+    model.parent.mkdir(parents=True)
+    model.write_text("select 1 as id\n")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("markets: []\n")
+    manifest = dbt / "build" / "manifest.json"
+    run_file = dbt / "build" / "warehouse_dbt_models-0123abcd" / "run" / "warehouse" / "models" / "orders.sql"
+    run_file.parent.mkdir(parents=True)
+    manifest.write_text("{}")
+    run_file.write_text("select 1 as id\n")
+    old = time.time() - 3600
+    for path in (model, config):
+        os.utime(path, (old, old))
+    os.utime(manifest, (old + 60, old + 60))  # the run's file stays newer: written by a run after the prepare
+    monkeypatch.setattr(doctor, "DBT_DIR", dbt)
+    monkeypatch.setattr(doctor, "CONFIG_FILE", config)
+    monkeypatch.setattr(doctor, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr("pipeline_common.settings._REPO_ROOT", tmp_path)
+    monkeypatch.setenv("DBT_TARGET_PATH", value.replace("ABSOLUTE", str(manifest.parent)))
+    code, lines = run(doctor, capsys, "--check", "manifest")
+    assert code == 0, line_for(lines, "manifest")
+    model.touch()
+    code, lines = run(doctor, capsys, "--check", "manifest")
+    assert code == 1 and "orders.sql" in line_for(lines, "manifest") and "build" not in line_for(lines, "manifest")
+
+
 def test_data_dir_missing_or_short_of_space(doctor, capsys, isolated_env, monkeypatch, tmp_path):
     code, lines = run(doctor, capsys, "--check", "data_dir", "--min-free-gb", "1000000")
     assert code == 1 and "GB free on the disk of" in line_for(lines, "data_dir")
