@@ -138,9 +138,11 @@ def check_packages(options) -> Result:
 
 def _dbt_inputs() -> Iterable[Path]:
     skip = {"target", "logs", "dbt_packages"}
-    target = Path(os.path.normpath(manifest_path().parent))  # DBT_TARGET_PATH may put dbt's output in dbt/ by another name
+    # DBT_TARGET_PATH may put dbt's output inside dbt/ under another name: its files are no inputs either
+    target = Path(os.path.normpath(manifest_path().parent))
     for path in DBT_DIR.rglob("*"):
-        if path.is_file() and not skip.intersection(path.relative_to(DBT_DIR).parts) and not path.is_relative_to(target):
+        if path.is_file() and not skip.intersection(path.relative_to(DBT_DIR).parts) \
+                and not path.is_relative_to(target):
             yield path
     yield CONFIG_FILE
 
