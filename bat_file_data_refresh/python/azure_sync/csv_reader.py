@@ -260,17 +260,19 @@ def rows_match_lines(data: bytes, rows: int) -> bool:
 
 
 def first_inner_carriage_return(data: bytes) -> int | None:
-    """Editor line of the first line holding a \\r the parser takes for a line break, else None: a \\r followed
-    on its line by other text (`a\\rb`, `\\ra`), or a line of nothing but \\r. A run of \\r ending a line of text
-    (`a\\r\\r\\n`, a CRLF file converted once more) only ends its row, as does the \\r of a \\r\\n."""
+    """Editor line of the first line holding a \\r the parser takes for a line break, else None: a \\r between
+    text (`a\\rb`), or a line of nothing but \\r (the parser skips it: the rows would no longer match the lines).
+    A run of \\r after a line's text (`a\\r\\r\\n`, a CRLF file converted once more) only ends its row; one
+    before it (`\\ra`, as \\n\\r line breaks leave) is an empty line the parser skips."""
     array = np.frombuffer(data, dtype=np.uint8)
     starts, ends = _line_bounds(data)
     returns = np.flatnonzero(array == ord("\r"))
     line_of = np.searchsorted(starts, returns, side="right") - 1
+    run_begins = np.concatenate(([True], np.diff(returns) != 1))  # each \r's run of consecutive \r begins where
+    leading = returns[np.flatnonzero(run_begins)][np.cumsum(run_begins) - 1] == starts[line_of]  # its line does
     after = returns + 1
-    inner = (returns < ends[line_of]) & (  # within the line's text (not its break), and
-        (returns == starts[line_of])  # the line begins with it, or text other than \r follows it
-        | ((after < ends[line_of]) & (array[np.minimum(after, len(array) - 1)] != ord("\r"))))
+    text_follows = (after < ends[line_of]) & (array[np.minimum(after, len(array) - 1)] != ord("\r"))
+    inner = (returns < ends[line_of]) & np.where(leading, after == ends[line_of], text_follows)
     faulty = line_of[inner]
     return int(faulty[0]) + 1 if len(faulty) else None
 
@@ -297,7 +299,8 @@ def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
     opening, closing = quotes[0::2], quotes[1::2]
     following = array[(closing + 1) % len(array)]  # the file's last byte ends its line
     legal = np.empty(len(quotes), dtype=bool)
-    legal[0::2] = (opening == starts[line_of[0::2]]) | (array[opening - 1] == ord(","))  # offset 0 starts line 1
+    # offset 0 starts line 1; a \r before the quote ends an empty line (\n\r line breaks) or is refused as inner
+    legal[0::2] = (opening == starts[line_of[0::2]]) | np.isin(array[opening - 1], (ord(","), ord("\r")))
     legal[1::2] = (closing + 1 == ends[line_of[1::2]]) | (following == ord(","))
     escaped = np.diff(quotes)[1::2] == 1  # a closing quote right before the next opening one: `""` in a value
     legal[2::2] |= escaped
@@ -439,10 +442,10 @@ def _reference_scan(data: bytes, blob: str, columns: dict[str, str]) -> str | No
         line = raw_line.removesuffix(b"\r")
         if not line:
             continue
-        text_end = line.rstrip(b"\r")  # a run of \r after the line's text only ends its row (the parser's reading)
-        if not text_end or b"\r" in text_end:
+        text_only = line.strip(b"\r")  # runs of \r around the line's text: empty lines and row ends to the parser
+        if not text_only or b"\r" in text_only:
             return f"{blob} line {number}: a carriage return inside the line"
-        line = text_end
+        line = text_only
         if len(line) > MAX_LINE_BYTES:
             return f"{blob} line {number}: the line is {len(line):,} bytes long (at most {MAX_LINE_BYTES:,} allowed)"
         try:
