@@ -41,8 +41,8 @@ DBT_DIR = REPO_ROOT / "dbt"
 CONFIG_FILE = REPO_ROOT / "pipeline.yaml"
 DEFAULT_HOME = REPO_ROOT / "dagster_home"
 WINDOWS_MAX_PATH = 259  # MAX_PATH (260) less the terminating NUL
-# dagster-dbt writes each run's files under dbt/target/<op name>-<8 hex>/run/<package>/...
-DBT_RUN_TARGET = "target/warehouse_dbt_models-0123abcd/run"
+# dagster-dbt writes each run's files under dbt's target folder/<op name>-<8 hex>/run/<package>/...
+DBT_RUN_FOLDER = "warehouse_dbt_models-0123abcd/run"
 DAEMON_STALE_SECONDS = 300
 CLOCK_TOLERANCE_SECONDS = 120
 HTTP_TIMEOUT_SECONDS = 10
@@ -442,15 +442,27 @@ def task_result(server_xml: str | None, wake_xml: str | None, settings: dict, cs
     return ok("task", f"{name} and its wake task registered as scripts/task_settings.json says, as {registered}")
 
 
+def _target_text(repo_root: str, manifest: Path) -> str:
+    """dbt's target folder (the manifest's) as text: under `repo_root` when it lies in the repo (dbt/target unless
+    DBT_TARGET_PATH moves it), else where DBT_TARGET_PATH puts it."""
+    from pipeline_common.settings import repo_root as real_root
+
+    target = Path(os.path.normpath(manifest.parent))
+    if not target.is_relative_to(real_root()):
+        return str(target)
+    return f"{repo_root.rstrip(chr(92) + '/')}/{target.relative_to(real_root()).as_posix()}"
+
+
 def longest_dbt_path(repo_root: str, manifest: Path) -> tuple[int, str]:
     """The longest path dbt will write for a run, as Windows counts it (backslashes, from the drive)."""
+    target = _target_text(repo_root, manifest)
     nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {})
     longest = ""
     for node in nodes.values():
         relative = node.get("original_file_path", "")
         if node.get("resource_type") == "test" and relative.endswith((".yml", ".yaml")):
             relative = f"{relative}/{node.get('path', '')}"  # generic tests sit below their YAML file
-        candidate = f"{repo_root.rstrip(chr(92) + '/')}/dbt/{DBT_RUN_TARGET}/{node.get('package_name', '')}/{relative}"
+        candidate = f"{target}/{DBT_RUN_FOLDER}/{node.get('package_name', '')}/{relative}"
         if len(candidate) > len(longest):
             longest = candidate
     return len(longest), longest.replace("/", "\\")

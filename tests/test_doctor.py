@@ -238,6 +238,7 @@ def test_long_paths_needed_for_a_deep_repo_folder(doctor, capsys, monkeypatch):
     monkeypatch.setattr(doctor, "IS_WINDOWS", True)
     deep = r"C:\Users\ana.maria.rodriguez\OneDrive - Retail Group (United Kingdom) & Co\Documents\Analytics\pipelines"
     monkeypatch.setattr(doctor, "REPO_ROOT", Path(deep))
+    monkeypatch.setenv("DBT_TARGET_PATH", "")  # dbt's target folder in the repo: dbt/target
     monkeypatch.setattr(doctor, "_long_paths_enabled", lambda: False)
     code, lines = run(doctor, capsys, "--check", "long_paths")
     assert code == 1
@@ -247,6 +248,31 @@ def test_long_paths_needed_for_a_deep_repo_folder(doctor, capsys, monkeypatch):
     assert run(doctor, capsys, "--check", "long_paths")[0] == 0
     monkeypatch.setattr(doctor, "REPO_ROOT", Path(r"C:\pipelines\daily-sales"))
     monkeypatch.setattr(doctor, "_long_paths_enabled", lambda: False)
+    code, lines = run(doctor, capsys, "--check", "long_paths")
+    assert code == 0 and "longest dbt path" in line_for(lines, "long_paths")
+
+
+def test_long_paths_measured_in_the_target_folder_dbt_target_path_names(doctor, capsys, monkeypatch, tmp_path):
+    """Class: DBT_TARGET_PATH moves dbt's target folder out of the repo: the run files dbt writes are measured
+    there (a deep folder needs long paths even for a short repo folder; a short one does not for a deep repo)."""
+    import json
+
+    model = {"resource_type": "model", "package_name": "warehouse", "path": "marts/m.sql",
+             "original_file_path": "models/marts/" + "m" * 60 + ".sql"}
+    deep = tmp_path / ("deep folder " * 12).strip().replace(" ", "_") / "target"
+    shallow = tmp_path / "t"
+    for folder in (deep, shallow):
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"nodes": {"model.warehouse.m": model}}))
+    monkeypatch.setattr(doctor, "IS_WINDOWS", True)
+    monkeypatch.setattr(doctor, "_long_paths_enabled", lambda: False)
+    monkeypatch.setattr(doctor, "REPO_ROOT", Path(r"C:\pipelines\daily-sales"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(deep))
+    code, lines = run(doctor, capsys, "--check", "long_paths")
+    assert code == 1 and str(deep).replace("/", "\\") in line_for(lines, "long_paths")
+    deep_repo = r"C:\Users\ana.maria.rodriguez\OneDrive - Retail Group (United Kingdom) & Co\Documents\Analytics"
+    monkeypatch.setattr(doctor, "REPO_ROOT", Path(deep_repo + r"\pipelines"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(shallow))
     code, lines = run(doctor, capsys, "--check", "long_paths")
     assert code == 0 and "longest dbt path" in line_for(lines, "long_paths")
 
