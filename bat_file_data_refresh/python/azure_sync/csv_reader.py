@@ -15,7 +15,9 @@ line named. Only Arrow's own exceptions are turned into a rejection: any other e
 fault of this module and is not hidden.
 
 The dialect is RFC 4180 on one line per record: a value is either unquoted (no `"`) or wholly
-quoted (`""` for a quote inside); a line break inside a quoted value is rejected.
+quoted (`""` for a quote inside); a line break inside a quoted value is rejected. A `\\r` counts as a line
+break only in runs before or after a line's text (`\\r\\n`, `\\r\\r\\n`, `\\n\\r`); one between text, or a line of
+nothing but `\\r`, is rejected, in a value or not (the parser would end a row there).
 """
 
 from __future__ import annotations
