@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.plugins.postgres",
     "tests.plugins.held_files",
     "tests.plugins.entra_graph",
+    "tests.plugins.cpu_times",  # --cpu-times FILE: where the suite's CPU goes (docs/testing.md)
 ]
 
 # Variables of contract section 1 that must not leak from a developer's shell or .env into tests.

@@ -40,7 +40,8 @@ SPELLINGS: dict[str, list[tuple[str, bool]]] = {
     "integer": [("0", True), ("42", True), ("-7", True), ("9223372036854775807", True),
                 ("-9223372036854775808", True), ("9223372036854775808", False), ("-9223372036854775809", False), ("0x10", False), ("1e2", False),
                 ("7.5", False), ("+5", False), (" 5", False), ("5 ", False), ("-", False), ("--5", False),
-                ("NA", False), ("NULL", False), ("nan", False), ("1_000", False), ("١٢", False), ("5-", False)],
+                ("NA", False), ("NULL", False), ("nan", False), ("1_000", False), ("١٢", False), ("5-", False),
+                ("-0x10", False)],
     "date": [("2026-11-19", True), ("2024-02-29", True), ("2026-02-30", False), ("2026-02-29", False),
              ("19/11/2026", False), (" 2026-11-19", False), ("2026-11-19 ", False), ("2026-11-19 00:00:00", False),
              ("20261119", False), ("2026-1-19", False), ("2026-13-01", False), ("NA", False)],
@@ -50,7 +51,7 @@ SPELLINGS: dict[str, list[tuple[str, bool]]] = {
                   (" 2026-11-19 10:00:0", False)],
     "decimal": [("0", True), ("9.99", True), ("-1.25", True), ("12.5", True), ("-3", True), ("100", True),
                 ("9999999999999999.99", True), ("-9999999999999999.99", True), ("10000000000000000", False),
-                ("-10000000000000000", False), ("9.999", False), ("1.5.0", False),
+                ("-10000000000000000", False), ("9.999", False), ("9.990", False), ("1.5.0", False),
                 ("1.", False), (".5", False), ("-.5", False), ("N/A", False), ("1e2", False), ("+1.00", False),
                 ("1_50", False), ("0x1", False), ("-", False), ("- 1", False), ("1 ", False)],
 }
@@ -145,12 +146,12 @@ def test_each_spelling_of_each_type_is_accepted_or_refused_by_the_contract(tmp_p
 
 @st.composite
 def _typed_files(draw):
-    """Orders files where some typed cells carry curated spellings (accepted or not)."""
+    """Orders files where some typed cells carry curated spellings (accepted or not) or are empty."""
     rows = draw(st.integers(2, 15))
     cells = orders_rows(DAY, rows)
-    placed = draw(st.lists(st.tuples(st.integers(0, rows - 1), st.sampled_from(sorted(COLUMN_OF))), max_size=4))
+    placed = draw(st.lists(st.tuples(st.integers(0, rows - 1), st.sampled_from(sorted(COLUMN_OF))), max_size=6))
     for row, kind in placed:
-        cells[row][ORDERS_HEADER.index(COLUMN_OF[kind])] = draw(st.sampled_from(SPELLINGS[kind]))[0]
+        cells[row][ORDERS_HEADER.index(COLUMN_OF[kind])] = draw(st.sampled_from([*SPELLINGS[kind], ("", True)]))[0]
     return cells, draw(st.sampled_from(["\n", "\r\n"]))
 
 
@@ -163,15 +164,16 @@ def test_the_first_refused_cell_in_file_order_is_named_by_every_reading(tmp_path
     cells, newline = generated
     kinds = _columns()
     bad = [(line, name, row[ORDERS_HEADER.index(name)]) for line, row in enumerate(cells, start=2)
-           for name in ORDERS_HEADER if kinds[name] != "string"
-           and not _oracle_accepts(row[ORDERS_HEADER.index(name)], kinds[name])]
+           for name in ORDERS_HEADER if kinds[name] != "string" and row[ORDERS_HEADER.index(name)] != ""
+           and not _oracle_accepts(row[ORDERS_HEADER.index(name)], kinds[name])]  # an empty cell is read as null
     content = csv_text(ORDERS_HEADER, cells, newline=newline).encode("utf-8")
     path = tmp_path_factory.mktemp("typed") / "orders.csv"
     path.write_bytes(content)
     if not bad:
         table = read_strict_csv(path, BLOB, kinds).table
-        assert table.column("quantity").to_pylist() == [int(r[ORDERS_HEADER.index("quantity")]) for r in cells]
-        assert table.column("unit_price").to_pylist() == [decimal.Decimal(r[8]) for r in cells]
+        quantities, prices = ([r[ORDERS_HEADER.index(name)] for r in cells] for name in ("quantity", "unit_price"))
+        assert table.column("quantity").to_pylist() == [int(v) if v else None for v in quantities]
+        assert table.column("unit_price").to_pylist() == [decimal.Decimal(v) if v else None for v in prices]
         assert diagnose(content, BLOB, kinds, "E" * 400) == (
             f"{BLOB}: the file could not be read as CSV ({'E' * 300}...); no single line could be named")
         assert _first_bad_cell(content, BLOB, kinds) is None
@@ -596,3 +598,100 @@ def test_a_value_of_the_right_form_that_does_not_cast_is_named_before_a_later_ma
     kind = {"order_date": "date", "quantity": "integer", "order_ts": "timestamp", "unit_price": "decimal"}[column]
     assert _refused(path) == _refused_by_the_fast_path(path) == (
         f"{BLOB} line 3, column {column!r}: expected {EXPECTED[kind]}, got {uncastable!r}")
+
+
+@pytest.mark.parametrize(("column", "other", "malformed"), [
+    ("quantity", "-7", "0x10"), ("quantity", "", "0x10"), ("unit_price", "-1.25", "+1.00"), ("unit_price", "", "9.990"),
+    ("unit_price", "-3", ".5"), ("order_ts", "", "2026-11-19 10:00"), ("order_date", "", "2026-02-30")])
+def test_a_value_of_the_wrong_form_is_named_whatever_else_its_column_holds(tmp_path, column, other, malformed) -> None:
+    """Class: a value the type's cast would take but the contract refuses (hex, a sign or a missing digit, a third
+    decimal place, a timestamp without seconds), in a column that also holds negative values or empty cells on
+    earlier lines: the malformed value is named, the others are not."""
+    cells = _with(3, column, other)
+    cells[4][ORDERS_HEADER.index(column)] = malformed
+    kind = {"quantity": "integer", "unit_price": "decimal", "order_ts": "timestamp", "order_date": "date"}[column]
+    path = _write(tmp_path, csv_text(ORDERS_HEADER, cells))
+    assert _refused(path) == f"{BLOB} line 6, column {column!r}: expected {EXPECTED[kind]}, got {malformed!r}"
+
+
+@pytest.mark.parametrize("column", sorted(COLUMN_OF.values()))
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_typed_column_empty_on_every_line_is_read_as_empty_values(tmp_path, column, newline) -> None:
+    """Class: a typed column no line fills (the value rules, not the reader, decide whether it may be empty)."""
+    from azure_sync.csv_reader import read_strict_csv
+
+    cells = orders_rows(DAY, 4)
+    for row in cells:
+        row[ORDERS_HEADER.index(column)] = ""
+    table = read_strict_csv(_write(tmp_path, csv_text(ORDERS_HEADER, cells, newline=newline)), BLOB, _columns()).table
+    assert table.column(column).to_pylist() == [None] * 4
+    assert table.column("order_id").to_pylist() == [int(r[0]) for r in cells]
+
+
+@pytest.mark.parametrize(("rest", "line"), [(" \n", 2), (" ", 2), ("X", 2), ("X\n", 2), ("\r\nX\r\n", 3), ("\n\nX", 4)])
+def test_a_line_after_the_header_holding_only_a_space_or_one_character_is_a_row(tmp_path, rest, line) -> None:
+    """Class: what follows the header is more than line breaks, however little: it is a row (here with the wrong
+    number of cells), not a header-only file."""
+    assert _refused(_write(tmp_path, ",".join(ORDERS_HEADER) + "\n" + rest)) == (
+        f"{BLOB} line {line}: expected 11 columns, got 1")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize(("length", "accepted"), [(524_287, True), (524_288, False)])
+def test_the_header_limit_counts_its_text_without_the_line_break(tmp_path, newline, length, accepted) -> None:
+    """The header's limit (one byte under half a parse block) is on its text: a CRLF line break does not count."""
+    from azure_sync.csv_reader import read_strict_csv
+
+    header = [*ORDERS_HEADER, *(f"note{i}" for i in range(6))]
+    header[-6:] = [name + "n" * ((length - len(",".join(header))) // 6) for name in header[-6:]]
+    header[-1] += "n" * (length - len(",".join(header)))
+    assert len(",".join(header)) == length
+    path = _write(tmp_path, csv_text(header, [[*row, *[""] * 6] for row in orders_rows(DAY, 3)], newline=newline))
+    if accepted:
+        table = read_strict_csv(path, BLOB, _columns()).table
+        assert table.column_names == ORDERS_HEADER and table.num_rows == 3
+    else:
+        assert _refused(path) == f"{BLOB} line 1: the header is longer than 524,288 bytes"
+
+
+def _quoted_status(cells: list[list[str]]) -> list[list[str]]:
+    for row in cells:
+        row[-1] = f'"{row[-1]}"'
+    return cells
+
+
+@pytest.mark.parametrize("final_break", [True, False])
+def test_a_quoted_last_value_before_a_doubled_carriage_return_is_read(tmp_path, final_break) -> None:
+    """Class: a CRLF file whose line breaks were converted once more (\\r\\r\\n, as a text-mode write on Windows does)
+    with the last value of each line quoted: the extra \\r ends the line, the quote is no stray one; a later fault
+    in such a file is the one named."""
+    from azure_sync.csv_reader import read_strict_csv
+
+    cells = _quoted_status(orders_rows(DAY, 5))
+    text = csv_text(ORDERS_HEADER, cells, newline="\r\r\n")
+    text = text if final_break else text.removesuffix("\r\n")
+    table = read_strict_csv(_write(tmp_path, text), BLOB, _columns()).table
+    assert table.column("status").to_pylist() == [r[-1].strip('"') for r in cells]
+    cells[3][ORDERS_HEADER.index("quantity")] = "x"
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells, newline="\r\r\n"))) == (
+        f"{BLOB} line 5, column 'quantity': expected an integer, got 'x'")
+    cells[3][-3:] = cells[3][-2:]  # a cell missing: the parse fails and that line is named (before: a stray quote, line 2)
+    assert _refused(_write(tmp_path, csv_text(ORDERS_HEADER, cells, newline="\r\r\n"))) == (
+        f"{BLOB} line 5: expected 11 columns, got 10")
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ("\r\r", "line 4: a carriage return inside the line"),
+    ("1,10,2026-11-19,2026-11-19 00:00:00,1000,SKU-000,TV,1,0.00,GBP,SHIPPED\r"
+     "2,20,2026-11-19,2026-11-19 01:01:07,1001,SKU-001,WEB,2,0.37,GBP,CANCELLED",
+     "line 4: a carriage return inside the line"),
+    ('1,10,2026-11-19,2026-11-19 00:00:00,1000,SKU-000,TV,1,0.00,GBP,"SHIPPED"\rX',
+     "line 4, column 'status': a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"),
+])
+def test_a_carriage_return_inside_a_line_of_a_quoted_file_is_named(tmp_path, line, why) -> None:
+    """Class: in a file with quoted values, a bare \\r the parser takes for a line break: a line of two \\r (which
+    the parser skips), a line the \\r splits into two whole rows, a quoted value with more text after a \\r."""
+    cells = _quoted_status(orders_rows(DAY, 5))
+    lines = csv_text(ORDERS_HEADER, cells).split("\n")
+    lines.insert(3, line)
+    assert _refused(_write(tmp_path, "\n".join(lines))) == f"{BLOB} {why}"

@@ -6,6 +6,8 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -101,3 +103,35 @@ def test_an_empty_dbt_target_path_puts_each_runs_folder_under_dbt_target(tmp_pat
     finally:
         shutil.rmtree(Path(DBT_PROJECT_DIR, invocation.target_path), ignore_errors=True)
     assert os.environ["DBT_TARGET_PATH"] == ""  # the process's own environment is left as it was
+
+
+def test_a_prepare_killed_half_way_is_tidied_by_the_next_and_a_live_ones_folder_kept(tmp_path):
+    """`dbt parse` runs in a scratch folder inside dbt's target folder: kill -9 the prepare half-way and its
+    folder stays; the next prepare removes it (its owner is gone), never a folder whose owner is alive."""
+    import psutil
+
+    from pipeline_common.leftovers import temp_name
+
+    target = Path(os.environ["DBT_TARGET_PATH"])  # this test's own target folder (tests/conftest.py)
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data")}  # other paths than the prepared ones: it parses
+    prepare = [sys.executable, str(REPO_ROOT / "scripts" / "prepare_dbt.py")]
+    first = subprocess.Popen(prepare, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(1200):
+            if list(target.glob(".prepare-*")) or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        family = [psutil.Process(first.pid), *psutil.Process(first.pid).children(recursive=True)]
+    finally:
+        for member in family if first.poll() is None else []:
+            member.kill()
+        first.wait(timeout=60)
+    killed = list(target.glob(".prepare-*"))
+    assert killed, "the prepare finished before it could be killed half-way"
+    live = target / temp_name("prepare-", "")  # a prepare of this (live) process
+    live.mkdir()
+
+    done = subprocess.run(prepare, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(target.glob(".prepare-*")) == [live]
+    assert (target / "manifest.json").is_file()

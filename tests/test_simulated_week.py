@@ -1,4 +1,4 @@
-"""A simulated week on a real Dagster instance, driven by a fake London clock.
+"""A simulated working week (five days) on a real Dagster instance, driven by a fake London clock.
 
 Every few simulated minutes between 05:00 and 10:30 the real arrival sensors, the real 07:15 morning
 schedule and the real 07:30 deadline alert are evaluated; the runs they request execute in process
@@ -6,8 +6,9 @@ on the real sync assets (the legacy sync script through Pipes, on a real landing
 real freshness checks. The dbt models and Tableau extracts stand in as plain assets of the same names:
 this test is about when things run and what is said, not about what the warehouse computes.
 
-Trouble injected: the PC is off 06:50-07:40 on one day, DE's file arrives at 09:10 on another, IT's
-file is bad on a third (fixed at 09:00), and the daemon dies mid-run on a fourth. Per day: when every
+Trouble injected, one kind a day: the PC is off 06:50-07:40 on the first day, DE's file arrives at 09:10 on the
+second, IT's file is bad on the third (fixed at 09:00), and the daemon dies mid-run on the fourth; the fifth is
+a plain day. Each day follows another kind of trouble, so nothing may carry over from the day before. Per day: when every
 file arrived by its due time, every export is current at 07:30 and nothing is alerted; otherwise exactly
 one alert on the freshness route, before 07:35, names the market and the reason, and one "current
 again" follows the fix.
@@ -160,8 +161,8 @@ def test_a_week_with_trouble(tmp_path: Path, isolated_env: Path, slack_server, m
     landing = LandingTree(isolated_env / "landing")
     monkeypatch.setenv("LANDING_DIR", str(landing.root))
     today = dt.datetime.now(LONDON).date()
-    days = [today - dt.timedelta(days=n) for n in range(7, 0, -1)]  # inside the sync's 30-day window
-    trouble = {1: "pc_off", 2: "de_late", 3: "it_bad", 4: "daemon_killed"}
+    days = [today - dt.timedelta(days=n) for n in range(5, 0, -1)]  # inside the sync's 30-day window
+    trouble = {0: "pc_off", 1: "de_late", 2: "it_bad", 3: "daemon_killed"}  # day 4: plain
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.DagsterInstance.local_temp(str(home)) as instance:

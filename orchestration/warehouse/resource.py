@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,6 +46,7 @@ from orchestration.warehouse.project import (
     warehouse_dbt_project,
     warehouse_env,
 )
+from pipeline_common.leftovers import remove_stale, temp_name
 from pipeline_common.resource_limits import lower_current_process
 from pipeline_common.script_support import UTF8_CHILD_ENV
 
@@ -170,7 +170,11 @@ def prepare_manifest(project: DbtProject | None = None) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     # Parsed in a scratch folder, then moved in file by file: a process loading the code location meanwhile
     # reads the old manifest or the new one, never one dbt is half-way through writing.
-    scratch = Path(tempfile.mkdtemp(prefix=".prepare-", dir=target))
+    # The scratch name carries this process's identity: a prepare killed half-way (kill -9, power cut) leaves its
+    # folder, and the next prepare removes it once its owner is gone.
+    remove_stale(target, [PREPARE_PREFIX])
+    scratch = target / temp_name(PREPARE_PREFIX.lstrip("."), "")
+    scratch.mkdir()
     try:
         if (target / PARTIAL_PARSE_FILE).is_file():  # dbt's partial parse: only what changed is parsed again
             shutil.copy2(target / PARTIAL_PARSE_FILE, scratch / PARTIAL_PARSE_FILE)
@@ -186,6 +190,7 @@ def prepare_manifest(project: DbtProject | None = None) -> Path:
 
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+PREPARE_PREFIX = ".prepare-"
 
 
 def _replace(source: Path, destination: Path, attempts: int = 20) -> None:

@@ -15,7 +15,7 @@ from tests.plugins.sample_data import SAMPLE_AS_OF
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "bat_file_data_refresh" / "python"
-SYNC_SCRIPT = SCRIPTS / "azure_sync" / "sync_azure.py"
+SYNC_BATCH_SCRIPT = SCRIPTS / "azure_sync" / "sync_batch.py"
 BUDGET_SCRIPT = SCRIPTS / "sharepoint_budget" / "daily_sales_ingest.py"
 
 
@@ -41,16 +41,10 @@ def run_checked(args: list[str], env: Mapping[str, str], what: str) -> subproces
 
 
 def ingest(landing: Path, data_dir: Path, as_of: str) -> None:
-    """Run the real sync for every configured dataset, then the real budget ingest."""
-    from pipeline_common.config import load_pipeline_config
-
+    """Run the real sync of every configured dataset (sync_batch.py: one process for all, as the flow's
+    `azure_sync` step runs it), then the real budget ingest."""
     env = pipeline_env(data_dir, landing, data_dir / "warehouse" / "analytics.duckdb")
-    for entry in load_pipeline_config().datasets:
-        run_checked(
-            [sys.executable, str(SYNC_SCRIPT), "--market", entry.market, "--dataset", entry.dataset,
-             "--as-of", as_of],
-            env, f"sync {entry.market}/{entry.dataset}",
-        )
+    run_checked([sys.executable, str(SYNC_BATCH_SCRIPT), "--as-of", as_of], env, "sync of every dataset")
     for year in sorted({p.stem.rsplit(" ", 1)[-1] for p in (landing / "sharepoint").glob("*.xlsx")}):
         run_checked([sys.executable, str(BUDGET_SCRIPT), "--year", year], env, f"budget ingest {year}")
 

@@ -6,10 +6,13 @@ the column where there is one). No parser exception ever escapes.
 
 The fast path reads the file once into memory, checks the few things Arrow silently accepts
 (quoting: a stray `"`, a quoted value not closed on its own line, a file cut inside quotes;
-overlong values; a header-only file), then runs one typed `pyarrow.csv.read_csv`. Anything that
-fails there goes to the diagnosis, a chain of independent finders (overlong line, wrong column
-count, first cell that does not cast, and a pure-Python reference scan as the last word), each
-guarded, so the file is rejected with the first faulty line named.
+overlong values; a header-only file), then runs one `pyarrow.csv.read_csv` of the declared
+columns as text, checks each typed column's exact form and casts it. A fault Arrow's parser
+raises goes to the diagnosis, a chain of finders (overlong line, wrong column count, first cell
+that does not cast, and a pure-Python reference scan as the last word); a finder that Arrow
+cannot read the file with hands over to the next, so the file is rejected with the first faulty
+line named. Only Arrow's own exceptions are turned into a rejection: any other exception is a
+fault of this module and is not hidden.
 
 The dialect is RFC 4180 on one line per record: a value is either unquoted (no `"`) or wholly
 quoted (`""` for a quote inside); a line break inside a quoted value is rejected.
@@ -48,13 +51,13 @@ EXPECTED_TEXT: dict[str, str] = {
 
 TEXT_CHECKED = frozenset({"integer", "timestamp", "decimal", "date"})
 """Types Arrow's parser reads more leniently than the contract allows ('0x10' as 16, a bare date as
-midnight, '1e2' as 100, ' 2026-11-19' with its space): read as text, checked against the exact
-format (vectorised), then cast."""
+midnight, '1e2' as 100, ' 2026-11-19' with its space): every column is read as text, these are checked
+against the exact format (vectorised), then cast."""
 
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_SHOWN_VALUE = 60
 BLOCK_BYTES = 1 << 20
-"""Arrow's parse block; a line must fit in one, so a longer line is rejected (and named)."""
+"""Arrow's parse block (its default `block_size`); a line must fit in one, so a longer line is rejected (and named)."""
 MAX_LINE_BYTES = BLOCK_BYTES // 2
 MAX_VALUE_BYTES = 1 << 16
 """No contract column holds more than this; a longer value is a broken file, not data."""
@@ -87,23 +90,8 @@ def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads:
         raise  # the pipeline's own I/O problem, not the file's content: the caller reports it
     try:
         return _read(data, blob, columns, use_threads)
-    except BadFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - by design: any parser fault becomes a named rejection
-        raise BadFileError(
-            _quoting_message(data, blob) or diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")
-        ) from None
-
-
-def _quoting_message(data: bytes, blob: str) -> str | None:
-    """The quoting fault of a file the parser choked on (a quoted line break on a block boundary)."""
-    if b'"' not in data:
-        return None
-    try:
-        problem = first_bad_quoting(data, _read_header(data, blob))
-    except Exception:  # noqa: BLE001 - the diagnosis chain takes over
-        return None
-    return f"{blob} line {problem[0]}{problem[1]}" if problem is not None else None
+    except pa.ArrowException as exc:  # the parser refused the file: name its first faulty line
+        raise BadFileError(diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")) from None
 
 
 def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) -> ParsedFile:
@@ -112,45 +100,37 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     line_break = data.find(b"\n")
     if line_break == -1 or not data[line_break + 1:].strip(b"\r\n"):  # the header alone, with or without its \n
         raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
-    dropped = [name for name in header if name not in columns]
-    quoted = data.find(b'"') != -1  # memchr first: a file without quotes costs nothing here
-    if quoted and not quoting_is_sound(data):
-        _raise_bad_quoting(data, blob, header)
+    quoted = b'"' in data  # memchr: a file without quotes costs nothing here
+    if quoted:
+        problem = first_bad_quoting(data, header)
+        if problem is not None:
+            raise BadFileError(f"{blob} line {problem[0]}{problem[1]}")
+    # Arrow's defaults suit this dialect: no value holds a line break (`newlines_in_values` False; the quoting
+    # check above refuses one), parse blocks of BLOCK_BYTES.
     table = pacsv.read_csv(
         pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(use_threads=use_threads, block_size=BLOCK_BYTES),
-        parse_options=pacsv.ParseOptions(newlines_in_values=False),
-        convert_options=_convert_options(columns, {n: _read_type(k) for n, k in columns.items()}),
-    ).select(list(columns))
-    if quoted and not rows_match_lines(data, table.num_rows):  # a quoted value ran over a line break
-        _raise_bad_quoting(data, blob, header)
+        read_options=pacsv.ReadOptions(use_threads=use_threads),
+        convert_options=_convert_options(columns, pa.string()),
+    )
+    if quoted and not rows_match_lines(data, table.num_rows):  # a carriage return inside a line split a row
         raise BadFileError(diagnose(data, blob, columns, "the rows do not match the lines"))
-    if table.num_rows == 0:
-        raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
-    parsed = ParsedFile(table=table, dropped_columns=dropped, data=data)
+    parsed = ParsedFile(table=table, dropped_columns=[name for name in header if name not in columns], data=data)
     _check_value_sizes(parsed, blob, columns)
     parsed.table = _exact_and_typed(parsed, blob, columns)
     return parsed
 
 
-def _read_type(kind: str) -> pa.DataType:
-    return pa.string() if kind in TEXT_CHECKED else ARROW_TYPES[kind]
-
-
 def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray | pa.Array | None:
-    """True where a (non-null) text value has the exact format of `kind`; None when every value has.
-    Vectorised (Arrow kernels, no regex): the cheapest test first, the slower ones only if needed."""
+    """False where a text value lacks the exact format of `kind` (null where the cell is empty); None when every
+    value has it. Vectorised (Arrow kernels, no regex). A date's form is left to the cast, which accepts only
+    YYYY-MM-DD of a real day."""
+    if kind == "date":
+        return None
     if kind == "timestamp":
         ok = pc.and_(pc.equal(pc.binary_length(text), 19), pc.invert(pc.match_substring(text, "T")))
-    elif kind == "date":  # the cast then accepts only YYYY-MM-DD of a real day; the length rules out padding
-        ok = pc.equal(pc.binary_length(text), 10)
     else:
-        body = text
-        if pc.any(pc.starts_with(text, "-")).as_py():
-            body = pc.if_else(pc.starts_with(text, "-"), pc.utf8_slice_codeunits(text, 1), text)
-        if kind == "integer":
-            ok = pc.ascii_is_decimal(body)
-        else:  # decimal: digits, at most one '.', with 1 or 2 digits after it and at least one before
+        body = pc.if_else(pc.starts_with(text, "-"), pc.utf8_slice_codeunits(text, 1), text)
+        if kind == "decimal":  # digits, at most one '.', with 1 or 2 digits after it and at least one before
             dots = pc.find_substring(body, ".")
             ok = pc.and_(
                 pc.ascii_is_decimal(pc.replace_substring(body, ".", "")),
@@ -158,9 +138,9 @@ def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray 
                        pc.and_(pc.greater(dots, 0), pc.less_equal(pc.subtract(pc.binary_length(body), dots), 3))),
             )
             ok = pc.and_(ok, pc.invert(pc.ends_with(body, ".")))
-    if pc.all(pc.fill_null(ok, True)).as_py():
-        return None
-    return pc.fill_null(ok, True)
+        else:
+            ok = pc.ascii_is_decimal(body)
+    return None if pc.all(ok, min_count=0).as_py() else ok  # nulls (empty cells) are not looked at
 
 
 def _exact_and_typed(parsed: ParsedFile, blob: str, columns: dict[str, str]) -> pa.Table:
@@ -168,61 +148,48 @@ def _exact_and_typed(parsed: ParsedFile, blob: str, columns: dict[str, str]) -> 
     the first offending cell (in file order) rejects the file, naming line, column and value."""
     table = parsed.table
     worst: tuple[int, str, str] | None = None
-    typed: dict[str, pa.ChunkedArray] = {}
     for name, kind in columns.items():
         if kind not in TEXT_CHECKED:
             continue
-        text = table.column(name)
-        mask = format_mask(text, kind)
-        row = len(text) if mask is None else int(np.argmin(mask.to_numpy(zero_copy_only=False)))  # first bad text
-        head = text.slice(0, row)  # the cells before it may still not cast (a day that does not exist)
+        text = parsed.table.column(name)
         try:
-            cast = pc.cast(head, ARROW_TYPES[kind])
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            found = _first_uncastable(pc.cast(head.combine_chunks(), pa.binary()), ARROW_TYPES[kind])
-            row = found[0] if found is not None else 0
+            cast = pc.cast(text, ARROW_TYPES[kind])
+        except pa.ArrowInvalid:  # the first cell that does not cast or lacks the form (a day that does not exist)
+            row = _first_uncastable(pc.cast(text.combine_chunks(), pa.binary()), kind)[0]
         else:
+            mask = format_mask(text, kind)
             if mask is None:
-                typed[name] = cast
+                table = table.set_column(table.schema.get_field_index(name), name, cast)
                 continue
+            row = pc.index(mask, False).as_py()  # the first value of the wrong form (it casts: '+5', ' 5')
         if worst is None or row < worst[0]:
             worst = (row, name, f"expected {EXPECTED_TEXT[kind]}, got {show_value(text[row].as_py())}")
     if worst is not None:
         row, name, message = worst
         raise BadFileError(f"{blob} line {parsed.line_of_row(row)}, column {name!r}: {message}")
-    for name, column in typed.items():
-        table = table.set_column(table.schema.get_field_index(name), name, column)
     return table
 
 
-def _raise_bad_quoting(data: bytes, blob: str, header: list[str]) -> None:
-    problem = first_bad_quoting(data, header)
-    if problem is not None:
-        line, message = problem
-        raise BadFileError(f"{blob} line {line}{message}")
-
-
-def _convert_options(columns: dict[str, str], types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-    # Only an empty cell is null: 'NA', 'NULL', 'nan' in a number column are errors, not silent nulls.
+def _convert_options(columns: dict[str, str], read_as: pa.DataType) -> pacsv.ConvertOptions:
+    """The declared columns only, in their declared order, each read as `read_as`; only an empty cell is null
+    ('NA', 'NULL', 'nan' in a number column are errors, not silent nulls)."""
     return pacsv.ConvertOptions(
-        column_types=types,
+        column_types=dict.fromkeys(columns, read_as),
         include_columns=list(columns),
         null_values=[""],
         strings_can_be_null=True,
-        true_values=[],
-        false_values=[],
     )
 
 
 def _read_header(data: bytes, blob: str) -> list[str]:
     first_line = data[: data.find(b"\n")] if b"\n" in data[:MAX_LINE_BYTES] else data[:MAX_LINE_BYTES]
-    first_line = first_line.removeprefix(UTF8_BOM).rstrip(b"\r")
+    first_line = first_line.removeprefix(UTF8_BOM).removesuffix(b"\r")  # counted as every line: without its break
     if not first_line.strip():
         raise BadFileError(f"{blob} line 1: the file is empty; expected a header row")
     if len(first_line) >= MAX_LINE_BYTES:
         raise BadFileError(f"{blob} line 1: the header is longer than {MAX_LINE_BYTES:,} bytes")
     try:
-        text = first_line.decode("utf-8")
+        text = first_line.decode()
     except UnicodeDecodeError:
         raise BadFileError(f"{blob} line 1: the header is not UTF-8 text") from None
     try:
@@ -266,9 +233,8 @@ def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     newlines = np.flatnonzero(array == ord("\n"))
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(array)]))
-    if len(array):
-        carriage = (ends > starts) & (array[np.maximum(ends - 1, 0)] == ord("\r"))
-        ends = ends - carriage
+    if len(array):  # a \r before the end is the line break's (an empty first line's wraps to the last byte)
+        ends = ends - (array[ends - 1] == ord("\r"))
     return starts, ends
 
 
@@ -276,37 +242,9 @@ def physical_line(data: bytes, row_number: int) -> int:
     """Editor line of the `row_number`-th non-empty line (header = 1), since the CSV reader skips blank lines."""
     starts, ends = _line_bounds(data)
     non_empty = np.flatnonzero(ends > starts)
-    if 0 < row_number <= len(non_empty):
+    if row_number <= len(non_empty):  # the parser also ends a row at a bare \r: more rows than lines
         return int(non_empty[row_number - 1]) + 1
     return row_number
-
-
-def quoting_is_sound(data: bytes) -> bool:
-    """Fast whole-file test of the quoting rules (see first_bad_quoting); True when every quote is legal.
-
-    Quotes pair up in file order (opening, closing); an opening quote must start a value or follow
-    the first quote of a `""` pair, a closing quote must end a value or precede the second quote of
-    a pair. Only the quotes are looked at; that no pair spans a line break is checked after the
-    parse, by counting rows against lines (rows_match_lines).
-    """
-    array = np.frombuffer(data, dtype=np.uint8)
-    quotes = np.flatnonzero(array == ord('"'))
-    if len(quotes) % 2:
-        return False
-    opening, closing = quotes[0::2], quotes[1::2]
-    escape_second = np.zeros(len(opening), dtype=bool)  # an opening quote right after a closing one: `""`
-    escape_second[1:] = opening[1:] == closing[:-1] + 1
-    before = array[np.maximum(opening - 1, 0)]
-    starts_value = (opening == 0) | (before == ord(",")) | (before == ord("\n")) | escape_second
-    if data.startswith(UTF8_BOM):
-        starts_value[0] |= opening[0] == len(UTF8_BOM)
-    if not starts_value.all():
-        return False
-    after = array[np.minimum(closing + 1, len(array) - 1)]
-    escape_first = np.zeros(len(closing), dtype=bool)
-    escape_first[:-1] = closing[:-1] + 1 == opening[1:]
-    ends_value = (closing + 1 == len(array)) | (after == ord(",")) | (after == ord("\n")) | (after == ord("\r")) | escape_first
-    return bool(ends_value.all())
 
 
 def rows_match_lines(data: bytes, rows: int) -> bool:
@@ -327,37 +265,34 @@ def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
     """
     array = np.frombuffer(data, dtype=np.uint8)
     quotes = np.flatnonzero(array == ord('"'))
-    if len(quotes) == 0:
-        return None
     starts, ends = _line_bounds(data)
     if data.startswith(UTF8_BOM):
         starts = starts.copy()
         starts[0] = len(UTF8_BOM)
-    line_of = np.searchsorted(starts, quotes, side="right") - 1
-    per_line = np.bincount(line_of, minlength=len(starts))
-    odd_lines = np.flatnonzero(per_line % 2)
-    first_odd = int(odd_lines[0]) if len(odd_lines) else len(starts)
-    # Before the first odd line every line is even, so the global parity of a quote is its parity in its line.
-    opening = (np.arange(len(quotes)) % 2) == 0
-    previous = np.where(quotes > 0, array[np.maximum(quotes - 1, 0)], ord(","))
-    at_value_start = (quotes == starts[line_of]) | (previous == ord(","))
-    after_quote = np.zeros(len(quotes), dtype=bool)
-    after_quote[1:] = quotes[1:] - 1 == quotes[:-1]
-    following = np.where(quotes + 1 < len(array), array[np.minimum(quotes + 1, len(array) - 1)], ord("\n"))
-    at_value_end = (quotes + 1 == ends[line_of]) | (following == ord(",")) | (quotes + 1 >= len(array))
-    before_quote = np.zeros(len(quotes), dtype=bool)
-    before_quote[:-1] = quotes[:-1] + 1 == quotes[1:]
-    legal = np.where(opening, at_value_start | after_quote, at_value_end | before_quote)
-    illegal_lines = line_of[~legal]
-    first_illegal = int(illegal_lines[0]) if len(illegal_lines) else len(starts)
-    index = min(first_odd, first_illegal)
-    if index >= len(starts):
+    per_line = np.diff(np.searchsorted(quotes, starts), append=len(quotes))  # how many quotes each line holds
+    line_of = np.repeat(np.arange(len(starts)), per_line)
+    # Before the first odd line every line is even, so there a quote's parity in the file is its parity in its line:
+    # even quotes open a value, odd ones close it.
+    opening, closing = quotes[0::2], quotes[1::2]
+    following = array[(closing + 1) % len(array)]  # the file's last byte ends its line
+    legal = np.empty(len(quotes), dtype=bool)
+    legal[0::2] = (opening == starts[line_of[0::2]]) | (array[opening - 1] == ord(","))  # offset 0 starts line 1
+    legal[1::2] = (closing + 1 == ends[line_of[1::2]]) | (following == ord(","))
+    escaped = np.diff(quotes)[1::2] == 1  # a closing quote right before the next opening one: `""` in a value
+    legal[2::2] |= escaped
+    legal[1::2][:len(escaped)] |= escaped
+    for i in np.flatnonzero(~legal[1::2] & (following == ord("\r"))):  # rare: a line that ends in \r\r\n
+        end = ends[line_of[2 * i + 1]]
+        legal[2 * i + 1] = data.count(b"\r", closing[i], end) == end - closing[i] - 1  # only \r after it on its line
+    faulty = per_line % 2 == 1
+    faulty[line_of[~legal]] = True
+    if not faulty.any():
         return None
+    index = int(np.argmax(faulty))  # the first faulty line
     line = bytes(data[starts[index]:ends[index]])
-    found = _bad_field(line)
-    column, start = found if found is not None else (None, 0)
-    name = f", column {header[column]!r}" if column is not None and column < len(header) and index > 0 else ""
-    if index == first_odd and line.startswith(b'"', start) and _UNCLOSED_RE.fullmatch(line, start):
+    column, start = _bad_field(line)
+    name = f", column {header[column]!r}" if column < len(header) and index > 0 else ""
+    if _UNCLOSED_RE.fullmatch(line, start):  # from an opening quote to the line's end: the line is odd
         why = "a quoted value is not closed on its line (a line break inside quotes, or the file is cut)"
     else:
         why = "a stray '\"' (a quote may only enclose a whole value; write it as \"\" inside one)"
@@ -367,17 +302,15 @@ def first_bad_quoting(data: bytes, header: list[str]) -> tuple[int, str] | None:
 _UNCLOSED_RE = re.compile(rb'"(?:[^"]|"")*')
 
 
-def _bad_field(line: bytes) -> tuple[int, int] | None:
-    """(index, start offset) of the first field of `line` that is neither plain nor properly quoted, else None."""
+def _bad_field(line: bytes) -> tuple[int, int]:
+    """(index, start offset) of the first field of a faulty `line` that is neither plain nor properly quoted
+    (a faulty line always has one; were it not so, its last field)."""
     position, column = 0, 0
     while True:
         match = _FIELD_RE.match(line, position)
-        if match is None:
+        if match is None or match.end() == len(line):
             return column, position
-        position = match.end()
-        if position == len(line):
-            return None
-        position += 1  # the comma
+        position = match.end() + 1  # past the comma
         column += 1
 
 
@@ -395,7 +328,7 @@ def diagnose(data: bytes, blob: str, columns: dict[str, str], parser_message: st
     for finder in finders:
         try:
             found = finder()
-        except Exception:  # noqa: BLE001 - a finder that trips over the file hands over to the next
+        except pa.ArrowException:  # Arrow cannot read the file this way: the next finder can
             continue
         if found is not None:
             return found
@@ -414,7 +347,7 @@ def _first_overlong_line(data: bytes, blob: str) -> str | None:
 
 def _first_malformed_row(data: bytes, blob: str) -> str | None:
     try:
-        data.decode("utf-8")
+        data.decode()
     except UnicodeDecodeError:
         return None  # pyarrow's row handler cannot show such a row; the next finders name the line
     found: list[tuple[int, int, int]] = []
@@ -426,28 +359,23 @@ def _first_malformed_row(data: bytes, blob: str) -> str | None:
     try:
         pacsv.read_csv(
             pa.BufferReader(data),
-            read_options=pacsv.ReadOptions(use_threads=False, block_size=BLOCK_BYTES),  # row numbers need one thread
-            parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=handler),
-            convert_options=pacsv.ConvertOptions(column_types={}, include_columns=[]),
+            read_options=pacsv.ReadOptions(use_threads=False),  # row numbers need one thread
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(include_columns=[]),  # count the cells, convert none
         )
     except pa.ArrowInvalid:
         pass
-    if not found or found[0][0] < 1:
+    if not found:
         return None
     row_number, expected, actual = found[0]
     return f"{blob} line {physical_line(data, row_number)}: expected {expected} columns, got {actual}"
 
 
 def _first_bad_cell(data: bytes, blob: str, columns: dict[str, str]) -> str | None:
-    raw = pacsv.read_csv(
-        pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-        parse_options=pacsv.ParseOptions(newlines_in_values=False),
-        convert_options=_convert_options(columns, {name: pa.binary() for name in columns}),
-    )
+    raw = pacsv.read_csv(pa.BufferReader(data), convert_options=_convert_options(columns, pa.binary()))
     worst: tuple[int, str, str] | None = None  # (row index, column, message)
     for name, kind in columns.items():
-        found = _first_uncastable(raw.column(name).combine_chunks(), ARROW_TYPES[kind])
+        found = _first_uncastable(raw.column(name).combine_chunks(), kind)
         if found is not None and (worst is None or found[0] < worst[0]):
             row, value = found
             worst = (row, name, f"expected {EXPECTED_TEXT[kind]}, got {show_value(value)}")
@@ -457,29 +385,27 @@ def _first_bad_cell(data: bytes, blob: str, columns: dict[str, str]) -> str | No
     return f"{blob} line {physical_line(data, row + 2)}, column {name!r}: {message}"
 
 
-def _first_uncastable(raw: pa.Array, target: pa.DataType) -> tuple[int, bytes] | None:
-    """Index and raw value of the first cell that does not cast to `target`; bisection keeps it vectorised."""
-    if _casts(raw, target):
+def _first_uncastable(raw: pa.Array, kind: str) -> tuple[int, bytes] | None:
+    """Index and raw value of the first cell that is not a value of `kind`; bisection keeps it vectorised."""
+    if _casts(raw, kind):
         return None
     low, high = 0, len(raw)  # invariant: raw[low:high] holds the first bad cell
     while high - low > 1:
         middle = (low + high) // 2
-        if _casts(raw.slice(low, middle - low), target):
+        if _casts(raw.slice(low, middle - low), kind):
             low = middle
         else:
             high = middle
     return low, raw[low].as_py()
 
 
-def _casts(raw: pa.Array, target: pa.DataType) -> bool:
+def _casts(raw: pa.Array, kind: str) -> bool:
     try:
         text = pc.cast(raw, pa.string())  # validates UTF-8
-        kind = next((k for k, t in ARROW_TYPES.items() if t == target), "string")
         if kind in TEXT_CHECKED and format_mask(text, kind) is not None:
             return False
-        if target != pa.string():
-            pc.cast(text, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pc.cast(text, ARROW_TYPES[kind])
+    except pa.ArrowInvalid:
         return False
     return True
 
@@ -547,7 +473,7 @@ def _python_parses(value: str, kind: str) -> bool:
 def show_value(value: bytes | str | None) -> str:
     if value is None:
         return "an empty value"
-    text = value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
+    text = value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
     if len(text) > MAX_SHOWN_VALUE:
         text = text[:MAX_SHOWN_VALUE] + f"... ({len(text):,} characters)"
     return repr(text)
