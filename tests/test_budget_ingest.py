@@ -26,13 +26,14 @@ UK_TV_ROW = HEADER_ROW + 1
 EXIT_BAD_DATA = 65
 
 
-def run_ingest(*args: str) -> subprocess.CompletedProcess[str]:
+def run_ingest_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real script in a fresh interpreter: for what the command line itself does (exit code, stdout)."""
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300
     )
 
 
-def run_ingest_in_process(*args: str):
+def run_ingest(*args: str):
     """The script's main in this process (tests/plugins/in_process.py): for the sheet's rules, not the CLI."""
     from sharepoint_budget import daily_sales_ingest
 
@@ -75,7 +76,7 @@ def cell_values(path: Path) -> tuple[list[tuple], list[tuple]]:
 
 
 def test_generated_workbook_becomes_long_csv_files(landing: Path, isolated_env: Path) -> None:
-    result = run_ingest("--year", str(YEAR))
+    result = run_ingest_cli("--year", str(YEAR))  # the real interpreter: exit 0 and the JSON line on stdout
     assert result.returncode == 0, result.stderr
     budget_csv, exchange_csv = outputs(isolated_env)
     budget_rows, fx_rows = cell_values(landing / "sharepoint" / WORKBOOK)
@@ -234,12 +235,12 @@ CLI_BAD_CASES = ["non-numeric cell", "missing Budget sheet"]  # through the real
 
 @pytest.mark.parametrize("case", list(BAD_CASES))
 def test_bad_input_names_the_cell_and_keeps_earlier_outputs(case: str, landing: Path, isolated_env: Path) -> None:
-    _bad_input_is_refused(case, landing, isolated_env, run_ingest_in_process)
+    _bad_input_is_refused(case, landing, isolated_env, run_ingest)
 
 
 @pytest.mark.parametrize("case", CLI_BAD_CASES)
 def test_bad_input_is_refused_by_the_command_line(case: str, landing: Path, isolated_env: Path) -> None:
-    _bad_input_is_refused(case, landing, isolated_env, run_ingest)
+    _bad_input_is_refused(case, landing, isolated_env, run_ingest_cli)
 
 
 def _bad_input_is_refused(case: str, landing: Path, isolated_env: Path, run_ingest) -> None:
@@ -356,7 +357,7 @@ def test_a_broken_workbook_file_says_which_and_keeps_earlier_outputs(case: str, 
 
 @pytest.mark.parametrize("year", ["abc", "20261", "1999"])
 def test_a_bad_year_is_a_configuration_error(year: str, landing: Path) -> None:
-    result = run_ingest("--year", year)
+    result = (run_ingest_cli if year == "abc" else run_ingest)("--year", year)  # one through the real parser's exit
     assert result.returncode == 78
     assert f"expected a year YYYY between 2000 and 2100, got '{year}'" in result.stderr
 

@@ -3,6 +3,10 @@ local HTTPS double of the Microsoft identity platform and Microsoft Graph (tests
 
 Signed in as an Entra ID app with a client secret or a certificate; errors say what to fix and exit
 with the code of contract section 8; nothing a run prints names a secret.
+
+The sign-in and Graph rules run the script's main in this process (`run_ingest`); two cases keep a
+real `python daily_sales_ingest.py` (`run_ingest_cli`): a good download (exit 0 and the JSON line on
+stdout of the real interpreter) and a refusal that echoes the secret (nothing of it on real stderr).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
 import pytest
 
 from tests.plugins.entra_graph import CLIENT_ID, LIBRARY, TENANT_ID, FakeMicrosoft365, use_certificate
+from tests.plugins.in_process import InProcessRun, run_main
 from tests.plugins.loopback_http import free_port
 from tests.plugins.sample_data import SAMPLE_AS_OF
 
@@ -26,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "bat_file_data_refresh" / "python" / "sharepoint_budget" / "daily_sales_ingest.py"
 YEAR = SAMPLE_AS_OF.year
 WORKBOOK = f"Daily Sales Budget {YEAR}.xlsx"
+RunResult = TypeVar("RunResult", subprocess.CompletedProcess, InProcessRun)
 
 
 @pytest.fixture
@@ -34,10 +41,33 @@ def tenant(microsoft365: FakeMicrosoft365, sample_landing: Path) -> FakeMicrosof
     return microsoft365
 
 
-def run_ingest(tenant: FakeMicrosoft365, *args: str) -> subprocess.CompletedProcess[str]:
+def run_ingest_cli(tenant: FakeMicrosoft365, *args: str) -> subprocess.CompletedProcess[str]:
+    """The script as Dagster and Task Scheduler start it: a fresh interpreter, its real stdout and stderr."""
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--year", str(YEAR), *args], capture_output=True, text=True, timeout=120,
     )
+    return no_secret_in(tenant, result)
+
+
+def run_ingest(tenant: FakeMicrosoft365, *args: str) -> InProcessRun:
+    """The script's main in this process (tests/plugins/in_process.py), for the sign-in and Graph rules.
+
+    Each run starts as a fresh process would: no signed-in client (msal token, resolved drive) kept
+    from an earlier run, so every run signs in and resolves the site again.
+    """
+    from sharepoint_budget import daily_sales_ingest
+
+    from pipeline_common.sharepoint import signin
+
+    signin._clients.clear()
+    try:
+        result = run_main(daily_sales_ingest.main, ["--year", str(YEAR), *args])
+    finally:
+        signin._clients.clear()
+    return no_secret_in(tenant, result)
+
+
+def no_secret_in(tenant: FakeMicrosoft365, result: RunResult) -> RunResult:
     output = result.stdout + result.stderr
     for form in (tenant.client_secret, quote(tenant.client_secret, safe=""), quote_plus(tenant.client_secret)):
         assert form not in output
@@ -58,7 +88,7 @@ def leftovers(data_dir: Path) -> list[str]:
 def test_client_secret_download_matches_the_local_workbook_run(
     tenant: FakeMicrosoft365, isolated_env: Path, sample_landing: Path, tmp_path: Path
 ) -> None:
-    result = run_ingest(tenant)
+    result = run_ingest_cli(tenant)  # the real interpreter: exit code, the JSON line on stdout, no secret on stderr
     assert result.returncode == 0, result.stderr
     assert tenant.downloads == [f"Budget/{WORKBOOK}"]  # through the redirect to the download URL
     form = tenant.token_forms[0]
@@ -157,7 +187,7 @@ def test_wrong_secret_is_a_configuration_error_naming_the_variable(
 ) -> None:
     monkeypatch.setenv("SHAREPOINT_CLIENT_SECRET", tenant.client_secret + "-old")
     tenant.echo_form_in_errors = True  # the endpoint quotes the URL-encoded form, secret included
-    result = run_ingest(tenant)
+    result = run_ingest_cli(tenant)  # a refusal quoting the secret, through a real process's stderr
     assert result.returncode == 78
     assert "AADSTS7000215" in result.stderr and "SHAREPOINT_CLIENT_SECRET" in result.stderr
     for form in (tenant.client_secret + "-old", quote_plus(tenant.client_secret + "-old")):

@@ -117,10 +117,39 @@ SCRIPTS = [
 ]
 
 
+# Each script's main as its `if __name__ == "__main__":` block calls it: (module, through script_support.run_main).
+MAINS = {
+    "sync_azure.py": ("azure_sync.sync_azure", False),
+    "sync_batch.py": ("azure_sync.sync_batch", False),
+    "duckdb_to_tableau_server.py": ("create_hyper_files.duckdb_to_tableau_server", False),
+    "daily_sales_ingest.py": ("sharepoint_budget.daily_sales_ingest", False),
+    "generate_dbt_staging.py": ("scripts.dev.generate_dbt_staging", True),
+    "status.py": ("scripts.status", True),
+    "prepare_dbt.py": ("scripts.prepare_dbt", True),
+    "generate_sample_data.py": ("scripts.generate_sample_data", True),
+    "generate_rejected_inputs.py": ("scripts.dev.generate_rejected_inputs", True),
+}
+
+
+def _run_in_process(script: list[str], monkeypatch: pytest.MonkeyPatch):
+    """The script's main in this process (tests/plugins/in_process.py), entered as its command line enters it,
+    from the repo root; the environment it changes (status.py sets DAGSTER_HOME) is put back after the test."""
+    import importlib
+
+    from pipeline_common import script_support
+    from tests.plugins.in_process import run_main
+
+    module_name, through_run_main = MAINS[Path(script[1]).name]
+    main = importlib.import_module(module_name).main
+    monkeypatch.chdir(REPO_ROOT)
+    entry = (lambda argv: script_support.run_main(main, argv)) if through_run_main else main
+    return run_main(entry, script[2:])
+
+
 @pytest.mark.parametrize("broken", ["duplicate", "folder", "not_utf8"])
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: Path(s[1]).name)
 def test_a_config_that_does_not_load_is_exit_78_with_file_and_line_in_every_script(tmp_path, isolated_env, script,
-                                                                                    broken):
+                                                                                    broken, monkeypatch):
     if broken == "duplicate":
         config = _write(tmp_path, TEXT + "\ntimezone: Europe/Paris\n")
         expected = f"line {len(LINES) + 2}: duplicate key 'timezone'"
@@ -134,8 +163,13 @@ def test_a_config_that_does_not_load_is_exit_78_with_file_and_line_in_every_scri
         expected = f"line {len(LINES) + 2}: not UTF-8"
     import os
 
-    env = {**os.environ, "PIPELINE_CONFIG": str(config), "DAGSTER_HOME": str(tmp_path / "home")}
-    done = subprocess.run(script, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    if broken == "duplicate":  # through the real interpreter: the script's own exit code and JSON line on stdout
+        env = {**os.environ, "PIPELINE_CONFIG": str(config), "DAGSTER_HOME": str(tmp_path / "home")}
+        done = subprocess.run(script, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    else:  # the same rule through the script's main in this process
+        monkeypatch.setenv("PIPELINE_CONFIG", str(config))
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+        done = _run_in_process(script, monkeypatch)
     assert done.returncode == 78, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,5 +1,10 @@
 """The export script as the analysts' ad-hoc CLI (contract section 6): list, query, dry-run, write
-elsewhere, and never replace one of the pipeline's own extracts."""
+elsewhere, and never replace one of the pipeline's own extracts.
+
+The rules (a refused name, query or argument, what a dry run or --out writes) run the script's main in
+this process (`export_here`); the real script in a fresh interpreter (the `run_export` fixture) stays
+for --list's stdout, --help, a bad argument's exit, progress on a terminal and the runs inside Dagster.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.plugins.in_process import InProcessRun, run_main
 from tests.plugins.tableau_server import AS_DAGSTER_ASSET, EXPORT_SCRIPT, run_under_dagster, summary
 from tests.test_hyper_export import _plain, duckdb_rows, read_hyper
+
+
+def export_here(*args: str, env: dict[str, str] | None = None) -> InProcessRun:
+    """The export script's main in this process (tests/plugins/in_process.py): its rules, not its CLI."""
+    from create_hyper_files import duckdb_to_tableau_server
+
+    return run_main(duckdb_to_tableau_server.main, args, env)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -45,7 +58,7 @@ def test_a_pipeline_extract_name_is_refused_and_the_production_extract_stays_byt
 
     for name in ("executive_daily_sales", "Executive_Daily_Sales"):
         # the incident: UK customer rows under the executive extract's name, with Tableau configured
-        refused = run_export("--tables", "int_orders_summary_daily", "--name", name, env=tableau_server.env())
+        refused = export_here("--tables", "int_orders_summary_daily", "--name", name, env=tableau_server.env())
         assert refused.returncode == 65, refused.stderr
         assert "'executive_daily_sales'" in refused.stderr
         assert "tableau_executive_daily_sales" in refused.stderr
@@ -53,13 +66,13 @@ def test_a_pipeline_extract_name_is_refused_and_the_production_extract_stays_byt
         assert "dagster asset materialize -m orchestration.definitions --select tableau_executive_daily_sales" in refused.stderr
         assert _tree(isolated_env / "exports") == before
     # the flag the old CLI offered for this is gone: an unknown argument, nothing written
-    flag = run_export("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export",
+    flag = export_here("--tables", "qi_executive_daily_sales", "--name", "executive_daily_sales", "--pipeline-export",
                       "--no-publish")
     assert flag.returncode == 78 and "unrecognized arguments: --pipeline-export" in flag.stderr
     assert _tree(isolated_env / "exports") == before
     assert tableau_server.requests == []  # never signed in, let alone published
 
-    dry = run_export("--sql", "SELECT 1 AS x", "--name", "daily_sales_summary", "--dry-run")
+    dry = export_here("--sql", "SELECT 1 AS x", "--name", "daily_sales_summary", "--dry-run")
     assert dry.returncode == 65 and "daily_sales_tableau_export" in dry.stderr
 
 
@@ -87,7 +100,7 @@ def test_a_reserved_name_is_accepted_only_in_a_run_of_its_own_asset_with_its_own
 def test_sql_with_a_filter_gives_exactly_the_rows_duckdb_returns(export_warehouse, run_export, isolated_env, tmp_path):
     query = ("SELECT order_date, market, net_sales_gbp, orders FROM qi_executive_daily_sales "
              "WHERE market IN ('UK', 'JP') AND net_sales_gbp > 100")
-    result = run_export("--sql", query, "--name", "uk_jp", "--no-publish")
+    result = export_here("--sql", query, "--name", "uk_jp", "--no-publish")
     assert result.returncode == 0, result.stderr
     hyper_path = isolated_env / "exports" / "uk_jp.hyper"
     assert summary(result.stdout) == {
@@ -108,7 +121,7 @@ def test_a_with_query_is_a_select_too(export_warehouse, run_export, isolated_env
         WITH daily AS (SELECT order_date, sum(orders) AS orders FROM int_orders_summary_daily GROUP BY 1)
         SELECT * FROM daily WHERE orders > 16000  -- a comment; not a second statement
     """
-    result = run_export("--sql", query, "--name", "busy_days", "--no-publish")
+    result = export_here("--sql", query, "--name", "busy_days", "--no-publish")
     assert result.returncode == 0, result.stderr
     expected = duckdb_rows(export_warehouse, query)
     assert summary(result.stdout)["tables"] == {"Extract": len(expected)} and expected
@@ -125,7 +138,7 @@ def test_anything_but_one_select_is_refused_and_nothing_changes(
     export_warehouse, run_export, isolated_env, query, says
 ):
     before = export_warehouse.read_bytes()
-    result = run_export("--sql", query, "--name", "nope", "--no-publish")
+    result = export_here("--sql", query, "--name", "nope", "--no-publish")
     assert result.returncode == 65, result.stderr
     assert says in result.stderr
     assert export_warehouse.read_bytes() == before
@@ -141,7 +154,7 @@ def test_anything_but_one_select_is_refused_and_nothing_changes(
 def test_a_failing_query_is_65_with_duckdbs_own_message_and_position(export_warehouse, run_export, isolated_env, query):
     with duckdb.connect(str(export_warehouse), read_only=True) as con, pytest.raises(duckdb.Error) as raised:
         con.execute(query)
-    result = run_export("--sql", query, "--name", "broken", "--no-publish")
+    result = export_here("--sql", query, "--name", "broken", "--no-publish")
     assert result.returncode == 65
     message = str(raised.value)
     assert "LINE 1:" in message
@@ -153,7 +166,7 @@ def test_dry_run_shows_what_would_be_built_and_writes_nothing(
     export_warehouse, run_export, isolated_env, tmp_path, tableau_server
 ):
     out_dir = tmp_path / "elsewhere"
-    result = run_export("--tables", "qi_executive_daily_sales", "int_orders_summary_daily", "--name", "pack",
+    result = export_here("--tables", "qi_executive_daily_sales", "int_orders_summary_daily", "--name", "pack",
                         "--dry-run", "--out", str(out_dir), env=tableau_server.env())
     assert result.returncode == 0, result.stderr
     got = summary(result.stdout)
@@ -169,7 +182,7 @@ def test_dry_run_shows_what_would_be_built_and_writes_nothing(
     assert not out_dir.exists() and not (isolated_env / "exports").exists()
     assert tableau_server.requests == []
 
-    query = run_export("--sql", "SELECT market, sum(net_sales_gbp) AS net FROM qi_executive_daily_sales GROUP BY 1",
+    query = export_here("--sql", "SELECT market, sum(net_sales_gbp) AS net FROM qi_executive_daily_sales GROUP BY 1",
                        "--name", "by_market", "--dry-run")
     assert query.returncode == 0, query.stderr
     assert summary(query.stdout)["tables"] == {"Extract": 4}
@@ -179,7 +192,7 @@ def test_dry_run_shows_what_would_be_built_and_writes_nothing(
 def test_out_writes_the_extract_and_its_backups_under_the_given_folder(export_warehouse, run_export, isolated_env,
                                                                         tmp_path):
     out_dir = tmp_path / "my extracts"
-    result = run_export("--tables", "qi_executive_daily_sales", "--name", "mine", "--no-publish", "--out", str(out_dir))
+    result = export_here("--tables", "qi_executive_daily_sales", "--name", "mine", "--no-publish", "--out", str(out_dir))
     assert result.returncode == 0, result.stderr
     assert summary(result.stdout)["hyper_path"] == str(out_dir / "mine.hyper")
     assert (out_dir / "mine.hyper").is_file()
@@ -191,7 +204,7 @@ def test_out_writes_the_extract_and_its_backups_under_the_given_folder(export_wa
 def test_an_unknown_table_names_each_nearest_table_once(export_warehouse, run_export, isolated_env):
     with duckdb.connect(str(export_warehouse)) as con:
         con.execute("CREATE SCHEMA staging; CREATE TABLE staging.int_orders_summary_daily AS SELECT 1 AS x")
-    result = run_export("--tables", "qi_executive_daily_sale", "int_orders_summary_dayly", "--name", "x",
+    result = export_here("--tables", "qi_executive_daily_sale", "int_orders_summary_dayly", "--name", "x",
                         "--no-publish")
     assert result.returncode == 65
     message = result.stderr
@@ -202,7 +215,7 @@ def test_an_unknown_table_names_each_nearest_table_once(export_warehouse, run_ex
     assert "--list" in message
     assert not (isolated_env / "exports").exists()
 
-    nothing_close = run_export("--tables", "budget", "--name", "x", "--no-publish")
+    nothing_close = export_here("--tables", "budget", "--name", "x", "--no-publish")
     assert nothing_close.returncode == 65
     assert ("unknown table 'budget'; the warehouse has: main.int_orders_summary_daily, qi_executive_daily_sales, "
             "staging.int_orders_summary_daily") in nothing_close.stderr
@@ -217,7 +230,8 @@ def test_an_unknown_table_names_each_nearest_table_once(export_warehouse, run_ex
     ["--tables", "qi_executive_daily_sales", "--name", "x", "--lock-timeout", "soon"],
 ])
 def test_bad_arguments_exit_78(export_warehouse, run_export, isolated_env, args):
-    result = run_export(*args)
+    # the first through the real interpreter (argparse's exit code as a process's), the rest in process
+    result = (run_export if args == ["--name", "x"] else export_here)(*args)
     assert result.returncode == 78, result.stderr
     assert "usage:" in result.stderr and "Traceback" not in result.stderr
     assert not (isolated_env / "exports").exists()

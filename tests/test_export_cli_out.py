@@ -4,6 +4,9 @@ Classes: `--out` is a folder (existing, or a path not ending in .hyper: NAME.hyp
 or the extract's own file (ends in .hyper, any case: its folder must exist, an existing file there is
 kept in backup/ beside it, never lost); a production extract's file is never a target by hand; the
 internal `_warehouse_*` bookkeeping tables are neither listed nor exportable.
+
+The rules run the export script's main in this process (`export_here`); one `--out` case runs the real
+script (the `run_export` fixture).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.plugins.tableau_server import summary
-from tests.test_hyper_export import read_hyper
+from tests.test_hyper_export import export_here, read_hyper  # export_here: the script's main in this process
 
 SALES = ["--tables", "qi_executive_daily_sales"]
 
@@ -46,7 +49,7 @@ def test_an_existing_file_is_kept_as_a_backup_beside_it(export_warehouse, run_ex
     folder.mkdir()
     target = folder / "Week.HYPER"  # the suffix in any case
     target.write_bytes(b"the analyst's earlier extract")
-    result = run_export(*SALES, "--name", "week", "--no-publish", "--out", str(target))
+    result = export_here(*SALES, "--name", "week", "--no-publish", "--out", str(target))
     assert result.returncode == 0, result.stderr
     [kept] = (folder / "backup").iterdir()
     assert kept.name.startswith("Week_") and kept.read_bytes() == b"the analyst's earlier extract"
@@ -55,7 +58,7 @@ def test_an_existing_file_is_kept_as_a_backup_beside_it(export_warehouse, run_ex
 
 
 def test_a_hyper_file_in_a_folder_that_does_not_exist_is_a_configuration_error(export_warehouse, run_export, tmp_path):
-    result = run_export(*SALES, "--name", "week", "--no-publish", "--out", str(tmp_path / "nowhere" / "week.hyper"))
+    result = export_here(*SALES, "--name", "week", "--no-publish", "--out", str(tmp_path / "nowhere" / "week.hyper"))
     assert result.returncode == 78, result.stderr
     assert f"the folder {tmp_path / 'nowhere'} does not exist" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "nowhere").exists()
@@ -64,7 +67,7 @@ def test_a_hyper_file_in_a_folder_that_does_not_exist_is_a_configuration_error(e
 def test_an_existing_folder_named_like_a_hyper_file_is_a_folder(export_warehouse, run_export, tmp_path):
     folder = tmp_path / "old.hyper"
     folder.mkdir()
-    result = run_export(*SALES, "--name", "week", "--no-publish", "--out", str(folder))
+    result = export_here(*SALES, "--name", "week", "--no-publish", "--out", str(folder))
     assert result.returncode == 0, result.stderr
     assert (folder / "week.hyper").is_file() and len(list((folder / "backup").iterdir())) == 1
 
@@ -74,7 +77,7 @@ def test_a_production_extracts_file_is_refused_as_out(export_warehouse, run_expo
     exports.mkdir()
     production = exports / "executive_daily_sales.hyper"
     production.write_bytes(b"production")
-    result = run_export("--tables", "int_orders_summary_daily", "--name", "harmless", "--no-publish",
+    result = export_here("--tables", "int_orders_summary_daily", "--name", "harmless", "--no-publish",
                         "--out", str(production))
     assert result.returncode == 65, result.stderr
     assert "tableau_executive_daily_sales" in result.stderr
@@ -125,7 +128,7 @@ def with_bookkeeping(export_warehouse):
 
 
 def test_list_hides_the_internal_bookkeeping_tables(with_bookkeeping, run_export):
-    result = run_export("--list")
+    result = export_here("--list")
     assert result.returncode == 0, result.stderr
     assert "_warehouse_" not in result.stdout
     assert set(summary(result.stdout)["tables"]) == {"int_orders_summary_daily", "qi_executive_daily_sales"}
@@ -133,13 +136,13 @@ def test_list_hides_the_internal_bookkeeping_tables(with_bookkeeping, run_export
 
 @pytest.mark.parametrize("table", ["_warehouse_state", "main._warehouse_files", "_WAREHOUSE_STATE"])
 def test_tables_refuses_the_internal_bookkeeping_tables(with_bookkeeping, run_export, isolated_env, table):
-    result = run_export("--tables", table, "--name", "peek", "--no-publish")
+    result = export_here("--tables", table, "--name", "peek", "--no-publish")
     assert result.returncode == 65, result.stderr
     assert "internal bookkeeping" in result.stderr and "Traceback" not in result.stderr
     assert not (isolated_env / "exports").exists()
 
 
 def test_a_typo_is_never_pointed_at_a_bookkeeping_table(with_bookkeeping, run_export):
-    result = run_export("--tables", "warehouse_state", "--name", "peek", "--no-publish")
+    result = export_here("--tables", "warehouse_state", "--name", "peek", "--no-publish")
     assert result.returncode == 65
     assert "_warehouse_state" not in result.stderr.replace("'warehouse_state'", "")

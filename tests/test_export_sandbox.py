@@ -2,20 +2,23 @@
 the pipeline's own folders.
 
 Class: any way a SELECT can reach outside the warehouse (file readers, globbing, URLs, ATTACH-like
-table functions, extension install/load). Each is tried through the real export CLI on a small real
-warehouse; the query must be refused (exit 65, DuckDB's permission message), nothing written, and
+table functions, extension install/load). Each is tried through the export script's main (in this
+process; one refusal and the good query also through the real CLI) on a small real warehouse; the query must be refused (exit 65, DuckDB's permission message), nothing written, and
 the secret text must appear nowhere in the output. A plain query over the warehouse still works.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.plugins.in_process import InProcessRun, run_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPORT_SCRIPT = REPO_ROOT / "bat_file_data_refresh" / "python" / "create_hyper_files" / "duckdb_to_tableau_server.py"
@@ -31,16 +34,29 @@ def small_warehouse(tmp_path: Path, isolated_env: Path) -> dict[str, str]:
         con.execute("create table sales as select range as id, range * 2 as amount from range(5)")
     (tmp_path / ".env").write_text(f"TABLEAU_PAT_SECRET={SECRET}\n", encoding="utf-8")
     (tmp_path / "loose.csv").write_text(f"a\n{SECRET}\n", encoding="utf-8")
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TABLEAU_", "AZURE_", "SHAREPOINT_"))}
     env.update(DATA_DIR=str(data_dir), DUCKDB_PATH=str(warehouse), HOME=str(tmp_path))
     return env
 
 
-def _export(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def _export_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real export CLI in a fresh interpreter with exactly `env`."""
     return subprocess.run([sys.executable, str(EXPORT_SCRIPT), *args], env=env, cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
+
+
+def _export(env: dict[str, str], *args: str) -> InProcessRun:
+    """The export script's main in this process (tests/plugins/in_process.py) with exactly `env` as its
+    environment and the repo root as its folder, as `_export_cli` runs it; both put back afterwards."""
+    from create_hyper_files import duckdb_to_tableau_server
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in set(os.environ) - set(env):
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(REPO_ROOT)
+        return run_main(duckdb_to_tableau_server.main, args)
 
 
 OUTSIDE_READS = [
@@ -59,8 +75,10 @@ OUTSIDE_READS = [
 def test_sql_that_reads_outside_the_warehouse_is_refused(small_warehouse, tmp_path, query):
     out = tmp_path / "extracts"
     out.mkdir()
-    for extra in ([], ["--dry-run"]):
-        done = _export(small_warehouse, "--sql", query.format(root=tmp_path.as_posix()), "--name", "adhoc",
+    # the first query through the real CLI too: the refusal and no secret on a real process's stdout and stderr
+    runs = [_export_cli, _export] if query == OUTSIDE_READS[0] else [_export, _export]
+    for extra, export in zip(([], ["--dry-run"]), runs, strict=True):
+        done = export(small_warehouse, "--sql", query.format(root=tmp_path.as_posix()), "--name", "adhoc",
                        "--no-publish", "--out", str(out), *extra)
         assert done.returncode == 65, (done.stdout, done.stderr)
         summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -81,7 +99,7 @@ def test_extension_install_is_not_a_select_and_cannot_be_smuggled(small_warehous
 def test_sql_over_the_warehouse_still_builds_an_extract(small_warehouse, tmp_path):
     out = tmp_path / "extracts"
     out.mkdir()
-    done = _export(small_warehouse, "--sql", "SELECT id, amount FROM sales WHERE id < 3", "--name", "adhoc",
+    done = _export_cli(small_warehouse, "--sql", "SELECT id, amount FROM sales WHERE id < 3", "--name", "adhoc",
                    "--no-publish", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["tables"] == {"Extract": 3}

@@ -1,4 +1,7 @@
-"""The export script builds real .hyper files whose tables, types and values match the DuckDB warehouse."""
+"""The export script builds real .hyper files whose tables, types and values match the DuckDB warehouse.
+
+The rules run the script's main in this process (`export_here`); the real script stays for --help and the
+runs inside a Dagster run of an asset (the `run_export` fixture)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,17 @@ import pytest
 from tableauhyperapi import Connection, HyperProcess, Telemetry
 
 from create_hyper_files.extract_backups import BACKUPS_KEPT
+from tests.plugins.in_process import InProcessRun, run_main
 from tests.plugins.tableau_server import AS_DAGSTER_ASSET, summary
+
+
+def export_here(*args: str, env: dict[str, str] | None = None) -> InProcessRun:
+    """The export script's main in this process (tests/plugins/in_process.py): for its rules (types, refused
+    dates, unknown tables, the warehouse lock), not its command line; the `run_export` fixture runs the real
+    script (--help, and every run inside a Dagster run of an asset)."""
+    from create_hyper_files import duckdb_to_tableau_server
+
+    return run_main(duckdb_to_tableau_server.main, args, env)
 
 
 def read_hyper(path: Path, work_dir: Path) -> dict[str, dict]:
@@ -78,7 +91,7 @@ def test_one_table_becomes_extract_extract_with_tableau_types_and_equal_values(
 
 
 def test_several_tables_keep_their_names_and_row_counts(export_warehouse, run_export, isolated_env, tmp_path):
-    result = run_export(
+    result = export_here(
         "--tables", "qi_executive_daily_sales", "int_orders_summary_daily", "--name", "sales_pack", "--no-publish"
     )
     assert result.returncode == 0, result.stderr
@@ -113,7 +126,7 @@ def test_types_hyper_cannot_read_are_cast_to_what_tableau_users_expect(
             """
         )
     monkeypatch.setenv("DUCKDB_PATH", str(warehouse))
-    result = run_export("--tables", 'odd "types" table', "--name", "odd", "--no-publish")
+    result = export_here("--tables", 'odd "types" table', "--name", "odd", "--no-publish")
     assert result.returncode == 0, result.stderr
     extract = read_hyper(isolated_env / "exports" / "odd.hyper", tmp_path / "hyper")["Extract.Extract"]
     assert extract["columns"] == {
@@ -147,7 +160,7 @@ def test_dates_tableau_cannot_store_are_refused_naming_the_column_and_the_earlie
 ):
     # An open-ended row (valid_to = 'infinity') is common in DuckDB; Hyper cannot store it.
     _calendar_warehouse(isolated_env, monkeypatch, "DATE '2026-12-31'")
-    good = run_export("--tables", "subscriptions", "--name", "subscriptions", "--no-publish")
+    good = export_here("--tables", "subscriptions", "--name", "subscriptions", "--no-publish")
     assert good.returncode == 0, good.stderr
     extract = isolated_env / "exports" / "subscriptions.hyper"
     before = extract.read_bytes()
@@ -155,7 +168,7 @@ def test_dates_tableau_cannot_store_are_refused_naming_the_column_and_the_earlie
     _calendar_warehouse(isolated_env, monkeypatch, "DATE 'infinity'")
     args = ["--tables", "subscriptions"] if source == "table" else ["--sql", "SELECT * FROM subscriptions"]
     for extra in (["--dry-run"], ["--no-publish"]):
-        refused = run_export(*args, "--name", "subscriptions", *extra)
+        refused = export_here(*args, "--name", "subscriptions", *extra)
         assert refused.returncode == 65, refused.stderr
         message = summary(refused.stdout)["error"]["message"]
         assert message.startswith("table main.subscriptions:" if source == "table" else "--sql:")
@@ -169,13 +182,13 @@ def test_a_timestamp_before_hypers_first_day_is_refused_and_the_calendars_ends_l
     isolated_env, run_export, monkeypatch, tmp_path
 ):
     _calendar_warehouse(isolated_env, monkeypatch, "DATE '2026-12-31'")
-    too_early = run_export(
+    too_early = export_here(
         "--sql", "SELECT id, TIMESTAMP '-infinity' AS since FROM subscriptions", "--name", "early", "--no-publish"
     )
     assert too_early.returncode == 65, too_early.stderr
     assert "column 'since': 2 row(s) with a date Tableau cannot store (-infinity)" in too_early.stderr
 
-    ends = run_export(
+    ends = export_here(
         "--sql",
         "SELECT DATE '4713-01-01 (BC)' AS first_day, DATE '294276-12-31' AS last_day, "
         "CAST(DATE '4713-01-01 (BC)' AS TIMESTAMP) AS first_moment",
@@ -198,7 +211,7 @@ def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, 
     before = extract.read_bytes()
     backups_before = sorted(p.name for p in (isolated_env / "exports" / "backup").iterdir())
 
-    bad = run_export(
+    bad = export_here(
         "--tables", "qi_executive_daily_sale", "--name", "my_executive", "--no-publish"
     )
     assert bad.returncode == 65
@@ -210,7 +223,7 @@ def test_unknown_table_is_rejected_before_anything_is_written(export_warehouse, 
 
 
 def test_sql_in_a_table_name_is_only_ever_a_name(export_warehouse, run_export, isolated_env):
-    result = run_export("--tables", "qi_executive_daily_sales; DROP TABLE int_orders_summary_daily", "--name", "x",
+    result = export_here("--tables", "qi_executive_daily_sales; DROP TABLE int_orders_summary_daily", "--name", "x",
                         "--no-publish")
     assert result.returncode == 65
     assert duckdb_rows(export_warehouse, "SELECT count(*) FROM int_orders_summary_daily") == [(1000,)]
@@ -232,7 +245,7 @@ def test_export_waits_while_another_process_holds_the_warehouse_lock(export_ware
     holder = _hold_write_lock(export_warehouse, 4)
     try:
         started = time.monotonic()
-        result = run_export("--tables", "qi_executive_daily_sales", "--name", "waited", "--no-publish",
+        result = export_here("--tables", "qi_executive_daily_sales", "--name", "waited", "--no-publish",
                             env={"EXPORT_LOCK_TIMEOUT_SECONDS": "60"})
         elapsed = time.monotonic() - started
     finally:
@@ -247,7 +260,7 @@ def test_export_waits_while_another_process_holds_the_warehouse_lock(export_ware
 def test_export_gives_up_with_exit_75_when_the_lock_outlasts_the_limit(export_warehouse, run_export, isolated_env):
     holder = _hold_write_lock(export_warehouse, 120)
     try:
-        result = run_export("--tables", "qi_executive_daily_sales", "--name", "blocked", "--no-publish",
+        result = export_here("--tables", "qi_executive_daily_sales", "--name", "blocked", "--no-publish",
                             "--lock-timeout", "2")
     finally:
         holder.kill()

@@ -280,14 +280,19 @@ def test_the_sync_sizes_pyarrows_thread_pools(tmp_path):
 
 
 
-def test_the_exporter_reads_the_warehouse_within_its_limits(export_warehouse, run_export, isolated_env, tmp_path):
+def test_the_exporter_reads_the_warehouse_within_its_limits(export_warehouse, isolated_env, tmp_path):
+    from create_hyper_files import duckdb_to_tableau_server
+
+    from tests.plugins.in_process import run_main
     from tests.test_hyper_export import read_hyper
 
     config = _config_with(tmp_path, {"exporter": {"memory_limit": "200MB", "threads": 1},
                                      "temp_directory": "spill_here"})
     query = ("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, "
              "current_setting('temp_directory') AS d")
-    result = run_export("--sql", query, "--name", "limits_probe", "--no-publish", env={"PIPELINE_CONFIG": str(config)})
+    # the exporter's main in this process: the limits its DuckDB connection is opened with, not its command line
+    result = run_main(duckdb_to_tableau_server.main, ["--sql", query, "--name", "limits_probe", "--no-publish"],
+                      env={"PIPELINE_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
     (row,) = read_hyper(isolated_env / "exports" / "limits_probe.hyper", tmp_path / "hyper")["Extract.Extract"]["rows"]
     memory, threads, folder = row

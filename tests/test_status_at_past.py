@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 LONDON = ZoneInfo("Europe/London")
 
 
-def _status(tmp_path: Path, at: dt.datetime, *args: str) -> subprocess.CompletedProcess:
+def _status_cli(tmp_path: Path, at: dt.datetime, *args: str) -> subprocess.CompletedProcess:
+    """status.py in a fresh interpreter, as a person runs it."""
     return subprocess.run(
         [sys.executable, str(REPO / "scripts" / "status.py"), "--dagster-home", str(tmp_path / "home"),
          "--at", f"{at:%Y-%m-%dT%H:%M}", *args],
@@ -24,9 +25,28 @@ def _status(tmp_path: Path, at: dt.datetime, *args: str) -> subprocess.Completed
     )
 
 
+@pytest.fixture
+def _status(monkeypatch: pytest.MonkeyPatch):
+    """status.py's main in this process (tests/plugins/in_process.py), from the repo root as the CLI runs;
+    the DAGSTER_HOME it sets is put back after the test."""
+    from scripts import status
+
+    from tests.plugins.in_process import run_main
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("DAGSTER_HOME", "")  # main sets it to --dagster-home: monkeypatch restores it after
+
+    def run(tmp_path: Path, at: dt.datetime, *args: str):
+        return run_main(status.main, ["--dagster-home", str(tmp_path / "home"), "--at", f"{at:%Y-%m-%dT%H:%M}", *args])
+
+    return run
+
+
 @pytest.mark.parametrize("days_ago", [1, 30, 400])
-def test_a_past_time_is_said_to_be_judged_on_the_files_present_now(tmp_path, days_ago):
+def test_a_past_time_is_said_to_be_judged_on_the_files_present_now(tmp_path, days_ago, _status):
     at = dt.datetime.now(LONDON) - dt.timedelta(days=days_ago)
+    if days_ago == 1:  # one through the real command line: its stdout, text and --json
+        _status = _status_cli
     text = _status(tmp_path, at)
     assert text.returncode in (0, 1), text.stderr
     lines = text.stdout.splitlines()
@@ -36,7 +56,7 @@ def test_a_past_time_is_said_to_be_judged_on_the_files_present_now(tmp_path, day
     assert "files present now" in document["note"]
 
 
-def test_now_or_later_has_no_such_note(tmp_path):
+def test_now_or_later_has_no_such_note(tmp_path, _status):
     later = dt.datetime.now(LONDON) + dt.timedelta(hours=2)
     text = _status(tmp_path, later)
     assert "files present now" not in text.stdout

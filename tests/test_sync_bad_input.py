@@ -190,7 +190,7 @@ def test_extra_column_is_dropped_with_a_warning(sync_landing: LandingTree, isola
     rows = [[*row, "x", "y"] for row in orders_rows(DAY_2, 6)]
     sync_landing.write(orders_blob_name("UK", DAY_2), csv_text([*ORDERS_HEADER, "loyalty_tier", "note"], rows))
 
-    result = run_sync_script(*ARGS)
+    result = run_sync_in_process(*ARGS)
 
     assert result.returncode == 0, result.stderr
     assert f"{orders_blob_name('UK', DAY_2)}: unknown column(s) 'loyalty_tier', 'note' dropped" in result.stderr
@@ -204,7 +204,7 @@ def test_columns_in_another_order_are_accepted(sync_landing: LandingTree, isolat
     rows = [[row[ORDERS_HEADER.index(name)] for name in order] for row in orders_rows(DAY_2, 4)]
     sync_landing.write(orders_blob_name("UK", DAY_2), csv_text(order, rows))
 
-    result = run_sync_script(*ARGS)
+    result = run_sync_in_process(*ARGS)
 
     assert result.returncode == 0, result.stderr
     table = pq.read_table(isolated_env / "raw" / "UK" / "ingest_orders" / "2026" / "ingest_orders_20261120.parquet")

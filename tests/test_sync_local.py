@@ -1,4 +1,8 @@
-"""sync_azure.py against the local landing folder: window, types, lineage columns, incremental state, --force."""
+"""sync_azure.py against the local landing folder: window, types, lineage columns, incremental state, --force.
+
+The rules run sync_azure's main in this process (`run_sync_in_process`); the real script in a fresh
+interpreter (`run_sync_script`) stays for the window's JSON line, a clock frozen at the process's start,
+--help and one bad argument."""
 
 from __future__ import annotations
 
@@ -11,7 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.plugins.azurite import ORDERS_HEADER, LandingTree, csv_text, orders_blob_name, orders_rows, run_sync_script
+from tests.plugins.azurite import (
+    ORDERS_HEADER,
+    LandingTree,
+    csv_text,
+    orders_blob_name,
+    orders_rows,
+    run_sync_in_process,
+    run_sync_script,
+)
 from tests.plugins.frozen_clock import frozen_clock_env
 
 AS_OF = dt.date(2026, 11, 20)
@@ -56,7 +68,7 @@ def test_parquet_has_contract_types_values_and_lineage(sync_landing: LandingTree
     sync_landing.write("UK/raw_data/DWH/Oracle/ingest_orders/2026/ingest_orders_20261120.csv",
                   "\ufeff" + csv_text(ORDERS_HEADER, rows, newline="\r\n"))  # BOM and CRLF as Excel writes them
 
-    result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
+    result = run_sync_in_process("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
                              "--as-of", AS_OF.isoformat())
 
     assert result.returncode == 0, result.stderr
@@ -80,7 +92,7 @@ def test_days_back_defaults_to_pipeline_yaml(sync_landing: LandingTree, isolated
     for offset in (0, 29, 30):
         sync_landing.write_orders("UK", AS_OF - dt.timedelta(days=offset))
 
-    result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--as-of", AS_OF.isoformat())
+    result = run_sync_in_process("--market", "UK", "--dataset", "ingest_orders", "--as-of", AS_OF.isoformat())
 
     assert result.returncode == 0, result.stderr
     assert synced_days(isolated_env) == {AS_OF, AS_OF - dt.timedelta(days=29)}
@@ -104,17 +116,17 @@ def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(sync_landin
     for day in days:
         sync_landing.write_orders("UK", day, rows=10)
     args = ("--market", "UK", "--dataset", "ingest_orders", "--days-back", "4", "--as-of", AS_OF.isoformat())
-    assert run_sync_script(*args).returncode == 0
+    assert run_sync_in_process(*args).returncode == 0
     stamps = {day: output(isolated_env, "UK", day).stat().st_mtime_ns for day in days}
 
-    warm = run_sync_script(*args)
+    warm = run_sync_in_process(*args)
     assert warm.returncode == 0, warm.stderr
     assert (warm.summary["files_synced"], warm.summary["files_skipped"], warm.summary["rows_loaded"]) == (0, 4, 0)
     assert {day: output(isolated_env, "UK", day).stat().st_mtime_ns for day in days} == stamps
 
     changed = days[2]
     sync_landing.write_orders("UK", changed, rows=25, first_id=500)
-    after_change = run_sync_script(*args)
+    after_change = run_sync_in_process(*args)
     assert after_change.returncode == 0, after_change.stderr
     assert (after_change.summary["files_synced"], after_change.summary["files_skipped"]) == (1, 3)
     assert after_change.summary["rows_loaded"] == 25
@@ -122,11 +134,11 @@ def test_second_run_skips_changed_file_resyncs_and_force_resyncs_all(sync_landin
     assert all(output(isolated_env, "UK", d).stat().st_mtime_ns == stamps[d] for d in days if d != changed)
 
     output(isolated_env, "UK", days[0]).unlink()  # a lost Parquet is re-created even though the CSV is unchanged
-    after_loss = run_sync_script(*args)
+    after_loss = run_sync_in_process(*args)
     assert (after_loss.summary["files_synced"], after_loss.summary["files_skipped"]) == (1, 3)
     assert output(isolated_env, "UK", days[0]).is_file()
 
-    forced = run_sync_script(*args, "--force")
+    forced = run_sync_in_process(*args, "--force")
     assert forced.returncode == 0, forced.stderr
     assert (forced.summary["files_synced"], forced.summary["files_skipped"]) == (4, 0)
     assert forced.summary["rows_loaded"] == 10 * 3 + 25
@@ -140,7 +152,7 @@ def test_reference_dataset_uses_file_modification_date(sync_landing: LandingTree
     modified = dt.datetime(2026, 7, 31, 23, 30, tzinfo=dt.timezone.utc)
     os.utime(path, ns=(int(modified.timestamp() * 1e9),) * 2)
 
-    result = run_sync_script("--market", "DE", "--dataset", "ingest_products_sku")
+    result = run_sync_in_process("--market", "DE", "--dataset", "ingest_products_sku")
 
     assert result.returncode == 0, result.stderr
     assert result.summary["files_listed"] == 1 and result.summary["rows_loaded"] == 2
@@ -148,11 +160,11 @@ def test_reference_dataset_uses_file_modification_date(sync_landing: LandingTree
     assert table.column("product_name").to_pylist() == ["Kettle", "Toaster, 4 slot"]
     assert table.column("brand").to_pylist() == ["Acme", None]  # an empty cell is null
     assert set(table.column("_file_date").to_pylist()) == {dt.date(2026, 8, 1)}
-    assert run_sync_script("--market", "DE", "--dataset", "ingest_products_sku").summary["files_skipped"] == 1
+    assert run_sync_in_process("--market", "DE", "--dataset", "ingest_products_sku").summary["files_skipped"] == 1
 
 
 def test_missing_reference_file_is_an_error(sync_landing: LandingTree) -> None:
-    result = run_sync_script("--market", "UK", "--dataset", "ingest_new_names")
+    result = run_sync_in_process("--market", "UK", "--dataset", "ingest_new_names")
     assert result.returncode == 65
     assert "UK/raw_data/DWH/Oracle/ingest_new_names/ingest_new_names.csv was not found" in result.stderr
 
@@ -161,7 +173,7 @@ def test_header_only_file_is_rejected(sync_landing: LandingTree, isolated_env: P
     # A day with no order lines at all is an export fault: it must never replace a good day with nothing.
     sync_landing.write(orders_blob_name("UK", AS_OF), ",".join(ORDERS_HEADER) + "\n")
 
-    result = run_sync_script("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
+    result = run_sync_in_process("--market", "UK", "--dataset", "ingest_orders", "--days-back", "1",
                              "--as-of", AS_OF.isoformat())
 
     assert result.returncode == 65, result.stderr
@@ -175,7 +187,7 @@ def test_monthly_dataset_window(sync_landing: LandingTree, isolated_env: Path) -
     for month in (dt.date(2026, 8, 1), dt.date(2026, 9, 1), dt.date(2026, 11, 1)):
         sync_landing.write(orders_blob_name("UK", month, dataset="ingest_scv"), header + "1,VIP,12,1234.50\n")
 
-    result = run_sync_script("--market", "UK", "--dataset", "ingest_scv", "--days-back", "70",
+    result = run_sync_in_process("--market", "UK", "--dataset", "ingest_scv", "--days-back", "70",
                              "--as-of", AS_OF.isoformat())  # window 2026-09-12 .. 2026-11-20
 
     assert result.returncode == 0, result.stderr
@@ -195,7 +207,8 @@ def test_monthly_dataset_window(sync_landing: LandingTree, isolated_env: Path) -
     ],
 )
 def test_bad_arguments_exit_78(sync_landing: LandingTree, args: list[str], message: str) -> None:
-    result = run_sync_script(*args)
+    # the unknown market through the real interpreter (argparse and the script's exit), the rest in process
+    result = (run_sync_script if args[1] == "XX" else run_sync_in_process)(*args)
     assert result.returncode == 78
     assert message in result.stderr
 

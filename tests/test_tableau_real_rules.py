@@ -18,6 +18,7 @@ from pipeline_common.script_support import ConfigurationError, TransientError
 from pipeline_common.tableau import warnings as dqw
 from pipeline_common.tableau.session import tableau_settings
 from tests.plugins.loopback_http import serve_on_loopback
+from tests.test_hyper_export import export_here  # the export script's main in this process: for its rules
 from tests.plugins.tableau_server import (
     EXPORT_SCRIPT,
     PAT_SECRET,
@@ -53,7 +54,7 @@ def test_default_site_signs_in_with_the_empty_content_url(
 ):
     tableau_server.site_content_url = ""  # most Tableau Server installations publish to the Default site
     env = {**tableau_server.env(), **FAST, "TABLEAU_SITE_ID": spelling}
-    result = run_export(*SALES_EXPORT, env=env)
+    result = export_here(*SALES_EXPORT, env=env)
     assert result.returncode == 0, result.stderr
     assert [s["site"] for s in tableau_server.sign_ins] == [""]
     assert summary(result.stdout)["published"] is True
@@ -70,6 +71,7 @@ def test_unverifiable_certificate_is_a_configuration_error_naming_host_and_fix_n
     other = _make_pki(tmp_path)
     other_ca.write_bytes(other.ca_path.read_bytes())
     started = time.monotonic()
+    # the real script: SSL_CERT_FILE stands for the OS trust store a fresh process reads
     result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST, "SSL_CERT_FILE": str(other_ca),
                                             "TABLEAU_PUBLISH_RETRY_SECONDS": "5"})
     assert result.returncode == 78, result.stderr
@@ -85,7 +87,7 @@ def test_a_proxy_or_sso_page_instead_of_tableau_is_a_named_configuration_error(
     export_warehouse, run_export, tableau_server, isolated_env, status
 ):
     tableau_server.proxy_page(status)
-    result = run_export(*SALES_EXPORT, env={**tableau_server.env(), **FAST})
+    result = export_here(*SALES_EXPORT, env={**tableau_server.env(), **FAST})
     assert result.returncode == 78, result.stderr  # TSC's NonXMLResponseError, never a traceback with 1
     assert "not Tableau's REST API" in result.stderr and "Contoso Access Gateway" in result.stderr
     assert "Traceback" not in result.stderr
@@ -94,7 +96,7 @@ def test_a_proxy_or_sso_page_instead_of_tableau_is_a_named_configuration_error(
 
 def test_http_url_is_refused_for_the_pat_except_on_loopback(export_warehouse, run_export, tableau_server, isolated_env):
     env = {**tableau_server.env(), **FAST, "TABLEAU_SERVER_URL": "http://tableau.contoso.example"}
-    result = run_export(*SALES_EXPORT, env=env)
+    result = export_here(*SALES_EXPORT, env=env)
     assert result.returncode == 78
     assert "clear text" in result.stderr and "https://" in result.stderr
     assert tableau_server.requests == []
