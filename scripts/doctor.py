@@ -160,8 +160,8 @@ def check_manifest(options) -> Result:
     if not manifest.is_file():
         return problem("manifest", f"dbt manifest missing at {manifest}", fix)
     built = manifest.stat().st_mtime
-    newer = sorted((p for p in _dbt_inputs() if p.is_file() and p.stat().st_mtime > built + 1),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
+    changed = {p: p.stat().st_mtime for p in _dbt_inputs() if p.is_file()}  # one stat per input
+    newer = sorted((p for p, mtime in changed.items() if mtime > built + 1), key=changed.__getitem__, reverse=True)
     if newer:
         names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in newer[:3])
         return problem("manifest", f"dbt manifest is older than {names}: Dagster would load stale models", fix)
