@@ -108,7 +108,10 @@ def install(dev: bool) -> int:
         # TLS-inspecting corporate proxy whose root IT installed there is trusted, as truststore
         # does for the pipeline's own connections.
         uv = [*python, "uv", "pip", "install", "--python", sys.executable, "--system-certs"]
-        code = phases.run(f"installing {lock} (uv, hashes checked)", [*uv, "--require-hashes", "-r", lock])
+        # --compile-bytecode: the .pyc files are written here, once, in parallel, instead of by the first
+        # `dagster dev`, run and test processes, each compiling the same modules (pip does this by default).
+        code = phases.run(f"installing {lock} (uv, hashes checked)",
+                          [*uv, "--compile-bytecode", "--require-hashes", "-r", lock])
         if code == 0:
             code = phases.run("installing this project (editable)",
                               [*uv, "--quiet", "--no-deps", "--no-build-isolation", "-e", "."])
