@@ -3,6 +3,7 @@ still running from the venv, and a repo / DATA_DIR / home in OneDrive or on a ma
 
 from __future__ import annotations
 
+import importlib.util
 import ntpath
 import os
 import subprocess
@@ -20,9 +21,12 @@ from scripts import check_install_path as check
 
 
 def _deepest_installed_file() -> str:
-    """The longest file path inside this venv's site-packages (same packages as on Windows)."""
+    """The longest file path inside this venv's site-packages (same packages as on Windows), counting each
+    module's compiled .pyc, which the set-up writes at install whether or not this venv has it yet."""
     site = Path(sysconfig.get_paths()["purelib"])
-    return max((str(p.relative_to(site)).replace("/", "\\") for p in site.rglob("*") if p.is_file()), key=len)
+    files = [p for p in site.rglob("*") if p.is_file()]
+    files += [Path(importlib.util.cache_from_source(str(p))) for p in files if p.suffix == ".py"]
+    return max((str(p.relative_to(site)).replace("/", "\\") for p in files), key=len)
 
 
 DEEPEST = _deepest_installed_file()
