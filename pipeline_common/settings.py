@@ -43,12 +43,13 @@ def _path_from(name: str, default: Path) -> Path:
     return path if path.is_absolute() else (_REPO_ROOT / path)
 
 
-def dbt_target_dir() -> Path:
+def dbt_target_dir(project_dir: Path | None = None) -> Path:
     """dbt's target folder (manifest, partial parse, each run's files): dbt's own `DBT_TARGET_PATH`, relative to
-    dbt/ as dbt reads it, or absolute; else dbt/target. The code location, its dbt runs and the doctor all ask here."""
+    the dbt project folder (`project_dir`, dbt/ by default) as dbt reads it, or absolute; else <project>/target.
+    The code location, its dbt runs and the doctor all ask here."""
     value = env("DBT_TARGET_PATH")
     path = Path(value).expanduser() if value else Path("target")
-    return path if path.is_absolute() else (_REPO_ROOT / "dbt" / path)
+    return path if path.is_absolute() else ((project_dir or _REPO_ROOT / "dbt") / path)
 
 
 def data_dir() -> Path:

@@ -151,7 +151,7 @@ def manifest_path() -> Path:
     """The manifest the code location loads: in dbt's target folder (DBT_TARGET_PATH moves it, as for the code location)."""
     from pipeline_common.settings import dbt_target_dir
 
-    return dbt_target_dir() / "manifest.json"
+    return dbt_target_dir(DBT_DIR) / "manifest.json"
 
 
 def check_manifest(options) -> Result:

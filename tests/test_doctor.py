@@ -128,7 +128,6 @@ def test_the_manifest_checked_is_in_dbts_target_folder(doctor, capsys, tmp_path,
     absolute = tmp_path / "own target"
     monkeypatch.setattr(doctor, "DBT_DIR", tmp_path / "dbt")  # a dbt folder with no manifest anywhere
     monkeypatch.setenv("DBT_TARGET_PATH", value.replace("ABSOLUTE", str(absolute)))
-    monkeypatch.setattr("pipeline_common.settings._REPO_ROOT", tmp_path)
     code, lines = run(doctor, capsys, "--check", "manifest")
     expected = absolute if value == "ABSOLUTE" else tmp_path / folder
     assert code == 1 and f"dbt manifest missing at {expected / 'manifest.json'}" in line_for(lines, "manifest")
@@ -157,7 +156,6 @@ def test_files_in_a_moved_target_folder_inside_dbt_are_no_dbt_inputs(doctor, cap
     monkeypatch.setattr(doctor, "DBT_DIR", dbt)
     monkeypatch.setattr(doctor, "CONFIG_FILE", config)
     monkeypatch.setattr(doctor, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr("pipeline_common.settings._REPO_ROOT", tmp_path)
     monkeypatch.setenv("DBT_TARGET_PATH", value.replace("ABSOLUTE", str(manifest.parent)))
     code, lines = run(doctor, capsys, "--check", "manifest")
     assert code == 0, line_for(lines, "manifest")
