@@ -123,7 +123,26 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     parsed = ParsedFile(table=table, dropped_columns=[name for name in header if name not in columns], data=data)
     _check_value_sizes(parsed, blob, columns)
     parsed.table = _exact_and_typed(parsed, blob, columns)
+    if parsed.dropped_columns:  # the parser never decoded them: the file must still be UTF-8 text (contract 2)
+        _check_utf8(data, blob, header)
     return parsed
+
+
+def _check_utf8(data: bytes, blob: str, header: list[str]) -> None:
+    """Refuse a file that is not UTF-8 text, naming the line and the column of its first undecodable byte."""
+    try:
+        data.decode()
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        end = data.find(b"\n", exc.start)
+        text = data[start:len(data) if end == -1 else end].removesuffix(b"\r").decode(errors="surrogateescape")
+        line = data.count(b"\n", 0, exc.start) + 1
+        cells = next(csv.reader([text]))  # the quoting check has passed this line
+        for name, cell in zip(header, cells):
+            if any("\udc80" <= char <= "\udcff" for char in cell):
+                raw = cell.encode(errors="surrogateescape")
+                raise BadFileError(f"{blob} line {line}, column {name!r}: expected UTF-8 text, got {show_value(raw)}") from None
+        raise BadFileError(f"{blob} line {line}: the line is not UTF-8 text") from None
 
 
 def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray | pa.Array | None:
