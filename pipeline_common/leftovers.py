@@ -23,9 +23,14 @@ import psutil
 _OWNER_RE = re.compile(r"\.(?P<pid>\d+)-(?P<start>\d+)\.[0-9a-f]{12}(?:\.[A-Za-z]+)?$")
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=8)
+def _token_of(pid: int) -> str:
+    return f"{pid}-{_start_centis(pid)}"
+
+
 def _own_token() -> str:
-    return f"{os.getpid()}-{_start_centis(os.getpid())}"
+    # keyed by the pid asked for now: a forked child gets its own token, never its parent's cached one
+    return _token_of(os.getpid())
 
 
 def _start_centis(pid: int) -> int:
