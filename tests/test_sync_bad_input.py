@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.plugins.azurite import (
     ORDERS_HEADER, LandingTree, csv_text, orders_blob_name, orders_rows, run_sync_in_process, run_sync_script,
@@ -210,3 +212,48 @@ def test_columns_in_another_order_are_accepted(sync_landing: LandingTree, isolat
     table = pq.read_table(isolated_env / "raw" / "UK" / "ingest_orders" / "2026" / "ingest_orders_20261120.parquet")
     assert table.column_names[:11] == ORDERS_HEADER
     assert table.column("order_id").to_pylist() == [1, 2, 3, 4]
+
+
+# --- the first faulty line is named, whichever kinds of fault a file holds -----------------------------------
+# Class: two faults in one file, one the reader finds line by line before it parses (a stray or unclosed quote,
+# a carriage return inside a line) and one found later (a cell that does not parse, a wrong cell count, a value
+# rule, a duplicate key), on any two lines in either order: the message names the earlier line and its fault.
+
+LINE_FAULTS = {  # found before parsing: (value for product_sku, what the message says)
+    "stray quote": ('SK"U', "column 'product_sku': a stray '\"'"),
+    "unclosed quote": ('"SKU', "column 'product_sku': a quoted value is not closed on its line"),
+    "carriage return": ("SKU\rX", ": a carriage return inside the line"),
+}
+CELL_FAULTS = {  # found by the parse or the value rules: (column, value; None: an extra cell), what the message says
+    "not an integer": (("quantity", "x"), "column 'quantity': expected an integer, got 'x'"),
+    "not a date": (("order_date", "2026-13-01"), "column 'order_date': expected a date YYYY-MM-DD"),
+    "quantity 0": (("quantity", "0"), "column 'quantity': expected an integer >= 1"),
+    "another market's currency": (("currency", "EUR"), "column 'currency': expected the market's currency 'GBP'"),
+    "duplicate order_line_id": (("order_line_id", "10"), "column 'order_line_id': duplicate value 10"),
+    "an extra cell": (None, ": expected 11 columns, got 12"),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(line_fault=st.sampled_from(sorted(LINE_FAULTS)), cell_fault=st.sampled_from(sorted(CELL_FAULTS)),
+       lines=st.lists(st.integers(3, 21), min_size=2, max_size=2, unique=True))
+def test_the_first_faulty_line_is_named_whatever_its_kind(sync_landing, isolated_env, line_fault, cell_fault, lines):
+    """Line 2 holds order_line_id 10, so the duplicate fault is always on a later line."""
+    line_at, cell_at = lines
+    rows = _rows()
+    value, line_message = LINE_FAULTS[line_fault]
+    _set(rows, line_at, "product_sku", value)
+    change, cell_message = CELL_FAULTS[cell_fault]
+    if change is None:
+        rows[cell_at - 2].append("surprise")
+    else:
+        _set(rows, cell_at, *change)
+    sync_landing.write(BLOB_1, csv_text(ORDERS_HEADER, rows))
+
+    result = run_sync_in_process(*ARGS)
+
+    first, expected = (line_at, line_message) if line_at < cell_at else (cell_at, cell_message)
+    assert result.returncode == 65, result.stderr
+    message = result.summary["error"]["message"]
+    named = message[message.index(BLOB_1):]
+    assert named.startswith(f"{BLOB_1} line {first}") and expected in named, (line_fault, cell_fault, lines, message)

@@ -70,7 +70,14 @@ _FIELD_RE = re.compile(rb"(?:" + _QUOTED_FIELD + rb"|" + _PLAIN_FIELD + rb")(?=,
 
 
 class BadFileError(Exception):
-    """This file breaks the contract; the message names the blob, the line and the column."""
+    """This file breaks the contract; the message names the blob, the line and the column.
+
+    `before`: for a fault the reader finds by line before parsing (quoting, a carriage return), the lines above
+    it, parsed: the caller's own rules (value rules) look there first, so the first faulty line is named."""
+
+    def __init__(self, message: str, before: ParsedFile | None = None):
+        super().__init__(message)
+        self.before = before
 
 
 @dataclass
@@ -103,14 +110,14 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     if line_break == -1 or not data[line_break + 1:].strip(b"\r\n"):  # the header alone, with or without its \n
         raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
     quoted = b'"' in data  # memchr: a file without quotes costs nothing here
-    if quoted:
-        problem = first_bad_quoting(data, header)
-        if problem is not None:
-            raise BadFileError(f"{blob} line {problem[0]}{problem[1]}")
+    faults = [first_bad_quoting(data, header) if quoted else None]
     if b"\r" in data:  # memchr: a file of \n line breaks costs nothing here
-        line = first_inner_carriage_return(data)
-        if line is not None:  # the parser would end a row there: rows and lines would part, and so the lines named
-            raise BadFileError(f"{blob} line {line}: a carriage return inside the line")
+        line = first_inner_carriage_return(data)  # the parser would end a row there: rows and lines would part
+        faults.append(None if line is None else (line, ": a carriage return inside the line"))
+    found = [fault for fault in faults if fault is not None]
+    if found:
+        line, message = min(found)
+        raise BadFileError(f"{blob} line {line}{message}", before=_lines_before(data, blob, columns, line))
     # Arrow's defaults suit this dialect: no value holds a line break (`newlines_in_values` False; the quoting
     # check above refuses one), parse blocks of BLOCK_BYTES.
     table = pacsv.read_csv(
@@ -126,6 +133,19 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     if parsed.dropped_columns:  # the parser never decoded them: the file must still be UTF-8 text (contract 2)
         _check_utf8(data, blob, header)
     return parsed
+
+
+def _lines_before(data: bytes, blob: str, columns: dict[str, str], line: int) -> ParsedFile | None:
+    """The lines above `line` read alone (they hold no quoting or carriage-return fault), or None when there are no
+    data rows above it; a fault of theirs is raised instead, being the earlier one."""
+    starts, _ = _line_bounds(data)
+    head = data[:int(starts[line - 1])]
+    if not head[head.find(b"\n") + 1:].strip(b"\r\n"):
+        return None  # only the header (and blank lines) above the faulty line
+    try:
+        return _read(head, blob, columns, use_threads=False)
+    except pa.ArrowException as exc:
+        raise BadFileError(diagnose(head, blob, columns, f"{type(exc).__name__}: {exc}")) from None
 
 
 def _check_utf8(data: bytes, blob: str, header: list[str]) -> None:

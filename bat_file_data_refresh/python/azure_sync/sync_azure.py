@@ -211,11 +211,15 @@ def sync_one(
     """Download (if remote), parse strictly, write atomically; a bad or unreachable file becomes an Outcome."""
     try:
         with source.open_local(target.blob) as path:
+            file_date = target.file_date if job.cadence != "reference" else None
             try:
                 parsed = read_strict_csv(path, target.blob.name, job.columns, use_threads=threaded_parse)
             except OSError as exc:
                 raise io_error(path, exc, "reading") from None
-        file_date = target.file_date if job.cadence != "reference" else None
+            except BadFileError as exc:
+                if exc.before is not None:  # a value rule broken above the faulty line is the first fault
+                    check_values(exc.before, target.blob.name, job.kind, job.currency, file_date)
+                raise
         check_values(parsed, target.blob.name, job.kind, job.currency, file_date)
         if parsed.dropped_columns:
             run.log.warning(
