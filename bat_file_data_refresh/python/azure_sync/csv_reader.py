@@ -72,8 +72,8 @@ _FIELD_RE = re.compile(rb"(?:" + _QUOTED_FIELD + rb"|" + _PLAIN_FIELD + rb")(?=,
 class BadFileError(Exception):
     """This file breaks the contract; the message names the blob, the line and the column.
 
-    `before`: for a fault the reader finds by line before parsing (quoting, a carriage return), the lines above
-    it, parsed: the caller's own rules (value rules) look there first, so the first faulty line is named."""
+    `before`: for a fault on line N, the lines above N, parsed (None when no data row stands there): the
+    caller's own rules (value rules) look there first, so the first faulty line is named."""
 
     def __init__(self, message: str, before: ParsedFile | None = None):
         super().__init__(message)
@@ -97,10 +97,23 @@ def read_strict_csv(path: Path, blob: str, columns: dict[str, str], use_threads:
         data = path.read_bytes()
     except OSError:
         raise  # the pipeline's own I/O problem, not the file's content: the caller reports it
+    return _read_first_fault(data, blob, columns, use_threads)
+
+
+def _read_first_fault(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) -> ParsedFile:
+    """`_read`; when it refuses the file naming line N, the lines above N are read alone: a fault there is
+    named instead, being earlier (the checks run by kind, not by line: a cell that does not parse above an
+    overlong value, a wrong cell count or a byte that is not UTF-8), else they become the fault's `before`."""
     try:
         return _read(data, blob, columns, use_threads)
     except pa.ArrowException as exc:  # the parser refused the file: name its first faulty line
-        raise BadFileError(diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}")) from None
+        fault = BadFileError(diagnose(data, blob, columns, f"{type(exc).__name__}: {exc}"))
+    except BadFileError as exc:
+        fault = exc
+    named = re.match(re.escape(blob) + r" line ([0-9]+)", str(fault))
+    if named is not None:
+        fault.before = _lines_before(data, blob, columns, int(named.group(1)))
+    raise fault from None
 
 
 def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) -> ParsedFile:
@@ -114,10 +127,13 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     if b"\r" in data:  # memchr: a file of \n line breaks costs nothing here
         line = first_inner_carriage_return(data)  # the parser would end a row there: rows and lines would part
         faults.append(None if line is None else (line, ": a carriage return inside the line"))
+    dropped = [name for name in header if name not in columns]
+    if dropped:  # the parser never decodes them: the file must still be UTF-8 text (contract 2)
+        faults.append(_first_not_utf8(data, header))
     found = [fault for fault in faults if fault is not None]
-    if found:
-        line, message = min(found)
-        raise BadFileError(f"{blob} line {line}{message}", before=_lines_before(data, blob, columns, line))
+    if found:  # the earliest line (on one line, a quoting fault first: it decides the cells); the caller reads above it
+        line, message = min(found, key=lambda fault: fault[0])
+        raise BadFileError(f"{blob} line {line}{message}")
     # Arrow's defaults suit this dialect: no value holds a line break (`newlines_in_values` False; the quoting
     # check above refuses one), parse blocks of BLOCK_BYTES.
     table = pacsv.read_csv(
@@ -127,29 +143,26 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     )
     if quoted and not rows_match_lines(data, table.num_rows):  # a carriage return inside a line split a row
         raise BadFileError(diagnose(data, blob, columns, "the rows do not match the lines"))
-    parsed = ParsedFile(table=table, dropped_columns=[name for name in header if name not in columns], data=data)
+    parsed = ParsedFile(table=table, dropped_columns=dropped, data=data)
     _check_value_sizes(parsed, blob, columns)
     parsed.table = _exact_and_typed(parsed, blob, columns)
-    if parsed.dropped_columns:  # the parser never decoded them: the file must still be UTF-8 text (contract 2)
-        _check_utf8(data, blob, header)
     return parsed
 
 
 def _lines_before(data: bytes, blob: str, columns: dict[str, str], line: int) -> ParsedFile | None:
-    """The lines above `line` read alone (they hold no quoting or carriage-return fault), or None when there are no
-    data rows above it; a fault of theirs is raised instead, being the earlier one."""
+    """The lines above `line` read alone, or None when there are no data rows above it; a fault of theirs is
+    raised instead, being the earlier one."""
     starts, _ = _line_bounds(data)
+    if not 2 < line <= len(starts):  # the header's or the first row's fault; a line past the file's end is no line
+        return None
     head = data[:int(starts[line - 1])]
     if not head[head.find(b"\n") + 1:].strip(b"\r\n"):
         return None  # only the header (and blank lines) above the faulty line
-    try:
-        return _read(head, blob, columns, use_threads=False)
-    except pa.ArrowException as exc:
-        raise BadFileError(diagnose(head, blob, columns, f"{type(exc).__name__}: {exc}")) from None
+    return _read_first_fault(head, blob, columns, use_threads=False)
 
 
-def _check_utf8(data: bytes, blob: str, header: list[str]) -> None:
-    """Refuse a file that is not UTF-8 text, naming the line and the column of its first undecodable byte."""
+def _first_not_utf8(data: bytes, header: list[str]) -> tuple[int, str] | None:
+    """(editor line, message tail naming the column) of the file's first byte that is not UTF-8, else None."""
     try:
         data.decode()
     except UnicodeDecodeError as exc:
@@ -157,12 +170,13 @@ def _check_utf8(data: bytes, blob: str, header: list[str]) -> None:
         end = data.find(b"\n", exc.start)
         text = data[start:len(data) if end == -1 else end].removesuffix(b"\r").decode(errors="surrogateescape")
         line = data.count(b"\n", 0, exc.start) + 1
-        cells = next(csv.reader([text]))  # the quoting check has passed this line
+        cells = next(csv.reader([text]))  # a quoting fault on this line is reported first (the caller's order)
         for name, cell in zip(header, cells):
             if any("\udc80" <= char <= "\udcff" for char in cell):
                 raw = cell.encode(errors="surrogateescape")
-                raise BadFileError(f"{blob} line {line}, column {name!r}: expected UTF-8 text, got {show_value(raw)}") from None
-        raise BadFileError(f"{blob} line {line}: the line is not UTF-8 text") from None
+                return line, f", column {name!r}: expected UTF-8 text, got {show_value(raw)}"
+        return line, ": the line is not UTF-8 text"
+    return None
 
 
 def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray | pa.Array | None:
@@ -257,17 +271,21 @@ def _check_header(header: list[str], blob: str, columns: dict[str, str]) -> None
 
 
 def _check_value_sizes(parsed: ParsedFile, blob: str, columns: dict[str, str]) -> None:
+    """The first (in file order, over every string column) value longer than MAX_VALUE_BYTES rejects the file."""
+    worst: tuple[int, str, int] | None = None
     for name, kind in columns.items():
         if kind != "string":
             continue
         lengths = pc.binary_length(parsed.table.column(name))
         longest = pc.max(lengths).as_py()
         if longest is not None and longest > MAX_VALUE_BYTES:
-            row = int(pc.index(lengths, longest).as_py())
-            raise BadFileError(
-                f"{blob} line {parsed.line_of_row(row)}, column {name!r}: a value of {longest:,} bytes "
-                f"(at most {MAX_VALUE_BYTES:,} allowed)"
-            )
+            row = int(pc.index(pc.greater(lengths, MAX_VALUE_BYTES), True).as_py())
+            if worst is None or row < worst[0]:
+                worst = (row, name, lengths[row].as_py())
+    if worst is not None:
+        row, name, size = worst
+        raise BadFileError(f"{blob} line {parsed.line_of_row(row)}, column {name!r}: a value of {size:,} bytes "
+                           f"(at most {MAX_VALUE_BYTES:,} allowed)")
 
 
 # --- line geometry ------------------------------------------------------------------------------
