@@ -15,6 +15,7 @@ import csv
 import datetime as dt
 import decimal
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,59 @@ def test_any_file_is_read_as_the_plain_reading_reads_it_or_refused_naming_a_line
         return
     assert expected is not None, f"a bad file read: {table.to_pylist()}"
     assert table.to_pylist() == expected
+
+
+# --- two faults of any kinds on two lines: the earlier line is named ------------------------------------------
+# Class: a file holding two faults the reader finds by different means (before the parse: quoting, a carriage
+# return, a byte that is not UTF-8 in a dropped column; by Arrow's parse: a wrong cell count, a byte that is not
+# UTF-8 in a contract column, a line longer than a parse block; after it: an over-long value in any string column,
+# a cell that does not parse), of the same kind or not, on any two lines in either order, with an unknown extra
+# column first, last or absent: the message names the earlier line and its fault.
+
+TWO_FAULTS: dict[str, tuple[Callable[[list[str], int | None], None], tuple[str, ...]]] = {
+    # name: (change the row's cells given the extra column's index, fragments of which one is in the message)
+    "stray quote": (lambda row, x: _put(row, "product_sku", 'SK"U', x), ("column 'product_sku': a stray '\"'",)),
+    "carriage return": (lambda row, x: _put(row, "product_sku", "SK\rU", x), (": a carriage return inside the line",)),
+    "not UTF-8, extra column": (lambda row, x: row.__setitem__(x, "\x00BAD\x00"),
+                                ("column 'note': expected UTF-8 text, got 'caf\\\\xe9'",)),
+    "not UTF-8, contract column": (lambda row, x: _put(row, "product_sku", "\x00BAD\x00", x),
+                                   ("column 'product_sku': expected UTF-8 text, got 'caf\\\\xe9'",)),
+    "an extra cell": (lambda row, x: row.append("surprise"), ("columns, got",)),
+    "a missing cell": (lambda row, x: row.pop(), ("columns, got",)),
+    "not an integer": (lambda row, x: _put(row, "quantity", "x", x), ("column 'quantity': expected an integer, got 'x'",)),
+    "value too long": (lambda row, x: _put(row, "status", "S" * 70_000, x),
+                       ("column 'status': a value of 70,000 bytes",)),
+    "value longer than a parse block": (lambda row, x: _put(row, "product_sku", "K" * 1_100_000, x),
+                                        ("column 'product_sku': a value of 1,100,000 bytes", ": the line is 1,1")),
+}
+
+
+def _put(row: list[str], column: str, value: str, extra_at: int | None) -> None:
+    index = ORDERS_HEADER.index(column)
+    row[index + (extra_at is not None and extra_at <= index)] = value
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(sorted(TWO_FAULTS)), min_size=2, max_size=2),
+       lines=st.lists(st.integers(2, 9), min_size=2, max_size=2, unique=True),
+       extra=st.sampled_from(["first", "last", "none"]), crlf=st.booleans())
+def test_of_two_faults_of_any_kinds_the_earlier_line_is_named(tmp_path, kinds, lines, extra, crlf) -> None:
+    if extra == "none":
+        kinds = [kind if kind != "not UTF-8, extra column" else "not UTF-8, contract column" for kind in kinds]
+    extra_at = {"first": 0, "last": len(ORDERS_HEADER), "none": None}[extra]
+    header, rows = list(ORDERS_HEADER), orders_rows(DAY, 8)
+    if extra_at is not None:
+        header.insert(extra_at, "note")
+        for row in rows:
+            row.insert(extra_at, "ok")
+    for kind, line in zip(kinds, lines):
+        TWO_FAULTS[kind][0](rows[line - 2], extra_at)
+    data = csv_text(header, rows, newline="\r\n" if crlf else "\n").encode().replace(b"\x00BAD\x00", b"caf\xe9")
+    path = tmp_path / "orders.csv"
+    path.write_bytes(data)
+
+    message = _refused(path, _orders_columns())
+
+    kind, line = min(zip(kinds, lines), key=lambda fault: fault[1])
+    assert message.startswith(f"{BLOB} line {line}"), (kinds, lines, extra, message[:300])
+    assert any(fragment in message for fragment in TWO_FAULTS[kind][1]), (kinds, lines, extra, message[:300])

@@ -257,3 +257,66 @@ def test_the_first_faulty_line_is_named_whatever_its_kind(sync_landing, isolated
     message = result.summary["error"]["message"]
     named = message[message.index(BLOB_1):]
     assert named.startswith(f"{BLOB_1} line {first}") and expected in named, (line_fault, cell_fault, lines, message)
+
+
+# Class: a value-rule fault (found last, on the parsed table) and a fault the reader finds by any other means (a
+# byte that is not UTF-8 in a dropped extra column or in a contract column, a cell that does not parse, a wrong
+# cell count, an over-long value), on any two lines in either order: the message names the earlier line.
+
+VALUE_FAULTS = {  # (column, value), what the message says
+    "quantity 0": (("quantity", "0"), "column 'quantity': expected an integer >= 1, got '0'"),
+    "another market's currency": (("currency", "EUR"), "column 'currency': expected the market's currency 'GBP'"),
+    "a status not in the list": (("status", "LOST"), "column 'status': expected one of"),
+    "order_date after the file date": (("order_date", "2026-11-20"), "column 'order_date': expected a date not after"),
+    "duplicate order_line_id": (("order_line_id", "10"), "column 'order_line_id': duplicate value 10 (first on line 2)"),
+}
+READER_FAULTS = {  # (column or None: an extra cell, value), what the message says
+    "not UTF-8 in the extra column": (("note", "\x00BAD\x00"), "column 'note': expected UTF-8 text, got 'caf\\\\xe9'"),
+    "not UTF-8 in a contract column": (("product_sku", "\x00BAD\x00"), "column 'product_sku': expected UTF-8 text"),
+    "not an integer": (("quantity", "x"), "column 'quantity': expected an integer, got 'x'"),
+    "an extra cell": (None, ": expected 12 columns, got 13"),
+    "a value too long": (("product_sku", "K" * 70_000), "column 'product_sku': a value of 70,000 bytes"),
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value_fault=st.sampled_from(sorted(VALUE_FAULTS)), reader_fault=st.sampled_from(sorted(READER_FAULTS)),
+       lines=st.lists(st.integers(3, 21), min_size=2, max_size=2, unique=True))
+def test_a_value_rule_above_any_other_fault_is_named(sync_landing, isolated_env, value_fault, reader_fault, lines):
+    """An unknown extra column 'note' stands last; line 2 holds order_line_id 10."""
+    value_at, reader_at = lines
+    header, rows = [*ORDERS_HEADER, "note"], [[*row, "ok"] for row in _rows()]
+    (column, value), value_message = VALUE_FAULTS[value_fault]
+    rows[value_at - 2][header.index(column)] = value
+    change, reader_message = READER_FAULTS[reader_fault]
+    if change is None:
+        rows[reader_at - 2].append("surprise")
+    else:
+        rows[reader_at - 2][header.index(change[0])] = change[1]
+    sync_landing.write(BLOB_1, csv_text(header, rows).encode().replace(b"\x00BAD\x00", b"caf\xe9"))
+
+    result = run_sync_in_process(*ARGS)
+
+    first, expected = (value_at, value_message) if value_at < reader_at else (reader_at, reader_message)
+    assert result.returncode == 65, result.stderr
+    message = result.summary["error"]["message"]
+    named = message[message.index(BLOB_1):]
+    assert named.startswith(f"{BLOB_1} line {first}") and expected in named, (value_fault, reader_fault, lines, message[:300])
+
+
+def test_the_command_line_names_a_value_rule_above_a_byte_that_is_not_utf8(sync_landing, isolated_env) -> None:
+    """Through the real script: exit 65, the JSON line's error names the earlier line, no traceback, nothing written."""
+    header, rows = [*ORDERS_HEADER, "note"], [[*row, "ok"] for row in _rows()]
+    rows[9 - 2][-1] = "\x00BAD\x00"
+    rows[4 - 2][ORDERS_HEADER.index("quantity")] = "0"
+    sync_landing.write(BLOB_1, csv_text(header, rows).encode().replace(b"\x00BAD\x00", b"gold\xa0"))
+
+    result = run_sync_script(*ARGS)
+
+    assert result.returncode == 65, result.stderr
+    expected = f"{BLOB_1} line 4, column 'quantity': expected an integer >= 1, got '0'"
+    assert result.summary["error"] == {"code": 65, "message": result.summary["error"]["message"]}
+    assert expected in result.summary["error"]["message"] and expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (isolated_env / "raw" / "UK" / "ingest_orders" / "2026" / "ingest_orders_20261119.parquet").exists()
+    assert _leftovers(isolated_env / "raw") == []
