@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.plugins.azurite import ORDERS_HEADER, csv_text, orders_rows
@@ -270,6 +270,8 @@ TWO_FAULTS: dict[str, tuple[Callable[[list[str], int | None], None], tuple[str, 
     "not an integer": (lambda row, x: _put(row, "quantity", "x", x), ("column 'quantity': expected an integer, got 'x'",)),
     "value too long": (lambda row, x: _put(row, "status", "S" * 70_000, x),
                        ("column 'status': a value of 70,000 bytes",)),
+    "a line over 512 KiB by the extra column": (lambda row, x: row.__setitem__(x, "N" * 600_000),
+                                                ("the line is 600,0",)),
     "value longer than a parse block": (lambda row, x: _put(row, "product_sku", "K" * 1_100_000, x),
                                         ("column 'product_sku': a value of 1,100,000 bytes", ": the line is 1,1")),
 }
@@ -284,9 +286,12 @@ def _put(row: list[str], column: str, value: str, extra_at: int | None) -> None:
 @given(kinds=st.lists(st.sampled_from(sorted(TWO_FAULTS)), min_size=2, max_size=2),
        lines=st.lists(st.integers(2, 9), min_size=2, max_size=2, unique=True),
        extra=st.sampled_from(["first", "last", "none"]), crlf=st.booleans())
+@example(kinds=["not UTF-8, contract column", "a missing cell"], lines=[2, 3], extra="none", crlf=False)  # no column named
+@example(kinds=["an extra cell", "not UTF-8, extra column"], lines=[5, 3], extra="last", crlf=True)  # the later line named
 def test_of_two_faults_of_any_kinds_the_earlier_line_is_named(tmp_path, kinds, lines, extra, crlf) -> None:
     if extra == "none":
-        kinds = [kind if kind != "not UTF-8, extra column" else "not UTF-8, contract column" for kind in kinds]
+        kinds = [kind.replace("not UTF-8, extra", "not UTF-8, contract") for kind in kinds]
+        kinds = [kind if "extra column" not in kind else "value longer than a parse block" for kind in kinds]
     extra_at = {"first": 0, "last": len(ORDERS_HEADER), "none": None}[extra]
     header, rows = list(ORDERS_HEADER), orders_rows(DAY, 8)
     if extra_at is not None:
@@ -304,3 +309,26 @@ def test_of_two_faults_of_any_kinds_the_earlier_line_is_named(tmp_path, kinds, l
     kind, line = min(zip(kinds, lines), key=lambda fault: fault[1])
     assert message.startswith(f"{BLOB} line {line}"), (kinds, lines, extra, message[:300])
     assert any(fragment in message for fragment in TWO_FAULTS[kind][1]), (kinds, lines, extra, message[:300])
+
+
+# Class: a line longer than 512 KiB (docs/rejected_inputs.md) made so by an unknown extra column, which the parser
+# drops unread: Arrow read such a line or not by where it stood against its parse blocks (a 1.5 MB value passed
+# on one line of a file and failed on another). It is refused wherever it stands, naming its line; a line of
+# exactly 512 KiB is read.
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(size=st.integers(524_289, 2_500_000), row=st.integers(0, 24_999), at_end=st.booleans())
+def test_a_line_over_512_kib_in_a_dropped_column_is_refused_wherever_it_stands(tmp_path, size, row, at_end) -> None:
+    rows = [[*cells, "ok"] for cells in orders_rows(DAY, 25_000)]  # about 2.2 MB: three parse blocks
+
+    def write(line_length: int) -> Path:
+        line = ",".join(rows[row][:-1]) + ","
+        rows[row][-1] = "N" * (line_length - len(line))
+        path = tmp_path / "orders.csv"
+        text = csv_text([*ORDERS_HEADER, "note"], rows)
+        path.write_bytes((text.rstrip("\n") if at_end else text).encode())
+        return path
+
+    message = _refused(write(size), _orders_columns())
+    assert message.startswith(f"{BLOB} line {row + 2}: the line is {size:,} bytes long"), message[:200]
+    assert _read(write(524_288), _orders_columns()).table.num_rows == 25_000

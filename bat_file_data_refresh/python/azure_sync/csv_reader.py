@@ -130,6 +130,8 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     dropped = [name for name in header if name not in columns]
     if dropped:  # the parser never decodes them: the file must still be UTF-8 text (contract 2)
         faults.append(_first_not_utf8(data, header))
+        if len(data) > MAX_LINE_BYTES:  # nor checks their size: an over-long line would pass or not by where it stands
+            faults.append(_first_overlong(data))
     found = [fault for fault in faults if fault is not None]
     if found:  # the earliest line (on one line, a quoting fault first: it decides the cells); the caller reads above it
         line, message = min(found, key=lambda fault: fault[0])
@@ -168,15 +170,18 @@ def _first_not_utf8(data: bytes, header: list[str]) -> tuple[int, str] | None:
     except UnicodeDecodeError as exc:
         start = data.rfind(b"\n", 0, exc.start) + 1
         end = data.find(b"\n", exc.start)
-        text = data[start:len(data) if end == -1 else end].removesuffix(b"\r").decode(errors="surrogateescape")
-        line = data.count(b"\n", 0, exc.start) + 1
-        cells = next(csv.reader([text]))  # a quoting fault on this line is reported first (the caller's order)
-        for name, cell in zip(header, cells):
-            if any("\udc80" <= char <= "\udcff" for char in cell):
-                raw = cell.encode(errors="surrogateescape")
-                return line, f", column {name!r}: expected UTF-8 text, got {show_value(raw)}"
-        return line, ": the line is not UTF-8 text"
+        line = data.count(b"\n", 0, exc.start) + 1  # a quoting fault on this line is reported first (the caller's order)
+        return line, _not_utf8_cell(data[start:len(data) if end == -1 else end].removesuffix(b"\r"), header)
     return None
+
+
+def _not_utf8_cell(line: bytes, header: list[str]) -> str:
+    """The message tail naming the column of the first cell of `line` that is not UTF-8 text."""
+    cells = next(csv.reader([line.decode(errors="surrogateescape")]), [])
+    for name, cell in zip(header, cells):
+        if any("\udc80" <= char <= "\udcff" for char in cell):
+            return f", column {name!r}: expected UTF-8 text, got {show_value(cell.encode(errors='surrogateescape'))}"
+    return ": the line is not UTF-8 text"
 
 
 def format_mask(text: pa.ChunkedArray | pa.Array, kind: str) -> pa.ChunkedArray | pa.Array | None:
@@ -421,13 +426,18 @@ def diagnose(data: bytes, blob: str, columns: dict[str, str], parser_message: st
 
 
 def _first_overlong_line(data: bytes, blob: str) -> str | None:
+    found = _first_overlong(data)
+    return None if found is None else f"{blob} line {found[0]}{found[1]}"
+
+
+def _first_overlong(data: bytes) -> tuple[int, str] | None:
+    """(editor line, message tail) of the first line longer than MAX_LINE_BYTES, else None."""
     starts, ends = _line_bounds(data)
     too_long = np.flatnonzero(ends - starts > MAX_LINE_BYTES)
     if len(too_long) == 0:
         return None
     index = int(too_long[0])
-    return (f"{blob} line {index + 1}: the line is {int(ends[index] - starts[index]):,} bytes long "
-            f"(at most {MAX_LINE_BYTES:,} allowed)")
+    return index + 1, f": the line is {int(ends[index] - starts[index]):,} bytes long (at most {MAX_LINE_BYTES:,} allowed)"
 
 
 def _first_malformed_row(data: bytes, blob: str) -> str | None:
@@ -512,7 +522,7 @@ def _reference_scan(data: bytes, blob: str, columns: dict[str, str]) -> str | No
         try:
             text = line.decode()
         except UnicodeDecodeError:
-            return f"{blob} line {number}: the line is not UTF-8 text"
+            return f"{blob} line {number}{_not_utf8_cell(line, header or [])}"
         try:
             cells = next(csv.reader([text], strict=True))
         except csv.Error as exc:
