@@ -320,7 +320,8 @@ def test_the_reference_scan_names_each_kind_of_broken_line() -> None:
     assert _reference_scan(good, BLOB, columns) is None
     assert _reference_scan(b"\xef\xbb\xbf" + good.replace(b"\n", b"\r\n"), BLOB, columns) is None
     broken = b"\n".join([*lines[:2], lines[2].replace(b"SKU", b"S\xffU"), *lines[3:]])
-    assert _reference_scan(broken, BLOB, columns) == f"{BLOB} line 3: the line is not UTF-8 text"
+    assert _reference_scan(broken, BLOB, columns) == (f"{BLOB} line 3, column 'product_sku': expected UTF-8 text, "
+                                                      "got 'S\\\\xffU-001'")
     broken = b"\n".join([*lines[:3], lines[3].replace(b"SKU", b"S\rU"), *lines[4:]])
     assert _reference_scan(broken, BLOB, columns) == f"{BLOB} line 4: a carriage return inside the line"
     broken = b"\n".join([*lines[:3], lines[3].replace(b"SKU", b'"S"U'), *lines[4:]])
@@ -561,8 +562,10 @@ def test_a_wrong_number_of_cells_past_the_first_parse_block_is_named(tmp_path, b
     assert _first_malformed_row(content.encode(), BLOB) == message
 
 
-@pytest.mark.parametrize(("bad_bytes_line", "short_line", "named"), [(3, 6, "line 3: the line is not UTF-8 text"),
-                                                                       (6, 3, "line 3: expected 11 columns, got 10")])
+@pytest.mark.parametrize(("bad_bytes_line", "short_line", "named"), [
+    (3, 6, "line 3, column 'product_sku': expected UTF-8 text, got 'S\\\\xffU-001'"),
+    (6, 3, "line 3: expected 11 columns, got 10"),
+])
 def test_a_file_not_utf8_with_a_short_line_is_named_by_the_reference_scan(tmp_path, bad_bytes_line, short_line,
                                                                           named) -> None:
     """Class: two faults the vectorised finders cannot both read (bytes that are not UTF-8 stop the line-count

@@ -177,7 +177,10 @@ def _first_not_utf8(data: bytes, header: list[str]) -> tuple[int, str] | None:
 
 def _not_utf8_cell(line: bytes, header: list[str]) -> str:
     """The message tail naming the column of the first cell of `line` that is not UTF-8 text."""
-    cells = next(csv.reader([line.decode(errors="surrogateescape")]), [])
+    try:
+        cells = next(csv.reader([line.decode(errors="surrogateescape")]), [])
+    except csv.Error:  # a carriage return inside the line: that fault, on the same line, is the one reported
+        return ": the line is not UTF-8 text"
     for name, cell in zip(header, cells):
         if any("\udc80" <= char <= "\udcff" for char in cell):
             return f", column {name!r}: expected UTF-8 text, got {show_value(cell.encode(errors='surrogateescape'))}"
