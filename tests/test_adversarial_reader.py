@@ -332,3 +332,14 @@ def test_a_line_over_512_kib_in_a_dropped_column_is_refused_wherever_it_stands(t
     message = _refused(write(size), _orders_columns())
     assert message.startswith(f"{BLOB} line {row + 2}: the line is {size:,} bytes long"), message[:200]
     assert _read(write(524_288), _orders_columns()).table.num_rows == 25_000
+
+
+@pytest.mark.parametrize("line", [b"\r\xff", b"\xff\rx", b"caf\xe9\rx"])
+def test_a_carriage_return_and_a_byte_not_utf8_on_one_line_of_a_file_with_a_dropped_column(tmp_path, line) -> None:
+    """Both faults on one line (the UTF-8 check runs before the parse in such a file; its split of the line
+    into cells raised csv.Error on the \\r): the carriage return is named, and never a traceback."""
+    rows = [[*cells, "ok"] for cells in orders_rows(DAY, 5)]
+    rows[2][-1] = "\x00BAD\x00"
+    path = tmp_path / "orders.csv"
+    path.write_bytes(csv_text([*ORDERS_HEADER, "note"], rows).encode().replace(b"\x00BAD\x00", line))
+    assert _refused(path, _orders_columns()) == f"{BLOB} line 4: a carriage return inside the line"
