@@ -33,6 +33,11 @@ def _own_token() -> str:
     return _token_of(os.getpid())
 
 
+if hasattr(os, "register_at_fork"):  # not on Windows, which spawns: a child starts with nothing cached
+    # a forked child forgets its ancestors' tokens, so a pid reused along a chain of forks cannot bring one back
+    os.register_at_fork(after_in_child=_token_of.cache_clear)
+
+
 def _start_centis(pid: int) -> int:
     try:
         return int(psutil.Process(pid).create_time() * 100)
