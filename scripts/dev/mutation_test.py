@@ -63,16 +63,17 @@ TESTS = [
     "tests/test_budget_rules.py", "tests/test_freshness.py", "tests/test_secrets_scrub.py",
     "tests/test_exit_codes.py", "tests/test_alerts_freshness_alerts.py", "tests/test_freshness_rules.py",
     "tests/test_workbook_rules.py", "tests/test_csv_reader_cases.py", "tests/test_value_rules_cases.py",
-    "tests/test_failure_scrub_cases.py", "tests/test_secrets_cases.py",
+    "tests/test_failure_scrub_cases.py", "tests/test_secrets_cases.py", "tests/test_adversarial_reader.py",
 ]
 # The test files that reach each module in-process (a run of some modules runs only theirs: mutmut first runs
 # every selected test once to map tests to functions, which is most of a small module's run time).
 TESTS_OF = {
     "azure_sync.value_rules": ["tests/test_sync_value_rules.py", "tests/test_value_rules_cases.py",
                                "tests/test_faults_property.py"],
-    # the reader's own two files: the value-rule files read only good files through it, and the fault property
+    # the reader's own files: the value-rule files read only good files through it, and the fault property
     # test (8 s) would be most of each surviving mutant's time on the 1,100 mutants of this module
-    "azure_sync.csv_reader": ["tests/test_csv_reader_rules.py", "tests/test_csv_reader_cases.py"],
+    "azure_sync.csv_reader": ["tests/test_csv_reader_rules.py", "tests/test_csv_reader_cases.py",
+                              "tests/test_adversarial_reader.py"],  # the first-fault and carriage-return classes
     "sharepoint_budget.workbook": ["tests/test_workbook_rules.py", "tests/test_budget_rules.py",
                                    "tests/test_faults_property.py"],
     "pipeline_common.freshness": ["tests/test_freshness_rules.py", "tests/test_freshness.py",
