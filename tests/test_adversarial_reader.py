@@ -343,3 +343,66 @@ def test_a_carriage_return_and_a_byte_not_utf8_on_one_line_of_a_file_with_a_drop
     path = tmp_path / "orders.csv"
     path.write_bytes(csv_text([*ORDERS_HEADER, "note"], rows).encode().replace(b"\x00BAD\x00", line))
     assert _refused(path, _orders_columns()) == f"{BLOB} line 4: a carriage return inside the line"
+
+
+# --- the edges of "the first faulty line": the last line, line 3, a last line without a break, one row --------
+
+def _lines(rows: list[list[str]], newline: str = "\n") -> bytes:
+    return csv_text(ORDERS_HEADER, rows, newline=newline).encode()
+
+
+@pytest.mark.parametrize("final_break", [True, False])
+def test_a_fault_on_the_last_line_yields_to_an_earlier_one_and_hands_the_lines_above_on(tmp_path, final_break):
+    """The carriage return stands on the file's last line: a bad cell on line 3 is the first fault; with line 3
+    good, the lines above the last one are parsed and handed on (`before`) for the caller's value rules."""
+    from azure_sync.csv_reader import BadFileError
+
+    rows = orders_rows(DAY, 5)
+    rows[-1][ORDERS_HEADER.index("product_sku")] = "SKU\rX"
+    rows[1][ORDERS_HEADER.index("quantity")] = "x"
+    data = _lines(rows)
+    path = tmp_path / "orders.csv"
+    path.write_bytes(data if final_break else data.rstrip(b"\n"))
+    assert _refused(path, _orders_columns()) == f"{BLOB} line 3, column 'quantity': expected an integer, got 'x'"
+    rows[1][ORDERS_HEADER.index("quantity")] = "1"
+    data = _lines(rows)
+    path.write_bytes(data if final_break else data.rstrip(b"\n"))
+    with pytest.raises(BadFileError) as caught:
+        _read(path, _orders_columns())
+    assert str(caught.value) == f"{BLOB} line 6: a carriage return inside the line"
+    assert caught.value.before is not None and caught.value.before.table.num_rows == 4
+
+
+def test_a_fault_on_line_3_hands_line_2_on(tmp_path):
+    """Line 2 is the only row above a fault on line 3: it is parsed and handed on, so a value rule broken there
+    (the sync's check) is named first."""
+    from azure_sync.csv_reader import BadFileError
+
+    rows = orders_rows(DAY, 4)
+    rows[1][ORDERS_HEADER.index("product_sku")] = 'SK"U'
+    path = tmp_path / "orders.csv"
+    path.write_bytes(_lines(rows))
+    with pytest.raises(BadFileError) as caught:
+        _read(path, _orders_columns())
+    assert str(caught.value).startswith(f"{BLOB} line 3, column 'product_sku': a stray")
+    assert caught.value.before is not None and caught.value.before.table.column("order_id").to_pylist() == [1]
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"caf\xe9"])
+def test_a_byte_not_utf8_at_the_end_of_a_file_without_a_final_break_names_its_column(tmp_path, bad):
+    header = [*ORDERS_HEADER, "note"]
+    rows = [[*row, "ok"] for row in orders_rows(DAY, 3)]
+    rows[-1][-1] = "\x00"
+    data = csv_text(header, rows).encode().rstrip(b"\n").replace(b"\x00", bad)
+    path = tmp_path / "orders.csv"
+    path.write_bytes(data)
+    assert _refused(path, _orders_columns()).startswith(f"{BLOB} line 4, column 'note': expected UTF-8 text, got ")
+
+
+def test_two_values_over_64_kib_on_one_row_name_the_first_column_of_the_row(tmp_path):
+    rows = orders_rows(DAY, 4)
+    for column in ("product_sku", "status"):
+        rows[2][ORDERS_HEADER.index(column)] = "v" * (70_000 if column == "product_sku" else 80_000)
+    path = tmp_path / "orders.csv"
+    path.write_bytes(_lines(rows))
+    assert _refused(path, _orders_columns()).startswith(f"{BLOB} line 4, column 'product_sku': a value of 70,000 bytes")
