@@ -445,12 +445,10 @@ def task_result(server_xml: str | None, wake_xml: str | None, settings: dict, cs
 def _target_text(repo_root: str, manifest: Path) -> str:
     """dbt's target folder (the manifest's) as text: under `repo_root` when it lies in the repo (dbt/target unless
     DBT_TARGET_PATH moves it), else where DBT_TARGET_PATH puts it."""
-    from pipeline_common.settings import repo_root as real_root
-
     target = Path(os.path.normpath(manifest.parent))
-    if not target.is_relative_to(real_root()):
+    if not target.is_relative_to(DBT_DIR.parent):  # the repo the manifest is looked for in (manifest_path)
         return str(target)
-    return f"{repo_root.rstrip(chr(92) + '/')}/{target.relative_to(real_root()).as_posix()}"
+    return f"{repo_root.rstrip(chr(92) + '/')}/{target.relative_to(DBT_DIR.parent).as_posix()}"
 
 
 def longest_dbt_path(repo_root: str, manifest: Path) -> tuple[int, str]:

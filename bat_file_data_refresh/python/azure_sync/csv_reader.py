@@ -122,8 +122,7 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
     line_break = data.find(b"\n")
     if line_break == -1 or not data[line_break + 1:].strip(b"\r\n"):  # the header alone, with or without its \n
         raise BadFileError(f"{blob} line 2: the file has a header but no data rows")
-    quoted = b'"' in data  # memchr: a file without quotes costs nothing here
-    faults = [first_bad_quoting(data, header) if quoted else None]
+    faults = [first_bad_quoting(data, header) if b'"' in data else None]  # memchr: no quotes cost nothing here
     if b"\r" in data:  # memchr: a file of \n line breaks costs nothing here
         line = first_inner_carriage_return(data)  # the parser would end a row there: rows and lines would part
         faults.append(None if line is None else (line, ": a carriage return inside the line"))
@@ -137,14 +136,13 @@ def _read(data: bytes, blob: str, columns: dict[str, str], use_threads: bool) ->
         line, message = min(found, key=lambda fault: fault[0])
         raise BadFileError(f"{blob} line {line}{message}")
     # Arrow's defaults suit this dialect: no value holds a line break (`newlines_in_values` False; the quoting
-    # check above refuses one), parse blocks of BLOCK_BYTES.
+    # check above refuses one), parse blocks of BLOCK_BYTES. With quoting and carriage returns checked above,
+    # each non-empty line after the header is one row: a row's line is physical_line's.
     table = pacsv.read_csv(
         pa.BufferReader(data),
         read_options=pacsv.ReadOptions(use_threads=use_threads),
         convert_options=_convert_options(columns, pa.string()),
     )
-    if quoted and not rows_match_lines(data, table.num_rows):  # a carriage return inside a line split a row
-        raise BadFileError(diagnose(data, blob, columns, "the rows do not match the lines"))
     parsed = ParsedFile(table=table, dropped_columns=dropped, data=data)
     _check_value_sizes(parsed, blob, columns)
     parsed.table = _exact_and_typed(parsed, blob, columns)
@@ -285,9 +283,8 @@ def _check_value_sizes(parsed: ParsedFile, blob: str, columns: dict[str, str]) -
         if kind != "string":
             continue
         lengths = pc.binary_length(parsed.table.column(name))
-        longest = pc.max(lengths).as_py()
-        if longest is not None and longest > MAX_VALUE_BYTES:
-            row = int(pc.index(pc.greater(lengths, MAX_VALUE_BYTES), True).as_py())
+        row = pc.index(pc.greater(lengths, MAX_VALUE_BYTES), True).as_py()  # -1: none (empty cells are null)
+        if row >= 0:
             if worst is None or row < worst[0]:
                 worst = (row, name, lengths[row].as_py())
     if worst is not None:
@@ -317,13 +314,6 @@ def physical_line(data: bytes, row_number: int) -> int:
     if row_number <= len(non_empty):  # the parser also ends a row at a bare \r: more rows than lines
         return int(non_empty[row_number - 1]) + 1
     return row_number
-
-
-def rows_match_lines(data: bytes, rows: int) -> bool:
-    """Whether the parser made one row of every non-empty line after the header (no value spans lines;
-    blank lines, which the parser skips, are not counted)."""
-    starts, ends = _line_bounds(data)
-    return int(np.count_nonzero(ends > starts)) == rows + 1
 
 
 def first_inner_carriage_return(data: bytes) -> int | None:
